@@ -1,0 +1,110 @@
+#include "apps/dsv3/args.h"
+
+#include "base/error.h"
+#include "base/strings.h"
+#include "base/thread_pool.h"
+
+namespace dsv3::cli {
+
+Args::Args(std::string command, std::vector<std::string> argv)
+    : command_(std::move(command)), argv_(std::move(argv)), used_(argv_.size(), false) {}
+
+bool Args::help() const {
+  for (const auto& a : argv_)
+    if (a == "-h" || a == "--help") return true;
+  return false;
+}
+
+std::vector<std::string> Args::get_all(std::initializer_list<std::string_view> names) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < argv_.size(); ++i) {
+    const std::string& a = argv_[i];
+    for (auto n : names) {
+      if (a == n) {
+        if (i + 1 >= argv_.size())
+          throw Error(command_ + ": option " + a + " needs a value", "see dsv3 " + command_ + " --help");
+        used_[i] = used_[i + 1] = true;
+        out.push_back(argv_[i + 1]);
+        ++i;
+        break;
+      }
+      if (a.size() > n.size() && starts_with(a, n) && a[n.size()] == '=') {
+        used_[i] = true;
+        out.push_back(a.substr(n.size() + 1));
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> Args::get(std::initializer_list<std::string_view> names) {
+  auto all = get_all(names);
+  if (all.empty()) return std::nullopt;
+  return all.back();
+}
+
+std::string Args::get_or(std::initializer_list<std::string_view> names, std::string dflt) {
+  auto v = get(names);
+  return v ? *v : std::move(dflt);
+}
+
+std::string Args::require(std::initializer_list<std::string_view> names, std::string_view what) {
+  auto v = get(names);
+  if (!v)
+    throw Error(command_ + ": missing " + std::string(*names.begin()) + " (" + std::string(what) + ")",
+                "see dsv3 " + command_ + " --help");
+  return *v;
+}
+
+int64_t Args::int_or(std::initializer_list<std::string_view> names, int64_t dflt) {
+  auto v = get(names);
+  return v ? parse_int(*v, command_ + " " + std::string(*names.begin())) : dflt;
+}
+
+double Args::double_or(std::initializer_list<std::string_view> names, double dflt) {
+  auto v = get(names);
+  return v ? parse_double(*v, command_ + " " + std::string(*names.begin())) : dflt;
+}
+
+bool Args::flag(std::initializer_list<std::string_view> names) {
+  bool found = false;
+  for (size_t i = 0; i < argv_.size(); ++i)
+    for (auto n : names)
+      if (argv_[i] == n) {
+        used_[i] = true;
+        found = true;
+      }
+  return found;
+}
+
+std::vector<std::string> Args::positionals() {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < argv_.size(); ++i) {
+    if (used_[i]) continue;
+    const std::string& a = argv_[i];
+    if (a.size() > 1 && a[0] == '-') continue;
+    used_[i] = true;
+    out.push_back(a);
+  }
+  positionals_read_ = true;
+  return out;
+}
+
+void Args::finish() {
+  for (size_t i = 0; i < argv_.size(); ++i) {
+    if (used_[i]) continue;
+    const std::string& a = argv_[i];
+    if (a.size() > 1 && a[0] == '-')
+      throw Error(command_ + ": unknown option " + a, "see dsv3 " + command_ + " --help");
+    throw Error(command_ + ": unexpected argument '" + a + "'", "see dsv3 " + command_ + " --help");
+  }
+}
+
+int threads_arg(Args& a) {
+  int64_t t = a.int_or({"-t", "--threads"}, ThreadPool::default_threads());
+  if (t < 1 || t > 1024) throw Error(a.command() + ": --threads must be between 1 and 1024");
+  return static_cast<int>(t);
+}
+
+}  // namespace dsv3::cli

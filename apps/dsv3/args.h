@@ -1,0 +1,42 @@
+// Command-line arguments of one subcommand. Options are looked up by the subcommand as it reads
+// them; finish() then rejects anything left over, naming it (a typo never passes silently).
+#pragma once
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dsv3::cli {
+
+class Args {
+ public:
+  Args(std::string command, std::vector<std::string> argv);
+  const std::string& command() const { return command_; }
+
+  bool help() const;  // -h or --help anywhere
+  // A value option: "--name VALUE" or "--name=VALUE". The last occurrence wins.
+  std::optional<std::string> get(std::initializer_list<std::string_view> names);
+  std::string get_or(std::initializer_list<std::string_view> names, std::string dflt);
+  std::string require(std::initializer_list<std::string_view> names, std::string_view what);
+  int64_t int_or(std::initializer_list<std::string_view> names, int64_t dflt);
+  double double_or(std::initializer_list<std::string_view> names, double dflt);
+  // Every occurrence of a repeatable value option, in order.
+  std::vector<std::string> get_all(std::initializer_list<std::string_view> names);
+  bool flag(std::initializer_list<std::string_view> names);
+  // Arguments that are not options, after all options have been read.
+  std::vector<std::string> positionals();
+  void finish();  // throws Error for any unread option or positional
+
+ private:
+  std::string command_;
+  std::vector<std::string> argv_;
+  std::vector<bool> used_;
+  bool positionals_read_ = false;
+};
+
+// Threads for commands that compute: -t/--threads, default physical cores.
+int threads_arg(Args& a);
+
+}  // namespace dsv3::cli

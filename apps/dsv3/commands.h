@@ -1,0 +1,15 @@
+// The subcommand interface shared by main.cc and the cmd_<name>.cc files.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "apps/dsv3/args.h"
+
+namespace dsv3::cli {
+
+// Each subcommand: a function taking its arguments (after the subcommand name) and returning the
+// process exit code. Errors are thrown as dsv3::Error and printed by main.
+int cmd_init(Args& a);
+int cmd_inspect(Args& a);
+
+}  // namespace dsv3::cli

@@ -1,0 +1,63 @@
+// dsv3: the command-line entry point. The table below lists every subcommand; each lives in its own
+// cmd_<name>.cc. Errors thrown as dsv3::Error become one message (and a hint) and exit code 1.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "apps/dsv3/commands.h"
+#include "base/error.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(dsv3::cli::Args&);
+  const char* summary;
+};
+
+const Command kCommands[] = {
+    {"init", dsv3::cli::cmd_init, "create a model folder with random weights (HF layout)"},
+    {"inspect", dsv3::cli::cmd_inspect, "show a model's architecture, parameters and tensors"},
+};
+
+void print_usage(FILE* f) {
+  std::fprintf(f,
+               "dsv3: train and run DeepSeek-V3-architecture language models on the CPU\n\n"
+               "usage: dsv3 <command> [options]    (dsv3 <command> --help for its options)\n\n"
+               "commands:\n");
+  for (const auto& c : kCommands) std::fprintf(f, "  %-12s %s\n", c.name, c.summary);
+  std::fprintf(f, "\nModel folders are Hugging Face folders: config.json, *.safetensors, tokenizer.json.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help") ||
+      !std::strcmp(argv[1], "help")) {
+    print_usage(stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  std::string name = argv[1];
+  for (const auto& c : kCommands) {
+    if (name != c.name) continue;
+    dsv3::cli::Args args(name, std::vector<std::string>(argv + 2, argv + argc));
+    try {
+      return c.run(args);
+    } catch (const dsv3::Error& e) {
+      std::fprintf(stderr, "dsv3 %s: error: %s\n", name.c_str(), e.what());
+      if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());
+      return 1;
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr, "dsv3 %s: error: out of memory\n", name.c_str());
+      return 1;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "dsv3 %s: internal error: %s\n", name.c_str(), e.what());
+      return 70;
+    }
+  }
+  std::fprintf(stderr, "dsv3: unknown command '%s'\n\n", name.c_str());
+  print_usage(stderr);
+  return 2;
+}

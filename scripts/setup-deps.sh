@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what dsv3 needs from Debian 12's packages, by name. Idempotent: packages already present
+# are skipped, so a second run does nothing. Runs apt as root, or through sudo when not root.
+#   scripts/setup-deps.sh          build + run dependencies
+#   scripts/setup-deps.sh --test   also what the tests need (PyTorch reference, clang for fuzzing, Node.js)
+set -euo pipefail
+pkgs=(build-essential cmake ninja-build ccache pkg-config libpcre2-dev)
+if [[ ${1:-} == --test ]]; then
+  pkgs+=(libgtest-dev clang libclang-rt-14-dev
+         python3 python3-torch python3-numpy libopenblas0-pthread
+         nodejs npm tmux)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+(( ${#missing[@]} == 0 )) && exit 0
+echo "setup-deps: installing ${missing[*]}" >&2
+SUDO=
+if [[ $(id -u) != 0 ]]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,37 @@
+// THE list of a model's parameters (ARCHITECTURE habit 9): name (HF layout, SPEC §6), shape, how it
+// is initialised, and whether DeepSeek's FP8 checkpoints store it as E4M3 with a weight_scale_inv.
+// Load, init, save, inspect, the optimizer and the gradients all walk this one table.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "tensor/dtype.h"
+
+namespace dsv3 {
+
+enum class ParamInit { Normal, Ones, Zeros };  // Normal: N(0, 0.006) (SPEC §1.2)
+enum class ParamGroup { Main, Mtp };           // MTP module k = model.layers.{L + k - 1}.*
+
+struct ParamSpec {
+  std::string name;  // e.g. "model.layers.3.mlp.experts.17.gate_proj.weight"
+  Shape shape;
+  ParamInit init = ParamInit::Normal;
+  ParamGroup group = ParamGroup::Main;
+  int64_t layer = -1;       // decoder layer index, -1 for embedding / final norm / head
+  bool fp8_able = false;    // a Linear weight that FP8 checkpoints store as E4M3 (SPEC §6 '*')
+  bool keep_f32 = false;    // stored FP32 whatever the model dtype (e_score_correction_bias)
+  int64_t expert = -1;      // routed expert index, -1 otherwise (for activated-parameter counts)
+};
+
+std::vector<ParamSpec> param_table(const ModelConfig& c);
+
+struct ParamCounts {
+  uint64_t main_total = 0, mtp_total = 0;
+  uint64_t main_activated = 0;  // per token: all but unselected routed experts and the embedding lookup
+  uint64_t mtp_activated = 0;
+};
+ParamCounts count_params(const ModelConfig& c);
+
+}  // namespace dsv3

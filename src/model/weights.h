@@ -1,0 +1,60 @@
+// A model's weights: a validated view of every tensor of the parameter table, backed by the
+// memory-mapped safetensors of a HF folder (nothing is read until used) or by memory (random init).
+// Kernels read WeightViews in their storage dtype; FP8 views carry their 128x128 scale_inv blocks.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/config.h"
+#include "model/param_table.h"
+#include "tensor/dtype.h"
+
+namespace dsv3 {
+
+struct WeightView {
+  std::string name;
+  DType dtype = DType::F32;
+  Shape shape;
+  const void* data = nullptr;
+  // F8_E4M3 only: float32 [ceil(rows/128), ceil(cols/128)] (SPEC §3.2), dequant = q * scale_inv.
+  const float* scale_inv = nullptr;
+  int64_t block_rows = 128, block_cols = 128;
+
+  int64_t rows() const { return shape.empty() ? 1 : shape[0]; }
+  int64_t cols() const { return shape.size() < 2 ? (shape.empty() ? 1 : shape[0]) : shape[1]; }
+  int64_t numel() const { return shape_numel(shape); }
+};
+
+class ModelWeights {
+ public:
+  // Opens a HF folder: config.json + model.safetensors or model.safetensors.index.json shards.
+  // Every tensor of param_table(config) must be present with its shape; FP8 tensors need their
+  // weight_scale_inv. Errors name the file and the tensor.
+  static ModelWeights load(const std::string& dir);
+  // Random weights initialised as SPEC §1.2, held in memory in `dtype` (F32 or BF16).
+  static ModelWeights random(const ModelConfig& c, uint64_t seed, DType dtype);
+
+  const ModelConfig& config() const;
+  bool has(std::string_view name) const;
+  const WeightView& get(std::string_view name) const;  // throws Error naming the tensor
+  const std::vector<WeightView>& all() const;
+
+  ModelWeights(ModelWeights&&) noexcept;
+  ModelWeights& operator=(ModelWeights&&) noexcept;
+  ~ModelWeights();
+
+ private:
+  ModelWeights();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Writes a complete HF folder for `c` with random weights (SPEC §1.2), tensor by tensor so that a
+// shape larger than memory can be written, sharded above 2 GB with model.safetensors.index.json.
+// Also writes config.json and generation_config.json. Shows a progress bar on a terminal.
+void write_random_model(const ModelConfig& c, const std::string& dir, uint64_t seed, DType dtype);
+
+}  // namespace dsv3
