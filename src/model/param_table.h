@@ -19,18 +19,24 @@ struct ParamSpec {
   Shape shape;
   ParamInit init = ParamInit::Normal;
   ParamGroup group = ParamGroup::Main;
-  int64_t layer = -1;       // decoder layer index, -1 for embedding / final norm / head
-  bool fp8_able = false;    // a Linear weight that FP8 checkpoints store as E4M3 (SPEC §6 '*')
-  bool keep_f32 = false;    // stored FP32 whatever the model dtype (e_score_correction_bias)
-  int64_t expert = -1;      // routed expert index, -1 otherwise (for activated-parameter counts)
+  int64_t layer = -1;     // decoder layer index, -1 for embedding / final norm / head
+  bool fp8_able = false;  // a Linear weight that FP8 checkpoints store as E4M3 (SPEC §6 '*')
+  bool keep_f32 = false;  // stored FP32 whatever the model dtype (e_score_correction_bias)
+  int64_t expert = -1;    // routed expert index, -1 otherwise (for activated-parameter counts)
+  // MTP embed_tokens / shared_head.head: a stored copy of this main tensor (SPEC §6); loaders may
+  // alias it, and parameter counts leave it out of the "unique" MTP figure.
+  std::string copy_of;
 };
 
 std::vector<ParamSpec> param_table(const ModelConfig& c);
 
 struct ParamCounts {
-  uint64_t main_total = 0, mtp_total = 0;
-  uint64_t main_activated = 0;  // per token: all but unselected routed experts and the embedding lookup
-  uint64_t mtp_activated = 0;
+  uint64_t main_total = 0;
+  uint64_t mtp_total = 0;   // every MTP tensor as stored, the embedding and head copies included
+  uint64_t mtp_unique = 0;  // without those copies (SPEC §1.1: V3 about 11.6B)
+  uint64_t main_activated =
+      0;  // per token: all but unselected routed experts and the embedding lookup
+  uint64_t mtp_activated = 0;  // likewise for the MTP module, copies left out
 };
 ParamCounts count_params(const ModelConfig& c);
 

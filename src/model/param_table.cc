@@ -1,0 +1,177 @@
+// The parameter table: every tensor of a HF checkpoint, in the layout of SPEC §6.
+#include "model/param_table.h"
+
+namespace dsv3 {
+namespace {
+
+class TableBuilder {
+ public:
+  explicit TableBuilder(const ModelConfig& c) : c_(c) {}
+
+  void add(std::string name, Shape shape, ParamInit init, bool fp8_able = false) {
+    ParamSpec p;
+    p.name = prefix_ + name;
+    p.shape = std::move(shape);
+    p.init = init;
+    p.group = group_;
+    p.layer = layer_;
+    p.fp8_able = fp8_able;
+    p.expert = expert_;
+    specs_.push_back(std::move(p));
+  }
+  void linear(const std::string& name, int64_t out, int64_t in) {
+    add(name + ".weight", {out, in}, ParamInit::Normal, /*fp8_able=*/true);
+  }
+  void norm(const std::string& name, int64_t dim) { add(name + ".weight", {dim}, ParamInit::Ones); }
+
+  void set_scope(std::string prefix, int64_t layer, ParamGroup group) {
+    prefix_ = std::move(prefix);
+    layer_ = layer;
+    group_ = group;
+  }
+
+  // SPEC §1.3 / §6: MLA projections. q_lora_rank == 0 is V2-Lite's direct q_proj.
+  void mla() {
+    int64_t d = c_.hidden_size, H = c_.num_attention_heads;
+    if (c_.q_lora_rank > 0) {
+      linear("self_attn.q_a_proj", c_.q_lora_rank, d);
+      norm("self_attn.q_a_layernorm", c_.q_lora_rank);
+      linear("self_attn.q_b_proj", H * c_.qk_head_dim(), c_.q_lora_rank);
+    } else {
+      linear("self_attn.q_proj", H * c_.qk_head_dim(), d);
+    }
+    linear("self_attn.kv_a_proj_with_mqa", c_.kv_lora_rank + c_.qk_rope_head_dim, d);
+    norm("self_attn.kv_a_layernorm", c_.kv_lora_rank);
+    linear("self_attn.kv_b_proj", H * (c_.qk_nope_head_dim + c_.v_head_dim), c_.kv_lora_rank);
+    linear("self_attn.o_proj", d, H * c_.v_head_dim);
+  }
+
+  // SPEC §6 Qwen2: q/k/v biases; Llama: biases only with attention_bias (then o_proj too, as HF).
+  void gqa() {
+    int64_t d = c_.hidden_size, hd = c_.head_dim;
+    int64_t q = c_.num_attention_heads * hd, kv = c_.num_key_value_heads * hd;
+    const std::pair<const char*, int64_t> proj[] = {{"q_proj", q}, {"k_proj", kv}, {"v_proj", kv}};
+    for (const auto& [name, out] : proj) {
+      linear(std::string("self_attn.") + name, out, d);
+      if (c_.attention_bias)
+        add(std::string("self_attn.") + name + ".bias", {out}, ParamInit::Zeros);
+    }
+    linear("self_attn.o_proj", d, q);
+    if (c_.attention_bias && c_.arch == Arch::Llama)
+      add("self_attn.o_proj.bias", {d}, ParamInit::Zeros);
+  }
+
+  void swiglu(const std::string& prefix, int64_t width) {
+    linear(prefix + "gate_proj", width, c_.hidden_size);
+    linear(prefix + "up_proj", width, c_.hidden_size);
+    linear(prefix + "down_proj", c_.hidden_size, width);
+  }
+
+  // SPEC §1.6 / §6: router, routed experts, shared experts.
+  void moe() {
+    int64_t E = c_.n_routed_experts;
+    add("mlp.gate.weight", {E, c_.hidden_size}, ParamInit::Normal);
+    if (c_.topk_method == "noaux_tc") {
+      add("mlp.gate.e_score_correction_bias", {E}, ParamInit::Zeros);
+      specs_.back().keep_f32 = true;
+    }
+    for (int64_t e = 0; e < E; ++e) {
+      expert_ = e;
+      swiglu("mlp.experts." + std::to_string(e) + ".", c_.moe_intermediate_size);
+    }
+    expert_ = -1;
+    if (c_.n_shared_experts > 0)
+      swiglu("mlp.shared_experts.", c_.n_shared_experts * c_.moe_intermediate_size);
+  }
+
+  void decoder_layer(int64_t l) {
+    norm("input_layernorm", c_.hidden_size);
+    if (c_.is_mla())
+      mla();
+    else
+      gqa();
+    norm("post_attention_layernorm", c_.hidden_size);
+    if (c_.is_moe_layer(l))
+      moe();
+    else
+      swiglu("mlp.", c_.intermediate_size);
+  }
+
+  std::vector<ParamSpec> build() {
+    int64_t V = c_.vocab_size, d = c_.hidden_size, L = c_.num_hidden_layers;
+    set_scope("model.", -1, ParamGroup::Main);
+    add("embed_tokens.weight", {V, d}, ParamInit::Normal);
+    for (int64_t l = 0; l < L; ++l) {
+      set_scope("model.layers." + std::to_string(l) + ".", l, ParamGroup::Main);
+      decoder_layer(l);
+    }
+    // SPEC §1.7 / §6: MTP module k lives at model.layers.{L + k - 1}.
+    for (int64_t k = 1; k <= c_.num_nextn_predict_layers; ++k) {
+      int64_t l = L + k - 1;
+      set_scope("model.layers." + std::to_string(l) + ".", l, ParamGroup::Mtp);
+      add("embed_tokens.weight", {V, d}, ParamInit::Normal);
+      specs_.back().copy_of = "model.embed_tokens.weight";
+      norm("enorm", d);
+      norm("hnorm", d);
+      add("eh_proj.weight", {d, 2 * d},
+          ParamInit::Normal);  // unquantized in FP8 releases (SPEC §3.2)
+      decoder_layer(l);
+      norm("shared_head.norm", d);
+      add("shared_head.head.weight", {V, d}, ParamInit::Normal);
+      specs_.back().copy_of = "lm_head.weight";
+    }
+    set_scope("model.", -1, ParamGroup::Main);
+    norm("norm", d);
+    if (!c_.tie_word_embeddings) {
+      set_scope("", -1, ParamGroup::Main);
+      add("lm_head.weight", {V, d}, ParamInit::Normal);
+    }
+    return std::move(specs_);
+  }
+
+ private:
+  const ModelConfig& c_;
+  std::vector<ParamSpec> specs_;
+  std::string prefix_;
+  int64_t layer_ = -1, expert_ = -1;
+  ParamGroup group_ = ParamGroup::Main;
+};
+
+}  // namespace
+
+std::vector<ParamSpec> param_table(const ModelConfig& c) {
+  return TableBuilder(c).build();
+}
+
+// Activated parameters per token: everything a token's forward pass multiplies with, i.e. all but
+// the routed experts it was not sent to (E - top_k per MoE layer) and the embedding, which is a
+// lookup (SPEC §1.1: V3 about 36.6B, "37B").
+ParamCounts count_params(const ModelConfig& c) {
+  ParamCounts n;
+  uint64_t main_routed = 0, mtp_routed = 0;
+  for (const ParamSpec& p : param_table(c)) {
+    uint64_t k = static_cast<uint64_t>(shape_numel(p.shape));
+    bool lookup = p.name == "model.embed_tokens.weight";
+    if (p.group == ParamGroup::Main) {
+      n.main_total += k;
+      if (!lookup) n.main_activated += k;
+      if (p.expert >= 0) main_routed += k;
+    } else {
+      n.mtp_total += k;
+      if (!p.copy_of.empty()) continue;
+      n.mtp_unique += k;
+      n.mtp_activated += k;
+      if (p.expert >= 0) mtp_routed += k;
+    }
+  }
+  // Every routed expert has the same size, so routed / E is one expert's share of all layers.
+  if (c.n_routed_experts > 0) {
+    uint64_t E = static_cast<uint64_t>(c.n_routed_experts);
+    uint64_t unselected = E - static_cast<uint64_t>(c.num_experts_per_tok);
+    n.main_activated -= main_routed / E * unselected;
+    n.mtp_activated -= mtp_routed / E * unselected;
+  }
+  return n;
+}
+
+}  // namespace dsv3
