@@ -20,6 +20,7 @@ struct Command {
 const Command kCommands[] = {
     {"init", dsv3::cli::cmd_init, "create a model folder with random weights (HF layout)"},
     {"inspect", dsv3::cli::cmd_inspect, "show a model's architecture, parameters and tensors"},
+    {"logits", dsv3::cli::cmd_logits, "run token ids through a model and write the logits (.npy)"},
 };
 
 void print_usage(FILE* f) {

@@ -1,0 +1,123 @@
+// dsv3 logits: run token ids through a model and write every position's logits (issue 3 contract).
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+#include "apps/dsv3/commands.h"
+#include "apps/dsv3/npy.h"
+#include "base/error.h"
+#include "base/strings.h"
+#include "base/thread_pool.h"
+#include "model/model.h"
+#include "model/weights.h"
+#include "runtime/kv_cache.h"
+
+namespace dsv3::cli {
+
+namespace {
+
+const char kUsage[] =
+    "usage: dsv3 logits -m DIR --ids 0,5,17 [--out FILE.npy] [--decode] [--mtp] [--naive]\n"
+    "                   [--cache-dtype f32|bf16] [-t THREADS]\n\n"
+    "Runs the token ids through the model in DIR and writes float32 logits of every position,\n"
+    "shape [n_ids, vocab], as a NumPy .npy file (a summary on stdout without --out).\n\n"
+    "  -m, --model DIR     Hugging Face model folder (config.json + *.safetensors)\n"
+    "  --ids LIST          comma-separated token ids\n"
+    "  --out FILE.npy      where to write the logits\n"
+    "  --decode            one token at a time through the cache instead of one prefill\n"
+    "  --mtp               also the MTP module's logits (DeepSeek with MTP layers), for positions\n"
+    "                      0 .. n-2 (row i predicts token i+2), shape [n_ids - 1, vocab], written\n"
+    "                      to FILE.mtp.npy\n"
+    "  --naive             MLA: the naive attention path (per-head K/V) instead of absorbed\n"
+    "  --cache-dtype T     storage of the attention cache: f32 (default) or bf16\n"
+    "  -t, --threads N     worker threads (default: physical cores)\n";
+
+std::vector<int32_t> parse_ids(const std::string& s) {
+  std::vector<int32_t> ids;
+  for (const std::string& part : split(s, ','))
+    ids.push_back(static_cast<int32_t>(parse_int(part, "--ids")));
+  DSV3_CHECK(!ids.empty(), "logits: --ids is empty", "give at least one token id");
+  return ids;
+}
+
+// Runs `run(begin, n)` over [0, total) in one call, or one position at a time with `decode`.
+template <typename F>
+void in_steps(int64_t total, bool decode, F run) {
+  if (!decode) return run(0, total);
+  for (int64_t i = 0; i < total; ++i) run(i, 1);
+}
+
+void summarize(const char* what, const std::vector<float>& logits, int64_t n, int64_t V) {
+  std::printf("%s: shape [%lld, %lld]\n", what, static_cast<long long>(n),
+              static_cast<long long>(V));
+  for (int64_t i = 0; i < n; ++i) {
+    const float* r = logits.data() + i * V;
+    int64_t best = 0;
+    for (int64_t v = 1; v < V; ++v)
+      if (r[v] > r[best]) best = v;
+    std::printf("  position %lld: argmax %lld (%.6g); first values", static_cast<long long>(i),
+                static_cast<long long>(best), r[best]);
+    for (int64_t v = 0; v < std::min<int64_t>(V, 4); ++v) std::printf(" %.6g", r[v]);
+    std::printf("\n");
+  }
+}
+
+}  // namespace
+
+int cmd_logits(Args& a) {
+  if (a.help()) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  const std::string dir = a.require({"-m", "--model"}, "model folder");
+  const std::vector<int32_t> ids = parse_ids(a.require({"--ids"}, "token ids"));
+  const auto out = a.get({"--out"});
+  const bool decode = a.flag({"--decode"}), mtp = a.flag({"--mtp"}), naive = a.flag({"--naive"});
+  const std::string cache_dtype = a.get_or({"--cache-dtype"}, "f32");
+  DSV3_CHECK(cache_dtype == "f32" || cache_dtype == "bf16",
+             "logits: --cache-dtype must be f32 or bf16, not '" + cache_dtype + "'");
+  const int threads = threads_arg(a);
+  a.finish();
+
+  ModelWeights weights = ModelWeights::load(dir);
+  ThreadPool pool(threads);
+  auto model = make_model(weights, ComputeContext{ref_kernels(), pool});
+  if (naive) model->set_attention_path(AttentionPath::Naive);
+  DSV3_CHECK(!mtp || model->has_mtp(), "logits: " + dir + " has no MTP module",
+             "--mtp needs a DeepSeek model with num_nextn_predict_layers > 0");
+  const DType cdt = cache_dtype == "bf16" ? DType::BF16 : DType::F32;
+  const int64_t n = static_cast<int64_t>(ids.size());
+  const int64_t V = weights.config().vocab_size, d = weights.config().hidden_size;
+
+  KvCache cache(model->cache_layout(), cdt);
+  std::vector<float> logits(n * V), hidden(mtp ? n * d : 0);
+  in_steps(n, decode, [&](int64_t i, int64_t m) {
+    model->forward(ids.data() + i, m, cache, logits.data() + i * V,
+                   mtp ? hidden.data() + i * d : nullptr);
+  });
+  std::vector<float> mtp_logits;
+  if (mtp) {
+    KvCache mtp_cache(model->mtp_cache_layout(), cdt);
+    mtp_logits.resize((n - 1) * V);
+    in_steps(n - 1, decode, [&](int64_t i, int64_t m) {
+      model->forward_mtp(hidden.data() + i * d, ids.data() + i + 1, m, mtp_cache,
+                         mtp_logits.data() + i * V);
+    });
+  }
+
+  if (out) {
+    write_npy_f32(*out, logits.data(), {n, V});
+    if (mtp) {
+      std::string mtp_path = ends_with(*out, ".npy") ? out->substr(0, out->size() - 4) : *out;
+      write_npy_f32(mtp_path + ".mtp.npy", mtp_logits.data(), {n - 1, V});
+    }
+  } else {
+    summarize("logits", logits, n, V);
+    if (mtp) summarize("mtp logits", mtp_logits, n - 1, V);
+  }
+  std::fprintf(stderr, "cache: %s in %s for %lld positions\n", human_bytes(cache.bytes()).c_str(),
+               cache_dtype.c_str(), static_cast<long long>(cache.length()));
+  return 0;
+}
+
+}  // namespace dsv3::cli

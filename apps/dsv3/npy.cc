@@ -1,0 +1,33 @@
+// .npy v1.0: magic, version, a little-endian uint16 header length, a Python dict literal padded
+// with spaces to a 64-byte boundary and ending in '\n', then the raw little-endian data.
+#include "apps/dsv3/npy.h"
+
+#include "base/file.h"
+
+namespace dsv3::cli {
+
+void write_npy_f32(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
+  std::string dims;
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    dims += std::to_string(d) + ", ";
+    n *= d;
+  }
+  if (shape.size() > 1) dims.resize(dims.size() - 1);  // "(3, 5)" but "(3,)"
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  const size_t preamble = 10;  // magic (6) + version (2) + header length (2)
+  header.append(63 - (preamble + header.size()) % 64, ' ');
+  header += '\n';
+  std::string head = "\x93NUMPY";
+  head += '\x01';
+  head += '\x00';
+  head += static_cast<char>(header.size() & 0xff);
+  head += static_cast<char>(header.size() >> 8);
+  head += header;
+  write_file_atomic(path, [&](FileWriter& f) {
+    f.write(head);
+    f.write(data, n * sizeof(float));  // the host is little-endian (x86-64, aarch64)
+  });
+}
+
+}  // namespace dsv3::cli

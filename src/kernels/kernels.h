@@ -1,0 +1,98 @@
+// The kernels module's public header: model-agnostic math on raw float32 buffers with explicit
+// shapes. Model code calls every op through a `Kernels` table passed by reference, so SIMD,
+// quantized or CUDA versions can fill the table later without touching the model
+// (ARCHITECTURE: kernels/ref holds the scalar reference versions).
+//
+// Conventions: activations are float32, row-major, shapes in comments as [rows, cols]; weights are
+// read in their storage dtype through WeightRef and dequantised on the fly; accumulation is FP32.
+#pragma once
+#include <cstdint>
+
+#include "base/thread_pool.h"
+#include "tensor/dtype.h"
+
+namespace dsv3 {
+
+// A weight matrix [rows, cols] (Linear: [out, in], y = x·wᵀ) in its storage dtype: F32, BF16, F16
+// or F8_E4M3. F8_E4M3 carries float32 scale_inv [ceil(rows/block_rows), ceil(cols/block_cols)]
+// and dequantises as w[i,j] = q[i,j] * scale_inv[i/block_rows][j/block_cols] (SPEC §3.2).
+// A vector (norm gain, bias) is a WeightRef with rows = 1.
+struct WeightRef {
+  DType dtype = DType::F32;
+  const void* data = nullptr;
+  int64_t rows = 0, cols = 0;
+  const float* scale_inv = nullptr;
+  int64_t block_rows = 128, block_cols = 128;
+  int64_t scale_row0 = 0;  // index of row 0 in the scaled matrix (a slice of rows, see slice_rows)
+};
+
+// Rows [r0, r0 + n) of w as a WeightRef of its own (FP8 slices keep their block scales).
+WeightRef slice_rows(const WeightRef& w, int64_t r0, int64_t n);
+
+// The block w[r0 : r0 + nr, c0 : c0 + nc] as float32 into out [nr, nc] (FP8: dequantised with the
+// block scales). Throws Error for a storage dtype the kernels cannot read.
+void weight_block_f32(const WeightRef& w, int64_t r0, int64_t nr, int64_t c0, int64_t nc,
+                      float* out);
+
+// Causal multi-head attention over a cache of S positions for T new query rows: query row i sits
+// at position S - T + i and sees keys 0 .. S - T + i. Query head h reads key/value head
+// h / (n_heads / n_kv_heads) (GQA; MLA's absorbed path is n_kv_heads = 1, SPEC §1.5).
+// Element j of head h of row t lives at ptr[t * row_stride + h * head_stride + j].
+struct AttentionArgs {
+  int64_t T = 0, S = 0;
+  int64_t n_heads = 0, n_kv_heads = 0;
+  int64_t dk = 0, dv = 0;
+  float scale = 1.0f;  // applied to q·k before the FP32 softmax
+  const float* q = nullptr;
+  int64_t q_row_stride = 0, q_head_stride = 0;
+  const float* k = nullptr;
+  int64_t k_row_stride = 0, k_head_stride = 0;
+  const float* v = nullptr;
+  int64_t v_row_stride = 0, v_head_stride = 0;
+  float* out = nullptr;  // [T, n_heads, dv] with the strides below
+  int64_t out_row_stride = 0, out_head_stride = 0;
+};
+
+// The dispatch table. Every pointer is set in every table (a backend may reuse ref entries).
+struct Kernels {
+  const char* name;
+
+  // y[T, w.rows] = x[T, w.cols] · wᵀ, FP32 accumulate, parallel over output rows.
+  void (*matmul)(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool& pool);
+  // y[T, w.cols] = x[T, w.rows] · w (the weight not transposed: MLA's absorbed query, SPEC §1.5,
+  // and later input gradients), rows of x and y x_stride / y_stride apart, FP32 accumulate.
+  void (*matmul_xw)(float* y, int64_t y_stride, const float* x, int64_t x_stride,
+                    const WeightRef& w, int64_t T, ThreadPool& pool);
+  // y[t] = x[t] * rsqrt(mean(x[t]²) + eps) * g over n values per row, in FP32 (SPEC §1.2).
+  // Rows are x_stride / y_stride apart; y may equal x.
+  void (*rmsnorm)(float* y, int64_t y_stride, const float* x, int64_t x_stride, const float* g,
+                  int64_t T, int64_t n, float eps);
+  // y[T, table.cols] = rows ids[0..T) of table. Ids must be in range (checked by the caller).
+  void (*embedding)(float* y, const int32_t* ids, int64_t T, const WeightRef& table);
+  // Rotates `dim` values of each of n_heads heads of each of T rows in place; cos/sin are
+  // [T, dim/2] (angle of pair i at that row's position, already multiplied by any mscale).
+  // interleaved: pairs (x[2i], x[2i+1]) (DeepSeek, SPEC §1.4). half: pairs (x[i], x[i+dim/2])
+  // (rotate_half, Qwen2 / Llama).
+  void (*rope_interleaved)(float* x, int64_t T, int64_t n_heads, int64_t row_stride,
+                           int64_t head_stride, int64_t dim, const float* cos, const float* sin);
+  void (*rope_half)(float* x, int64_t T, int64_t n_heads, int64_t row_stride, int64_t head_stride,
+                    int64_t dim, const float* cos, const float* sin);
+  // In place over T rows of n values: softmax / logistic sigmoid, FP32.
+  void (*softmax)(float* x, int64_t T, int64_t n);
+  void (*sigmoid)(float* x, int64_t n);
+  // gate[i] = silu(gate[i]) * up[i] over n values (SwiGLU, SPEC §1.6).
+  void (*swiglu)(float* gate, const float* up, int64_t n);
+  // y[i] += a * x[i] over n values (residual adds with a = 1, MoE combine with a = g_i).
+  void (*axpy)(float* y, float a, const float* x, int64_t n);
+  // y[t, j] += b[j] over T rows of n values (Qwen2 q/k/v biases).
+  void (*add_bias)(float* y, const float* b, int64_t T, int64_t n);
+  // idx[0..k) = indices of the k largest of x[0..n), largest first; ties keep the lower index.
+  void (*topk)(int32_t* idx, const float* x, int64_t n, int64_t k);
+  // Causal attention (see AttentionArgs), softmax in FP32; memory: one row of scores per thread.
+  void (*attention)(const AttentionArgs& a, ThreadPool& pool);
+};
+
+// The scalar reference kernels (kernels/ref): slow, simple, the yardstick for faster versions.
+const Kernels& ref_kernels();
+
+}  // namespace dsv3

@@ -1,0 +1,29 @@
+// The scalar reference kernels, one file per op family; ref_kernels.cc gathers them into a table.
+#pragma once
+#include "kernels/kernels.h"
+
+namespace dsv3::ref {
+
+// Dot product in FP32 with 16 independent partial sums (a fixed order, so results are
+// reproducible; the compiler may vectorise it without reassociating).
+float dot(const float* a, const float* b, int64_t n);
+
+void matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool& pool);
+void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, const WeightRef& w,
+               int64_t T, ThreadPool& pool);
+void rmsnorm(float* y, int64_t y_stride, const float* x, int64_t x_stride, const float* g,
+             int64_t T, int64_t n, float eps);
+void embedding(float* y, const int32_t* ids, int64_t T, const WeightRef& table);
+void rope_interleaved(float* x, int64_t T, int64_t n_heads, int64_t row_stride, int64_t head_stride,
+                      int64_t dim, const float* cos, const float* sin);
+void rope_half(float* x, int64_t T, int64_t n_heads, int64_t row_stride, int64_t head_stride,
+               int64_t dim, const float* cos, const float* sin);
+void softmax(float* x, int64_t T, int64_t n);
+void sigmoid(float* x, int64_t n);
+void swiglu(float* gate, const float* up, int64_t n);
+void axpy(float* y, float a, const float* x, int64_t n);
+void add_bias(float* y, const float* b, int64_t T, int64_t n);
+void topk(int32_t* idx, const float* x, int64_t n, int64_t k);
+void attention(const AttentionArgs& a, ThreadPool& pool);
+
+}  // namespace dsv3::ref

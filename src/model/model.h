@@ -1,0 +1,86 @@
+// The model interface every architecture implements (deepseek_v3.cc for DeepSeek-V3/V2 with MLA,
+// arch_qwen2.cc and arch_llama.cc for the R1-Distill models), the cache interface the forward pass
+// writes to (runtime/kv_cache.h implements it), and the model layer's weight helpers.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace dsv3 {
+
+// MLA attention (SPEC §1.3, §1.5): Naive materialises per-head K and V from the latent cache (the
+// training path); Absorbed folds W_UK into the query and W_UV into the output (decoding).
+enum class AttentionPath { Naive, Absorbed };
+
+// What a forward pass needs from one sequence's cache. Layer l holds row_elems() values per
+// position: MLA [c_kv (kv_lora_rank) ; rotated k_pe (qk_rope_head_dim)] (SPEC §1.5); GQA
+// [k (kv_heads * head_dim) ; v (kv_heads * head_dim)]. The storage dtype stays behind this.
+class AttentionCache {
+ public:
+  virtual ~AttentionCache() = default;
+  virtual int64_t length() const = 0;  // positions committed, the same for every layer
+  virtual int64_t n_layers() const = 0;
+  virtual int64_t row_elems() const = 0;
+  // Stores rows [n, row_elems] as positions length() .. length() + n - 1 of `layer`. They are
+  // readable at once and counted by length() after commit(n); an uncommitted put is overwritten
+  // by the next one (a forward pass that throws leaves the cache as it was).
+  virtual void put(int64_t layer, const float* rows, int64_t n) = 0;
+  // Positions [0, n) of `layer` as float32 [n, row_elems]: a pointer into the cache, or into
+  // `scratch` after a conversion. n may include put but uncommitted rows.
+  virtual const float* rows_f32(int64_t layer, int64_t n, std::vector<float>& scratch) const = 0;
+  virtual void commit(int64_t n) = 0;
+};
+
+struct CacheLayout {
+  int64_t n_layers = 0, row_elems = 0;
+};
+
+// Where a model computes: the kernel table and the thread pool, passed explicitly (no globals).
+struct ComputeContext {
+  const Kernels& kernels;
+  ThreadPool& pool;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual const ModelConfig& config() const = 0;
+  virtual CacheLayout cache_layout() const = 0;
+
+  // Runs ids[0 .. T) at positions cache.length() .. cache.length() + T - 1 and appends them to the
+  // cache. logits [T, vocab] and hidden [T, hidden_size] (the last hidden state after the final
+  // norm: the MTP input, SPEC §9) may each be null. Throws Error for ids outside the vocabulary or
+  // positions past max_position_embeddings, leaving the cache unchanged.
+  virtual void forward(const int32_t* ids, int64_t T, AttentionCache& cache, float* logits,
+                       float* hidden = nullptr) = 0;
+
+  // MTP module (SPEC §1.7), present when num_nextn_predict_layers > 0 (the first module is used).
+  // Row i takes hidden[i] (from forward() at position p = mtp_cache.length() + i) and the token
+  // that follows it, next_ids[i], and gives logits [T, vocab] for the token after that. The MTP
+  // layer keeps its own cache (mtp_cache_layout()) over the same positions.
+  virtual bool has_mtp() const { return false; }
+  virtual CacheLayout mtp_cache_layout() const { return {}; }
+  virtual void forward_mtp(const float* hidden, const int32_t* next_ids, int64_t T,
+                           AttentionCache& mtp_cache, float* logits);
+
+  // MLA models only; others ignore it. Default: Absorbed.
+  virtual void set_attention_path(AttentionPath) {}
+};
+
+// The model for weights.config().arch. `weights` must outlive the model.
+std::unique_ptr<Model> make_model(const ModelWeights& weights, ComputeContext ctx);
+
+// Model-layer weight helpers. weight_ref checks the shape [rows, cols] and names the tensor on a
+// mismatch; weight_f32 returns a vector tensor (norm gains, biases) as float32 of length n.
+WeightRef weight_ref(const ModelWeights& w, const std::string& name, int64_t rows, int64_t cols);
+std::vector<float> weight_f32(const ModelWeights& w, const std::string& name, int64_t n);
+
+// Checks ids against the vocabulary and positions pos0 .. pos0 + T - 1 against the context.
+void check_tokens(const ModelConfig& c, const int32_t* ids, int64_t T, int64_t pos0);
+
+}  // namespace dsv3

@@ -1,0 +1,35 @@
+// The MoE gate: which experts each token goes to and with what weight (SPEC §1.6).
+//   noaux_tc (V3): s = sigmoid(logits); choice = s + bias (selection only); groups ranked by the
+//   sum
+//                  of their top-2 choices, the best topk_group kept; top-k of the kept choices.
+//   greedy (V2-Lite): s = softmax(logits), top-k of s.
+//   group_limited_greedy (V2): groups ranked by their max s; top-k within the kept groups.
+// Weights g_i = s_i (never the bias), divided by their sum when norm_topk_prob (and k > 1), then
+// times routed_scaling_factor. dsv3 always applies the scale (HF V3 and the official repo); every
+// released V2 config with norm_topk_prob false scales once as HF V2 does, so they agree.
+#pragma once
+#include <cstdint>
+
+#include "kernels/kernels.h"
+#include "model/config.h"
+
+namespace dsv3 {
+
+struct RouterSpec {
+  enum class Method { Greedy, GroupLimitedGreedy, NoauxTc };
+  Method method = Method::NoauxTc;
+  bool sigmoid = true;  // scoring_func: sigmoid, else softmax
+  int64_t n_experts = 0, top_k = 0, n_group = 1, topk_group = 1;
+  bool norm_topk_prob = true;
+  float scaling = 1.0f;
+};
+
+// Validates the routing fields of `c` (names the field on error).
+RouterSpec router_spec(const ModelConfig& c);
+
+// scores [T, E]: in, the gate logits W_g u (FP32); out, the scores s. bias [E] or null (noaux_tc).
+// experts [T, top_k] and weights [T, top_k], in the order the top-k picked them.
+void route_tokens(const RouterSpec& r, const Kernels& k, float* scores, const float* bias,
+                  int64_t T, int32_t* experts, float* weights);
+
+}  // namespace dsv3
