@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -88,6 +89,7 @@ class SafetensorsWriter {
   };
   friend class ShardedWriter;
   std::vector<Entry> entries_;
+  std::unordered_set<std::string> names_;
   std::vector<std::pair<std::string, std::string>> metadata_;
   uint64_t data_bytes_ = 0;
 };
