@@ -34,8 +34,8 @@ struct ParamCounts {
   uint64_t main_total = 0;
   uint64_t mtp_total = 0;   // every MTP tensor as stored, the embedding and head copies included
   uint64_t mtp_unique = 0;  // without those copies (SPEC §1.1: V3 about 11.6B)
-  uint64_t main_activated =
-      0;  // per token: all but unselected routed experts and the embedding lookup
+  // Per token: all but the unselected routed experts and the embedding lookup.
+  uint64_t main_activated = 0;
   uint64_t mtp_activated = 0;  // likewise for the MTP module, copies left out
 };
 ParamCounts count_params(const ModelConfig& c);
