@@ -13,10 +13,11 @@
    per dot product; rounding gives relative errors of about sqrt(K) * 6e-8 per op, ~1e-6 at the
    logits after a few layers. A wrong formula (rope layout, scale, routing, norm) shows at 1e-2 or
    more, so 1e-5 separates the two with a 10x margin on each side.
-With --fp8 the model's Linear weights are also quantised here to E4M3 with 128x128 scale_inv
-(SPEC §3.2): dsv3 on the FP8 folder must give exactly the logits of dsv3 on a float32 folder of
-the dequantised weights (both multiply the same float32 code value by the same float32 scale),
-and match the reference on those dequantised weights to 1e-5.
+With --fp8, `dsv3 init --fp8` writes DeepSeek's FP8 release layout (E4M3 Linear weights with
+128x128 weight_scale_inv, the rest BF16, SPEC §3.2); its weights, and the redrawn values quantised
+here into the same layout, are each run by dsv3 and compared with dsv3 on a float32 folder of the
+same weights dequantised here: the logits must be identical (both multiply the same float32 code
+value by the same float32 scale and then compute alike), and match the reference to 1e-5.
 """
 import argparse
 import json
@@ -52,7 +53,7 @@ def redraw(tensors, cfg, seed):
         shape = arr.shape
         if name.endswith("norm.weight") or "layernorm" in name:
             v = 1.0 + 0.1 * rng.standard_normal(shape)
-        elif name.endswith(".bias"):
+        elif name.endswith(".bias") or name.endswith("e_score_correction_bias"):
             v = 0.1 * rng.standard_normal(shape)
         elif len(shape) == 2:
             v = rng.standard_normal(shape) / np.sqrt(shape[1])
@@ -69,10 +70,14 @@ def redraw(tensors, cfg, seed):
 
 
 def write_model(src_dir, dst_dir, tensors, config_update=None):
+    """A folder with src_dir's config (keys set to None in config_update removed) and `tensors`."""
     os.makedirs(dst_dir, exist_ok=True)
     cfg = json.load(open(os.path.join(src_dir, "config.json")))
-    if config_update:
-        cfg.update(config_update)
+    for k, v in (config_update or {}).items():
+        if v is None:
+            cfg.pop(k, None)
+        else:
+            cfg[k] = v
     json.dump(cfg, open(os.path.join(dst_dir, "config.json"), "w"), indent=2)
     for f in os.listdir(src_dir):
         if f.endswith(".safetensors") or f.endswith(".index.json") or f == "config.json":
@@ -81,25 +86,44 @@ def write_model(src_dir, dst_dir, tensors, config_update=None):
     st.write_file(os.path.join(dst_dir, "model.safetensors"), tensors)
 
 
-FP8_SUFFIXES = ("q_a_proj.weight", "q_b_proj.weight", "q_proj.weight", "kv_a_proj_with_mqa.weight",
-                "kv_b_proj.weight", "o_proj.weight", "gate_proj.weight", "up_proj.weight",
-                "down_proj.weight")
+def to_bf16(x):
+    """float32 -> bfloat16 bits, round to nearest even."""
+    bits = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
 
 
-def quantize(tensors):
-    """FP8 release layout: Linear weights E4M3 + F32 weight_scale_inv; the rest unchanged."""
-    q, deq = {}, {}
-    for name, (dt, arr) in tensors.items():
-        if name.endswith(FP8_SUFFIXES) and arr.ndim == 2:
-            codes, scale = st.quantize_e4m3_128x128(arr)
-            q[name] = ("F8_E4M3", codes)
-            q[name + "_scale_inv"] = ("F32", scale)
-            deq[name] = ("F32", st.dequantized_f64({"w": ("F8_E4M3", codes),
-                                                    "w_scale_inv": ("F32", scale)})["w"]
-                         .astype(np.float32))
+def requantize(layout, values):
+    """`values` (float32) stored in the dtypes of `layout` (dsv3 init --fp8's folder): E4M3 with
+    128x128 scale_inv where it has E4M3, BF16 where it has BF16."""
+    out = {}
+    for name, (dt, _) in layout.items():
+        if name.endswith("_scale_inv"):
+            continue
+        v = values[name][1]
+        if dt == "F8_E4M3":
+            codes, scale = st.quantize_e4m3_128x128(v)
+            out[name], out[name + "_scale_inv"] = ("F8_E4M3", codes), ("F32", scale)
+        elif dt == "BF16":
+            out[name] = ("BF16", to_bf16(v))
         else:
-            q[name] = deq[name] = (dt, arr)
-    return q, deq
+            out[name] = (dt, v.astype(np.float32))
+    return out
+
+
+def dequantized_f32(stored):
+    """Every tensor as the float32 dsv3 computes with: BF16 widened exactly, E4M3 code value times
+    its block's scale rounded once to float32 (as the kernels multiply in float32)."""
+    out = {}
+    for name, (dt, arr) in stored.items():
+        if name.endswith("_scale_inv"):
+            continue
+        v = st.to_f64(dt, arr)
+        if dt == "F8_E4M3":
+            s = stored[name + "_scale_inv"][1]
+            full = np.repeat(np.repeat(s, 128, axis=0), 128, axis=1)[:v.shape[0], :v.shape[1]]
+            v = v.astype(np.float32) * full  # float32 x float32, rounded once
+        out[name] = ("F32", np.asarray(v, np.float32))
+    return out
 
 
 def rel_err(a, r):
@@ -140,23 +164,30 @@ def main():
     mtp = mla and cfg.get("num_nextn_predict_layers", 0) > 0
 
     if a.fp8:
-        fp8, deq = quantize(tensors)
-        fp8_dir, deq_dir = os.path.join(a.work, "fp8"), os.path.join(a.work, "deq")
-        qc = {"quantization_config": {"quant_method": "fp8", "fmt": "e4m3",
-                                      "activation_scheme": "dynamic",
-                                      "weight_block_size": [128, 128]}}
-        write_model(init_dir, fp8_dir, fp8, qc)
-        write_model(init_dir, deq_dir, deq)
-        got_fp8 = logits(a.dsv3, fp8_dir, os.path.join(a.work, "fp8.npy"))
-        got_deq = logits(a.dsv3, deq_dir, os.path.join(a.work, "deq.npy"))
-        diff = float(np.abs(got_fp8 - got_deq).max())
-        print("%-28s max|fp8 - dequantised| = %.3g (must be 0)" % ("fp8 vs dequantised f32", diff))
-        if diff != 0.0:
-            failures.append("fp8 vs dequantised")
-        ref = Reference(cfg, st.dequantized_f64(st.read_folder(fp8_dir)))
-        with torch.no_grad():
-            ref_logits, _ = ref.forward(IDS)
-        check_against("fp8 prefill", got_fp8, ref_logits, failures)
+        # dsv3 init --fp8 writes DeepSeek's release layout (SPEC §3.2); its own weights first, then
+        # the redrawn values in the same layout.
+        fp8_init = os.path.join(a.work, "init_fp8")
+        run([a.dsv3, "init", "--config", a.config, "-o", fp8_init, "--fp8"])
+        layout = st.read_folder(fp8_init)
+        n_fp8 = sum(dt == "F8_E4M3" for dt, _ in layout.values())
+        print("%-28s %d E4M3 tensors with weight_scale_inv" % ("dsv3 init --fp8", n_fp8))
+        if n_fp8 == 0:
+            failures.append("no FP8 tensors")
+        drop = {"quantization_config": None}
+        for tag, stored in (("init", layout), ("redrawn", requantize(layout, tensors))):
+            fp8_dir, deq_dir = os.path.join(a.work, "fp8_" + tag), os.path.join(a.work, "deq_" + tag)
+            write_model(fp8_init, fp8_dir, stored)
+            write_model(fp8_init, deq_dir, dequantized_f32(stored), drop)
+            got_fp8 = logits(a.dsv3, fp8_dir, os.path.join(a.work, tag + "_fp8.npy"))
+            got_deq = logits(a.dsv3, deq_dir, os.path.join(a.work, tag + "_deq.npy"))
+            diff = float(np.abs(got_fp8 - got_deq).max())
+            print("%-28s max|fp8 - dequantised| = %.3g (must be 0)" % (tag + " fp8 vs f32", diff))
+            if diff != 0.0:
+                failures.append(tag + " fp8 vs dequantised")
+            ref = Reference(cfg, st.dequantized_f64(stored))
+            with torch.no_grad():
+                ref_logits, _ = ref.forward(IDS)
+            check_against(tag + " fp8 prefill", got_fp8, ref_logits, failures)
     else:
         ref = Reference(cfg, st.dequantized_f64(st.read_folder(model)))
         with torch.no_grad():
@@ -174,6 +205,12 @@ def main():
         if mla:
             check_against("naive prefill", logits(a.dsv3, model, out, "--naive"), ref_logits,
                           failures)
+    # A token id past the vocabulary is a named error and exit code 1, never a crash.
+    r = subprocess.run([a.dsv3, "logits", "-m", model, "--ids", "1,%d" % cfg["vocab_size"]],
+                       capture_output=True, text=True)
+    print("%-28s exit %d: %s" % ("id past the vocabulary", r.returncode, r.stderr.strip()))
+    if r.returncode != 1 or "outside the vocabulary" not in r.stderr:
+        failures.append("bad id")
     if failures:
         sys.exit("FAILED: " + ", ".join(failures))
     print("OK")

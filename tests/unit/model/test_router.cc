@@ -7,6 +7,7 @@
 #include <numeric>
 #include <vector>
 
+#include "base/error.h"
 #include "base/rng.h"
 #include "model/moe_router.h"
 
@@ -105,7 +106,9 @@ int64_t check_against_brute(const RouterSpec& r, const std::vector<float>& logit
       EXPECT_NEAR(pairs[j].second, b.w[j], 1e-6 * r.scaling) << "token " << t;
       wsum += pairs[j].second;
     }
-    if (r.norm_topk_prob) EXPECT_NEAR(wsum, r.scaling, 1e-5) << "token " << t;
+    if (r.norm_topk_prob) {
+      EXPECT_NEAR(wsum, r.scaling, 1e-5) << "token " << t;
+    }
     if (other) {
       std::vector<int32_t> a(got.idx.begin() + t * K, got.idx.begin() + (t + 1) * K);
       std::vector<int32_t> o(other->idx.begin() + t * K, other->idx.begin() + (t + 1) * K);

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "base/error.h"
 #include "model/presets.h"
 #include "model/yarn_rope.h"
 
