@@ -12,5 +12,11 @@ namespace dsv3::cli {
 int cmd_init(Args& a);
 int cmd_inspect(Args& a);
 int cmd_logits(Args& a);
+int cmd_tokenize(Args& a);
+int cmd_detokenize(Args& a);
+int cmd_tokenizer(Args& a);  // tokenizer train
+int cmd_generate(Args& a);
+int cmd_chat(Args& a);
+int cmd_bench(Args& a);
 
 }  // namespace dsv3::cli

@@ -21,6 +21,12 @@ const Command kCommands[] = {
     {"init", dsv3::cli::cmd_init, "create a model folder with random weights (HF layout)"},
     {"inspect", dsv3::cli::cmd_inspect, "show a model's architecture, parameters and tensors"},
     {"logits", dsv3::cli::cmd_logits, "run token ids through a model and write the logits (.npy)"},
+    {"tokenize", dsv3::cli::cmd_tokenize, "encode text to token ids with the model's tokenizer"},
+    {"detokenize", dsv3::cli::cmd_detokenize, "decode token ids to text"},
+    {"tokenizer", dsv3::cli::cmd_tokenizer, "train a byte-level BPE tokenizer (tokenizer train)"},
+    {"generate", dsv3::cli::cmd_generate, "continue a prompt, streaming the text, with speed figures"},
+    {"chat", dsv3::cli::cmd_chat, "talk with a model, keeping the cache across turns"},
+    {"bench", dsv3::cli::cmd_bench, "prompt and generation tokens/s, as llama-bench"},
 };
 
 void print_usage(FILE* f) {

@@ -1,0 +1,165 @@
+// dsv3 chat: an interactive conversation that keeps the attention cache across turns.
+#include <errno.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <optional>
+#include <string>
+
+#include "apps/dsv3/commands.h"
+#include "apps/dsv3/inference.h"
+#include "base/error.h"
+#include "base/strings.h"
+#include "runtime/chat_session.h"
+#include "runtime/stream_text.h"
+
+namespace dsv3::cli {
+namespace {
+
+const char kUsage[] =
+    "usage: dsv3 chat -m DIR [--system S] [sampling options] [--hide-reasoning] [-v] [-t N]\n\n"
+    "Talks with the model in DIR through its chat template. Each turn prefills only what is new\n"
+    "since the previous one (the attention cache is kept; when the template rewrites earlier\n"
+    "turns, as R1's drops old reasoning, the cache is cut where the text changed).\n\n"
+    "  -m, --model DIR      Hugging Face model folder (config.json, *.safetensors, tokenizer.json\n"
+    "                       with a chat template in tokenizer_config.json)\n"
+    "  --system TEXT        system message\n"
+    "  --hide-reasoning     R1 models: do not show the reasoning between <think> and </think>\n"
+    "  -v, --verbose        after each turn: tokens reused from the cache, prefilled, generated,\n"
+    "                       and the speed\n"
+    "  -t, --threads N      worker threads (default: physical cores)\n\n";
+
+const char kReplHelp[] =
+    "In the conversation:\n"
+    "  /reset               forget the conversation\n"
+    "  /system TEXT         set the system message (an empty TEXT removes it)\n"
+    "  /exit                leave (so does Ctrl-D on an empty line)\n"
+    "  Ctrl-C               stop the reply being written; the conversation goes on\n\n";
+
+enum class Input { Line, End, Interrupted };
+
+// One line from stdin with read(2), so that Ctrl-C (EINTR) is seen while waiting.
+Input read_line(std::string& line) {
+  line.clear();
+  for (;;) {
+    char c;
+    ssize_t n = ::read(STDIN_FILENO, &c, 1);
+    if (n == 1) {
+      if (c == '\n') return Input::Line;
+      line.push_back(c);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) {
+      if (InterruptGuard::pending()) return Input::Interrupted;
+      continue;
+    }
+    return line.empty() ? Input::End : Input::Line;  // end of input (Ctrl-D) or an error
+  }
+}
+
+void note(const char* text) {
+  std::fprintf(stdout, "[%s]\n", text);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int cmd_chat(Args& a) {
+  if (a.help()) {
+    std::printf("%s%s%s", kUsage, kReplHelp, kSamplingFlagsHelp);
+    return 0;
+  }
+  const std::string dir = a.require({"-m", "--model"}, "model folder");
+  const std::string system = a.get_or({"--system"}, "");
+  const bool hide_reasoning = a.flag({"--hide-reasoning"});
+  const bool verbose = a.flag({"-v", "--verbose"});
+  const GenerationDefaults defaults = load_generation_defaults(dir);
+  SamplingFlags flags = read_sampling_flags(a, defaults, -1);
+  const int threads = threads_arg(a);
+  a.finish();
+
+  InferenceModel m(dir, threads, /*with_tokenizer=*/true);
+  const Tokenizer& tok = m.tokenizer();
+  if (!flags.ignore_eos) flags.stop.eos_ids = eos_ids(defaults, tok, m.config());
+  Generator gen(m.model(), tok);
+  ChatSession session(gen, tok, [&tok](const Json& messages, bool add_generation_prompt) {
+    return render_chat(tok, messages, add_generation_prompt);
+  });
+  session.set_system(system);
+  render_chat(tok, session.messages(), true);  // a template that cannot render fails here
+  InterruptGuard guard;
+  const bool tty = ::isatty(STDIN_FILENO) != 0;
+  if (tty) std::printf("dsv3 chat: /help for commands, Ctrl-C stops a reply, Ctrl-D leaves\n");
+
+  std::string line;
+  for (int64_t turn = 1;;) {
+    std::fputs("> ", stdout);
+    std::fflush(stdout);
+    Input in = read_line(line);
+    if (in == Input::End) {
+      std::fputc('\n', stdout);
+      return 0;
+    }
+    if (in == Input::Interrupted) {
+      InterruptGuard::clear();
+      std::fputs("\n(Ctrl-D or /exit leaves)\n", stdout);
+      continue;
+    }
+    if (line.empty()) continue;
+    if (line == "/exit" || line == "/quit") return 0;
+    if (line == "/help") {
+      std::fputs(kReplHelp, stdout);
+      continue;
+    }
+    if (line == "/reset") {
+      session.reset();
+      note("conversation cleared");
+      continue;
+    }
+    if (line == "/system" || starts_with(line, "/system ")) {
+      session.set_system(line.size() > 8 ? line.substr(8) : "");
+      note(session.system().empty() ? "system message removed" : "system message set");
+      continue;
+    }
+
+    SamplingParams params = flags.params;
+    params.seed += static_cast<uint64_t>(turn - 1);  // one seed gives one whole conversation
+    Sampler sampler(params);
+    std::optional<ReasoningSplitter> splitter;
+    ReasoningPrinter printer(hide_reasoning);
+    ChatTurn t;
+    try {
+      t = session.send(
+          line, sampler, flags.stop, [&](std::string_view s) { printer.print(splitter->push(s)); },
+          InterruptGuard::flag(),
+          [&](const std::string& prompt) { splitter.emplace(prompt_opens_reasoning(prompt)); });
+    } catch (const Error& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());
+      continue;
+    }
+    printer.print(splitter->flush());
+    printer.end();
+    std::fputc('\n', stdout);
+    if (t.result.reason == StopReason::Interrupted) {
+      InterruptGuard::clear();
+      note("interrupted");
+    } else if (t.result.reason == StopReason::ContextFull) {
+      note("the context is full: /reset to start over");
+    }
+    std::fflush(stdout);
+    if (verbose) {
+      std::fprintf(stderr,
+                   "[turn %lld: %lld tokens reused from the cache, %lld prefilled, %lld "
+                   "generated; cache %lld tokens]\n",
+                   static_cast<long long>(turn), static_cast<long long>(t.reused_tokens),
+                   static_cast<long long>(t.prefilled_tokens),
+                   static_cast<long long>(t.result.tokens.size()),
+                   static_cast<long long>(gen.cached_ids().size()));
+      print_generation_stats(t.result, params.seed);
+    }
+    ++turn;
+  }
+}
+
+}  // namespace dsv3::cli

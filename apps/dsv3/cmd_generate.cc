@@ -1,0 +1,81 @@
+// dsv3 generate: one prompt in, the model's continuation streamed to stdout, figures to stderr.
+#include <cstdio>
+#include <string>
+
+#include "apps/dsv3/commands.h"
+#include "apps/dsv3/inference.h"
+#include "base/error.h"
+#include "base/strings.h"
+#include "runtime/chat_session.h"
+#include "runtime/generate.h"
+#include "runtime/stream_text.h"
+
+namespace dsv3::cli {
+namespace {
+
+const char kUsage[] =
+    "usage: dsv3 generate -m DIR -p PROMPT [-n N] [sampling options] [--chat [--system S]]\n"
+    "                     [--hide-reasoning] [-t THREADS]\n\n"
+    "Continues PROMPT with the model in DIR, printing the text as it is produced (whole UTF-8\n"
+    "characters only), then the prompt and generation speed (tokens/s), the time to the first\n"
+    "token and the peak memory on stderr. Ctrl-C stops the generation early.\n\n"
+    "  -m, --model DIR      Hugging Face model folder (config.json, *.safetensors, "
+    "tokenizer.json)\n"
+    "  -p, --prompt TEXT    the prompt (BOS is added when the tokenizer asks for it)\n"
+    "  --chat               treat PROMPT as a user message and apply the chat template\n"
+    "  --system TEXT        with --chat: a system message first\n"
+    "  --hide-reasoning     R1 models: leave out the reasoning between <think> and </think>\n"
+    "                       (shown dimmed on a terminal, between the tags otherwise)\n"
+    "  -t, --threads N      worker threads (default: physical cores)\n\n";
+
+}  // namespace
+
+int cmd_generate(Args& a) {
+  if (a.help()) {
+    std::printf("%s%s", kUsage, kSamplingFlagsHelp);
+    return 0;
+  }
+  const std::string dir = a.require({"-m", "--model"}, "model folder");
+  const std::string prompt = a.require({"-p", "--prompt"}, "prompt");
+  const bool chat = a.flag({"--chat"});
+  const auto system = a.get({"--system"});
+  const bool hide_reasoning = a.flag({"--hide-reasoning"});
+  DSV3_CHECK(!system || chat, "generate: --system needs --chat");
+  SamplingFlags flags = read_sampling_flags(a, load_generation_defaults(dir), 256);
+  const int threads = threads_arg(a);
+  a.finish();
+
+  InferenceModel m(dir, threads, /*with_tokenizer=*/true);
+  const Tokenizer& tok = m.tokenizer();
+  if (!flags.ignore_eos)
+    flags.stop.eos_ids = eos_ids(load_generation_defaults(dir), tok, m.config());
+  std::vector<int32_t> ids;
+  bool in_reasoning = false;
+  if (chat) {
+    Json messages = Json::array();
+    if (system) messages.push_back(chat_message("system", *system));
+    messages.push_back(chat_message("user", prompt));
+    std::string text = render_chat(tok, messages, /*add_generation_prompt=*/true);
+    in_reasoning = prompt_opens_reasoning(text);
+    ids = tok.encode(text, /*add_bos=*/false);  // the template writes BOS itself
+  } else {
+    ids = tok.encode(prompt, /*add_bos=*/true);
+  }
+
+  Generator gen(m.model(), tok);
+  Sampler sampler(flags.params);
+  ReasoningSplitter splitter(in_reasoning);
+  ReasoningPrinter printer(hide_reasoning);
+  InterruptGuard guard;
+  GenerationResult r = gen.generate(
+      ids, sampler, flags.stop, [&](std::string_view t) { printer.print(splitter.push(t)); },
+      InterruptGuard::flag());
+  printer.print(splitter.flush());
+  printer.end();
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  print_generation_stats(r, flags.params.seed);
+  return 0;
+}
+
+}  // namespace dsv3::cli

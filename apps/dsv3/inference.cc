@@ -1,0 +1,210 @@
+#include "apps/dsv3/inference.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <random>
+
+#include "base/error.h"
+#include "base/progress.h"
+#include "base/strings.h"
+#include "base/timer.h"
+#if __has_include("tokenizer/chat_template.h")  // until the template module lands
+#include "tokenizer/chat_template.h"
+#define DSV3_HAVE_CHAT_TEMPLATE 1
+#endif
+
+namespace dsv3::cli {
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+struct sigaction g_previous;
+
+void on_sigint(int) {
+  g_interrupted.store(true);
+}
+
+// Reads one byte of every page of every weight so that the mapped file is in memory.
+void touch_weights(const ModelWeights& w, uint64_t total_bytes) {
+  constexpr uint64_t kMiB = 1 << 20, kPage = 4096;
+  ProgressBar bar("loading", total_bytes / kMiB, "MiB");
+  uint64_t done = 0;
+  unsigned char sink = 0;
+  for (const WeightView& v : w.all()) {
+    const auto* p = static_cast<const unsigned char*>(v.data);
+    const uint64_t n = static_cast<uint64_t>(v.numel()) * dtype_size(v.dtype);
+    for (uint64_t i = 0; i < n; i += kPage) sink ^= p[i];
+    done += n;
+    bar.set(done / kMiB);
+  }
+  bar.finish();
+  asm volatile("" : : "r"(sink));  // the reads must not be optimised away
+}
+
+}  // namespace
+
+InferenceModel::InferenceModel(const std::string& dir, int threads, bool with_tokenizer)
+    : dir_(dir), weights_(ModelWeights::load(dir)), pool_(threads), kernels_(ref_kernels()) {
+  Timer clock;
+  for (const WeightView& v : weights_.all()) {
+    params_ += static_cast<uint64_t>(v.numel());
+    bytes_ += static_cast<uint64_t>(v.numel()) * dtype_size(v.dtype);
+  }
+  touch_weights(weights_, bytes_);
+  model_ = make_model(weights_, ComputeContext{kernels_, pool_});
+  if (with_tokenizer) tok_ = std::make_unique<Tokenizer>(Tokenizer::load(dir));
+  load_s_ = clock.seconds();
+  std::fprintf(stderr, "loaded %s (%s, %s parameters, %s) in %.2f s\n", dir.c_str(),
+               std::string(arch_name(config().arch)).c_str(), human_count(params_).c_str(),
+               human_bytes(bytes_).c_str(), load_s_);
+}
+
+const Tokenizer& InferenceModel::tokenizer() const {
+  DSV3_CHECK(tok_ != nullptr, "internal: the model was opened without its tokenizer");
+  return *tok_;
+}
+
+const char kSamplingFlagsHelp[] =
+    "sampling (defaults: the model's generation_config.json, as transformers reads it; without\n"
+    "one temperature 0.8, top-k 40, top-p 0.95, min-p 0.05 as llama.cpp):\n"
+    "  -n, --max-tokens N      tokens to generate at most; -1: until the context is full\n"
+    "  --temp, --temperature T 0 is greedy (the most likely token each step)\n"
+    "  --greedy                the same as --temp 0\n"
+    "  --top-k K               keep the K most likely tokens (0: off)\n"
+    "  --top-p P               keep the most likely tokens up to probability mass P (1: off)\n"
+    "  --min-p P               keep tokens at least P times as likely as the best (0: off)\n"
+    "  --repeat-penalty R      divide the positive logits of tokens seen in the prompt and reply\n"
+    "                          by R, multiply the negative ones (transformers; 1: off)\n"
+    "  --frequency-penalty F   subtract F per earlier use in the reply (OpenAI; 0: off)\n"
+    "  --presence-penalty F    subtract F once for any earlier use in the reply (OpenAI; 0: off)\n"
+    "  --seed S                random seed: the same seed gives the same text (default: random,\n"
+    "                          printed with the statistics)\n"
+    "  --stop TEXT             stop before TEXT (repeatable)\n"
+    "  --ignore-eos            do not stop at end-of-sequence tokens\n";
+
+SamplingFlags read_sampling_flags(Args& a, const GenerationDefaults& d,
+                                  int64_t default_max_tokens) {
+  SamplingFlags f;
+  SamplingParams& p = f.params;
+  p = d.sampling;
+  p.temperature = a.double_or({"--temp", "--temperature"}, p.temperature);
+  if (a.flag({"--greedy"})) p.temperature = 0;
+  p.top_k = a.int_or({"--top-k"}, p.top_k);
+  p.top_p = a.double_or({"--top-p"}, p.top_p);
+  p.min_p = a.double_or({"--min-p"}, p.min_p);
+  p.repetition_penalty = a.double_or({"--repeat-penalty"}, p.repetition_penalty);
+  p.frequency_penalty = a.double_or({"--frequency-penalty"}, p.frequency_penalty);
+  p.presence_penalty = a.double_or({"--presence-penalty"}, p.presence_penalty);
+  if (auto s = a.get({"--seed"})) {
+    int64_t seed = parse_int(*s, "--seed");
+    DSV3_CHECK(seed >= 0, "--seed must be >= 0, not " + *s);
+    p.seed = static_cast<uint64_t>(seed);
+    f.seed_given = true;
+  } else {
+    p.seed = std::random_device{}();
+  }
+  p.validate();
+  int64_t n = a.int_or({"-n", "--max-tokens"},
+                       d.max_new_tokens >= 0 ? d.max_new_tokens : default_max_tokens);
+  DSV3_CHECK(n >= -1,
+             "-n must be -1 (until the context is full) or >= 0, not " + std::to_string(n));
+  f.stop.max_new_tokens = n < 0 ? INT64_MAX : n;
+  f.stop.stop_strings = a.get_all({"--stop"});
+  for (const auto& s : f.stop.stop_strings) DSV3_CHECK(!s.empty(), "--stop: empty stop string");
+  f.ignore_eos = a.flag({"--ignore-eos"});
+  return f;
+}
+
+std::vector<int32_t> eos_ids(const GenerationDefaults& d, const Tokenizer& tok,
+                             const ModelConfig& c) {
+  if (!d.eos_ids.empty()) return d.eos_ids;
+  std::vector<int32_t> ids;
+  if (tok.eos_id() >= 0) ids.push_back(tok.eos_id());
+  if (c.eos_token_id >= 0 && c.eos_token_id != tok.eos_id())
+    ids.push_back(static_cast<int32_t>(c.eos_token_id));
+  return ids;
+}
+
+InterruptGuard::InterruptGuard() {
+  g_interrupted.store(false);
+  struct sigaction sa = {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: a blocked read returns EINTR
+  sigaction(SIGINT, &sa, &g_previous);
+}
+
+InterruptGuard::~InterruptGuard() {
+  sigaction(SIGINT, &g_previous, nullptr);
+}
+const std::atomic<bool>* InterruptGuard::flag() {
+  return &g_interrupted;
+}
+bool InterruptGuard::pending() {
+  return g_interrupted.load();
+}
+void InterruptGuard::clear() {
+  g_interrupted.store(false);
+}
+
+std::string render_chat(const Tokenizer& tok, const Json& messages, bool add_generation_prompt) {
+  const std::string& tmpl = tok.chat_template();
+  DSV3_CHECK(
+      !tmpl.empty(), "the model's tokenizer has no chat template",
+      "tokenizer_config.json needs a chat_template; without --chat the prompt is used as is");
+  Json vars = Json::object();
+  vars["bos_token"] = tok.bos_token();
+  vars["eos_token"] = tok.eos_token();
+#ifdef DSV3_HAVE_CHAT_TEMPLATE
+  return render_chat_template(tmpl, messages, add_generation_prompt, vars);
+#else
+  (void)messages, (void)add_generation_prompt;
+  throw Error("chat templates are not built into this dsv3 yet");
+#endif
+}
+
+bool prompt_opens_reasoning(std::string_view prompt) {
+  while (!prompt.empty() && (prompt.back() == '\n' || prompt.back() == ' '))
+    prompt.remove_suffix(1);
+  return ends_with(prompt, "<think>");
+}
+
+ReasoningPrinter::ReasoningPrinter(bool hide) : hide_(hide), tty_(::isatty(STDOUT_FILENO) != 0) {}
+
+void ReasoningPrinter::print(const std::vector<ReasoningSplitter::Piece>& pieces) {
+  for (const auto& p : pieces) {
+    if (p.reasoning && hide_) continue;
+    if (tty_) {
+      std::fputs(p.reasoning ? "\x1b[2m" : "", stdout);  // ANSI dim
+      std::fwrite(p.text.data(), 1, p.text.size(), stdout);
+      std::fputs(p.reasoning ? "\x1b[22m" : "", stdout);
+    } else {
+      if (p.reasoning != open_) std::fputs(p.reasoning ? "<think>" : "</think>", stdout);
+      open_ = p.reasoning;
+      std::fwrite(p.text.data(), 1, p.text.size(), stdout);
+    }
+  }
+  std::fflush(stdout);
+}
+
+void ReasoningPrinter::end() {
+  if (open_) std::fputs("</think>", stdout);
+  open_ = false;
+  std::fflush(stdout);
+}
+
+void print_generation_stats(const GenerationResult& r, uint64_t seed) {
+  auto rate = [](int64_t n, double s) { return s > 0 ? n / s : 0.0; };
+  std::fprintf(stderr, "prompt: %lld tokens in %.3f s (%.1f tokens/s) | ",
+               static_cast<long long>(r.prompt_tokens), r.prefill_s,
+               rate(r.prompt_tokens, r.prefill_s));
+  std::fprintf(stderr, "generation: %lld tokens", static_cast<long long>(r.tokens.size()));
+  if (r.decode_tokens > 0)
+    std::fprintf(stderr, ", %.1f tokens/s", rate(r.decode_tokens, r.decode_s));
+  std::fprintf(stderr, " | first token after %.3f s | peak memory %s | stop: %s | seed %llu\n",
+               r.ttft_s, human_bytes(peak_rss_bytes()).c_str(), stop_reason_name(r.reason),
+               static_cast<unsigned long long>(seed));
+}
+
+}  // namespace dsv3::cli

@@ -1,0 +1,96 @@
+// What dsv3 generate, chat and bench share: opening a model for inference (with a progress bar and
+// the time taken), the sampling flags, Ctrl-C handling and the statistics line.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "apps/dsv3/args.h"
+#include "base/thread_pool.h"
+#include "model/model.h"
+#include "model/weights.h"
+#include "runtime/generate.h"
+#include "runtime/generation_config.h"
+#include "runtime/sampler.h"
+#include "runtime/stream_text.h"
+#include "tokenizer/tokenizer.h"
+
+namespace dsv3::cli {
+
+// A model folder opened for inference. Every weight page is read once while a progress bar runs
+// (on a terminal), so the first token is not charged for reading the file.
+class InferenceModel {
+ public:
+  InferenceModel(const std::string& dir, int threads, bool with_tokenizer);
+  InferenceModel(const InferenceModel&) = delete;
+  InferenceModel& operator=(const InferenceModel&) = delete;
+
+  const std::string& dir() const { return dir_; }
+  Model& model() { return *model_; }
+  const ModelConfig& config() const { return weights_.config(); }
+  const Tokenizer& tokenizer() const;  // throws Error when opened without one
+  ThreadPool& pool() { return pool_; }
+  const Kernels& kernels() const { return kernels_; }
+  uint64_t weight_bytes() const { return bytes_; }
+  uint64_t parameters() const { return params_; }
+  double load_seconds() const { return load_s_; }
+
+ private:
+  std::string dir_;
+  ModelWeights weights_;
+  ThreadPool pool_;
+  const Kernels& kernels_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Tokenizer> tok_;
+  uint64_t bytes_ = 0, params_ = 0;
+  double load_s_ = 0;
+};
+
+// -n and the sampling flags over the model folder's defaults (generation_config.json).
+struct SamplingFlags {
+  SamplingParams params;
+  StopConditions stop;  // eos_ids left empty: see eos_ids()
+  bool seed_given = false;
+  bool ignore_eos = false;
+};
+SamplingFlags read_sampling_flags(Args& a, const GenerationDefaults& d, int64_t default_max_tokens);
+extern const char kSamplingFlagsHelp[];
+// eos ids: generation_config.json's, else the tokenizer's and config.json's.
+std::vector<int32_t> eos_ids(const GenerationDefaults& d, const Tokenizer& tok,
+                             const ModelConfig& c);
+
+// While alive, Ctrl-C (SIGINT) sets flag() instead of ending the process. Restores the previous
+// handler on destruction. Reads interrupted by the signal return with EINTR (no SA_RESTART).
+class InterruptGuard {
+ public:
+  InterruptGuard();
+  ~InterruptGuard();
+  static const std::atomic<bool>* flag();
+  static bool pending();
+  static void clear();
+};
+
+// The model's chat template (tokenizer_config.json) applied to messages, with its special tokens
+// (bos_token, eos_token) as template variables. Throws Error when the model has no template.
+std::string render_chat(const Tokenizer& tok, const Json& messages, bool add_generation_prompt);
+// True when the rendered prompt leaves the model inside <think> (R1's template ends with it).
+bool prompt_opens_reasoning(std::string_view prompt);
+
+// Prints reasoning and answer pieces to stdout: the reasoning dim on a terminal, between <think>
+// tags otherwise, or not at all when hidden.
+class ReasoningPrinter {
+ public:
+  explicit ReasoningPrinter(bool hide);
+  void print(const std::vector<ReasoningSplitter::Piece>& pieces);
+  void end();  // closes an open reasoning block
+
+ private:
+  bool hide_, tty_, open_ = false;
+};
+
+// "prompt 12 tokens, 240.1 t/s | generation 64 tokens, 101.3 t/s | first token 0.052 s | peak
+// memory 210 MiB | stop: eos" to stderr.
+void print_generation_stats(const GenerationResult& r, uint64_t seed);
+
+}  // namespace dsv3::cli
