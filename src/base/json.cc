@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <unordered_set>
 
 #include "base/error.h"
 
@@ -84,14 +85,24 @@ class Parser {
   Json parse_object(int depth) {
     ++pos_;
     Json::Object obj;
+    std::unordered_set<std::string> seen;
     skip_ws();
     if (eat('}')) return Json(std::move(obj));
     for (;;) {
       skip_ws();
       if (pos_ >= s_.size() || s_[pos_] != '"') fail("expected a string key");
       std::string key = parse_string();
-      for (const auto& kv : obj)
-        if (kv.first == key) fail("duplicate key \"" + key + "\"");
+      // Duplicate check: a scan for small objects, a hash set for large ones (a 128k-entry
+      // tokenizer vocab would otherwise cost O(n^2)).
+      bool dup = false;
+      if (obj.size() < 32) {
+        for (const auto& kv : obj) dup |= kv.first == key;
+      } else {
+        if (seen.empty())
+          for (const auto& kv : obj) seen.insert(kv.first);
+        dup = !seen.insert(key).second;
+      }
+      if (dup) fail("duplicate key \"" + key + "\"");
       skip_ws();
       if (!eat(':')) fail("expected ':'");
       skip_ws();
