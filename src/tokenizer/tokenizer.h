@@ -86,7 +86,7 @@ struct BpeTrainOptions {
 };
 struct BpeTrainReport {
   uint64_t bytes = 0, documents = 0, words = 0, unique_words = 0;
-  int32_t merges = 0;
+  int32_t merges = 0, vocab_size = 0;
 };
 BpeTrainReport train_bpe_tokenizer(const BpeTrainOptions& opt, const std::string& out_dir);
 

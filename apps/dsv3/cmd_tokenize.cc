@@ -1,0 +1,62 @@
+// dsv3 tokenize: text -> token ids with the model folder's tokenizer.json.
+#include <cstdio>
+#include <string>
+
+#include "apps/dsv3/commands.h"
+#include "base/error.h"
+#include "base/file.h"
+#include "tokenizer/tokenizer.h"
+
+namespace dsv3::cli {
+namespace {
+
+const char kUsage[] =
+    "usage: dsv3 tokenize -m DIR (--text STR | --file FILE) [--no-bos]\n\n"
+    "Encodes text with the tokenizer of DIR (tokenizer.json + tokenizer_config.json) and prints "
+    "the\n"
+    "token ids on one line, separated by spaces, and nothing else on stdout. The ids are those of "
+    "the\n"
+    "Hugging Face tokenizers library, plus BOS first when tokenizer_config.json has "
+    "add_bos_token.\n"
+    "Invalid UTF-8 is read as U+FFFD, one per maximal ill-formed subsequence.\n\n"
+    "  -m, --model DIR   model folder, or a tokenizer.json file\n"
+    "  --text STR        the text to encode\n"
+    "  --file FILE       encode the bytes of FILE instead ('-' for stdin)\n"
+    "  --no-bos          do not prepend BOS\n";
+
+std::string read_stdin() {
+  std::string s;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) s.append(buf, n);
+  return s;
+}
+
+}  // namespace
+
+int cmd_tokenize(Args& a) {
+  if (a.help()) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  const std::string dir = a.require({"-m", "--model"}, "model folder");
+  const auto text = a.get({"--text"});
+  const auto file = a.get({"--file"});
+  const bool no_bos = a.flag({"--no-bos"});
+  a.finish();
+  DSV3_CHECK(text.has_value() != file.has_value(),
+             "tokenize: give exactly one of --text and --file");
+  const Tokenizer tok = Tokenizer::load(dir);
+  const std::string input = text ? *text : (*file == "-" ? read_stdin() : read_file(*file));
+  const std::vector<int32_t> ids = tok.encode(input, !no_bos);
+  std::string line;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i) line += ' ';
+    line += std::to_string(ids[i]);
+  }
+  line += '\n';
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  return 0;
+}
+
+}  // namespace dsv3::cli

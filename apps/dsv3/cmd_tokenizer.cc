@@ -1,0 +1,70 @@
+// dsv3 tokenizer train: learn a byte-level BPE tokenizer in DeepSeek-V3's format.
+#include <cstdio>
+#include <string>
+
+#include "apps/dsv3/commands.h"
+#include "base/error.h"
+#include "base/progress.h"
+#include "base/timer.h"
+#include "tokenizer/tokenizer.h"
+
+namespace dsv3::cli {
+namespace {
+
+const char kUsage[] =
+    "usage: dsv3 tokenizer train --input FILE [FILE...] --vocab-size N -o DIR [--min-frequency "
+    "N]\n\n"
+    "Learns a byte-level BPE tokenizer with DeepSeek-V3's pre-tokenizer and special tokens\n"
+    "(ids 0-6: <｜begin▁of▁sentence｜> <｜end▁of▁sentence｜> <｜▁pad▁｜> <｜User｜> "
+    "<｜Assistant｜>\n"
+    "<think> </think>; ids 7-262: the 256 bytes; then the merges) and writes DIR/tokenizer.json "
+    "and\n"
+    "DIR/tokenizer_config.json (BOS added, DeepSeek-R1-style chat template). The Hugging Face\n"
+    "tokenizers library loads the result and encodes like dsv3. Deterministic: the same input "
+    "files\n"
+    "give the same bytes. In the input, a line holding only U+001E (record separator) ends a "
+    "document\n"
+    "(the layout of scripts/fetch-corpus.sh, docs/DATA.md).\n\n"
+    "  --input FILE...     training text (repeat --input or list several files)\n"
+    "  --vocab-size N      total vocabulary size, special tokens included (at least 263)\n"
+    "  -o, --out DIR       output folder (created)\n"
+    "  --min-frequency N   stop merging when the best pair occurs fewer times (default 2)\n";
+
+}  // namespace
+
+int cmd_tokenizer(Args& a) {
+  if (a.help()) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  BpeTrainOptions opt;
+  opt.inputs = a.get_all({"--input"});
+  opt.vocab_size = static_cast<int32_t>(a.int_or({"--vocab-size"}, 0));
+  opt.min_frequency = static_cast<int32_t>(a.int_or({"--min-frequency"}, 2));
+  const std::string out = a.require({"-o", "--out"}, "output folder");
+  std::vector<std::string> pos = a.positionals();
+  DSV3_CHECK(!pos.empty() && pos[0] == "train", "tokenizer: expected the action 'train'",
+             "usage: dsv3 tokenizer train --input FILE --vocab-size N -o DIR");
+  opt.inputs.insert(opt.inputs.end(), pos.begin() + 1, pos.end());  // --input a.txt b.txt
+  a.finish();
+  DSV3_CHECK(opt.vocab_size > 0, "tokenizer train: --vocab-size is required");
+  DSV3_CHECK(opt.min_frequency >= 1, "tokenizer train: --min-frequency must be at least 1");
+  opt.progress = ProgressBar::enabled();
+  Timer t;
+  const BpeTrainReport r = train_bpe_tokenizer(opt, out);
+  std::fprintf(
+      stderr,
+      "tokenizer train: %llu documents, %.1f MB, %llu words (%llu distinct); %d merges; vocabulary "
+      "%d; wrote %s/tokenizer.json and tokenizer_config.json in %.1f s\n",
+      static_cast<unsigned long long>(r.documents), r.bytes / 1e6,
+      static_cast<unsigned long long>(r.words), static_cast<unsigned long long>(r.unique_words),
+      r.merges, r.vocab_size, out.c_str(), t.seconds());
+  if (r.vocab_size < opt.vocab_size)
+    std::fprintf(
+        stderr,
+        "warning: the corpus ran out of pairs occurring %d+ times: vocabulary %d < %d requested\n",
+        opt.min_frequency, r.vocab_size, opt.vocab_size);
+  return 0;
+}
+
+}  // namespace dsv3::cli
