@@ -319,8 +319,8 @@ ModelConfig parse_config(const Json& j, const std::string& source) {
         throw Error(qr.where("weight_block_size") + " must be a list of two integers");
       c.weight_block_rows = b->as_array()[0].as_int();
       c.weight_block_cols = b->as_array()[1].as_int();
-      if (c.weight_block_rows <= 0 || c.weight_block_cols <= 0)
-        throw Error(qr.where("weight_block_size") + " must be positive");
+      if (c.weight_block_rows != 128 || c.weight_block_cols != 128)
+        throw Error(qr.where("weight_block_size") + " must be [128, 128] (SPEC §3.2)");
     }
   }
   return c;

@@ -34,7 +34,8 @@ class ModelWeights {
   // Every tensor of param_table(config) must be present with its shape; FP8 tensors need their
   // weight_scale_inv. Errors name the file and the tensor.
   static ModelWeights load(const std::string& dir);
-  // Random weights initialised as SPEC §1.2, held in memory in `dtype` (F32 or BF16).
+  // Random weights initialised as SPEC §1.2, held in memory in `dtype` (F32, BF16 or F16), with
+  // the same values write_random_model writes for the same seed.
   static ModelWeights random(const ModelConfig& c, uint64_t seed, DType dtype);
 
   const ModelConfig& config() const;
@@ -55,6 +56,12 @@ class ModelWeights {
 // Writes a complete HF folder for `c` with random weights (SPEC §1.2), tensor by tensor so that a
 // shape larger than memory can be written, sharded above 2 GB with model.safetensors.index.json.
 // Also writes config.json and generation_config.json. Shows a progress bar on a terminal.
+// dtype F32, BF16 or F16; F8_E4M3 writes DeepSeek's FP8 release layout (SPEC §3.2): every fp8_able
+// weight as E4M3 with its F32 `<name>_scale_inv` 128x128 blocks, the rest BF16, and a
+// quantization_config in config.json. The values of a tensor depend only on (seed, tensor name),
+// never on the order of writing or on other tensors; MTP copies equal the tensor they copy.
 void write_random_model(const ModelConfig& c, const std::string& dir, uint64_t seed, DType dtype);
+// Bytes write_random_model puts on disk for the tensors (headers excluded), for a free-space check.
+uint64_t random_model_bytes(const ModelConfig& c, DType dtype);
 
 }  // namespace dsv3

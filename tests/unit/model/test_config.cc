@@ -171,11 +171,13 @@ TEST(Config, RopeScalingTypeOrRopeType) {
 TEST(Config, Fp8QuantizationConfig) {
   Json j = base_v3();
   j["quantization_config"] = Json::parse(
-      R"({"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 64]})");
+      R"({"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 128]})");
   ModelConfig c = parse_config(j);
   EXPECT_TRUE(c.fp8_weights);
   EXPECT_EQ(c.weight_block_rows, 128);
-  EXPECT_EQ(c.weight_block_cols, 64);
+  EXPECT_EQ(c.weight_block_cols, 128);
+  j["quantization_config"]["weight_block_size"] = Json::parse("[128, 64]");
+  EXPECT_REJECTED(j, "quantization_config.weight_block_size");
   j["quantization_config"] = Json::parse(R"({"quant_method": "gptq"})");
   EXPECT_REJECTED(j, "quantization_config.quant_method", "gptq");
 }

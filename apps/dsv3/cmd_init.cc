@@ -1,0 +1,124 @@
+// dsv3 init: a Hugging Face model folder with random weights (SPEC §1.2, §6).
+#include <sys/statvfs.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "apps/dsv3/commands.h"
+#include "base/error.h"
+#include "base/strings.h"
+#include "base/timer.h"
+#include "model/config.h"
+#include "model/param_table.h"
+#include "model/presets.h"
+#include "model/weights.h"
+
+namespace dsv3::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kUsage =
+    R"(usage: dsv3 init (--preset NAME | --config config.json) -o DIR [options]
+
+Writes a complete Hugging Face model folder with random weights: config.json,
+generation_config.json and model.safetensors (model-0000i-of-0000N.safetensors shards plus
+model.safetensors.index.json above 2 GB), with the tensor names and shapes of the real releases.
+Weights are N(0, 0.006), norm weights 1, the router's correction bias 0 (DeepSeek-V3 report §4.2).
+A tensor's values depend only on the seed and its name.
+
+  --preset NAME        a built-in shape (list below)
+  --config FILE        any supported config.json (deepseek_v3, deepseek_v2, qwen2, llama)
+  -o, --output DIR     the folder to create; it must be empty or absent unless --force
+  --seed N             random seed (default 0)
+  --dtype bf16|f32     storage dtype (default bf16; the router's correction bias is always f32)
+  --fp8                store every Linear weight as F8_E4M3 with a float32 weight_scale_inv per
+                       128x128 block, the rest bf16, as DeepSeek's FP8 releases do
+  --force              write into a non-empty folder (its old model*.safetensors are removed)
+)";
+
+// Free bytes on the file system that holds `dir` (or its nearest existing parent).
+uint64_t free_bytes(const std::string& dir) {
+  fs::path p = fs::absolute(dir);
+  while (!p.empty() && !fs::exists(p) && p != p.parent_path()) p = p.parent_path();
+  struct statvfs st;
+  if (statvfs(p.c_str(), &st) != 0) throw Error("cannot read the free space of " + p.string());
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+// An existing, non-empty output folder is refused unless --force; with --force the old weight
+// files go, so that a stale shard or index cannot mix with the new ones.
+void prepare_output(const std::string& dir, bool force) {
+  if (!fs::exists(dir)) return;
+  if (!fs::is_directory(dir)) throw Error(dir + " exists and is not a folder");
+  if (fs::is_empty(dir)) return;
+  if (!force)
+    throw Error(dir + " is not empty", "choose another folder or pass --force to overwrite");
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::string name = e.path().filename().string();
+    if (starts_with(name, "model") &&
+        (ends_with(name, ".safetensors") || name == "model.safetensors.index.json"))
+      fs::remove(e.path());
+  }
+}
+
+}  // namespace
+
+int cmd_init(Args& a) {
+  if (a.help()) {
+    std::fputs(kUsage, stdout);
+    std::printf("\npresets:\n");
+    for (const PresetInfo& p : presets())
+      std::printf("  %-22s %s\n", p.name.c_str(), p.summary.c_str());
+    return 0;
+  }
+  auto preset = a.get({"--preset"});
+  auto config_file = a.get({"--config"});
+  std::string dir = a.require({"-o", "--output"}, "the folder to create");
+  int64_t seed = a.int_or({"--seed"}, 0);
+  auto dtype_arg = a.get({"--dtype"});
+  bool fp8 = a.flag({"--fp8"});
+  bool force = a.flag({"--force"});
+  a.finish();
+  if (preset.has_value() == config_file.has_value())
+    throw Error("give exactly one of --preset NAME or --config FILE", "see dsv3 init --help");
+  if (seed < 0) throw Error("--seed must not be negative");
+  DType dtype = DType::BF16;
+  if (dtype_arg) {
+    if (*dtype_arg == "bf16")
+      dtype = DType::BF16;
+    else if (*dtype_arg == "f32")
+      dtype = DType::F32;
+    else
+      throw Error("--dtype '" + *dtype_arg + "' is not one of bf16, f32");
+  }
+  if (fp8) {
+    if (dtype_arg && dtype != DType::BF16)
+      throw Error("--fp8 stores the non-Linear tensors as bf16; leave out --dtype " + *dtype_arg);
+    dtype = DType::F8_E4M3;
+  }
+
+  ModelConfig c = preset ? preset_config(*preset) : load_config(*config_file);
+  prepare_output(dir, force);
+  uint64_t need = random_model_bytes(c, dtype);
+  uint64_t room = free_bytes(dir);
+  // Headers and the JSON files are small; 1% + 64 MiB covers them and leaves the disk usable.
+  uint64_t margin = need / 100 + (64ull << 20);
+  if (room < need + margin)
+    throw Error(dir + " needs " + human_bytes(need + margin) + " but its disk has " +
+                    human_bytes(room) + " free",
+                "free some space, choose another folder, or a smaller --preset / --dtype");
+
+  Timer timer;
+  write_random_model(c, dir, static_cast<uint64_t>(seed), dtype);
+  ParamCounts n = count_params(c);
+  std::printf("wrote %s: %s %s, %s parameters (%s MTP), %s of %s weights in %.1f s\n", dir.c_str(),
+              std::string(arch_name(c.arch)).c_str(),
+              preset ? preset->c_str() : config_file->c_str(), human_count(n.main_total).c_str(),
+              human_count(n.mtp_total).c_str(), human_bytes(need).c_str(),
+              fp8 ? "fp8" : (dtype == DType::F32 ? "f32" : "bf16"), timer.seconds());
+  return 0;
+}
+
+}  // namespace dsv3::cli

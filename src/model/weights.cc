@@ -1,0 +1,151 @@
+// ModelWeights: the parameter table checked against a HF folder (or filled at random in memory).
+#include "model/weights.h"
+
+#include <cstring>
+#include <map>
+#include <optional>
+
+#include "base/error.h"
+#include "base/file.h"
+#include "base/thread_pool.h"
+#include "model/random_init.h"
+#include "tensor/block_scale.h"
+#include "tensor/safetensors_folder.h"
+
+namespace dsv3 {
+
+struct ModelWeights::Impl {
+  ModelConfig config;
+  std::optional<TensorStore> store;                  // load(): the mapped files
+  std::vector<std::unique_ptr<std::byte[]>> memory;  // random(): the tensors' bytes
+  std::vector<WeightView> views;                     // param_table order
+  std::map<std::string, size_t, std::less<>> index;  // name -> views
+};
+
+namespace {
+
+bool is_weight_dtype(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::F8_E4M3;
+}
+
+// SPEC §3.2: an E4M3 weight [r, c] carries F32 `<name>_scale_inv` [ceil(r/128), ceil(c/128)] of
+// finite, positive, normal values (RELIABILITY §1: a missing or bad scale is an error). Returns the
+// scales, copied into `memory` when the file's bytes are not aligned for float access.
+const float* check_scale_inv(const TensorStore& store, const TensorStore::TensorRef& w,
+                             const ParamSpec& p,
+                             std::vector<std::unique_ptr<std::byte[]>>& memory) {
+  const std::string& file = *w.file;
+  if (p.shape.size() != 2)
+    throw Error(file + ": tensor '" + p.name + "' is F8_E4M3 but not a matrix");
+  std::string scale_name = p.name + "_scale_inv";
+  auto s = store.find(scale_name);
+  if (!s)
+    throw Error(
+        file + ": FP8 tensor '" + p.name + "' has no '" + scale_name + "'",
+        "DeepSeek FP8 checkpoints store a float32 weight_scale_inv beside each E4M3 weight");
+  Shape want = scale_shape_128x128(p.shape[0], p.shape[1]);
+  std::string where = *s->file + ": tensor '" + scale_name + "'";
+  if (s->info->dtype != DType::F32)
+    throw Error(where + " must be F32, not " + std::string(dtype_name(s->info->dtype)));
+  if (s->info->shape != want)
+    throw Error(where + " has shape " + shape_str(s->info->shape) + ", expected " +
+                shape_str(want) + " for " + shape_str(p.shape) + " in 128x128 blocks");
+  const float* scales = reinterpret_cast<const float*>(s->data.data());
+  if (reinterpret_cast<uintptr_t>(scales) % alignof(float) != 0) {
+    memory.push_back(std::make_unique<std::byte[]>(s->data.size()));
+    std::memcpy(memory.back().get(), s->data.data(), s->data.size());
+    scales = reinterpret_cast<const float*>(memory.back().get());
+  }
+  validate_scale_inv(scales, shape_numel(want), where);
+  return scales;
+}
+
+}  // namespace
+
+ModelWeights::ModelWeights() : impl_(std::make_unique<Impl>()) {}
+ModelWeights::ModelWeights(ModelWeights&&) noexcept = default;
+ModelWeights& ModelWeights::operator=(ModelWeights&&) noexcept = default;
+ModelWeights::~ModelWeights() = default;
+
+ModelWeights ModelWeights::load(const std::string& dir) {
+  ModelWeights w;
+  Impl& m = *w.impl_;
+  std::string config_path = path_join(dir, "config.json");
+  m.config = load_config(config_path);
+  m.store.emplace(TensorStore::open(dir));
+  const TensorStore& store = *m.store;
+  for (const ParamSpec& p : param_table(m.config)) {
+    auto ref = store.find(p.name);
+    // SPEC §6: loaders may alias the MTP copies of the embedding and the head.
+    if (!ref && !p.copy_of.empty()) ref = store.find(p.copy_of);
+    if (!ref)
+      throw Error(dir + ": tensor '" + p.name + "' " + shape_str(p.shape) +
+                      " is missing from the safetensors files",
+                  config_path + " (" + m.config.model_type + ") needs every tensor of SPEC §6");
+    const TensorInfo& t = *ref->info;
+    if (t.shape != p.shape)
+      throw Error(*ref->file + ": tensor '" + p.name + "' has shape " + shape_str(t.shape) +
+                  ", but " + config_path + " needs " + shape_str(p.shape));
+    if (!is_weight_dtype(t.dtype))
+      throw Error(*ref->file + ": tensor '" + p.name + "' has dtype " +
+                  std::string(dtype_name(t.dtype)) + "; weights must be F32, F16, BF16 or F8_E4M3");
+    WeightView v;
+    v.name = p.name;
+    v.dtype = t.dtype;
+    v.shape = t.shape;
+    v.data = ref->data.data();
+    if (t.dtype == DType::F8_E4M3) {
+      v.scale_inv = check_scale_inv(store, *ref, p, m.memory);
+    }
+    m.index.emplace(p.name, m.views.size());
+    m.views.push_back(std::move(v));
+  }
+  return w;
+}
+
+ModelWeights ModelWeights::random(const ModelConfig& c, uint64_t seed, DType dtype) {
+  if (dtype != DType::F32 && dtype != DType::BF16 && dtype != DType::F16)
+    throw Error("random weights: dtype " + std::string(dtype_name(dtype)) +
+                " is not supported (F32, BF16 or F16)");
+  ModelWeights w;
+  Impl& m = *w.impl_;
+  m.config = c;
+  ThreadPool pool(ThreadPool::default_threads());
+  for (const ParamSpec& p : param_table(c)) {
+    DType dt = p.keep_f32 ? DType::F32 : dtype;
+    size_t nbytes = static_cast<size_t>(shape_numel(p.shape)) * dtype_size(dt);
+    auto buf = std::make_unique<std::byte[]>(nbytes);
+    fill_random_param(p, seed, dt, buf.get(), pool);
+    WeightView v;
+    v.name = p.name;
+    v.dtype = dt;
+    v.shape = p.shape;
+    v.data = buf.get();
+    m.memory.push_back(std::move(buf));
+    m.index.emplace(p.name, m.views.size());
+    m.views.push_back(std::move(v));
+  }
+  return w;
+}
+
+const ModelConfig& ModelWeights::config() const {
+  return impl_->config;
+}
+
+bool ModelWeights::has(std::string_view name) const {
+  return impl_->index.find(name) != impl_->index.end();
+}
+
+const WeightView& ModelWeights::get(std::string_view name) const {
+  auto it = impl_->index.find(name);
+  if (it == impl_->index.end())
+    throw Error("model weights: no tensor '" + std::string(name) + "' in this " +
+                impl_->config.model_type + " model");
+  return impl_->views[it->second];
+}
+
+const std::vector<WeightView>& ModelWeights::all() const {
+  return impl_->views;
+}
+
+}  // namespace dsv3

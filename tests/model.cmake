@@ -1,0 +1,124 @@
+# CLI tests of the model-folder layer: dsv3 init + inspect on the tiny preset (f32, bf16, fp8),
+# the real shapes' parameter counts, and damaged folders and configs that must fail with a message
+# naming the problem (RELIABILITY §1). tests/model/cli_check.py checks exit codes and output.
+set(MODEL_CLI ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/model/cli_check.py)
+set(MODEL_TMP ${CMAKE_CURRENT_BINARY_DIR}/model_cli)
+
+# Good folders, created once and shared by the tests below (fixtures).
+foreach(variant f32 bf16 fp8)
+  if(variant STREQUAL "fp8")
+    set(dtype_args --fp8)
+  else()
+    set(dtype_args --dtype ${variant})
+  endif()
+  add_test(NAME model_init_tiny_${variant}
+           COMMAND ${MODEL_CLI} --ok --match "wrote"
+                   -- $<TARGET_FILE:dsv3> init --preset tiny -o ${MODEL_TMP}/tiny_${variant}
+                   --seed 1 ${dtype_args} --force)
+  set_tests_properties(model_init_tiny_${variant} PROPERTIES FIXTURES_SETUP model_tiny_${variant}
+                       LABELS "cli;model")
+endforeach()
+
+add_test(NAME model_inspect_tiny_f32
+         COMMAND ${MODEL_CLI} --ok --match "F32" --match "model.layers.4.shared_head.head.weight"
+                 --match "80 elements per token per layer"
+                 -- $<TARGET_FILE:dsv3> inspect ${MODEL_TMP}/tiny_f32 --tensors)
+add_test(NAME model_inspect_tiny_bf16
+         COMMAND ${MODEL_CLI} --ok --match "BF16" --match "F32 .* in 4 tensors"
+                 -- $<TARGET_FILE:dsv3> inspect ${MODEL_TMP}/tiny_bf16)
+add_test(NAME model_inspect_tiny_fp8
+         COMMAND ${MODEL_CLI} --ok --match "F8_E4M3"
+                 --match "model.layers.1.self_attn.o_proj.weight_scale_inv +F32 +\\[2, 1\\]"
+                 -- $<TARGET_FILE:dsv3> inspect ${MODEL_TMP}/tiny_fp8 --tensors)
+set_tests_properties(model_inspect_tiny_f32 PROPERTIES FIXTURES_REQUIRED model_tiny_f32)
+set_tests_properties(model_inspect_tiny_bf16 PROPERTIES FIXTURES_REQUIRED model_tiny_bf16)
+set_tests_properties(model_inspect_tiny_fp8 PROPERTIES FIXTURES_REQUIRED model_tiny_fp8)
+
+# SPEC §8.1: the real shapes' counts, as printed.
+add_test(NAME model_inspect_deepseek_v3
+         COMMAND ${MODEL_CLI} --ok --match "main 671\\.0B total, 36\\.6.B activated"
+                 --match "MTP  11\\.6.B unique" --match "576 elements per token per layer"
+                 --match "softmax scale 0\\.1352338"
+                 -- $<TARGET_FILE:dsv3> inspect --preset deepseek-v3)
+add_test(NAME model_inspect_v2_lite
+         COMMAND ${MODEL_CLI} --ok --match "main 15\\.7.B total, 2\\.45B activated"
+                 --match "softmax scale 0\\.1147214"
+                 -- $<TARGET_FILE:dsv3> inspect --preset deepseek-v2-lite)
+foreach(pair "1.5b;1\\.78B" "7b;7\\.62B" "14b;14\\.77B")
+  list(GET pair 0 size)
+  list(GET pair 1 figure)
+  add_test(NAME model_inspect_qwen_${size}
+           COMMAND ${MODEL_CLI} --ok --match "main ${figure} total"
+                   -- $<TARGET_FILE:dsv3> inspect --preset r1-distill-qwen-${size})
+endforeach()
+
+# Damaged folders: a copy of a good folder, one edit, then `dsv3 inspect DIR` must exit 1 naming it.
+set(VICTIM model.layers.2.self_attn.kv_b_proj.weight)
+function(model_bad_folder name fixture)
+  cmake_parse_arguments(B "" "" "EDIT;MATCH" ${ARGN})
+  set(args --copy ${MODEL_TMP}/tiny_${fixture} ${MODEL_TMP}/bad_${name})
+  foreach(e ${B_EDIT})
+    string(REPLACE " " ";" e "${e}")
+    list(APPEND args --edit ${e})
+  endforeach()
+  foreach(m ${B_MATCH})
+    list(APPEND args --match ${m})
+  endforeach()
+  add_test(NAME model_bad_${name}
+           COMMAND ${MODEL_CLI} ${args} --fail -- $<TARGET_FILE:dsv3> inspect ${MODEL_TMP}/bad_${name})
+  set_tests_properties(model_bad_${name} PROPERTIES FIXTURES_REQUIRED model_tiny_${fixture}
+                       LABELS "cli;model")
+endfunction()
+
+model_bad_folder(tensor_missing f32 EDIT "drop ${VICTIM}" MATCH "${VICTIM}" "missing")
+model_bad_folder(tensor_wrong_shape f32 EDIT "reshape ${VICTIM} 64,256"
+                 MATCH "model\\.safetensors: tensor '${VICTIM}' has shape \\[64, 256\\]" "\\[256, 64\\]")
+model_bad_folder(index_missing_shard f32 EDIT "index-missing ${VICTIM}"
+                 MATCH "model-00002-of-00002\\.safetensors")
+model_bad_folder(fp8_without_scale fp8
+                 EDIT "drop model.layers.1.self_attn.o_proj.weight_scale_inv"
+                 MATCH "model.layers.1.self_attn.o_proj.weight" "scale_inv")
+model_bad_folder(config_missing_field f32 EDIT "config hidden_size null"
+                 MATCH "config\\.json: hidden_size is missing")
+model_bad_folder(config_heads_not_dividing f32 EDIT "config num_attention_heads 3"
+                 MATCH "hidden_size \\(256\\) is not divisible by num_attention_heads \\(3\\)")
+model_bad_folder(config_kv_lora_zero f32 EDIT "config kv_lora_rank 0" MATCH "kv_lora_rank must be positive")
+model_bad_folder(config_topk_too_large f32 EDIT "config num_experts_per_tok 17"
+                 MATCH "num_experts_per_tok \\(17\\) is larger than n_routed_experts \\(16\\)")
+model_bad_folder(config_unknown_model_type f32 EDIT "config model_type \"mixtral\""
+                 MATCH "model_type 'mixtral' is not supported")
+model_bad_folder(config_not_json f32 EDIT "config rope_theta \"fast\"" MATCH "rope_theta must be a number")
+
+# --config FILE and argument errors.
+add_test(NAME model_inspect_config_file
+         COMMAND ${MODEL_CLI} --ok --match "deepseek_v3" --match "main .* total"
+                 -- $<TARGET_FILE:dsv3> inspect --config ${MODEL_TMP}/tiny_f32/config.json)
+set_tests_properties(model_inspect_config_file PROPERTIES FIXTURES_REQUIRED model_tiny_f32)
+add_test(NAME model_init_refuses_non_empty
+         COMMAND ${MODEL_CLI} --fail --match "is not empty" --match "--force"
+                 -- $<TARGET_FILE:dsv3> init --preset tiny -o ${MODEL_TMP}/tiny_f32)
+set_tests_properties(model_init_refuses_non_empty PROPERTIES FIXTURES_REQUIRED model_tiny_f32)
+# A vocabulary of 10^12 makes a folder of about 1 PB: no disk has room, so nothing is written.
+add_test(NAME model_init_refuses_full_disk
+         COMMAND ${MODEL_CLI} --copy ${MODEL_TMP}/tiny_f32 ${MODEL_TMP}/huge_config
+                 --edit config vocab_size 1000000000000 --fail --match "needs .* but its disk has"
+                 -- $<TARGET_FILE:dsv3> init --config ${MODEL_TMP}/huge_config/config.json
+                 -o ${MODEL_TMP}/never_huge)
+set_tests_properties(model_init_refuses_full_disk PROPERTIES FIXTURES_REQUIRED model_tiny_f32)
+add_test(NAME model_init_unknown_preset
+         COMMAND ${MODEL_CLI} --fail --match "unknown preset 'tiny2'" --match "known presets: tiny"
+                 -- $<TARGET_FILE:dsv3> init --preset tiny2 -o ${MODEL_TMP}/never)
+add_test(NAME model_init_unknown_option
+         COMMAND ${MODEL_CLI} --fail --match "unknown option --sed"
+                 -- $<TARGET_FILE:dsv3> init --preset tiny --sed 1 -o ${MODEL_TMP}/never)
+add_test(NAME model_init_help
+         COMMAND ${MODEL_CLI} --ok --match "usage: dsv3 init" --match "r1-distill-llama-8b"
+                 -- $<TARGET_FILE:dsv3> init --help)
+add_test(NAME model_inspect_help
+         COMMAND ${MODEL_CLI} --ok --match "usage: dsv3 inspect" -- $<TARGET_FILE:dsv3> inspect --help)
+set_tests_properties(model_inspect_tiny_f32 model_inspect_tiny_bf16 model_inspect_tiny_fp8
+                     model_inspect_deepseek_v3 model_inspect_v2_lite model_inspect_qwen_1.5b
+                     model_inspect_qwen_7b model_inspect_qwen_14b model_inspect_config_file
+                     model_init_refuses_non_empty model_init_refuses_full_disk
+                     model_init_unknown_preset model_init_unknown_option model_init_help
+                     model_inspect_help PROPERTIES LABELS "cli;model")
