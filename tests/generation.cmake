@@ -1,6 +1,48 @@
-# Generation (issue 5): the sampler's golden file is current with its float64 torch generator,
-# and the CLI checks of generate / chat / bench on a tiny random model.
+# Generation (issue 5): the sampler's golden file is current with its float64 torch generator, and
+# the CLI checks of generate / chat / bench on a tiny random model (tests/e2e/*.py).
 add_test(NAME sampler_golden_current
          COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/ref/sampler_ref.py --check
                  ${CMAKE_CURRENT_SOURCE_DIR}/ref/golden/sampler_cases.json)
 set_tests_properties(sampler_golden_current PROPERTIES LABELS "generation;ref")
+
+set(gen_e2e ${CMAKE_CURRENT_SOURCE_DIR}/e2e)
+set(gen_models ${CMAKE_CURRENT_BINARY_DIR}/generation_models)
+add_test(NAME generation_models
+         COMMAND ${DSV3_PYTHON} ${gen_e2e}/gen_fixture.py $<TARGET_FILE:dsv3> ${gen_models}
+                 ${PROJECT_SOURCE_DIR})
+set_tests_properties(generation_models PROPERTIES FIXTURES_SETUP generation_models
+                     LABELS "generation")
+
+foreach(check greedy seed stop)
+  add_test(NAME generate_${check}
+           COMMAND ${DSV3_PYTHON} ${gen_e2e}/generate_check.py $<TARGET_FILE:dsv3>
+                   ${gen_models}/r1 ${check})
+  set_tests_properties(generate_${check} PROPERTIES FIXTURES_REQUIRED generation_models
+                       LABELS "generation;e2e" TIMEOUT 120)
+endforeach()
+
+add_test(NAME chat_pty_three_turns_and_ctrl_c
+         COMMAND ${DSV3_PYTHON} ${gen_e2e}/chat_pty.py $<TARGET_FILE:dsv3> ${gen_models}/plain
+                 ${gen_models}/r1)
+set_tests_properties(chat_pty_three_turns_and_ctrl_c PROPERTIES FIXTURES_REQUIRED
+                     generation_models LABELS "generation;e2e" TIMEOUT 180)
+
+add_test(NAME bench_json_schema
+         COMMAND ${DSV3_PYTHON} ${gen_e2e}/bench_json_check.py $<TARGET_FILE:dsv3>
+                 ${gen_models}/r1 ${PROJECT_SOURCE_DIR}/docs/bench.schema.json)
+set_tests_properties(bench_json_schema PROPERTIES FIXTURES_REQUIRED generation_models
+                     LABELS "generation;e2e" TIMEOUT 120)
+
+# Every subcommand answers --help and refuses unknown options.
+foreach(cmd generate chat bench)
+  set(required "")
+  if(cmd STREQUAL "generate")
+    set(required -p x)
+  endif()
+  add_test(NAME ${cmd}_help COMMAND $<TARGET_FILE:dsv3> ${cmd} --help)
+  add_test(NAME ${cmd}_rejects_unknown_option
+           COMMAND $<TARGET_FILE:dsv3> ${cmd} -m ${gen_models}/r1 ${required} --no-such-option)
+  set_tests_properties(${cmd}_rejects_unknown_option PROPERTIES LABELS "generation"
+                       PASS_REGULAR_EXPRESSION "error: ${cmd}: unknown option --no-such-option")
+  set_tests_properties(${cmd}_help PROPERTIES LABELS "generation")
+endforeach()

@@ -25,8 +25,8 @@ const char kUsage[] =
     "                       with a chat template in tokenizer_config.json)\n"
     "  --system TEXT        system message\n"
     "  --hide-reasoning     R1 models: do not show the reasoning between <think> and </think>\n"
-    "  -v, --verbose        after each turn: tokens reused from the cache, prefilled, generated,\n"
-    "                       and the speed\n"
+    "  -v, --verbose        after each turn: tokens reused from the cache, prefilled, generated\n"
+    "                       (and their ids), and the speed\n"
     "  -t, --threads N      worker threads (default: physical cores)\n\n";
 
 const char kReplHelp[] =
@@ -156,6 +156,7 @@ int cmd_chat(Args& a) {
                    static_cast<long long>(t.prefilled_tokens),
                    static_cast<long long>(t.result.tokens.size()),
                    static_cast<long long>(gen.cached_ids().size()));
+      print_ids("generated ids", t.result.tokens);
       print_generation_stats(t.result, params.seed);
     }
     ++turn;

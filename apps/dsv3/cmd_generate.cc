@@ -26,6 +26,7 @@ const char kUsage[] =
     "  --system TEXT        with --chat: a system message first\n"
     "  --hide-reasoning     R1 models: leave out the reasoning between <think> and </think>\n"
     "                       (shown dimmed on a terminal, between the tags otherwise)\n"
+    "  -v, --verbose        also print the prompt's and the generated token ids to stderr\n"
     "  -t, --threads N      worker threads (default: physical cores)\n\n";
 
 }  // namespace
@@ -40,6 +41,7 @@ int cmd_generate(Args& a) {
   const bool chat = a.flag({"--chat"});
   const auto system = a.get({"--system"});
   const bool hide_reasoning = a.flag({"--hide-reasoning"});
+  const bool verbose = a.flag({"-v", "--verbose"});
   DSV3_CHECK(!system || chat, "generate: --system needs --chat");
   SamplingFlags flags = read_sampling_flags(a, load_generation_defaults(dir), 256);
   const int threads = threads_arg(a);
@@ -74,6 +76,10 @@ int cmd_generate(Args& a) {
   printer.end();
   std::fputc('\n', stdout);
   std::fflush(stdout);
+  if (verbose) {
+    print_ids("prompt ids", ids);
+    print_ids("generated ids", r.tokens);
+  }
   print_generation_stats(r, flags.params.seed);
   return 0;
 }

@@ -194,6 +194,12 @@ void ReasoningPrinter::end() {
   std::fflush(stdout);
 }
 
+void print_ids(const char* what, const std::vector<int32_t>& ids) {
+  std::fprintf(stderr, "%s:", what);
+  for (int32_t id : ids) std::fprintf(stderr, " %d", id);
+  std::fputc('\n', stderr);
+}
+
 void print_generation_stats(const GenerationResult& r, uint64_t seed) {
   auto rate = [](int64_t n, double s) { return s > 0 ? n / s : 0.0; };
   std::fprintf(stderr, "prompt: %lld tokens in %.3f s (%.1f tokens/s) | ",

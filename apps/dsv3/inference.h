@@ -89,6 +89,9 @@ class ReasoningPrinter {
   bool hide_, tty_, open_ = false;
 };
 
+// "what: 1 2 3" on stderr.
+void print_ids(const char* what, const std::vector<int32_t>& ids);
+
 // "prompt 12 tokens, 240.1 t/s | generation 64 tokens, 101.3 t/s | first token 0.052 s | peak
 // memory 210 MiB | stop: eos" to stderr.
 void print_generation_stats(const GenerationResult& r, uint64_t seed);

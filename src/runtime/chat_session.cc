@@ -1,7 +1,5 @@
 #include "runtime/chat_session.h"
 
-#include <span>
-
 #include "base/error.h"
 #include "base/strings.h"
 
@@ -32,22 +30,26 @@ Json ChatSession::messages() const {
   return all;
 }
 
-int64_t ChatSession::reusable_prefix(const std::string& text) const {
-  const auto& ids = gen_.cached_ids();
-  auto fits = [&](int64_t k) {
-    // Special tokens keep their text: the rendering spells them out too.
-    return starts_with(text, tok_.decode(std::span<const int32_t>(ids.data(), k), false));
-  };
-  const int64_t n = static_cast<int64_t>(ids.size());
-  if (fits(n)) return n;  // the usual case: the history is unchanged
-  // Binary search keeping fits(lo); a prefix that ends inside a character decodes to U+FFFD and
-  // does not fit, so the answer may stop a token short of the longest, never past it.
-  int64_t lo = 0, hi = n;
-  while (hi - lo > 1) {
-    int64_t mid = lo + (hi - lo) / 2;
-    (fits(mid) ? lo : hi) = mid;
+ChatSession::Prefix ChatSession::reusable_prefix(const std::string& text) const {
+  // The raw bytes of each token (special tokens spelled out, as the rendering writes them),
+  // matched against the text until the first token that differs.
+  Prefix p;
+  for (int32_t id : gen_.cached_ids()) {
+    const std::string& piece = tok_.token_bytes(id);
+    if (text.compare(p.bytes, piece.size(), piece) != 0) break;
+    p.bytes += piece.size();
+    ++p.tokens;
   }
-  return lo;
+  // The rest is encoded on its own, so it must start on a character: a token that ends inside
+  // a character goes back into the rest.
+  auto inside_character = [&](size_t at) {
+    return at < text.size() && (static_cast<unsigned char>(text[at]) & 0xC0) == 0x80;
+  };
+  while (p.tokens > 0 && inside_character(p.bytes)) {
+    --p.tokens;
+    p.bytes -= tok_.token_bytes(gen_.cached_ids()[p.tokens]).size();
+  }
+  return p;
 }
 
 ChatTurn ChatSession::send(const std::string& user, Sampler& sampler, const StopConditions& stop,
@@ -70,14 +72,12 @@ ChatTurn ChatSession::answer(Sampler& sampler, const StopConditions& stop,
   const std::string text = render_(messages(), /*add_generation_prompt=*/true);
   if (on_prompt) on_prompt(text);
   ChatTurn turn;
-  turn.reused_tokens = reusable_prefix(text);
-  const auto& ids = gen_.cached_ids();
-  const size_t cached_bytes =
-      tok_.decode(std::span<const int32_t>(ids.data(), turn.reused_tokens), false).size();
-  gen_.truncate(turn.reused_tokens);
+  const Prefix keep = reusable_prefix(text);
+  turn.reused_tokens = keep.tokens;
+  gen_.truncate(keep.tokens);
   // The template writes BOS itself when the model wants it (as transformers' apply_chat_template
   // with add_special_tokens=False).
-  std::vector<int32_t> fresh = tok_.encode(std::string_view(text).substr(cached_bytes), false);
+  std::vector<int32_t> fresh = tok_.encode(std::string_view(text).substr(keep.bytes), false);
   sampler.add_context(gen_.cached_ids());
   turn.result = gen_.generate(fresh, sampler, stop, on_text, interrupt);
   turn.prefilled_tokens = turn.result.prompt_tokens;

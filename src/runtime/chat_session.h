@@ -56,8 +56,12 @@ class ChatSession {
                   const std::function<void(std::string_view)>& on_text,
                   const std::atomic<bool>* interrupt,
                   const std::function<void(const std::string&)>& on_prompt);
-  // The largest k such that the text of the first k cached tokens starts `text`.
-  int64_t reusable_prefix(const std::string& text) const;
+  // The longest run of cached tokens whose bytes start `text` and end on a character boundary.
+  struct Prefix {
+    int64_t tokens = 0;
+    size_t bytes = 0;
+  };
+  Prefix reusable_prefix(const std::string& text) const;
 
   Generator& gen_;
   const Tokenizer& tok_;

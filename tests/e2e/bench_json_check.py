@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""`dsv3 bench --json` against its documented schema (docs/bench.schema.json, docs/BENCH_JSON.md),
+and its numbers against each other.
+
+usage: bench_json_check.py DSV3 MODEL_DIR SCHEMA
+"""
+import json
+import math
+import statistics
+import subprocess
+import sys
+
+import jsonschema
+
+
+def main():
+    dsv3, model, schema_path = sys.argv[1:4]
+    with open(schema_path) as f:
+        schema = json.load(f)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    p = subprocess.run([dsv3, "bench", "-m", model, "-p", "24", "-n", "6", "-r", "3", "-t", "1",
+                        "--json"], capture_output=True, check=True)
+    doc = json.loads(p.stdout)  # stdout holds the document and nothing else
+    jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
+
+    assert doc["repetitions"] == 3 and doc["n_threads"] == 1
+    assert [r["test"] for r in doc["results"]] == ["pp24", "tg6"]
+    for r in doc["results"]:
+        tokens = r["n_prompt"] + r["n_gen"]
+        assert len(r["samples_s"]) == len(r["samples_ts"]) == 3
+        for s, ts in zip(r["samples_s"], r["samples_ts"]):
+            assert math.isclose(ts, tokens / s, rel_tol=1e-12), (ts, tokens, s)
+        assert math.isclose(r["avg_ts"], statistics.mean(r["samples_ts"]), rel_tol=1e-12)
+        assert math.isclose(r["stddev_ts"], statistics.stdev(r["samples_ts"]), rel_tol=1e-9,
+                            abs_tol=1e-9)
+
+    # The schema has teeth: a missing field and a wrong type are refused.
+    for broken in ({k: v for k, v in doc.items() if k != "results"},
+                   {**doc, "n_threads": "1"}):
+        try:
+            jsonschema.validate(broken, schema, cls=jsonschema.Draft202012Validator)
+        except jsonschema.ValidationError:
+            continue
+        raise AssertionError("the schema accepted a broken document")
+    print("bench --json: valid against docs/bench.schema.json;", ", ".join(
+        f"{r['test']} {r['avg_ts']:.1f} ± {r['stddev_ts']:.1f} t/s" for r in doc["results"]))
+
+
+if __name__ == "__main__":
+    main()

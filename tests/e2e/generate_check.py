@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""CLI checks of `dsv3 generate` on a tiny random model (tests/generation.cmake).
+
+usage: generate_check.py DSV3 MODEL_DIR (greedy | seed | stop)
+
+greedy: greedy generation equals the argmax chain of `dsv3 logits` over prompt + generated ids,
+        and the streamed text is the detokenized ids (strict UTF-8).
+seed:   the same seed gives the same tokens and text; another seed gives other tokens.
+stop:   a stop string that spans a token boundary cuts the text exactly before it.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+PROMPT = "The model of the"
+
+
+def generate(dsv3, model, *flags):
+    p = subprocess.run([dsv3, "generate", "-m", model, "-p", PROMPT, "-v", "-t", "1", *flags],
+                       capture_output=True, check=True)
+    text = p.stdout.decode("utf-8")  # strict: a split character fails here
+    assert text.endswith("\n"), "generate ends its output with a newline"
+    err = p.stderr.decode("utf-8")
+    ids = {}
+    for line in err.splitlines():
+        for key in ("prompt ids", "generated ids"):
+            if line.startswith(key + ":"):
+                ids[key] = [int(x) for x in line.split(":", 1)[1].split()]
+    return text[:-1], ids["prompt ids"], ids["generated ids"], err
+
+
+def detokenize(dsv3, model, ids):
+    if not ids:
+        return ""
+    p = subprocess.run([dsv3, "detokenize", "-m", model, "--skip-special", "--ids",
+                        ",".join(map(str, ids))], capture_output=True, check=True)
+    return p.stdout.decode("utf-8")
+
+
+def tokenizer_vocab(model):
+    with open(os.path.join(model, "tokenizer.json")) as f:
+        t = json.load(f)
+    ids = list(t["model"]["vocab"].values()) + [a["id"] for a in t.get("added_tokens", [])]
+    return max(ids) + 1
+
+
+def check_greedy(dsv3, model):
+    text, prompt, gen, _ = generate(dsv3, model, "-n", "16", "--greedy", "--ignore-eos")
+    assert len(gen) == 16, gen
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "logits.npy")
+        ids = prompt + gen[:-1]
+        subprocess.run([dsv3, "logits", "-m", model, "--ids", ",".join(map(str, ids)), "--out",
+                        out], check=True, capture_output=True)
+        logits = np.load(out)
+    # generate never samples the embedding's padding rows past the tokenizer's vocabulary.
+    rows = logits[len(prompt) - 1:, :tokenizer_vocab(model)]
+    chain = [int(r.argmax()) for r in rows]
+    for i, (g, c) in enumerate(zip(gen, chain)):
+        top2 = np.sort(rows[i])[-2:]
+        assert g == c, (f"step {i}: generate chose {g}, the argmax of dsv3 logits is {c} "
+                        f"(top two logits {top2})")
+    want = detokenize(dsv3, model, gen)
+    assert text == want, f"streamed {text!r}, detokenized {want!r}"
+    print(f"greedy: {len(gen)} tokens equal the argmax chain of dsv3 logits")
+
+
+def check_seed(dsv3, model):
+    flags = ["-n", "24", "--temp", "1", "--top-k", "0", "--top-p", "1", "--min-p", "0",
+             "--ignore-eos"]
+    a = generate(dsv3, model, *flags, "--seed", "11")
+    b = generate(dsv3, model, *flags, "--seed", "11")
+    c = generate(dsv3, model, *flags, "--seed", "12")
+    assert a[2] == b[2] and a[0] == b[0], "the same seed gave different tokens"
+    assert "seed 11" in a[3], "the statistics name the seed"
+    assert a[2] != c[2], "seeds 11 and 12 gave the same 24 tokens"
+    print("seed: same seed same text; another seed other tokens")
+
+
+def check_stop(dsv3, model):
+    text, _, gen, _ = generate(dsv3, model, "-n", "24", "--greedy", "--ignore-eos")
+    # Character offsets where one token's text ends and the next begins.
+    bounds = []
+    for j in range(1, len(gen)):
+        head = detokenize(dsv3, model, gen[:j])
+        if text.startswith(head) and 2 <= len(head) <= len(text) - 3:
+            bounds.append(len(head))
+    for b in bounds[len(bounds) // 2:] + bounds[:len(bounds) // 2]:
+        stop = text[b - 2:b + 3]  # 2 characters of one token, 3 of the next
+        if text.find(stop) == b - 2 and stop.strip() and "\ufffd" not in stop:
+            break
+    else:
+        raise AssertionError(f"no stop string spanning a token boundary in {text!r}")
+    cut, _, _, err = generate(dsv3, model, "-n", "24", "--greedy", "--ignore-eos", "--stop",
+                              "no such text", "--stop", stop)
+    assert cut == text[:b - 2], f"stop {stop!r}: got {cut!r}, want {text[:b - 2]!r}"
+    assert "stop: stop string" in err, err
+    print(f"stop: {stop!r} across a token boundary cut the text at character {b - 2}")
+
+
+def main():
+    dsv3, model, what = sys.argv[1:4]
+    {"greedy": check_greedy, "seed": check_seed, "stop": check_stop}[what](dsv3, model)
+
+
+if __name__ == "__main__":
+    main()
