@@ -8,13 +8,14 @@
 namespace dsv3::ref {
 
 float dot(const float* a, const float* b, int64_t n) {
-  float acc[16] = {};
+  constexpr int kLanes = 64;  // several independent vector accumulators hide the add latency
+  float acc[kLanes] = {};
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int j = 0; j < 16; ++j) acc[j] += a[i + j] * b[i + j];
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += a[i + j] * b[i + j];
   for (int j = 0; i < n; ++i, ++j) acc[j] += a[i] * b[i];
   float s = 0;
-  for (int j = 0; j < 16; ++j) s += acc[j];
+  for (int j = 0; j < kLanes; ++j) s += acc[j];
   return s;
 }
 

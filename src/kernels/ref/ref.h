@@ -4,7 +4,7 @@
 
 namespace dsv3::ref {
 
-// Dot product in FP32 with 16 independent partial sums (a fixed order, so results are
+// Dot product in FP32 with 64 independent partial sums (a fixed order, so results are
 // reproducible; the compiler may vectorise it without reassociating).
 float dot(const float* a, const float* b, int64_t n);
 
