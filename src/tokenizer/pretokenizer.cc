@@ -39,9 +39,8 @@ class Regex {
     int err = 0;
     PCRE2_SIZE off = 0;
     const std::string p = literal ? std::string(pattern) : onig_compatible_pattern(pattern);
-    code_ =
-        pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(),
-                      PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0), &err, &off, nullptr);
+    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(),
+                          PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP), &err, &off, nullptr);
     if (!code_) {
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(err, msg, sizeof msg);
