@@ -1,7 +1,7 @@
 # Forward pass (issue 3): dsv3 logits against the float64 PyTorch reference (tests/ref), one tiny
 # random model per architecture and router type, plus the FP8 checkpoint path and CLI checks.
 set(DSV3_FWD_REF ${CMAKE_CURRENT_SOURCE_DIR}/ref)
-foreach(cfg deepseek_v3 deepseek_v2_greedy deepseek_v2_group_limited qwen2 llama)
+foreach(cfg deepseek_v3 deepseek_v2_greedy deepseek_v2_group_limited qwen2 qwen2_tied llama)
   add_test(NAME forward_ref_${cfg}
            COMMAND ${DSV3_PYTHON} ${DSV3_FWD_REF}/check_logits.py --dsv3 $<TARGET_FILE:dsv3>
                    --config ${DSV3_FWD_REF}/configs/${cfg}.json
