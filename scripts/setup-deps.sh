@@ -8,7 +8,7 @@ pkgs=(build-essential cmake ninja-build ccache pkg-config libpcre2-dev libutf8pr
 if [[ ${1:-} == --test ]]; then
   pkgs+=(libgtest-dev clang libclang-rt-14-dev
          python3 python3-torch python3-numpy libopenblas0-pthread
-         nodejs npm tmux python3-jsonschema)
+         nodejs npm tmux python3-jsonschema python3-jinja2)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

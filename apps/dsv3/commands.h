@@ -15,6 +15,7 @@ int cmd_logits(Args& a);
 int cmd_tokenize(Args& a);
 int cmd_detokenize(Args& a);
 int cmd_tokenizer(Args& a);  // tokenizer train
+int cmd_template(Args& a);
 int cmd_generate(Args& a);
 int cmd_chat(Args& a);
 int cmd_bench(Args& a);

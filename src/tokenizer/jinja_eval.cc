@@ -1,0 +1,432 @@
+#include "tokenizer/jinja_eval.h"
+
+#include <algorithm>
+
+#include "base/error.h"
+#include "tokenizer/jinja_builtins.h"
+#include "tokenizer/jinja_lexer.h"
+
+namespace dsv3::jinja {
+namespace {
+
+// Methods of Python lists and dicts that mutate: the sandbox Hugging Face renders in forbids them.
+constexpr const char* kMutators[] = {"append", "extend",  "insert", "pop",        "remove", "clear",
+                                     "sort",   "reverse", "update", "setdefault", "popitem"};
+
+class Interpreter {
+ public:
+  Interpreter(const ParsedTemplate& t, const RenderLimits& limits)
+      : t_(t),
+        limits_(limits),
+        budget_(limits.max_steps, limits.max_output_bytes, limits.max_items) {}
+
+  std::string run(Dict globals) {
+    scopes_.push_back(std::move(globals));
+    scopes_.emplace_back();  // the template's own variables, shadowing the globals
+    exec_body(t_.body);
+    return std::move(out_);
+  }
+
+ private:
+  enum class Flow { Normal, Break, Continue };
+  const ParsedTemplate& t_;
+  RenderLimits limits_;
+  Budget budget_;
+  std::vector<Dict> scopes_;
+  std::string out_;
+
+  [[noreturn]] void fail(size_t pos, const std::string& msg) const {
+    throw Error("chat template: " + msg + " at " + describe_position(t_.source, pos));
+  }
+
+  // Runs a built-in; its Error gains the template position.
+  template <typename F>
+  Value guarded(size_t pos, F f) {
+    Value v;
+    try {
+      v = f();
+    } catch (const Error& e) {
+      throw Error(
+          "chat template: " + std::string(e.what()) + " at " + describe_position(t_.source, pos),
+          e.hint());
+    }
+    budget_.check_value(v);
+    return v;
+  }
+
+  void emit(const std::string& s) {
+    budget_.charge(s.size() / 16 + 1);
+    if (out_.size() + s.size() > limits_.max_output_bytes) {
+      throw Error("chat template: output exceeds " + std::to_string(limits_.max_output_bytes) +
+                  " bytes");
+    }
+    out_ += s;
+  }
+
+  Value lookup(const std::string& name) const {
+    for (auto scope = scopes_.rbegin(); scope != scopes_.rend(); ++scope) {
+      for (const auto& [k, v] : *scope) {
+        if (k == name) return v;
+      }
+    }
+    if (is_global_function(name)) return Value(Callable{name, nullptr});
+    return Value::undefined(name);
+  }
+
+  void assign(const std::string& name, Value v) {
+    Dict& scope = scopes_.back();
+    for (auto& [k, old] : scope) {
+      if (k == name) {
+        old = std::move(v);
+        return;
+      }
+    }
+    scope.emplace_back(name, std::move(v));
+  }
+
+  void assign_targets(const std::vector<std::string>& targets, const Value& v, size_t pos) {
+    if (targets.size() == 1) return assign(targets[0], v);
+    if (!v.is_list() || v.as_list().size() != targets.size()) {
+      fail(pos, "cannot unpack " + std::string(type_name(v)) + " into " +
+                    std::to_string(targets.size()) + " variables");
+    }
+    for (size_t i = 0; i < targets.size(); ++i) assign(targets[i], v.as_list()[i]);
+  }
+
+  // ---- statements ----
+
+  Flow exec_body(const Body& body) {
+    for (const auto& s : body) {
+      Flow f = exec(*s);
+      if (f != Flow::Normal) return f;
+    }
+    return Flow::Normal;
+  }
+
+  Flow exec(const Stmt& s) {
+    budget_.charge(1);
+    switch (s.kind) {
+      case Stmt::Kind::Text:
+        emit(s.text);
+        break;
+      case Stmt::Kind::Output: {
+        Value v = eval(*s.expr);
+        emit(
+            guarded(s.pos, [&] { return Value(to_str(v, limits_.max_output_bytes)); }).as_string());
+        break;
+      }
+      case Stmt::Kind::If:
+        for (const auto& [cond, body] : s.branches) {
+          if (truthy(eval(*cond))) return exec_body(body);
+        }
+        return exec_body(s.else_body);
+      case Stmt::Kind::For:
+        return exec_for(s);
+      case Stmt::Kind::Set: {
+        Value v = eval(*s.expr);
+        if (s.attr.empty()) {
+          assign_targets(s.targets, v, s.pos);
+          break;
+        }
+        Value ns = lookup(s.targets[0]);
+        if (!ns.is_namespace()) {
+          fail(s.pos, "cannot set attribute '" + s.attr + "' of '" + s.targets[0] + "' (" +
+                          type_name(ns) + "): only a namespace() has assignable attributes");
+        }
+        Dict& attrs = ns.as_namespace().attrs;
+        auto it = std::find_if(attrs.begin(), attrs.end(),
+                               [&](const auto& kv) { return kv.first == s.attr; });
+        if (it != attrs.end())
+          it->second = std::move(v);
+        else
+          attrs.emplace_back(s.attr, std::move(v));
+        break;
+      }
+      case Stmt::Kind::SetBlock: {
+        size_t start = out_.size();
+        Flow f = exec_body(s.body);
+        std::string captured = out_.substr(start);
+        out_.resize(start);
+        assign(s.targets[0], Value(std::move(captured)));
+        return f;
+      }
+      case Stmt::Kind::Break:
+        return Flow::Break;
+      case Stmt::Kind::Continue:
+        return Flow::Continue;
+      case Stmt::Kind::Block:
+        return exec_body(s.body);
+    }
+    return Flow::Normal;
+  }
+
+  List iterable_items(const Value& v, size_t pos) {
+    switch (v.kind()) {
+      case Value::Kind::List:
+        return v.as_list();
+      case Value::Kind::Dict: {
+        List keys;
+        for (const auto& kv : v.as_dict()) keys.emplace_back(kv.first);
+        return keys;
+      }
+      case Value::Kind::String: {
+        List cps;
+        for (auto cp : code_points(v.as_string())) cps.emplace_back(std::string(cp));
+        return cps;
+      }
+      case Value::Kind::Undefined:
+        return {};  // Jinja's Undefined iterates as empty
+      default:
+        fail(pos, "'" + std::string(type_name(v)) + "' object is not iterable");
+    }
+  }
+
+  Flow exec_for(const Stmt& s) {
+    List items = iterable_items(eval(*s.expr), s.expr->pos);
+    if (s.filter) {  // "for x in xs if cond": filtered before loop.length is known, as in Jinja
+      List kept;
+      for (const Value& item : items) {
+        scopes_.emplace_back();
+        assign_targets(s.targets, item, s.pos);
+        bool keep = truthy(eval(*s.filter));
+        scopes_.pop_back();
+        if (keep) kept.push_back(item);
+      }
+      items = std::move(kept);
+    }
+    if (items.empty()) return exec_body(s.else_body);
+    int64_t n = int64_t(items.size());
+    for (int64_t i = 0; i < n; ++i) {
+      budget_.charge(1);
+      Dict loop = {
+          {"index", Value(i + 1)},
+          {"index0", Value(i)},
+          {"revindex", Value(n - i)},
+          {"revindex0", Value(n - i - 1)},
+          {"first", Value(i == 0)},
+          {"last", Value(i == n - 1)},
+          {"length", Value(n)},
+          {"depth", Value(int64_t{1})},
+          {"depth0", Value(int64_t{0})},
+          {"previtem", i > 0 ? items[size_t(i - 1)] : Value::undefined("loop.previtem")},
+          {"nextitem", i + 1 < n ? items[size_t(i + 1)] : Value::undefined("loop.nextitem")}};
+      scopes_.emplace_back();
+      assign_targets(s.targets, items[size_t(i)], s.pos);
+      assign("loop", Value(std::move(loop)));
+      Flow f = exec_body(s.body);
+      scopes_.pop_back();
+      if (f == Flow::Break) break;
+    }
+    return Flow::Normal;
+  }
+
+  // ---- expressions ----
+
+  [[noreturn]] void undefined_error(const Value& v, size_t pos, const std::string& what) {
+    fail(pos,
+         "'" + v.undefined_name() + "' is undefined" + (what.empty() ? "" : " (" + what + ")"));
+  }
+
+  Value attribute(const Value& obj, const std::string& name, size_t pos) {
+    if (obj.is_undefined()) undefined_error(obj, pos, "reading its attribute '" + name + "'");
+    if ((obj.is_list() || obj.is_dict()) && std::any_of(std::begin(kMutators), std::end(kMutators),
+                                                        [&](const char* m) { return name == m; })) {
+      fail(pos, std::string("unsupported construct: ") + type_name(obj) + "." + name +
+                    "() (values are immutable in chat templates, as in Hugging Face's sandbox)");
+    }
+    // Jinja's getattr: the Python attribute (a method) first, then the item.
+    Value m = find_method(obj, name);
+    if (!m.is_undefined()) return m;
+    const Value* f = obj.find(name);
+    return f ? *f : Value::undefined(name);
+  }
+
+  Value item(const Value& obj, const Value& key, size_t pos) {
+    if (obj.is_undefined()) undefined_error(obj, pos, "reading an item of it");
+    if (key.is_number() && !key.is_float() && (obj.is_list() || obj.is_string())) {
+      int64_t i = key.as_int();
+      if (obj.is_list()) {
+        int64_t n = int64_t(obj.as_list().size());
+        if (i < 0) i += n;
+        return (i >= 0 && i < n) ? obj.as_list()[size_t(i)]
+                                 : Value::undefined("index " + std::to_string(key.as_int()));
+      }
+      auto cps = code_points(obj.as_string());
+      int64_t n = int64_t(cps.size());
+      if (i < 0) i += n;
+      return (i >= 0 && i < n) ? Value(std::string(cps[size_t(i)]))
+                               : Value::undefined("index " + std::to_string(key.as_int()));
+    }
+    if (!key.is_string()) return Value::undefined(to_str(key));
+    // Jinja's getitem: the item first, then the Python attribute.
+    if (const Value* f = obj.find(key.as_string())) return *f;
+    return find_method(obj, key.as_string());
+  }
+
+  Value slice(const Expr& e) {
+    Value obj = eval(*e.args[0]);
+    if (obj.is_undefined()) undefined_error(obj, e.pos, "slicing it");
+    if (!obj.is_list() && !obj.is_string())
+      fail(e.pos, std::string("'") + type_name(obj) + "' object is not subscriptable");
+    int64_t bound[3];
+    bool given[3];
+    for (int k = 0; k < 3; ++k) {
+      Value v = e.args[size_t(k) + 1] ? eval(*e.args[size_t(k) + 1]) : Value::none();
+      given[k] = !v.is_none();
+      if (given[k] && (!v.is_number() || v.is_float()))
+        fail(e.pos, "slice indices must be integers or none");
+      bound[k] = given[k] ? v.as_int() : 0;
+    }
+    int64_t step = given[2] ? bound[2] : 1;
+    if (step == 0) fail(e.pos, "slice step cannot be zero");
+    std::vector<std::string_view> cps;
+    if (obj.is_string()) cps = code_points(obj.as_string());
+    int64_t n = int64_t(obj.is_list() ? obj.as_list().size() : cps.size());
+    // Python's PySlice_AdjustIndices.
+    int64_t lower = step < 0 ? -1 : 0, upper = step < 0 ? n - 1 : n;
+    auto adjust = [&](int k, int64_t dflt) {
+      if (!given[k]) return dflt;
+      int64_t x = bound[k];
+      return x < 0 ? std::max(x + n, lower) : std::min(x, upper);
+    };
+    int64_t start = adjust(0, step < 0 ? upper : lower), stop = adjust(1, step < 0 ? lower : upper);
+    List out;
+    std::string s;
+    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+      if (obj.is_list())
+        out.push_back(obj.as_list()[size_t(i)]);
+      else
+        s += cps[size_t(i)];
+    }
+    budget_.charge(out.size() + s.size() / 16 + 1);
+    return obj.is_list() ? Value(std::move(out)) : Value(std::move(s));
+  }
+
+  void eval_args(const Expr& e, size_t first, std::vector<Value>& args, Kwargs& kwargs) {
+    for (size_t i = first; i < e.args.size(); ++i) args.push_back(eval(*e.args[i]));
+    for (const auto& [k, v] : e.kwargs) kwargs.emplace_back(k, eval(*v));
+  }
+
+  Value eval(const Expr& e) {
+    budget_.charge(1);
+    switch (e.kind) {
+      case Expr::Kind::Literal:
+        return e.literal;
+      case Expr::Kind::Name:
+        return lookup(e.name);
+      case Expr::Kind::List: {
+        List l;
+        for (const auto& a : e.args) l.push_back(eval(*a));
+        Value v(std::move(l));
+        return guarded(e.pos, [&] { return v; });
+      }
+      case Expr::Kind::Dict: {
+        Dict d;
+        for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
+          Value k = eval(*e.args[i]);
+          if (!k.is_string()) fail(e.args[i]->pos, "dict keys must be strings in chat templates");
+          Value v = eval(*e.args[i + 1]);
+          auto it = std::find_if(d.begin(), d.end(),
+                                 [&](const auto& kv) { return kv.first == k.as_string(); });
+          if (it != d.end())
+            it->second = std::move(v);
+          else
+            d.emplace_back(k.as_string(), std::move(v));
+        }
+        Value v(std::move(d));
+        return guarded(e.pos, [&] { return v; });
+      }
+      case Expr::Kind::Attr:
+        return attribute(eval(*e.args[0]), e.name, e.pos);
+      case Expr::Kind::Item: {
+        Value obj = eval(*e.args[0]);
+        return item(obj, eval(*e.args[1]), e.pos);
+      }
+      case Expr::Kind::Slice:
+        return slice(e);
+      case Expr::Kind::Call: {
+        Value fn = eval(*e.args[0]);
+        if (fn.is_undefined()) undefined_error(fn, e.pos, "called as a function");
+        if (!fn.is_callable())
+          fail(e.pos, std::string("'") + type_name(fn) + "' object is not callable");
+        std::vector<Value> args;
+        Kwargs kwargs;
+        eval_args(e, 1, args, kwargs);
+        return guarded(e.pos, [&] { return call(fn.as_callable(), args, kwargs, budget_); });
+      }
+      case Expr::Kind::Filter: {
+        Value subject = eval(*e.args[0]);
+        std::vector<Value> args;
+        Kwargs kwargs;
+        eval_args(e, 1, args, kwargs);
+        return guarded(e.pos, [&] { return apply_filter(e.name, subject, args, kwargs, budget_); });
+      }
+      case Expr::Kind::Test: {
+        Value subject = eval(*e.args[0]);
+        std::vector<Value> args;
+        Kwargs kwargs;
+        eval_args(e, 1, args, kwargs);
+        if (!kwargs.empty()) fail(e.pos, "tests take no keyword arguments");
+        bool r = guarded(e.pos, [&] { return Value(apply_test(e.name, subject, args)); }).as_bool();
+        return Value(r != e.negated);
+      }
+      case Expr::Kind::Neg:
+      case Expr::Kind::Pos: {
+        Value v = eval(*e.args[0]);
+        if (!v.is_number())
+          fail(e.pos, std::string("bad operand type for unary ") +
+                          (e.kind == Expr::Kind::Neg ? "-" : "+") + ": '" + type_name(v) + "'");
+        if (e.kind == Expr::Kind::Pos) return v.is_bool() ? Value(v.as_int()) : v;
+        if (v.is_float()) return Value(-v.as_double());
+        if (v.as_int() == INT64_MIN) fail(e.pos, "integer overflow in unary '-'");
+        return Value(-v.as_int());
+      }
+      case Expr::Kind::Not:
+        return Value(!truthy(eval(*e.args[0])));
+      case Expr::Kind::Binary: {
+        Value a = eval(*e.args[0]);
+        Value b = eval(*e.args[1]);
+        return guarded(e.pos, [&] { return binary_op(e.name, a, b, budget_); });
+      }
+      case Expr::Kind::Compare: {
+        Value left = eval(*e.args[0]);
+        for (size_t i = 0; i < e.ops.size(); ++i) {
+          Value right = eval(*e.args[i + 1]);
+          const std::string& op = e.ops[i];
+          bool r =
+              guarded(e.pos, [&] {
+                if (op == "==") return Value(equal(left, right));
+                if (op == "!=") return Value(!equal(left, right));
+                if (op == "in") return Value(contains(right, left));
+                if (op == "not in") return Value(!contains(right, left));
+                int c = compare(left, right);
+                return Value(op == "<" ? c < 0 : op == "<=" ? c <= 0 : op == ">" ? c > 0 : c >= 0);
+              }).as_bool();
+          if (!r) return Value(false);
+          left = std::move(right);
+        }
+        return Value(true);
+      }
+      case Expr::Kind::And: {
+        Value a = eval(*e.args[0]);
+        return truthy(a) ? eval(*e.args[1]) : a;
+      }
+      case Expr::Kind::Or: {
+        Value a = eval(*e.args[0]);
+        return truthy(a) ? a : eval(*e.args[1]);
+      }
+      case Expr::Kind::Cond:
+        if (truthy(eval(*e.args[1]))) return eval(*e.args[0]);
+        return e.args[2] ? eval(*e.args[2]) : Value::undefined("else branch");
+    }
+    fail(e.pos, "internal: unknown expression");
+  }
+};
+
+}  // namespace
+
+std::string render(const ParsedTemplate& tmpl, Dict globals, const RenderLimits& limits) {
+  return Interpreter(tmpl, limits).run(std::move(globals));
+}
+
+}  // namespace dsv3::jinja
