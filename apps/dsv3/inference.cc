@@ -10,10 +10,7 @@
 #include "base/progress.h"
 #include "base/strings.h"
 #include "base/timer.h"
-#if __has_include("tokenizer/chat_template.h")  // until the template module lands
 #include "tokenizer/chat_template.h"
-#define DSV3_HAVE_CHAT_TEMPLATE 1
-#endif
 
 namespace dsv3::cli {
 namespace {
@@ -156,12 +153,7 @@ std::string render_chat(const Tokenizer& tok, const Json& messages, bool add_gen
   Json vars = Json::object();
   vars["bos_token"] = tok.bos_token();
   vars["eos_token"] = tok.eos_token();
-#ifdef DSV3_HAVE_CHAT_TEMPLATE
   return render_chat_template(tmpl, messages, add_generation_prompt, vars);
-#else
-  (void)messages, (void)add_generation_prompt;
-  throw Error("chat templates are not built into this dsv3 yet");
-#endif
 }
 
 bool prompt_opens_reasoning(std::string_view prompt) {
