@@ -7,9 +7,14 @@ greedy: greedy generation equals the argmax chain of `dsv3 logits` over prompt +
         and the streamed text is the detokenized ids (strict UTF-8).
 seed:   the same seed gives the same tokens and text; another seed gives other tokens.
 stop:   a stop string that spans a token boundary cuts the text exactly before it.
+reasoning: with --chat on an R1-style template (the prompt ends inside <think>), the reasoning is
+        marked with <think> tags off a terminal, dimmed (ANSI SGR 2) on one, and left out with
+        --hide-reasoning.
 """
 import json
 import os
+import pty
+import re
 import subprocess
 import sys
 import tempfile
@@ -102,9 +107,41 @@ def check_stop(dsv3, model):
     print(f"stop: {stop!r} across a token boundary cut the text at character {b - 2}")
 
 
+def check_reasoning(dsv3, model):
+    flags = ["--chat", "-n", "12", "--greedy", "--ignore-eos"]
+    shown, _, gen, err = generate(dsv3, model, *flags)
+    assert "loading [" not in err, "no progress bar off a terminal"
+    assert shown.startswith("<think>") and "</think>" in shown, shown
+    hidden, _, gen2, _ = generate(dsv3, model, *flags, "--hide-reasoning")
+    assert gen2 == gen
+    want = re.sub(r"<think>.*?</think>", "", shown, flags=re.S)
+    assert hidden == want, f"--hide-reasoning printed {hidden!r}, want {want!r}"
+    # On a terminal: the reasoning is dimmed and no tag is printed.
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(dsv3, [dsv3, "generate", "-m", model, "-p", PROMPT, "-t", "1", *flags])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b"\x1b[2m" in out and b"\x1b[22m" in out, out
+    assert b"<think>" not in out, out
+    # Loading draws a progress bar on a terminal and reports the time taken.
+    assert re.search(rb"loading \[#+\] 100%", out) and re.search(rb"loaded .* in [0-9.]+ s", out)
+    print("reasoning: tagged off a terminal, dimmed on one, hidden with --hide-reasoning")
+
+
 def main():
     dsv3, model, what = sys.argv[1:4]
-    {"greedy": check_greedy, "seed": check_seed, "stop": check_stop}[what](dsv3, model)
+    {"greedy": check_greedy, "seed": check_seed, "stop": check_stop,
+     "reasoning": check_reasoning}[what](dsv3, model)
 
 
 if __name__ == "__main__":
