@@ -46,6 +46,8 @@ struct ComputeContext {
   ThreadPool& pool;
 };
 
+// A model keeps its activation buffers between calls (reused, not reallocated): one forward at a
+// time per Model object; threads share work through the ThreadPool instead.
 class Model {
  public:
   virtual ~Model() = default;
