@@ -1,6 +1,6 @@
-// libFuzzer target: parse_safetensors_header on arbitrary bytes (RELIABILITY §1: fuzz every parser).
-// A dsv3::Error is the expected outcome for bad input; any other exception, a sanitizer report, or
-// an accepted header whose tensors do not lie inside the file is a crash.
+// libFuzzer target: parse_safetensors_header on arbitrary bytes (RELIABILITY §1: fuzz every
+// parser). A dsv3::Error is the expected outcome for bad input; any other exception, a sanitizer
+// report, or an accepted header whose tensors do not lie inside the file is a crash.
 #include <cstddef>
 #include <cstdint>
 #include <span>
