@@ -262,7 +262,7 @@ Value apply_filter(const std::string& name, const Value& v, const std::vector<Va
   } else if (name == "items") {
     List out;
     if (v.is_dict()) {
-      for (const auto& [k, e] : v.as_dict()) out.emplace_back(List{Value(k), e});
+      for (const auto& [k, e] : v.as_dict()) out.push_back(Value::tuple({Value(k), e}));
     } else if (!v.is_undefined()) {
       throw Error(std::string("filter 'items': can only get item pairs from a mapping, not ") +
                   type_name(v));
@@ -422,7 +422,7 @@ Value call(const Callable& fn, const std::vector<Value>& args, const Kwargs& kwa
     List out;
     for (const auto& [k, v] : self.as_dict()) {
       if (fn.name == "items")
-        out.emplace_back(List{Value(k), v});
+        out.push_back(Value::tuple({Value(k), v}));
       else
         out.push_back(fn.name == "keys" ? Value(k) : v);
     }

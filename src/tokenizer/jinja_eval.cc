@@ -299,7 +299,8 @@ class Interpreter {
         s += cps[size_t(i)];
     }
     budget_.charge(out.size() + s.size() / 16 + 1);
-    return obj.is_list() ? Value(std::move(out)) : Value(std::move(s));
+    if (obj.is_string()) return Value(std::move(s));
+    return obj.is_tuple() ? Value::tuple(std::move(out)) : Value(std::move(out));
   }
 
   void eval_args(const Expr& e, size_t first, std::vector<Value>& args, Kwargs& kwargs) {
@@ -314,10 +315,11 @@ class Interpreter {
         return e.literal;
       case Expr::Kind::Name:
         return lookup(e.name);
-      case Expr::Kind::List: {
+      case Expr::Kind::List:
+      case Expr::Kind::Tuple: {
         List l;
         for (const auto& a : e.args) l.push_back(eval(*a));
-        Value v(std::move(l));
+        Value v = e.kind == Expr::Kind::Tuple ? Value::tuple(std::move(l)) : Value(std::move(l));
         return guarded(e.pos, [&] { return v; });
       }
       case Expr::Kind::Dict: {
@@ -345,7 +347,18 @@ class Interpreter {
       case Expr::Kind::Slice:
         return slice(e);
       case Expr::Kind::Call: {
-        Value fn = eval(*e.args[0]);
+        Value fn;
+        if (e.args[0]->kind == Expr::Kind::Attr) {  // a method call: name Python's missing methods
+          const Expr& attr = *e.args[0];
+          Value obj = eval(*attr.args[0]);
+          fn = attribute(obj, attr.name, attr.pos);
+          if (fn.is_undefined() && (obj.is_string() || obj.is_list() || obj.is_dict())) {
+            fail(e.pos, std::string("unsupported construct: method ") + type_name(obj) + "." +
+                            attr.name + "()");
+          }
+        } else {
+          fn = eval(*e.args[0]);
+        }
         if (fn.is_undefined()) undefined_error(fn, e.pos, "called as a function");
         if (!fn.is_callable())
           fail(e.pos, std::string("'") + type_name(fn) + "' object is not callable");

@@ -76,7 +76,7 @@ int compare(const Value& a, const Value& b) {
     int c = a.as_string().compare(b.as_string());  // UTF-8 byte order is code point order
     return c < 0 ? -1 : c > 0 ? 1 : 0;
   }
-  if (a.is_list() && b.is_list()) {
+  if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
     const List &x = a.as_list(), &y = b.as_list();
     for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
       if (!equal(x[i], y[i])) return compare(x[i], y[i]);
@@ -94,9 +94,8 @@ namespace {
               type_name(b) + "'");
 }
 
-int64_t checked(bool overflow, int64_t v, const std::string& op) {
+void check_overflow(bool overflow, const std::string& op) {
   if (overflow) throw Error("integer overflow in '" + op + "' (Python would use a big integer)");
-  return v;
 }
 
 Value repeat(const Value& seq, int64_t n, Budget& budget) {
@@ -118,7 +117,7 @@ Value repeat(const Value& seq, int64_t n, Budget& budget) {
   budget.charge(l.size() * uint64_t(n) + 1);
   List out;
   for (int64_t i = 0; i < n; ++i) out.insert(out.end(), l.begin(), l.end());
-  return Value(std::move(out));
+  return seq.is_tuple() ? Value::tuple(std::move(out)) : Value(std::move(out));
 }
 
 }  // namespace
@@ -136,12 +135,12 @@ Value binary_op(const std::string& op, const Value& a, const Value& b, Budget& b
       budget.charge((a.as_string().size() + b.as_string().size()) / 16 + 1);
       return Value(a.as_string() + b.as_string());
     }
-    if (a.is_list() && b.is_list()) {
+    if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
       budget.check_list(a.as_list().size() + b.as_list().size());
       budget.charge(a.as_list().size() + b.as_list().size() + 1);
       List l = a.as_list();
       l.insert(l.end(), b.as_list().begin(), b.as_list().end());
-      return Value(std::move(l));
+      return a.is_tuple() ? Value::tuple(std::move(l)) : Value(std::move(l));
     }
   }
   if (op == "*") {
@@ -164,7 +163,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b, Budget& b
       int64_t base = a.as_int(), e = b.as_int(), r = 1;
       if (base == 0) return Value(int64_t{e == 0 ? 1 : 0});
       if (base == 1 || base == -1) return Value(int64_t{base == -1 && e % 2 ? -1 : 1});
-      for (int64_t i = 0; i < e; ++i) r = checked(__builtin_mul_overflow(r, base, &r), r, op);
+      for (int64_t i = 0; i < e; ++i) check_overflow(__builtin_mul_overflow(r, base, &r), op);
       return Value(r);
     }
     if (a.as_double() == 0 && b.as_double() < 0)
@@ -183,11 +182,15 @@ Value binary_op(const std::string& op, const Value& a, const Value& b, Budget& b
     if (op == "//") return Value(std::floor((x - m) / y));
   } else {
     int64_t x = a.as_int(), y = b.as_int(), r = 0;
-    if (op == "+") return Value(checked(__builtin_add_overflow(x, y, &r), r, op));
-    if (op == "-") return Value(checked(__builtin_sub_overflow(x, y, &r), r, op));
-    if (op == "*") return Value(checked(__builtin_mul_overflow(x, y, &r), r, op));
+    if (op == "+" || op == "-" || op == "*") {
+      check_overflow(op == "+"   ? __builtin_add_overflow(x, y, &r)
+                     : op == "-" ? __builtin_sub_overflow(x, y, &r)
+                                 : __builtin_mul_overflow(x, y, &r),
+                     op);
+      return Value(r);
+    }
     if (y == 0) throw Error("integer division or modulo by zero");
-    if (x == std::numeric_limits<int64_t>::min() && y == -1) checked(true, 0, op);
+    if (x == std::numeric_limits<int64_t>::min() && y == -1) check_overflow(true, op);
     int64_t q = x / y, m = x % y;
     if (m != 0 && ((m < 0) != (y < 0))) {  // floor division, as in Python
       --q;

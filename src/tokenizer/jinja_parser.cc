@@ -244,7 +244,7 @@ class Parser {
     size_t pos = cur().pos;
     ExprPtr first = with_condexpr ? parse_condexpr() : parse_or();
     if (!is_op(",")) return first;
-    auto list = node(Expr::Kind::List, pos);
+    auto list = node(Expr::Kind::Tuple, pos);
     list->args.push_back(std::move(first));
     while (accept_op(",")) {
       if (cur().kind == Token::Kind::BlockEnd || cur().kind == Token::Kind::VarEnd) break;
@@ -426,7 +426,7 @@ class Parser {
       }
       case Token::Kind::Op:
         if (accept_op("(")) {
-          if (accept_op(")")) return node(Expr::Kind::List, pos);  // () is an empty tuple
+          if (accept_op(")")) return node(Expr::Kind::Tuple, pos);
           ExprPtr inner = parse_tuple(true);
           expect_op(")");
           return inner;

@@ -21,6 +21,7 @@ struct Expr {
     Literal,  // literal
     Name,     // name
     List,     // args: elements
+    Tuple,    // args: elements
     Dict,     // args: key0, value0, key1, value1, ...
     Attr,     // args[0].name
     Item,     // args[0][args[1]]

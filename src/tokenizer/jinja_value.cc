@@ -102,6 +102,7 @@ bool equal(const Value& a, const Value& b) {
       return a.as_string() == b.as_string();
     case Value::Kind::List: {
       const List &x = a.as_list(), &y = b.as_list();
+      if (a.is_tuple() != b.is_tuple()) return false;
       if (&x == &y) return true;  // the same object, as Python's identity shortcut
       if (x.size() != y.size()) return false;
       for (size_t i = 0; i < x.size(); ++i) {
@@ -329,12 +330,13 @@ struct Printer {
         out += quoted ? string_repr(v.as_string()) : v.as_string();
         return;
       case Value::Kind::List:
-        out += '[';
+        out += v.is_tuple() ? '(' : '[';
         for (size_t i = 0; i < v.as_list().size(); ++i) {
           if (i) out += ", ";
           str(v.as_list()[i], true, depth + 1);
         }
-        out += ']';
+        if (v.is_tuple() && v.as_list().size() == 1) out += ',';
+        out += v.is_tuple() ? ')' : ']';
         return;
       case Value::Kind::Dict:
       case Value::Kind::Namespace: {

@@ -47,6 +47,12 @@ class Value {
   Value(const char* s) : Value(std::string(s)) {}
   Value(List l);
   Value(Dict d);
+  // A Python tuple: a list that prints as "(1, 2)" and never equals a list.
+  static Value tuple(List l) {
+    Value v(std::move(l));
+    v.tuple_ = true;
+    return v;
+  }
   Value(std::shared_ptr<Namespace> ns) : v_(std::move(ns)) {}
   Value(Callable c) : v_(std::make_shared<const Callable>(std::move(c))) {}
 
@@ -58,7 +64,8 @@ class Value {
   bool is_float() const { return kind() == Kind::Float; }
   bool is_number() const { return is_int() || is_float() || is_bool(); }  // Python: bool is an int
   bool is_string() const { return kind() == Kind::String; }
-  bool is_list() const { return kind() == Kind::List; }
+  bool is_list() const { return kind() == Kind::List; }  // tuples too
+  bool is_tuple() const { return tuple_; }
   bool is_dict() const { return kind() == Kind::Dict; }
   bool is_namespace() const { return kind() == Kind::Namespace; }
   bool is_callable() const { return kind() == Kind::Callable; }
@@ -89,6 +96,7 @@ class Value {
       v_;
   uint32_t depth_ = 0;
   uint64_t nodes_ = 1;
+  bool tuple_ = false;
 };
 
 // Python's type names ("str", "int", "dict", "undefined"), for error messages.

@@ -6,7 +6,8 @@ expected prompts for dsv3's test (tests/unit/tokenizer/test_chat_template_refere
 
     python3 tests/ref/template_reference.py ASSETS_DIR FIXTURES_DIR OUT.json
 
-Same inputs and output format as tests/js/template_reference.mjs.
+Same inputs and output format as tests/js/template_reference.mjs, plus "snippets": single
+constructs (fixtures/snippets.json) whose Python semantics dsv3 follows.
 """
 import json
 import os
@@ -65,8 +66,22 @@ def main():
                 except jinja2.exceptions.TemplateError as e:
                     case["error"] = str(e)
                 cases.append(case)
+    # Single constructs, each rendered alone with one context; any exception is an expected error.
+    with open(os.path.join(fixtures, "snippets.json"), encoding="utf-8") as f:
+        snippet_doc = json.load(f)
+    snippets = []
+    for source in snippet_doc["snippets"]:
+        try:
+            snippets.append({"template": source,
+                             "expected": env.from_string(source).render(**snippet_doc["context"])})
+        except Exception as e:  # noqa: BLE001 - TypeError, ZeroDivisionError, TemplateError ...
+            snippets.append({"template": source, "error": "%s: %s" % (type(e).__name__, e)})
+    # Valid Jinja that dsv3 refuses with "unsupported construct": Python must render them.
+    for source in snippet_doc["unsupported"]:
+        env.from_string(source).render(**snippet_doc["context"])
     out = {"reference": "Python Jinja2 %s (Hugging Face transformers' environment)" % jinja2.__version__,
-           "templates": templates, "cases": cases}
+           "templates": templates, "cases": cases, "snippet_context": snippet_doc["context"],
+           "snippets": snippets, "unsupported": snippet_doc["unsupported"]}
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with open(out_path, "w", encoding="utf-8") as f:
         json.dump(out, f, ensure_ascii=False, indent=1)

@@ -62,5 +62,43 @@ TEST(ChatTemplateReference, MatchesEveryRenderedFixture) {
               doc.at("reference").as_string().c_str(), errors);
 }
 
+// Single constructs (tests/fixtures/chat_templates/snippets.json) against Python Jinja2: output
+// identical, and an error exactly where Python raises one. Only the Python reference has them.
+TEST(ChatTemplateReference, MatchesEverySnippet) {
+  const char* path = std::getenv("DSV3_TEMPLATE_EXPECTED");
+  if (!path) GTEST_SKIP() << "DSV3_TEMPLATE_EXPECTED not set (tests/template.cmake sets it)";
+  const Json doc = Json::parse(read_file(path), path);
+  if (!doc.contains("snippets"))
+    GTEST_SKIP() << path << " has no snippets (only the Python reference has)";
+  const Json::Array& snippets = doc.at("snippets").as_array();
+  ASSERT_GE(snippets.size(), 50u);
+  for (const Json& s : snippets) {
+    const std::string& tmpl = s.at("template").as_string();
+    try {
+      std::string got = render_jinja(tmpl, doc.at("snippet_context"));
+      if (s.contains("error")) {
+        ADD_FAILURE() << json_quote(tmpl) << ": Python raised '" << s.at("error").as_string()
+                      << "', dsv3 rendered " << json_quote(got);
+      } else {
+        EXPECT_TRUE(got == s.at("expected").as_string())
+            << json_quote(tmpl) << ": " << first_difference(got, s.at("expected").as_string());
+      }
+    } catch (const Error& e) {
+      EXPECT_TRUE(s.contains("error"))
+          << json_quote(tmpl) << ": dsv3 raised '" << e.what() << "', Python rendered "
+          << json_quote(s.at("expected").as_string());
+    }
+  }
+  // Valid Jinja outside the subset: a clear error naming it, never a wrong rendering.
+  for (const Json& u : doc.at("unsupported").as_array()) {
+    try {
+      ADD_FAILURE() << json_quote(u.as_string()) << ": rendered "
+                    << json_quote(render_jinja(u.as_string(), doc.at("snippet_context")));
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("unsupported construct"), std::string::npos) << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dsv3
