@@ -182,6 +182,11 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos) cons
     repaired = tok::utf8_lossy(text);
     text = repaired;
   }
+  // Every token covers at least one byte, so this bounds the count by INT32_MAX (RELIABILITY §1).
+  DSV3_CHECK(text.size() < size_t{INT32_MAX},
+             "encode: the text is " + std::to_string(text.size()) +
+                 " bytes; at most 2^31 - 2 bytes can be encoded at once",
+             "split the text and encode the parts");
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 2);
   if (add_bos && m.add_bos && m.bos >= 0) ids.push_back(m.bos);
