@@ -1,5 +1,7 @@
 #include "tokenizer/bpe.h"
 
+#include <algorithm>
+#include <cstring>
 #include <limits>
 #include <queue>
 
@@ -34,14 +36,54 @@ bool MergeTable::insert(int32_t left, int32_t right, int32_t rank, int32_t merge
   return true;
 }
 
-const std::vector<int32_t>* WordCache::find(std::string_view piece) const {
-  auto it = map_.find(piece);
-  return it == map_.end() ? nullptr : &it->second;
+WordCache::WordCache() : slots_(kSlots, Slot{0, 0, 0, 0, 0}) {}
+
+uint64_t WordCache::hash_of(std::string_view s) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ s.size();
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+    h ^= h >> 32;
+  }
+  uint64_t tail = 0;
+  std::memcpy(&tail, s.data() + i, s.size() - i);
+  h = (h ^ tail) * 0xC4CEB9FE1A85EC53ull;
+  h ^= h >> 29;
+  return h | 1;  // never 0, the empty mark
+}
+
+bool WordCache::find(std::string_view piece, std::vector<int32_t>& out) const {
+  if (piece.size() > kMaxPiece) return false;
+  const uint64_t h = hash_of(piece);
+  for (size_t i = h & (kSlots - 1);; i = (i + 1) & (kSlots - 1)) {
+    const Slot& s = slots_[i];
+    if (s.hash == 0) return false;
+    if (s.hash == h && s.key_len == piece.size() &&
+        std::memcmp(keys_.data() + s.key, piece.data(), piece.size()) == 0) {
+      out.insert(out.end(), ids_.begin() + s.ids, ids_.begin() + s.ids + s.n_ids);
+      return true;
+    }
+  }
 }
 
 void WordCache::insert(std::string_view piece, const int32_t* ids, size_t n) {
-  if (map_.size() >= kMaxEntries) map_.clear();
-  map_.emplace(std::string(piece), std::vector<int32_t>(ids, ids + n));
+  if (piece.size() > kMaxPiece) return;
+  if (entries_ >= kMaxEntries) {
+    std::fill(slots_.begin(), slots_.end(), Slot{0, 0, 0, 0, 0});
+    keys_.clear();
+    ids_.clear();
+    entries_ = 0;
+  }
+  const uint64_t h = hash_of(piece);
+  size_t i = h & (kSlots - 1);
+  while (slots_[i].hash != 0) i = (i + 1) & (kSlots - 1);
+  slots_[i] = Slot{h, static_cast<uint32_t>(keys_.size()), static_cast<uint32_t>(ids_.size()),
+                   static_cast<uint16_t>(piece.size()), static_cast<uint16_t>(n)};
+  keys_.append(piece);
+  ids_.insert(ids_.end(), ids, ids + n);
+  ++entries_;
 }
 
 BpeModel BpeModel::from_json(const Json& model, std::string_view source) {
@@ -188,12 +230,7 @@ void BpeModel::encode_piece(std::string_view bytes, std::vector<int32_t>& out,
     if (id >= 0) out.push_back(id);
     return;
   }
-  if (cache) {
-    if (const auto* hit = cache->find(bytes)) {
-      out.insert(out.end(), hit->begin(), hit->end());
-      return;
-    }
-  }
+  if (cache && cache->find(bytes, out)) return;
   if (ignore_merges_) {
     if (auto it = vocab_bytes_.find(std::string(bytes)); it != vocab_bytes_.end()) {
       out.push_back(it->second);

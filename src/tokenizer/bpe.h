@@ -42,19 +42,29 @@ class MergeTable {
   int shift_ = 64;
 };
 
-// Piece -> ids memo, bounded: cleared when full (cheap, and prose re-fills it at once).
+// Piece -> ids memo: open addressing over flat arenas (one probe, no allocation per entry).
+// Bounded: cleared when full (cheap, and prose re-fills it at once). Pieces over kMaxPiece bytes
+// are not kept.
 class WordCache {
  public:
-  const std::vector<int32_t>* find(std::string_view piece) const;
+  WordCache();
+  // Appends the ids of piece to out and returns true when cached.
+  bool find(std::string_view piece, std::vector<int32_t>& out) const;
   void insert(std::string_view piece, const int32_t* ids, size_t n);
+  static constexpr size_t kMaxPiece = 64;
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  struct Slot {
+    uint64_t hash;      // 0: empty
+    uint32_t key, ids;  // offsets into keys_ and ids_
+    uint16_t key_len, n_ids;
   };
-  static constexpr size_t kMaxEntries = 1 << 16;
-  std::unordered_map<std::string, std::vector<int32_t>, Hash, std::equal_to<>> map_;
+  static constexpr size_t kSlots = size_t{1} << 17, kMaxEntries = kSlots / 2;
+  static uint64_t hash_of(std::string_view s);
+  std::vector<Slot> slots_;
+  std::string keys_;
+  std::vector<int32_t> ids_;
+  size_t entries_ = 0;
 };
 
 class BpeModel {
