@@ -113,10 +113,10 @@ int cmd_init(Args& a) {
   Timer timer;
   write_random_model(c, dir, static_cast<uint64_t>(seed), dtype);
   ParamCounts n = count_params(c);
-  std::printf("wrote %s: %s %s, %s parameters (%s MTP), %s of %s weights in %.1f s\n", dir.c_str(),
+  std::printf("wrote %s: %s %s, %s parameters + %s MTP, %s of %s weights in %.1f s\n", dir.c_str(),
               std::string(arch_name(c.arch)).c_str(),
               preset ? preset->c_str() : config_file->c_str(), human_count(n.main_total).c_str(),
-              human_count(n.mtp_total).c_str(), human_bytes(need).c_str(),
+              human_count(n.mtp_unique).c_str(), human_bytes(need).c_str(),
               fp8 ? "fp8" : (dtype == DType::F32 ? "f32" : "bf16"), timer.seconds());
   return 0;
 }

@@ -79,9 +79,13 @@ ModelWeights ModelWeights::load(const std::string& dir) {
     // SPEC §6: loaders may alias the MTP copies of the embedding and the head.
     if (!ref && !p.copy_of.empty()) ref = store.find(p.copy_of);
     if (!ref)
-      throw Error(dir + ": tensor '" + p.name + "' " + shape_str(p.shape) +
-                      " is missing from the safetensors files",
-                  config_path + " (" + m.config.model_type + ") needs every tensor of SPEC §6");
+      throw Error(
+          dir + ": tensor '" + p.name + "' " + shape_str(p.shape) +
+              " is missing from the safetensors files",
+          p.group == ParamGroup::Mtp
+              ? "a checkpoint without its MTP layer needs num_nextn_predict_layers 0 in " +
+                    config_path
+              : config_path + " (" + m.config.model_type + ") needs every tensor of SPEC §6");
     const TensorInfo& t = *ref->info;
     if (t.shape != p.shape)
       throw Error(*ref->file + ": tensor '" + p.name + "' has shape " + shape_str(t.shape) +

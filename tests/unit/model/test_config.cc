@@ -137,6 +137,23 @@ TEST(Config, InconsistentFieldsAreNamed) {
   EXPECT_REJECTED(q, "use_sliding_window");
 }
 
+// Keys dsv3 has no field for (aux_loss_alpha, sliding_window, ...) are written back unchanged, and
+// a Llama 3.1 eos list keeps its form.
+TEST(Config, UnknownKeysAndEosListsSurviveTheRoundTrip) {
+  Json j = base_qwen2();
+  j["sliding_window"] = Json(4096);
+  j["eos_token_id"] = Json::parse("[7, 8, 9]");
+  ModelConfig c = parse_config(j);
+  EXPECT_EQ(c.eos_token_id, 7);
+  Json out = config_to_json(c);
+  EXPECT_EQ(out.at("sliding_window").as_int(), 4096);
+  EXPECT_EQ(out.at("eos_token_id").size(), 3u);
+  c.eos_token_id = 3;
+  EXPECT_EQ(config_to_json(c).at("eos_token_id").as_int(), 3);
+  j["eos_token_id"] = Json("x");
+  EXPECT_REJECTED(j, "eos_token_id");
+}
+
 TEST(Config, UnknownModelTypeIsRefusedByName) {
   Json j = base_v3();
   j["model_type"] = Json("mixtral");
