@@ -34,6 +34,16 @@ set_tests_properties(model_inspect_tiny_f32 PROPERTIES FIXTURES_REQUIRED model_t
 set_tests_properties(model_inspect_tiny_bf16 PROPERTIES FIXTURES_REQUIRED model_tiny_bf16)
 set_tests_properties(model_inspect_tiny_fp8 PROPERTIES FIXTURES_REQUIRED model_tiny_fp8)
 
+# The folders read back by numpy alone against a tensor list rebuilt in Python from SPEC §6, the
+# SPEC §1.2 init, and bf16/fp8 equal to the f32 folder of the same seed after rounding.
+foreach(variant f32 bf16 fp8)
+  add_test(NAME model_folder_check_${variant}
+           COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/model/check_folder.py
+                   ${MODEL_TMP}/tiny_${variant} ${MODEL_TMP}/tiny_f32)
+  set_tests_properties(model_folder_check_${variant} PROPERTIES
+                       FIXTURES_REQUIRED "model_tiny_${variant};model_tiny_f32" LABELS "cli;model")
+endforeach()
+
 # SPEC §8.1: the real shapes' counts, as printed.
 add_test(NAME model_inspect_deepseek_v3
          COMMAND ${MODEL_CLI} --ok --match "main 671\\.0B total, 36\\.6.B activated"
