@@ -376,12 +376,14 @@ Value call(const Callable& fn, const std::vector<Value>& args, const Kwargs& kwa
         throw Error(fn.name + "(): takes keyword arguments or one dict");
       }
       Dict d = args.empty() ? Dict{} : args[0].as_dict();
-      for (const auto& [k, v] : kwargs) {
-        auto it = std::find_if(d.begin(), d.end(), [&](const auto& e) { return e.first == k; });
-        if (it != d.end())
-          it->second = v;
-        else
-          d.emplace_back(k, v);
+      for (const auto& kv : kwargs) {
+        auto it =
+            std::find_if(d.begin(), d.end(), [&](const auto& e) { return e.first == kv.first; });
+        if (it != d.end()) {
+          it->second = kv.second;
+        } else {
+          d.push_back(kv);
+        }
       }
       if (fn.name == "dict") return Value(std::move(d));
       auto ns = std::make_shared<Namespace>();

@@ -13,6 +13,30 @@ namespace {
 constexpr const char* kMutators[] = {"append", "extend",  "insert", "pop",        "remove", "clear",
                                      "sort",   "reverse", "update", "setdefault", "popitem"};
 
+// Work charged for handling a value: its bytes / 16 or its nodes, so that per-step work that grows
+// with value size (comparing, searching, indexing by code point) stays within the budget.
+uint64_t cost(const Value& v) {
+  if (v.is_string()) return v.as_string().size() / 16 + 1;
+  return v.nodes();
+}
+
+// Namespaces are the only mutable values; keeping them out of each other rules out reference
+// cycles (which would leak and print forever).
+bool holds_namespace(const Value& v) {
+  if (v.is_namespace()) return true;
+  if (v.is_list()) {
+    for (const Value& e : v.as_list()) {
+      if (holds_namespace(e)) return true;
+    }
+  }
+  if (v.is_dict()) {
+    for (const auto& kv : v.as_dict()) {
+      if (holds_namespace(kv.second)) return true;
+    }
+  }
+  return false;
+}
+
 class Interpreter {
  public:
   Interpreter(const ParsedTemplate& t, const RenderLimits& limits)
@@ -51,7 +75,14 @@ class Interpreter {
           e.hint());
     }
     budget_.check_value(v);
+    budget_.charge(cost(v));
     return v;
+  }
+  uint64_t cost_of(const std::vector<Value>& args, const Kwargs& kwargs) {
+    uint64_t c = 0;
+    for (const Value& a : args) c += cost(a);
+    for (const auto& kv : kwargs) c += cost(kv.second);
+    return c;
   }
 
   void emit(const std::string& s) {
@@ -133,6 +164,11 @@ class Interpreter {
           fail(s.pos, "cannot set attribute '" + s.attr + "' of '" + s.targets[0] + "' (" +
                           type_name(ns) + "): only a namespace() has assignable attributes");
         }
+        budget_.charge(cost(v));
+        if (holds_namespace(v)) {
+          fail(s.pos, "unsupported construct: a namespace stored inside a namespace ('" +
+                          s.targets[0] + "." + s.attr + "')");
+        }
         Dict& attrs = ns.as_namespace().attrs;
         auto it = std::find_if(attrs.begin(), attrs.end(),
                                [&](const auto& kv) { return kv.first == s.attr; });
@@ -182,7 +218,9 @@ class Interpreter {
   }
 
   Flow exec_for(const Stmt& s) {
-    List items = iterable_items(eval(*s.expr), s.expr->pos);
+    Value iterable = eval(*s.expr);
+    budget_.charge(cost(iterable));
+    List items = iterable_items(iterable, s.expr->pos);
     if (s.filter) {  // "for x in xs if cond": filtered before loop.length is known, as in Jinja
       List kept;
       for (const Value& item : items) {
@@ -243,6 +281,7 @@ class Interpreter {
 
   Value item(const Value& obj, const Value& key, size_t pos) {
     if (obj.is_undefined()) undefined_error(obj, pos, "reading an item of it");
+    budget_.charge(cost(obj));
     if (key.is_number() && !key.is_float() && (obj.is_list() || obj.is_string())) {
       int64_t i = key.as_int();
       if (obj.is_list()) {
@@ -365,6 +404,8 @@ class Interpreter {
         std::vector<Value> args;
         Kwargs kwargs;
         eval_args(e, 1, args, kwargs);
+        budget_.charge(cost_of(args, kwargs) +
+                       (fn.as_callable().self ? cost(*fn.as_callable().self) : 0));
         return guarded(e.pos, [&] { return call(fn.as_callable(), args, kwargs, budget_); });
       }
       case Expr::Kind::Filter: {
@@ -372,6 +413,7 @@ class Interpreter {
         std::vector<Value> args;
         Kwargs kwargs;
         eval_args(e, 1, args, kwargs);
+        budget_.charge(cost(subject) + cost_of(args, kwargs));
         return guarded(e.pos, [&] { return apply_filter(e.name, subject, args, kwargs, budget_); });
       }
       case Expr::Kind::Test: {
@@ -380,6 +422,7 @@ class Interpreter {
         Kwargs kwargs;
         eval_args(e, 1, args, kwargs);
         if (!kwargs.empty()) fail(e.pos, "tests take no keyword arguments");
+        budget_.charge(cost(subject) + cost_of(args, kwargs));
         bool r = guarded(e.pos, [&] { return Value(apply_test(e.name, subject, args)); }).as_bool();
         return Value(r != e.negated);
       }
@@ -399,12 +442,14 @@ class Interpreter {
       case Expr::Kind::Binary: {
         Value a = eval(*e.args[0]);
         Value b = eval(*e.args[1]);
+        budget_.charge(cost(a) + cost(b));
         return guarded(e.pos, [&] { return binary_op(e.name, a, b, budget_); });
       }
       case Expr::Kind::Compare: {
         Value left = eval(*e.args[0]);
         for (size_t i = 0; i < e.ops.size(); ++i) {
           Value right = eval(*e.args[i + 1]);
+          budget_.charge(cost(left) + cost(right));
           const std::string& op = e.ops[i];
           bool r =
               guarded(e.pos, [&] {

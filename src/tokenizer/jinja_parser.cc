@@ -12,6 +12,7 @@ namespace {
 // Deep nesting ("((((...", 10k nested ifs) would overflow the stack of this recursive parser and
 // of the evaluator; real templates nest a handful of levels.
 constexpr int kMaxNesting = 200;
+constexpr int kMaxExprDepth = 400;
 
 // Tags of Jinja that the chat templates we render do not use; named in the error.
 constexpr const char* kUnsupportedTags[] = {"macro",      "call",    "filter", "with",    "block",
@@ -107,9 +108,22 @@ class Parser {
   }
   ExprPtr node(Expr::Kind kind, size_t pos, ExprPtr a, ExprPtr b = nullptr) {
     auto e = node(kind, pos);
-    e->args.push_back(std::move(a));
-    if (b) e->args.push_back(std::move(b));
+    attach(*e, std::move(a));
+    if (b) attach(*e, std::move(b));
     return e;
+  }
+  // Adds a child (null for an absent slice bound or else branch). Left-associative chains such as
+  // a+b+c+... or x|f|f|f... are built by loops, not recursion, so their depth is counted here.
+  void attach(Expr& parent, ExprPtr child) {
+    if (child) raise_depth(parent, child->depth + 1);
+    parent.args.push_back(std::move(child));
+  }
+  void raise_depth(Expr& parent, int depth) {
+    parent.depth = std::max(parent.depth, depth);
+    if (parent.depth > kMaxExprDepth) {
+      fail(parent.pos,
+           "expression nested more than " + std::to_string(kMaxExprDepth) + " levels deep");
+    }
   }
 
   // ---- statements ----
@@ -245,10 +259,11 @@ class Parser {
     ExprPtr first = with_condexpr ? parse_condexpr() : parse_or();
     if (!is_op(",")) return first;
     auto list = node(Expr::Kind::Tuple, pos);
-    list->args.push_back(std::move(first));
+    attach(*list, std::move(first));
     while (accept_op(",")) {
-      if (cur().kind == Token::Kind::BlockEnd || cur().kind == Token::Kind::VarEnd) break;
-      list->args.push_back(with_condexpr ? parse_condexpr() : parse_or());
+      if (cur().kind == Token::Kind::BlockEnd || cur().kind == Token::Kind::VarEnd || is_op(")"))
+        break;
+      attach(*list, with_condexpr ? parse_condexpr() : parse_or());
     }
     return list;
   }
@@ -262,7 +277,7 @@ class Parser {
       ExprPtr cond = parse_or();
       ExprPtr other = accept_name("else") ? parse_condexpr() : nullptr;
       auto c = node(Expr::Kind::Cond, pos, std::move(e), std::move(cond));
-      c->args.push_back(std::move(other));
+      attach(*c, std::move(other));
       e = std::move(c);
     }
     return e;
@@ -320,10 +335,10 @@ class Parser {
       }
       if (!cmp) {
         cmp = node(Expr::Kind::Compare, pos);
-        cmp->args.push_back(std::move(first));
+        attach(*cmp, std::move(first));
       }
       cmp->ops.push_back(op);
-      cmp->args.push_back(parse_math1());
+      attach(*cmp, parse_math1());
     }
     return cmp ? std::move(cmp) : std::move(first);
   }
@@ -434,7 +449,7 @@ class Parser {
         if (accept_op("[")) {
           auto e = node(Expr::Kind::List, pos);
           while (!accept_op("]")) {
-            e->args.push_back(parse_expression());
+            attach(*e, parse_expression());
             if (!accept_op(",")) {
               expect_op("]");
               break;
@@ -445,9 +460,9 @@ class Parser {
         if (accept_op("{")) {
           auto e = node(Expr::Kind::Dict, pos);
           while (!accept_op("}")) {
-            e->args.push_back(parse_expression());
+            attach(*e, parse_expression());
             expect_op(":");
-            e->args.push_back(parse_expression());
+            attach(*e, parse_expression());
             if (!accept_op(",")) {
               expect_op("}");
               break;
@@ -504,7 +519,7 @@ class Parser {
       return node(Expr::Kind::Item, pos, std::move(e), std::move(parts[0]));
     }
     auto s = node(Expr::Kind::Slice, pos, std::move(e));
-    for (auto& p : parts) s->args.push_back(std::move(p));
+    for (auto& p : parts) attach(*s, std::move(p));
     return s;
   }
 
@@ -518,10 +533,12 @@ class Parser {
       if (cur().kind == Token::Kind::Name && peek().kind == Token::Kind::Op && peek().text == "=") {
         std::string key = toks_[i_].text;
         i_ += 2;
-        c->kwargs.emplace_back(key, parse_expression());
+        ExprPtr value = parse_expression();
+        raise_depth(*c, value->depth + 1);
+        c->kwargs.emplace_back(key, std::move(value));
       } else {
         if (!c->kwargs.empty()) fail(cur().pos, "positional argument after a keyword argument");
-        c->args.push_back(parse_expression());
+        attach(*c, parse_expression());
       }
       if (!accept_op(",")) {
         expect_op(")");
@@ -555,7 +572,7 @@ class Parser {
                            t.kind == Token::Kind::Float || is_op("[") || is_op("{") ||
                            (t.kind == Token::Kind::Name && t.text != "else" && t.text != "or" &&
                             t.text != "and" && t.text != "is");
-          if (arg_start) e->args.push_back(parse_postfix(parse_primary()));
+          if (arg_start) attach(*e, parse_postfix(parse_primary()));
         }
         e->name = name;
         e->negated = negated;

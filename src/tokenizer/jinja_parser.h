@@ -46,6 +46,7 @@ struct Expr {
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
   std::vector<std::string> ops;  // Compare: "==", "!=", "<", "<=", ">", ">=", "in", "not in"
   bool negated = false;
+  int depth = 1;  // of this expression tree, bounded so evaluating it cannot exhaust the stack
 };
 
 struct Stmt;
