@@ -148,12 +148,13 @@ void write_random_model(const ModelConfig& config, const std::string& dir, uint6
     });
   }
 
-  make_dirs(dir);
-  write_file_atomic(path_join(dir, "config.json"), config_to_json(c).dump(2) + "\n");
-  write_file_atomic(path_join(dir, "generation_config.json"), generation_config(c).dump(2) + "\n");
   ProgressBar bar("writing " + dir, writer.data_bytes(), "bytes");
   writer.write(dir, &bar);
   bar.finish();
+  // config.json last: a folder whose weights failed to write (disk full, kill) has none, so it is
+  // never taken for a model.
+  write_file_atomic(path_join(dir, "generation_config.json"), generation_config(c).dump(2) + "\n");
+  write_file_atomic(path_join(dir, "config.json"), config_to_json(c).dump(2) + "\n");
 }
 
 }  // namespace dsv3
