@@ -8,7 +8,10 @@ pkgs=(build-essential cmake ninja-build ccache pkg-config libpcre2-dev libutf8pr
 if [[ ${1:-} == --test ]]; then
   pkgs+=(libgtest-dev clang libclang-rt-14-dev
          python3 python3-torch python3-numpy libopenblas0-pthread
-         nodejs npm tmux python3-jsonschema python3-jinja2)
+         tmux python3-jsonschema python3-jinja2)
+  # Node.js for the Hugging Face reference tokenizers: Debian's packages unless a Node.js with npm is
+  # already there (e.g. NodeSource's nodejs, which bundles npm and conflicts with Debian's npm).
+  command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
