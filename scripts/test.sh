@@ -28,7 +28,7 @@ if [[ ! -f build-fuzz/build.ninja ]]; then
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DDSV3_FUZZ=ON -DDSV3_SANITIZE=ON -DDSV3_TESTS=OFF >/dev/null
 fi
-cmake --build build-fuzz -j "$(nproc)" --target fuzz_safetensors_header
+cmake --build build-fuzz -j "$(nproc)" --target fuzz_safetensors_header fuzz_chat_template
 mkdir -p build-fuzz/corpus
 echo "== fuzz_safetensors_header (30 s)"
 if ! build-fuzz/tests/fuzz/fuzz_safetensors_header -max_total_time=30 -print_final_stats=1 \
@@ -39,3 +39,16 @@ if ! build-fuzz/tests/fuzz/fuzz_safetensors_header -max_total_time=30 -print_fin
   exit 1
 fi
 grep -E '^(Done|stat::number_of_executed_units)' build-fuzz/fuzz.log
+
+# libFuzzer: 20 s on the chat-template interpreter, seeded with the template fixtures; a run over
+# 10 s on one input counts as a hang.
+mkdir -p build-fuzz/corpus_chat_template
+echo "== fuzz_chat_template (20 s)"
+if ! build-fuzz/tests/fuzz/fuzz_chat_template -max_total_time=20 -timeout=10 -print_final_stats=1 \
+  -dict=tests/fuzz/chat_template.dict -artifact_prefix=build-fuzz/ \
+  build-fuzz/corpus_chat_template tests/fixtures/chat_templates >build-fuzz/fuzz_chat_template.log 2>&1; then
+  tail -n 80 build-fuzz/fuzz_chat_template.log
+  echo "fuzz_chat_template failed: the crashing input is saved under build-fuzz/" >&2
+  exit 1
+fi
+grep -E '^(Done|stat::number_of_executed_units)' build-fuzz/fuzz_chat_template.log
