@@ -1,20 +1,24 @@
 # Chat templates (issue 4): dsv3 renders the fixtures (tests/fixtures/chat_templates: DeepSeek-V3's
-# template from the npm assets, R1's and the R1-Distill ones, 27 conversations, with and without
+# template from the npm assets, R1's, the R1-Distill ones and dsv3-en's, 27 conversations, with and without
 # add_generation_prompt) exactly as the JavaScript references (@huggingface/jinja, @lenml/tokenizers)
 # and Python Jinja2 set up as Hugging Face transformers do; plus the dsv3 template CLI.
 # The npm assets and tests/js/node_modules come from scripts/fetch-assets.sh (scripts/test.sh runs it).
 set(TEMPLATE_FIXTURES ${PROJECT_SOURCE_DIR}/tests/fixtures/chat_templates)
 set(TEMPLATE_WORK ${CMAKE_CURRENT_BINARY_DIR}/template)
+# Also the template that `dsv3 tokenizer train` writes (the committed dsv3-en tokenizers).
+set(TEMPLATE_MODELS ${PROJECT_SOURCE_DIR}/assets/tokenizers/dsv3-en-4k)
 find_program(DSV3_NODE node REQUIRED)
 
 add_test(NAME template_reference_js
          COMMAND ${DSV3_NODE} ${PROJECT_SOURCE_DIR}/tests/js/template_reference.mjs
-                 ${PROJECT_SOURCE_DIR}/.cache/assets ${TEMPLATE_FIXTURES} ${TEMPLATE_WORK}/expected_js.json)
+                 ${PROJECT_SOURCE_DIR}/.cache/assets ${TEMPLATE_FIXTURES} ${TEMPLATE_WORK}/expected_js.json
+                 ${TEMPLATE_MODELS})
 set_tests_properties(template_reference_js PROPERTIES FIXTURES_SETUP template_js
                      LABELS "template;ref" TIMEOUT 120)
 add_test(NAME template_reference_py
          COMMAND ${DSV3_PYTHON} ${PROJECT_SOURCE_DIR}/tests/ref/template_reference.py
-                 ${PROJECT_SOURCE_DIR}/.cache/assets ${TEMPLATE_FIXTURES} ${TEMPLATE_WORK}/expected_py.json)
+                 ${PROJECT_SOURCE_DIR}/.cache/assets ${TEMPLATE_FIXTURES} ${TEMPLATE_WORK}/expected_py.json
+                 ${TEMPLATE_MODELS})
 set_tests_properties(template_reference_py PROPERTIES FIXTURES_SETUP template_py
                      LABELS "template;ref" TIMEOUT 120)
 

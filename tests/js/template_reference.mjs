@@ -1,7 +1,9 @@
 // Renders every chat-template fixture with the JavaScript references and writes the expected
 // prompts for dsv3's test (tests/unit/tokenizer/test_chat_template_reference.cc).
 //
-//   node tests/js/template_reference.mjs ASSETS_DIR FIXTURES_DIR OUT.json
+//   node tests/js/template_reference.mjs ASSETS_DIR FIXTURES_DIR OUT.json [MODEL_DIR...]
+//
+// MODEL_DIRs add the chat_template of their tokenizer_config.json (named by the folder).
 //
 // References: @huggingface/jinja (the engine of transformers.js' apply_chat_template) for every
 // template, and, for DeepSeek-V3's template, also @lenml/tokenizers' apply_chat_template on the real
@@ -12,7 +14,7 @@ import { TokenizerLoader } from "@lenml/tokenizers";
 import fs from "node:fs";
 import path from "node:path";
 
-const [assetsDir, fixturesDir, outPath] = process.argv.slice(2);
+const [assetsDir, fixturesDir, outPath, ...modelDirs] = process.argv.slice(2);
 if (!outPath) {
   console.error("usage: node template_reference.mjs ASSETS_DIR FIXTURES_DIR OUT.json");
   process.exit(2);
@@ -27,6 +29,9 @@ const baseVars = { bos_token: tokenText(v3Config.bos_token), eos_token: tokenTex
 const templates = { deepseek_v3: v3Config.chat_template };
 for (const f of fs.readdirSync(fixturesDir).sort()) {
   if (f.endsWith(".jinja")) templates[f.slice(0, -6)] = fs.readFileSync(path.join(fixturesDir, f), "utf8");
+}
+for (const dir of modelDirs) {
+  templates[path.basename(dir)] = readJson(path.join(dir, "tokenizer_config.json")).chat_template;
 }
 const conversations = readJson(path.join(fixturesDir, "conversations.json"));
 

@@ -4,7 +4,9 @@ apply_chat_template sets it up (ImmutableSandboxedEnvironment, trim_blocks, lstr
 loopcontrols extension, its own tojson without HTML escaping, raise_exception), and writes the
 expected prompts for dsv3's test (tests/unit/tokenizer/test_chat_template_reference.cc).
 
-    python3 tests/ref/template_reference.py ASSETS_DIR FIXTURES_DIR OUT.json
+    python3 tests/ref/template_reference.py ASSETS_DIR FIXTURES_DIR OUT.json [MODEL_DIR...]
+
+MODEL_DIRs add the chat_template of their tokenizer_config.json (named by the folder).
 
 Same inputs and output format as tests/js/template_reference.mjs, plus "snippets": single
 constructs (fixtures/snippets.json) whose Python semantics dsv3 follows.
@@ -34,9 +36,9 @@ def make_environment():
 
 
 def main():
-    if len(sys.argv) != 4:
-        sys.exit("usage: template_reference.py ASSETS_DIR FIXTURES_DIR OUT.json")
-    assets, fixtures, out_path = sys.argv[1:]
+    if len(sys.argv) < 4:
+        sys.exit("usage: template_reference.py ASSETS_DIR FIXTURES_DIR OUT.json [MODEL_DIR...]")
+    assets, fixtures, out_path = sys.argv[1:4]
     with open(os.path.join(assets, "deepseek_v3", "tokenizer_config.json"), encoding="utf-8") as f:
         v3 = json.load(f)
     token = lambda t: t if isinstance(t, str) else t["content"]
@@ -46,6 +48,9 @@ def main():
         if name.endswith(".jinja"):
             with open(os.path.join(fixtures, name), encoding="utf-8", newline="") as f:
                 templates[name[:-6]] = f.read()
+    for model_dir in sys.argv[4:]:
+        with open(os.path.join(model_dir, "tokenizer_config.json"), encoding="utf-8") as f:
+            templates[os.path.basename(os.path.normpath(model_dir))] = json.load(f)["chat_template"]
     with open(os.path.join(fixtures, "conversations.json"), encoding="utf-8") as f:
         conversations = json.load(f)
 
@@ -63,8 +68,8 @@ def main():
                     case["expected"] = compiled.render(messages=conv["messages"],
                                                        add_generation_prompt=add_generation_prompt,
                                                        **variables)
-                except jinja2.exceptions.TemplateError as e:
-                    case["error"] = str(e)
+                except Exception as e:  # noqa: BLE001 - TemplateError, TypeError ...
+                    case["error"] = "%s: %s" % (type(e).__name__, e)
                 cases.append(case)
     # Single constructs, each rendered alone with one context; any exception is an expected error.
     with open(os.path.join(fixtures, "snippets.json"), encoding="utf-8") as f:
