@@ -202,8 +202,12 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos) cons
       m.encode_plain(run, ids, cache);
       return;
     }
-    const std::string normalized = m.normalizer.apply(run);
-    m.normalized_matcher.split(normalized, [&](std::string_view r, int32_t id2) {
+    std::string normalized;
+    if (!m.normalizer.identity()) {
+      normalized = m.normalizer.apply(run);
+      run = normalized;
+    }
+    m.normalized_matcher.split(run, [&](std::string_view r, int32_t id2) {
       if (id2 >= 0)
         ids.push_back(id2);
       else
