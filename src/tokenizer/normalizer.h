@@ -19,6 +19,7 @@ class Normalizer {
  private:
   enum class Form { NFC, NFD, NFKC, NFKD };
   static void add(const Json& j, std::string_view source, std::vector<Form>& forms);
+  std::string apply_forms(std::string_view text) const;
   std::vector<Form> forms_;
 };
 
