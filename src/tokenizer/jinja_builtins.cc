@@ -1,6 +1,7 @@
 #include "tokenizer/jinja_builtins.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "base/error.h"
@@ -56,6 +57,7 @@ Value select_items(const std::string& name, const Value& subject, const std::vec
   std::vector<Value> test_args(args.begin() + std::min(args.size(), first_test_arg + 1),
                                args.end());
   List out;
+  if (!truthy(subject)) return Value(std::move(out));  // Jinja: "if value: for item in value"
   for (const Value& item : iterate(name, subject)) {
     Value probe = by_attr ? attribute_of(item, args[0].as_string()) : item;
     bool pass = test.empty() ? truthy(probe) : apply_test(test, probe, test_args);
@@ -136,19 +138,56 @@ std::string html_escape(const std::string& s) {
   return out;
 }
 
+int64_t float_to_int(double d) {
+  if (!(d > -9.3e18 && d < 9.3e18))
+    throw Error("cannot convert float " + float_repr(d) + " to a 64-bit integer");
+  return int64_t(d);
+}
+
+// jinja2.filters.do_int: int(value), else int(float(value)), else the default.
 int64_t to_int(const Value& v, const Value& dflt) {
-  if (v.is_number()) return v.is_float() ? int64_t(v.as_double()) : v.as_int();
+  if (v.is_number()) return v.is_float() ? float_to_int(v.as_double()) : v.as_int();
   if (v.is_string()) {
     std::string s = py_strip(v.as_string(), nullptr);
     char* end = nullptr;
     errno = 0;
     long long i = std::strtoll(s.c_str(), &end, 10);
     if (!s.empty() && *end == '\0' && errno == 0) return i;
+    double d = std::strtod(s.c_str(), &end);
+    if (!s.empty() && *end == '\0' && std::isfinite(d)) return float_to_int(d);
   }
   return dflt.is_number() ? dflt.as_int() : 0;
 }
 
 }  // namespace
+
+namespace {
+constexpr const char* kFilters[] = {
+    "abs",        "capitalize", "count",   "d",    "default", "e",          "escape",
+    "first",      "float",      "indent",  "int",  "items",   "join",       "last",
+    "length",     "list",       "lower",   "map",  "max",     "min",        "reject",
+    "rejectattr", "replace",    "reverse", "safe", "select",  "selectattr", "sort",
+    "string",     "title",      "tojson",  "trim", "upper"};
+// Tests without an argument, then those with one.
+constexpr const char* kTests[] = {"defined", "undefined", "none",     "boolean",  "true",
+                                  "false",   "integer",   "float",    "number",   "string",
+                                  "mapping", "iterable",  "sequence", "callable", "odd",
+                                  "even",    "lower",     "upper"};
+constexpr const char* kTestsWithArgument[] = {
+    "divisibleby", "eq", "equalto", "==",          "ne", "!=", "lt", "lessthan", "<",
+    "le",          "<=", "gt",      "greaterthan", ">",  "ge", ">=", "in"};
+template <size_t N>
+bool listed(const char* const (&names)[N], const std::string& name) {
+  return std::any_of(std::begin(names), std::end(names), [&](const char* n) { return name == n; });
+}
+}  // namespace
+
+bool is_known_filter(const std::string& name) {
+  return listed(kFilters, name);
+}
+bool is_known_test(const std::string& name) {
+  return listed(kTests, name) || listed(kTestsWithArgument, name);
+}
 
 Value apply_filter(const std::string& name, const Value& v, const std::vector<Value>& args,
                    const Kwargs& kwargs, Budget& budget) {
@@ -162,6 +201,7 @@ Value apply_filter(const std::string& name, const Value& v, const std::vector<Va
     Value attr = a.keyword("attribute");
     Value dflt = a.keyword("default");
     List out;
+    if (!truthy(v)) return Value(std::move(out));  // Jinja: "if value: for item in value"
     if (attr.is_string()) {
       a.finish();
       for (const Value& item : iterate(name, v)) {
@@ -234,6 +274,8 @@ Value apply_filter(const std::string& name, const Value& v, const std::vector<Va
     result = Value(py_replace(to_str(v), from, to, count.is_int() ? count.as_int() : -1, budget));
   } else if (name == "string") {
     result = Value(to_str(v));
+  } else if ((name == "int" || name == "float") && v.is_undefined()) {
+    throw Error("'" + v.undefined_name() + "' is undefined");
   } else if (name == "int") {
     result = Value(to_int(v, a.get(0, "default", Value(int64_t{0}))));
   } else if (name == "float") {
@@ -279,11 +321,15 @@ Value apply_filter(const std::string& name, const Value& v, const std::vector<Va
       result = Value(std::move(items));
     }
   } else if (name == "min" || name == "max") {
+    bool case_sensitive = truthy(a.get(0, "case_sensitive", Value(false)));
     List items = iterate(name, v);
     if (items.empty()) return Value::undefined(name);
+    auto key = [&](const Value& x) {  // Jinja compares strings case-insensitively by default
+      return (!case_sensitive && x.is_string()) ? Value(ascii_lower(x.as_string())) : x;
+    };
     Value best = items[0];
     for (const Value& x : items) {
-      int c = compare(x, best);
+      int c = compare(key(x), key(best));
       if (name == "min" ? c < 0 : c > 0) best = x;
     }
     result = best;
@@ -304,6 +350,9 @@ bool apply_test(const std::string& name, const Value& v, const std::vector<Value
     if (args.size() != 1) throw Error("test '" + name + "' needs one argument");
     return args[0];
   };
+  if (!is_known_test(name)) throw Error("unsupported construct: test '" + name + "'");
+  if (!listed(kTestsWithArgument, name) && !args.empty())
+    throw Error("test '" + name + "' takes no argument");
   if (name == "defined") return !v.is_undefined();
   if (name == "undefined") return v.is_undefined();
   if (name == "none") return v.is_none();
@@ -319,16 +368,18 @@ bool apply_test(const std::string& name, const Value& v, const std::vector<Value
     return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined();
   }
   if (name == "callable") return v.is_callable();
-  if (name == "odd" || name == "even") {
-    if (!v.is_number() || v.is_float()) throw Error("test '" + name + "' needs an integer");
-    return (v.as_int() % 2 != 0) == (name == "odd");
+  if (name == "odd" || name == "even") {  // value % 2 == 1 (or 0), floats included
+    if (!v.is_number()) throw Error("test '" + name + "' needs a number, not " + type_name(v));
+    double m = v.is_float() ? std::fmod(v.as_double(), 2.0) : double(v.as_int() % 2);
+    if (m < 0) m += 2;
+    return m == (name == "odd" ? 1.0 : 0.0);
   }
   if (name == "divisibleby") {
     const Value& n = arg();
-    if (!v.is_number() || !n.is_number() || v.is_float() || n.is_float())
-      throw Error("test 'divisibleby' needs integers");
-    if (n.as_int() == 0) throw Error("test 'divisibleby': division by zero");
-    return v.as_int() % n.as_int() == 0;
+    if (!v.is_number() || !n.is_number()) throw Error("test 'divisibleby' needs numbers");
+    if (n.as_double() == 0) throw Error("test 'divisibleby': division by zero");
+    if (v.is_float() || n.is_float()) return std::fmod(v.as_double(), n.as_double()) == 0;
+    return n.as_int() == -1 || v.as_int() % n.as_int() == 0;
   }
   if (name == "eq" || name == "equalto" || name == "==") return equal(v, arg());
   if (name == "ne" || name == "!=") return !equal(v, arg());
@@ -337,8 +388,12 @@ bool apply_test(const std::string& name, const Value& v, const std::vector<Value
   if (name == "gt" || name == "greaterthan" || name == ">") return compare(v, arg()) > 0;
   if (name == "ge" || name == ">=") return compare(v, arg()) >= 0;
   if (name == "in") return contains(arg(), v);
-  if (name == "lower") return v.is_string() && ascii_lower(v.as_string()) == v.as_string();
-  if (name == "upper") return v.is_string() && ascii_upper(v.as_string()) == v.as_string();
+  if (name == "lower" || name == "upper") {  // str.islower/isupper: needs a cased character
+    const std::string s = to_str(v);         // jinja2.tests.test_lower: str(value).islower()
+    bool cased = std::any_of(s.begin(), s.end(),
+                             [](char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; });
+    return cased && (name == "lower" ? ascii_lower(s) : ascii_upper(s)) == s;
+  }
   throw Error("unsupported construct: test '" + name + "'");
 }
 

@@ -32,6 +32,9 @@ class Budget {
 
 Value apply_filter(const std::string& name, const Value& subject, const std::vector<Value>& args,
                    const Kwargs& kwargs, Budget& budget);
+// Whether a filter or test exists: the parser rejects unknown ones, as Jinja does at compile time.
+bool is_known_filter(const std::string& name);
+bool is_known_test(const std::string& name);
 bool apply_test(const std::string& name, const Value& subject, const std::vector<Value>& args);
 // A method of `self` by name (str.split, dict.items, ...), bound; Undefined when there is none.
 Value find_method(const Value& self, const std::string& name);

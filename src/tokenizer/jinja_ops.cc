@@ -56,6 +56,9 @@ bool contains(const Value& container, const Value& item) {
       }
       return false;
     case Value::Kind::Dict:
+      if ((item.is_list() && !item.is_tuple()) || item.is_dict() || item.is_namespace()) {
+        throw Error(std::string("unhashable type: '") + type_name(item) + "'");
+      }
       return item.is_string() && container.find(item.as_string()) != nullptr;
     case Value::Kind::Undefined:
       return false;  // Undefined iterates as empty

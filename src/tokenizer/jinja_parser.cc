@@ -4,6 +4,7 @@
 #include <initializer_list>
 
 #include "base/error.h"
+#include "tokenizer/jinja_builtins.h"
 #include "tokenizer/jinja_lexer.h"
 
 namespace dsv3::jinja {
@@ -506,6 +507,12 @@ class Parser {
     bool slice = false;
     while (true) {
       if (!is_op(":") && !is_op("]")) parts[n] = parse_expression();
+      if (!slice && parts[0] && is_op(",")) {  // x[a, b]: a tuple key, as in Jinja
+        auto key = node(Expr::Kind::Tuple, parts[0]->pos);
+        attach(*key, std::move(parts[0]));
+        while (accept_op(",") && !is_op("]")) attach(*key, parse_expression());
+        parts[0] = std::move(key);
+      }
       if (accept_op(":")) {
         slice = true;
         if (++n > 2) fail(cur().pos, "too many ':' in a slice");
@@ -553,6 +560,7 @@ class Parser {
       size_t pos = cur().pos;
       if (accept_op("|")) {
         std::string name = expect_name("a filter name after '|'");
+        if (!is_known_filter(name)) fail(pos, "unsupported construct: filter '" + name + "'");
         if (is_op("(")) {
           e = parse_call(std::move(e), Expr::Kind::Filter, pos);
         } else {
@@ -562,12 +570,14 @@ class Parser {
       } else if (accept_name("is")) {
         bool negated = accept_name("not");
         std::string name = expect_name("a test name after 'is'");
+        if (!is_known_test(name)) fail(pos, "unsupported construct: test '" + name + "'");
         const Token& t = cur();
         if (is_op("(")) {
           e = parse_call(std::move(e), Expr::Kind::Test, pos);
         } else {
           e = node(Expr::Kind::Test, pos, std::move(e));
           // "x is divisibleby 3": one argument without parentheses (jinja2 parser.parse_test).
+          if (is_name("is")) fail(cur().pos, "cannot chain multiple tests with 'is'");
           bool arg_start = t.kind == Token::Kind::String || t.kind == Token::Kind::Int ||
                            t.kind == Token::Kind::Float || is_op("[") || is_op("{") ||
                            (t.kind == Token::Kind::Name && t.text != "else" && t.text != "or" &&

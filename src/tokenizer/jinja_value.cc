@@ -313,6 +313,7 @@ struct Printer {
     check(depth);
     switch (v.kind()) {
       case Value::Kind::Undefined:
+        if (quoted) out += "Undefined";  // Jinja's repr of an Undefined inside a list
         return;
       case Value::Kind::None:
         out += "None";

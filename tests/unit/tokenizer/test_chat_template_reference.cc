@@ -71,7 +71,8 @@ TEST(ChatTemplateReference, MatchesEverySnippet) {
   if (!doc.contains("snippets"))
     GTEST_SKIP() << path << " has no snippets (only the Python reference has)";
   const Json::Array& snippets = doc.at("snippets").as_array();
-  ASSERT_GE(snippets.size(), 50u);
+  ASSERT_GE(snippets.size(), 1000u);
+  int refused = 0;
   for (const Json& s : snippets) {
     const std::string& tmpl = s.at("template").as_string();
     try {
@@ -84,11 +85,20 @@ TEST(ChatTemplateReference, MatchesEverySnippet) {
             << json_quote(tmpl) << ": " << first_difference(got, s.at("expected").as_string());
       }
     } catch (const Error& e) {
+      // Random snippets may use a construct outside the subset: refusing it is allowed.
+      if (s.contains("random") &&
+          std::string(e.what()).find("unsupported construct") != std::string::npos) {
+        ++refused;
+        continue;
+      }
       EXPECT_TRUE(s.contains("error"))
           << json_quote(tmpl) << ": dsv3 raised '" << e.what() << "', Python rendered "
           << json_quote(s.at("expected").as_string());
     }
   }
+  std::printf("compared %zu snippets (%d random ones refused as unsupported)\n", snippets.size(),
+              refused);
+  EXPECT_LT(refused, 1000) << "the random snippets should mostly be inside the subset";
   // Valid Jinja outside the subset: a clear error naming it, never a wrong rendering.
   for (const Json& u : doc.at("unsupported").as_array()) {
     try {
