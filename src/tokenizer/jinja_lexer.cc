@@ -291,6 +291,27 @@ LexedTemplate lex(std::string_view template_text) {
   return Lexer(normalize_newlines(template_text)).run();
 }
 
+std::string describe_token(const Token& t) {
+  switch (t.kind) {
+    case Token::Kind::Text:
+      return "text";
+    case Token::Kind::VarBegin:
+      return "'{{'";
+    case Token::Kind::VarEnd:
+      return "'}}'";
+    case Token::Kind::BlockBegin:
+      return "'{%'";
+    case Token::Kind::BlockEnd:
+      return "'%}'";
+    case Token::Kind::End:
+      return "end of template";
+    case Token::Kind::String:
+      return "string literal";
+    default:
+      return "'" + t.text + "'";
+  }
+}
+
 std::string describe_position(std::string_view source, size_t pos) {
   size_t line = 1, col = 1;
   for (size_t i = 0; i < pos && i < source.size(); ++i) {

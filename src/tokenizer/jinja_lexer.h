@@ -37,6 +37,8 @@ struct LexedTemplate {
 
 LexedTemplate lex(std::string_view template_text);
 
+// How a token reads in an error message: "'}}'", "end of template", "'foo'".
+std::string describe_token(const Token& t);
 // "line 3, column 14" for a byte offset in LexedTemplate::source.
 std::string describe_position(std::string_view source, size_t pos);
 

@@ -66,26 +66,7 @@ class Parser {
     ++i_;
     return true;
   }
-  std::string describe(const Token& t) const {
-    switch (t.kind) {
-      case Token::Kind::Text:
-        return "text";
-      case Token::Kind::VarBegin:
-        return "'{{'";
-      case Token::Kind::VarEnd:
-        return "'}}'";
-      case Token::Kind::BlockBegin:
-        return "'{%'";
-      case Token::Kind::BlockEnd:
-        return "'%}'";
-      case Token::Kind::End:
-        return "end of template";
-      case Token::Kind::String:
-        return "string literal";
-      default:
-        return "'" + t.text + "'";
-    }
-  }
+  std::string describe(const Token& t) const { return describe_token(t); }
   void expect_op(const char* op) {
     if (!accept_op(op))
       fail(cur().pos, std::string("expected '") + op + "', found " + describe(cur()));
