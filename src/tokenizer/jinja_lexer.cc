@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "tokenizer/utf8.h"
 
 namespace dsv3::jinja {
 namespace {
@@ -35,24 +36,6 @@ std::string normalize_newlines(std::string_view in) {
   }
   if (!out.empty() && out.back() == '\n') out.pop_back();
   return out;
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xc0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += char(0xe0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3f));
-    out += char(0x80 | (cp & 0x3f));
-  } else {
-    out += char(0xf0 | (cp >> 18));
-    out += char(0x80 | ((cp >> 12) & 0x3f));
-    out += char(0x80 | ((cp >> 6) & 0x3f));
-    out += char(0x80 | (cp & 0x3f));
-  }
 }
 
 class Lexer {
@@ -268,13 +251,13 @@ class Lexer {
           cp = cp * 16 + uint32_t(d);
         }
         if (cp > 0x10ffff) fail(pos - 2, "escape beyond U+10FFFF");
-        append_utf8(v, cp);
+        tok::utf8_append(v, cp);
         pos += n;
       } else if (e >= '0' && e <= '7') {
         uint32_t cp = uint32_t(e - '0');
         for (int k = 0; k < 2 && pos < s.size() && s[pos] >= '0' && s[pos] <= '7'; ++k)
           cp = cp * 8 + uint32_t(s[pos++] - '0');
-        append_utf8(v, cp);
+        tok::utf8_append(v, cp);
       } else {
         v += '\\';
         v += e;

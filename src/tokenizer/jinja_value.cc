@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "base/error.h"
+#include "tokenizer/utf8.h"
 
 namespace dsv3::jinja {
 
@@ -409,15 +410,12 @@ Value from_json(const Json& j) {
 }
 
 namespace {
-// Length of the UTF-8 sequence starting at s[i], or 1 when it is not a valid one.
+// Length of the UTF-8 sequence at s[i]; an ill-formed one counts as its maximal subpart (the
+// tokenizer's rule), so any byte string splits into "code points" that concatenate back to it.
 size_t utf8_len(std::string_view s, size_t i) {
-  unsigned char c = static_cast<unsigned char>(s[i]);
-  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 1;
-  if (i + n > s.size()) return 1;
-  for (size_t k = 1; k < n; ++k) {
-    if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return 1;
-  }
-  return n;
+  size_t bad = 1;
+  size_t n = tok::utf8_sequence_length(s, i, &bad);
+  return n ? n : bad;
 }
 }  // namespace
 

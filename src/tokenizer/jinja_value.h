@@ -120,8 +120,8 @@ std::string to_json(const Value& v, int indent, size_t max_bytes = kNoLimit);
 
 Value from_json(const Json& j);
 
-// UTF-8 as code points (Python indexes strings by code point). Invalid bytes count as one code
-// point each, so any byte string round-trips.
+// UTF-8 as code points (Python indexes strings by code point). An ill-formed sequence counts as
+// one code point per maximal subpart, so any byte string round-trips.
 std::vector<std::string_view> code_points(std::string_view s);
 size_t code_point_count(std::string_view s);
 
