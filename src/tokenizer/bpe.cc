@@ -111,8 +111,11 @@ BpeModel BpeModel::from_json(const Json& model, std::string_view source) {
   int64_t max_id = -1;
   for (const auto& [tok, id] : vocab)
     max_id = std::max(max_id, id.as_int(where + ".vocab[" + tok + "]"));
-  DSV3_CHECK(max_id < (int64_t{1} << 30),
-             where + ".vocab: id " + std::to_string(max_id) + " is too large");
+  // Ids are dense in real vocabularies; a stray huge id must not allocate gigabytes.
+  DSV3_CHECK(max_id < 2 * static_cast<int64_t>(vocab.size()) + 65536,
+             where + ".vocab: id " + std::to_string(max_id) + " is far past the " +
+                 std::to_string(vocab.size()) + " entries",
+             "token ids must be dense: 0 .. number of tokens - 1");
   m.tokens_.resize(max_id + 1);
   m.bytes_.resize(max_id + 1);
   m.present_.assign(max_id + 1, false);

@@ -106,8 +106,11 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
       tok::AddedToken t;
       const std::string what = where + ": added_tokens[]";
       const int64_t id = a.at("id").as_int(what + ".id");
-      DSV3_CHECK(id >= 0 && id < (int64_t{1} << 30),
-                 what + ".id " + std::to_string(id) + " is out of range");
+      // Added tokens follow the vocabulary (DeepSeek-V3: 128,000 + 815); far beyond it is an error,
+      // not an allocation of gigabytes.
+      DSV3_CHECK(id >= 0 && id < 2 * (int64_t{m->bpe.id_limit()} + int64_t(at->size())) + 65536,
+                 what + ".id " + std::to_string(id) + " is out of range",
+                 "token ids must be dense: 0 .. number of tokens - 1");
       t.id = static_cast<int32_t>(id);
       t.content = a.at("content").as_string(what + ".content");
       DSV3_CHECK(!t.content.empty() && tok::utf8_valid(t.content),

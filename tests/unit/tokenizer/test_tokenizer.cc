@@ -134,6 +134,11 @@ TEST(Tokenizer, ErrorsNameTheFileAndField) {
       std::string::npos);
   EXPECT_NE(error_of("{\"model\": 1}").find("pre_tokenizer has no ByteLevel"), std::string::npos);
   EXPECT_NE(error_of("{").find("bad/tokenizer.json: JSON error"), std::string::npos);
+  EXPECT_NE(error_of(tiny_json("[]", "[]", R"("huge": 1000000000)")).find("is far past the"),
+            std::string::npos);  // no attempt to allocate a billion entries
+  EXPECT_NE(
+      error_of(tiny_json("[]", R"([{"id": 2000000000, "content": "x"}])")).find("out of range"),
+      std::string::npos);
   const Tokenizer t = Tokenizer::from_json(s);
   EXPECT_EQ(t.decode(std::vector<int32_t>{'a', 256, 'b'}),
             "ab");                                           // an unused id: skipped, as HF does
