@@ -424,7 +424,7 @@ Value call(const Callable& fn, const std::vector<Value>& args, const Kwargs& kwa
     if (fn.name == "raise_exception") {
       Value msg = a.require(0, "message");
       a.finish();
-      throw Error("chat template raised an exception: " + to_str(msg));
+      throw Error("raise_exception: " + to_str(msg));
     }
     if (fn.name == "namespace" || fn.name == "dict") {
       if (args.size() > 1 || (args.size() == 1 && !args[0].is_dict())) {

@@ -70,9 +70,9 @@ class Interpreter {
     try {
       v = f();
     } catch (const Error& e) {
-      throw Error(
-          "chat template: " + std::string(e.what()) + " at " + describe_position(t_.source, pos),
-          e.hint());
+      std::string what = e.what();
+      if (what.rfind("chat template: ", 0) == 0) what.erase(0, 15);  // a Budget error
+      throw Error("chat template: " + what + " at " + describe_position(t_.source, pos), e.hint());
     }
     budget_.check_value(v);
     budget_.charge(cost(v));

@@ -137,7 +137,7 @@ TEST(ChatTemplate, TemplateErrorsNameTheProblem) {
       error_of("{{ 'a' + 1 }}"),
       "chat template: unsupported operand type(s) for +: 'str' and 'int' at line 1, column 8");
   EXPECT_EQ(error_of("{{ raise_exception('Only user and assistant roles are supported!') }}"),
-            "chat template: chat template raised an exception: Only user and assistant roles are "
+            "chat template: raise_exception: Only user and assistant roles are "
             "supported! at line "
             "1, column 19");
   EXPECT_EQ(error_of("{% break %}"),
