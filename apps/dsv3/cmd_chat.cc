@@ -1,5 +1,6 @@
 // dsv3 chat: an interactive conversation that keeps the attention cache across turns.
 #include <errno.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -38,21 +39,23 @@ const char kReplHelp[] =
 
 enum class Input { Line, End, Interrupted };
 
-// One line from stdin with read(2), so that Ctrl-C (EINTR) is seen while waiting.
+// One line from stdin. Ctrl-C is seen through the flag, polled every 100 ms: the signal may come
+// just before the read starts, or go to another thread, so an EINTR alone would miss it.
 Input read_line(std::string& line) {
   line.clear();
   for (;;) {
+    if (InterruptGuard::pending()) return Input::Interrupted;
+    pollfd p = {STDIN_FILENO, POLLIN, 0};
+    int ready = ::poll(&p, 1, 100);
+    if (ready == 0 || (ready < 0 && errno == EINTR)) continue;
     char c;
-    ssize_t n = ::read(STDIN_FILENO, &c, 1);
+    ssize_t n = ready > 0 ? ::read(STDIN_FILENO, &c, 1) : -1;
     if (n == 1) {
       if (c == '\n') return Input::Line;
       line.push_back(c);
       continue;
     }
-    if (n < 0 && errno == EINTR) {
-      if (InterruptGuard::pending()) return Input::Interrupted;
-      continue;
-    }
+    if (n < 0 && errno == EINTR) continue;
     return line.empty() ? Input::End : Input::Line;  // end of input (Ctrl-D) or an error
   }
 }
@@ -86,7 +89,11 @@ int cmd_chat(Args& a) {
     return render_chat(tok, messages, add_generation_prompt);
   });
   session.set_system(system);
-  render_chat(tok, session.messages(), true);  // a template that cannot render fails here
+  {  // a model without a usable template fails here, before the first prompt
+    Json probe = session.messages();
+    probe.push_back(chat_message("user", "hello"));
+    render_chat(tok, probe, true);
+  }
   InterruptGuard guard;
   const bool tty = ::isatty(STDIN_FILENO) != 0;
   if (tty) std::printf("dsv3 chat: /help for commands, Ctrl-C stops a reply, Ctrl-D leaves\n");

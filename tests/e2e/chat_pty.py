@@ -55,8 +55,9 @@ class Session:
                 self.out += chunk
 
     def prompt(self, start):
-        """Waits for the "> " input prompt at the start of a line; returns where it ends."""
-        return self.read_until(rb"(^|\n)> $|(^|\n)> (?=\S)", start=start).end()
+        """Waits for the "> " input prompt at the start of a line (after the terminal's echo of
+        a Ctrl-C, "^C", which may arrive late); returns where it ends."""
+        return self.read_until(rb"(^|\n)(\^C)?> ", start=start).end()
 
     def send(self, data):
         os.write(self.fd, data)
