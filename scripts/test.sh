@@ -10,7 +10,7 @@ scripts/build.sh
 
 # Sanitizers: ASan + UBSan build (at -O1, to keep the build short) of the unit tests of base, tensor
 # and model; each binary runs directly, one process for all its tests.
-asan_targets=(test_base test_tensor)
+asan_targets=(test_base test_tensor test_tokenizer)
 if [ -d tests/unit/model ]; then asan_targets+=(test_model); fi
 if [[ ! -f build-asan/build.ninja ]]; then
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE=-O1 \
@@ -28,7 +28,8 @@ if [[ ! -f build-fuzz/build.ninja ]]; then
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DDSV3_FUZZ=ON -DDSV3_SANITIZE=ON -DDSV3_TESTS=OFF >/dev/null
 fi
-cmake --build build-fuzz -j "$(nproc)" --target fuzz_safetensors_header fuzz_chat_template
+cmake --build build-fuzz -j "$(nproc)" --target fuzz_safetensors_header fuzz_chat_template \
+  fuzz_tokenizer_encode fuzz_tokenizer_load
 mkdir -p build-fuzz/corpus
 echo "== fuzz_safetensors_header (30 s)"
 if ! build-fuzz/tests/fuzz/fuzz_safetensors_header -max_total_time=30 -print_final_stats=1 \
@@ -52,3 +53,16 @@ if ! build-fuzz/tests/fuzz/fuzz_chat_template -max_total_time=20 -timeout=10 -pr
   exit 1
 fi
 grep -E '^(Done|stat::number_of_executed_units)' build-fuzz/fuzz_chat_template.log
+
+# libFuzzer: the tokenizer, 15 s on encode (round trip checked) and 15 s on loading tokenizer.json.
+for f in fuzz_tokenizer_encode fuzz_tokenizer_load; do
+  mkdir -p "build-fuzz/corpus_$f"
+  echo "== $f (15 s)"
+  if ! "build-fuzz/tests/fuzz/$f" -max_total_time=15 -timeout=10 -max_len=8192 -print_final_stats=1 \
+    -artifact_prefix=build-fuzz/ "build-fuzz/corpus_$f" "tests/fuzz/corpus_${f#fuzz_}" >"build-fuzz/$f.log" 2>&1; then
+    tail -n 80 "build-fuzz/$f.log"
+    echo "$f failed: the crashing input is saved under build-fuzz/" >&2
+    exit 1
+  fi
+  grep -E '^(Done|stat::number_of_executed_units)' "build-fuzz/$f.log"
+done
