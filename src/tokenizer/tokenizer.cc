@@ -25,7 +25,7 @@ struct Tokenizer::Impl {
   tok::AddedTokenMatcher raw_matcher, normalized_matcher;
   std::unordered_map<std::string, int32_t> added_ids;  // content -> id
   std::vector<std::string> tokens, bytes;  // by id: tokenizer.json spelling, decoded bytes
-  std::vector<uint8_t> known, special;
+  std::vector<uint8_t> special;            // by id: an added token with special=true
   int32_t bos = -1, eos = -1;
   bool add_bos = false;
   std::string chat_template;
@@ -131,13 +131,11 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   }
   m->tokens.resize(limit);
   m->bytes.resize(limit);
-  m->known.assign(limit, 0);
   m->special.assign(limit, 0);
   for (int32_t id = 0; id < m->bpe.id_limit(); ++id) {
     if (!m->bpe.has_id(id)) continue;
     m->tokens[id] = m->bpe.token(id);
     m->bytes[id] = m->bpe.token_bytes(id);
-    m->known[id] = 1;
   }
   std::vector<tok::AddedToken> raw, norm;
   std::vector<std::string> raw_pat, norm_pat;
@@ -145,7 +143,6 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
     m->tokens[t.id] = t.content;
     auto b = tok::byte_level_to_bytes(t.content);
     m->bytes[t.id] = b ? *b : t.content;
-    m->known[t.id] = 1;
     m->special[t.id] = t.special;
     if (t.normalized) {
       norm.push_back(t);
