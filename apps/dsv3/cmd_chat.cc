@@ -26,6 +26,7 @@ const char kUsage[] =
     "                       with a chat template in tokenizer_config.json)\n"
     "  --system TEXT        system message\n"
     "  --hide-reasoning     R1 models: do not show the reasoning between <think> and </think>\n"
+    "  --cache-dtype T      attention cache storage: f32 (default) or bf16 (half the memory)\n"
     "  -v, --verbose        after each turn: tokens reused from the cache, prefilled, generated\n"
     "                       (and their ids), and the speed\n"
     "  -t, --threads N      worker threads (default: physical cores)\n\n";
@@ -78,13 +79,14 @@ int cmd_chat(Args& a) {
   const bool verbose = a.flag({"-v", "--verbose"});
   const GenerationDefaults defaults = load_generation_defaults(dir);
   SamplingFlags flags = read_sampling_flags(a, defaults, -1);
+  const DType cache_dtype = cache_dtype_arg(a);
   const int threads = threads_arg(a);
   a.finish();
 
   InferenceModel m(dir, threads, /*with_tokenizer=*/true);
   const Tokenizer& tok = m.tokenizer();
   if (!flags.ignore_eos) flags.stop.eos_ids = eos_ids(defaults, tok, m.config());
-  Generator gen(m.model(), tok);
+  Generator gen(m.model(), tok, cache_dtype);
   ChatSession session(gen, tok, [&tok](const Json& messages, bool add_generation_prompt) {
     return render_chat(tok, messages, add_generation_prompt);
   });

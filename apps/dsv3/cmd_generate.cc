@@ -26,6 +26,7 @@ const char kUsage[] =
     "  --system TEXT        with --chat: a system message first\n"
     "  --hide-reasoning     R1 models: leave out the reasoning between <think> and </think>\n"
     "                       (shown dimmed on a terminal, between the tags otherwise)\n"
+    "  --cache-dtype T      attention cache storage: f32 (default) or bf16 (half the memory)\n"
     "  -v, --verbose        also print the prompt's and the generated token ids to stderr\n"
     "  -t, --threads N      worker threads (default: physical cores)\n\n";
 
@@ -43,14 +44,15 @@ int cmd_generate(Args& a) {
   const bool hide_reasoning = a.flag({"--hide-reasoning"});
   const bool verbose = a.flag({"-v", "--verbose"});
   DSV3_CHECK(!system || chat, "generate: --system needs --chat");
-  SamplingFlags flags = read_sampling_flags(a, load_generation_defaults(dir), 256);
+  const GenerationDefaults defaults = load_generation_defaults(dir);
+  SamplingFlags flags = read_sampling_flags(a, defaults, 256);
+  const DType cache_dtype = cache_dtype_arg(a);
   const int threads = threads_arg(a);
   a.finish();
 
   InferenceModel m(dir, threads, /*with_tokenizer=*/true);
   const Tokenizer& tok = m.tokenizer();
-  if (!flags.ignore_eos)
-    flags.stop.eos_ids = eos_ids(load_generation_defaults(dir), tok, m.config());
+  if (!flags.ignore_eos) flags.stop.eos_ids = eos_ids(defaults, tok, m.config());
   std::vector<int32_t> ids;
   bool in_reasoning = false;
   if (chat) {
@@ -64,7 +66,7 @@ int cmd_generate(Args& a) {
     ids = tok.encode(prompt, /*add_bos=*/true);
   }
 
-  Generator gen(m.model(), tok);
+  Generator gen(m.model(), tok, cache_dtype);
   Sampler sampler(flags.params);
   ReasoningSplitter splitter(in_reasoning);
   ReasoningPrinter printer(hide_reasoning);

@@ -113,6 +113,12 @@ SamplingFlags read_sampling_flags(Args& a, const GenerationDefaults& d,
   return f;
 }
 
+DType cache_dtype_arg(Args& a) {
+  const std::string t = a.get_or({"--cache-dtype"}, "f32");
+  DSV3_CHECK(t == "f32" || t == "bf16", "--cache-dtype must be f32 or bf16, not '" + t + "'");
+  return t == "bf16" ? DType::BF16 : DType::F32;
+}
+
 std::vector<int32_t> eos_ids(const GenerationDefaults& d, const Tokenizer& tok,
                              const ModelConfig& c) {
   if (!d.eos_ids.empty()) return d.eos_ids;

@@ -56,6 +56,8 @@ struct SamplingFlags {
 };
 SamplingFlags read_sampling_flags(Args& a, const GenerationDefaults& d, int64_t default_max_tokens);
 extern const char kSamplingFlagsHelp[];
+// --cache-dtype f32|bf16 (default f32).
+DType cache_dtype_arg(Args& a);
 // eos ids: generation_config.json's, else the tokenizer's and config.json's.
 std::vector<int32_t> eos_ids(const GenerationDefaults& d, const Tokenizer& tok,
                              const ModelConfig& c);

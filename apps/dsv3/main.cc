@@ -25,7 +25,7 @@ const Command kCommands[] = {
     {"detokenize", dsv3::cli::cmd_detokenize, "decode token ids to text"},
     {"tokenizer", dsv3::cli::cmd_tokenizer, "train a byte-level BPE tokenizer (tokenizer train)"},
     {"template", dsv3::cli::cmd_template, "render a conversation with the model's chat template"},
-    {"generate", dsv3::cli::cmd_generate, "continue a prompt, streaming the text, with speed figures"},
+    {"generate", dsv3::cli::cmd_generate, "continue a prompt, streaming the text; speed figures"},
     {"chat", dsv3::cli::cmd_chat, "talk with a model, keeping the cache across turns"},
     {"bench", dsv3::cli::cmd_bench, "prompt and generation tokens/s, as llama-bench"},
 };

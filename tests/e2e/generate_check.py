@@ -10,6 +10,7 @@ stop:   a stop string that spans a token boundary cuts the text exactly before i
 reasoning: with --chat on an R1-style template (the prompt ends inside <think>), the reasoning is
         marked with <think> tags off a terminal, dimmed (ANSI SGR 2) on one, and left out with
         --hide-reasoning.
+interrupt: Ctrl-C on a terminal stops an endless generation; the figures still follow (exit 0).
 """
 import json
 import os
@@ -138,10 +139,48 @@ def check_reasoning(dsv3, model):
     print("reasoning: tagged off a terminal, dimmed on one, hidden with --hide-reasoning")
 
 
+def run_in_pty(argv, on_output):
+    """Runs argv on a new pseudo-terminal; on_output(fd, output so far) after each read."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(argv[0], argv)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+        on_output(fd, out)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out
+
+
+def check_interrupt(dsv3, model):
+    sent = []
+
+    def interrupt_once_streaming(fd, out):
+        # The first 40 bytes of text after the loading line, then Ctrl-C.
+        at = out.find(b"loaded ")
+        if not sent and at >= 0 and len(out) - out.find(b"\n", at) > 40:
+            os.write(fd, b"\x03")
+            sent.append(True)
+
+    code, out = run_in_pty([dsv3, "generate", "-m", model, "-p", PROMPT, "-t", "1", "-n", "-1",
+                            "--ignore-eos", "--seed", "1"], interrupt_once_streaming)
+    assert sent, out
+    assert code == 0, (code, out)
+    m = re.search(rb"generation: (\d+) tokens.*stop: interrupted", out)
+    assert m and 0 < int(m.group(1)) < 4000, out
+    print(f"interrupt: Ctrl-C stopped the generation after {int(m.group(1))} tokens")
+
+
 def main():
     dsv3, model, what = sys.argv[1:4]
     {"greedy": check_greedy, "seed": check_seed, "stop": check_stop,
-     "reasoning": check_reasoning}[what](dsv3, model)
+     "reasoning": check_reasoning, "interrupt": check_interrupt}[what](dsv3, model)
 
 
 if __name__ == "__main__":
