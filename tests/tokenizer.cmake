@@ -12,7 +12,7 @@ add_test(NAME tokenizer_hf_references
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer/make_refs.sh ${PROJECT_SOURCE_DIR} ${TOK_REF})
 set_tests_properties(tokenizer_hf_references PROPERTIES FIXTURES_SETUP tokenizer_refs
                      LABELS "tokenizer;ref" TIMEOUT 300)
-foreach(name deepseek_v3 qwen2.5 llama3 dsv3-en-4k dsv3-en-16k)
+foreach(name deepseek_v3 qwen2.5 qwen2.5-r1-distill llama3 dsv3-en-4k dsv3-en-16k)
   if(name MATCHES "^dsv3-en")
     set(tok_dir ${PROJECT_SOURCE_DIR}/assets/tokenizers/${name})
   else()
