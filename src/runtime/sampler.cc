@@ -13,8 +13,17 @@ void check_finite(double v, const char* field) {
   DSV3_CHECK(std::isfinite(v), std::string("sampling: ") + field + " is not a finite number");
 }
 
-// Top-p sorts only as far as it must: the head of the vocabulary first, the rest on demand.
-constexpr size_t kTopPHead = 1024;
+// Top-p sorts only as far as it must: the 1024 most likely tokens first (enough for a trained
+// model's peaked distributions), then eight times more each time the mass falls short.
+constexpr size_t kTopPHead = 1024, kTopPGrowth = 8;
+
+// Makes [begin + from, begin + to) the next tokens in `before` order, sorted, given that
+// [begin, begin + from) already holds the first `from` in order.
+template <typename It, typename Less>
+void sort_next(It begin, It end, size_t from, size_t to, Less before) {
+  if (begin + to < end) std::nth_element(begin + from, begin + to, end, before);
+  std::sort(begin + from, begin + to, before);
+}
 
 }  // namespace
 
@@ -116,13 +125,14 @@ double Sampler::filter(std::span<const float> logits, std::vector<Candidate>& ca
   // Step 5: top-p over the descending order; the mass before a token must be < top_p.
   if (p_.top_p < 1.0) {
     size_t sorted = std::min(cands.size(), kTopPHead);
-    std::partial_sort(cands.begin(), cands.begin() + sorted, cands.end(), before);
+    sort_next(cands.begin(), cands.end(), 0, sorted, before);
     double mass = 0, limit = p_.top_p * total;
     size_t keep = cands.size();
     for (size_t j = 0; j < cands.size(); ++j) {
-      if (j == sorted) {  // the head did not reach top_p: sort the rest too
-        std::sort(cands.begin() + sorted, cands.end(), before);
-        sorted = cands.size();
+      if (j == sorted) {  // the sorted head did not reach top_p: sort further
+        size_t next = std::min(cands.size(), sorted * kTopPGrowth);
+        sort_next(cands.begin(), cands.end(), sorted, next, before);
+        sorted = next;
       }
       if (j > 0 && mass >= limit) {
         keep = j;
