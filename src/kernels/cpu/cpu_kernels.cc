@@ -1,0 +1,31 @@
+// The AVX-512 dispatch table: kernels/cpu where a SIMD version pays, ref for the rest (embedding
+// and rope are copies / O(n) per row, softmax/sigmoid/swiglu O(n) next to the matmuls around
+// them, axpy/add_bias already vectorised by the compiler, topk a sort). Compiled without AVX-512:
+// only the CPU check and the table live here.
+#include "base/error.h"
+#include "kernels/best_kernels.h"
+#include "kernels/cpu/cpu.h"
+#include "kernels/ref/ref.h"
+
+namespace dsv3 {
+
+bool cpu_kernels_supported() {
+  // libgcc's check includes the OS's support for the 512-bit register state (XCR0).
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl");
+  return ok;
+}
+
+const Kernels& cpu_kernels() {
+  DSV3_CHECK(cpu_kernels_supported(), "kernels: this CPU lacks AVX-512 F/BW/VL",
+             "use ref_kernels() or best_kernels()");
+  static const Kernels k = {
+      "cpu-avx512",   cpu::matmul,           cpu::matmul_xw, cpu::rmsnorm,
+      ref::embedding, ref::rope_interleaved, ref::rope_half, ref::softmax,
+      ref::sigmoid,   ref::swiglu,           ref::axpy,      ref::add_bias,
+      ref::topk,      cpu::attention,
+  };
+  return k;
+}
+
+}  // namespace dsv3

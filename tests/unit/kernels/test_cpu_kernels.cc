@@ -1,0 +1,282 @@
+// The AVX-512 kernels (kernels/cpu) against float64 sums written here and against the reference
+// kernels, on odd shapes (not multiples of 16 or 128), T = 1 and T > 1, every weight dtype and
+// FP8 edge blocks. Tolerances come from the summation-order bound: any order of summing K float32
+// products (FMA or not) is within gamma_K * sum |x_k w_k| of the exact sum, gamma_K = K u / (1 - K
+// u), u = 2^-24; two such results are within twice that of each other.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "base/rng.h"
+#include "base/thread_pool.h"
+#include "kernels/best_kernels.h"
+#include "kernels/kernels.h"
+#include "tensor/convert.h"
+#include "test_util.h"
+
+namespace dsv3 {
+namespace {
+
+constexpr double kU = 0x1p-24;  // unit roundoff of float32
+
+double gamma(int64_t k) {
+  return k * kU / (1 - k * kU);
+}
+
+std::vector<float> randn(size_t n, uint64_t seed) {
+  Rng r(seed);
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>(r.normal());
+  return v;
+}
+
+// A random weight in storage dtype `dt` (rounded from normal floats; FP8 with random block scales
+// of 128 x 128) and its dequantised values. The values come from weight_block_f32, which
+// test_kernels.cc checks against an independent decoding of every dtype.
+struct TestWeight {
+  std::vector<unsigned char> data;
+  std::vector<float> scale;
+  std::vector<float> value;  // [rows, cols] as float32, exactly what the kernels multiply by
+  WeightRef ref;
+};
+
+TestWeight make_weight(DType dt, int64_t rows, int64_t cols, uint64_t seed) {
+  TestWeight w;
+  Rng r(seed);
+  const auto f = randn(rows * cols, seed + 1);
+  w.data.resize(rows * cols * dtype_size(dt));
+  convert_from_f32(dt, f.data(), w.data.data(), rows * cols);
+  if (dt == DType::F8_E4M3) {
+    w.scale.resize(((rows + 127) / 128) * ((cols + 127) / 128));
+    for (auto& s : w.scale) s = static_cast<float>(0.001 + r.uniform() * 0.01);
+  }
+  w.ref = WeightRef{dt, w.data.data(), rows, cols, w.scale.empty() ? nullptr : w.scale.data()};
+  w.value.resize(rows * cols);
+  weight_block_f32(w.ref, 0, rows, 0, cols, w.value.data());
+  return w;
+}
+
+const Kernels& cpu() {
+  return cpu_kernels();
+}
+
+#define REQUIRE_AVX512()                                \
+  do {                                                  \
+    if (!cpu_kernels_supported()) {                     \
+      GTEST_SKIP() << "no AVX-512 F/BW/VL on this CPU"; \
+    }                                                   \
+  } while (0)
+
+struct Shape3 {
+  int64_t T, rows, cols;
+};
+// Odd sizes around the vector width (16), the tiles (4 x 4, 1 x 8, 16 rows a task) and the FP8
+// block (128), T = 1 (decode) and T > 1 with a remainder of the 4-row tiles.
+const Shape3 kShapes[] = {{1, 1, 1},   {1, 5, 17},     {1, 37, 130},  {3, 9, 16},    {7, 33, 257},
+                          {4, 16, 64}, {1, 300, 1000}, {9, 129, 383}, {5, 70, 2055}, {64, 24, 48}};
+
+class CpuMatmul : public ::testing::TestWithParam<DType> {};
+
+TEST_P(CpuMatmul, MatchesDoubleAndRef) {
+  REQUIRE_AVX512();
+  ThreadPool pool(2);
+  for (const Shape3& s : kShapes) {
+    const std::string where = "T " + std::to_string(s.T) + " rows " + std::to_string(s.rows) +
+                              " cols " + std::to_string(s.cols);
+    TestWeight w = make_weight(GetParam(), s.rows, s.cols, 7 + s.rows);
+    const auto x = randn(s.T * s.cols, 8 + s.cols);
+    std::vector<float> y(s.T * s.rows), y_ref(s.T * s.rows);
+    cpu().matmul(y.data(), x.data(), w.ref, s.T, pool);
+    ref_kernels().matmul(y_ref.data(), x.data(), w.ref, s.T, pool);
+    for (int64_t t = 0; t < s.T; ++t)
+      for (int64_t r = 0; r < s.rows; ++r) {
+        double exact = 0, abs_sum = 0;
+        for (int64_t k = 0; k < s.cols; ++k) {
+          const double p = double(x[t * s.cols + k]) * w.value[r * s.cols + k];
+          exact += p;
+          abs_sum += std::fabs(p);
+        }
+        // One reordered sum of K products, then stored as float32 (u |y|).
+        const double bound = gamma(s.cols) * abs_sum + kU * std::fabs(exact);
+        const int64_t i = t * s.rows + r;
+        ASSERT_NEAR(y[i], exact, bound) << where << " t " << t << " r " << r;
+        ASSERT_NEAR(y[i], y_ref[i], 2 * bound) << where << " t " << t << " r " << r;
+      }
+    // Each output is the same sum in the same order whatever tile computes it: prefill rows equal
+    // the rows computed one at a time (the model's prefill == decode property relies on it).
+    for (int64_t t = 0; t < s.T; ++t) {
+      std::vector<float> y1(s.rows);
+      cpu().matmul(y1.data(), x.data() + t * s.cols, w.ref, 1, pool);
+      for (int64_t r = 0; r < s.rows; ++r) ASSERT_EQ(y1[r], y[t * s.rows + r]) << where;
+    }
+  }
+}
+
+TEST_P(CpuMatmul, RowSliceKeepsBlockScales) {
+  REQUIRE_AVX512();
+  ThreadPool pool(3);
+  const int64_t rows = 300, cols = 200, r0 = 100, n = 77;  // starts mid FP8 block
+  TestWeight w = make_weight(GetParam(), rows, cols, 3);
+  const auto x = randn(2 * cols, 4);
+  std::vector<float> full(2 * rows), slice(2 * n);
+  cpu().matmul(full.data(), x.data(), w.ref, 2, pool);
+  cpu().matmul(slice.data(), x.data(), slice_rows(w.ref, r0, n), 2, pool);
+  for (int64_t t = 0; t < 2; ++t)
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(slice[t * n + i], full[t * rows + r0 + i]);
+}
+
+TEST_P(CpuMatmul, MatmulXwMatchesDoubleAndRef) {
+  REQUIRE_AVX512();
+  ThreadPool pool(2);
+  for (const Shape3& s : kShapes) {
+    // y[T, cols] = x[T, rows] · w with padded row strides (MLA reads x and y inside wider rows).
+    TestWeight w = make_weight(GetParam(), s.rows, s.cols, 17 + s.cols);
+    const int64_t xs = s.rows + 3, ys = s.cols + 5;
+    const auto x = randn(s.T * xs, 18 + s.rows);
+    std::vector<float> y(s.T * ys, -7.0f), y_ref(s.T * ys, -7.0f);
+    cpu().matmul_xw(y.data(), ys, x.data(), xs, w.ref, s.T, pool);
+    ref_kernels().matmul_xw(y_ref.data(), ys, x.data(), xs, w.ref, s.T, pool);
+    for (int64_t t = 0; t < s.T; ++t) {
+      for (int64_t c = 0; c < s.cols; ++c) {
+        double exact = 0, abs_sum = 0;
+        for (int64_t r = 0; r < s.rows; ++r) {
+          const double p = double(x[t * xs + r]) * w.value[r * s.cols + c];
+          exact += p;
+          abs_sum += std::fabs(p);
+        }
+        const double bound = gamma(s.rows) * abs_sum + kU * std::fabs(exact);
+        ASSERT_NEAR(y[t * ys + c], exact, bound) << "rows " << s.rows << " cols " << s.cols;
+        ASSERT_NEAR(y[t * ys + c], y_ref[t * ys + c], 2 * bound);
+      }
+      for (int64_t c = s.cols; c < ys; ++c) ASSERT_EQ(y[t * ys + c], -7.0f) << "padding written";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, CpuMatmul,
+                         ::testing::Values(DType::F32, DType::BF16, DType::F16, DType::F8_E4M3),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+TEST(CpuKernels, RmsnormMatchesDoubleAndRef) {
+  REQUIRE_AVX512();
+  for (int64_t n : {1, 15, 16, 17, 100, 2049}) {
+    const int64_t T = 3, xs = n + 2;
+    auto x = randn(T * xs, n);
+    const auto g = randn(n, n + 1);
+    std::vector<float> y(T * n), y_ref(T * n);
+    cpu().rmsnorm(y.data(), n, x.data(), xs, g.data(), T, n, 1e-6f);
+    ref_kernels().rmsnorm(y_ref.data(), n, x.data(), xs, g.data(), T, n, 1e-6f);
+    for (int64_t t = 0; t < T; ++t) {
+      double ss = 0;
+      for (int64_t i = 0; i < n; ++i) ss += double(x[t * xs + i]) * x[t * xs + i];
+      const double r = 1 / std::sqrt(ss / n + 1e-6);
+      for (int64_t i = 0; i < n; ++i) {
+        const double exact = x[t * xs + i] * r * g[i];
+        // r rounded to float32 once (the double sum's error is ~n 2^-53, negligible), then two
+        // float32 products: 3u relative, 4u stated for the second-order terms.
+        ASSERT_NEAR(y[t * n + i], exact, 4 * kU * std::fabs(exact)) << "n " << n;
+        ASSERT_NEAR(y[t * n + i], y_ref[t * n + i], 8 * kU * std::fabs(exact)) << "n " << n;
+      }
+    }
+    // In place (y == x) gives the same values.
+    cpu().rmsnorm(x.data(), xs, x.data(), xs, g.data(), T, n, 1e-6f);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(x[t * xs + i], y[t * n + i]);
+  }
+}
+
+struct AttnCase {
+  int64_t T, S, n_heads, n_kv_heads, dk, dv;
+};
+
+TEST(CpuKernels, AttentionMatchesDoubleAndRef) {
+  REQUIRE_AVX512();
+  // GQA with odd head sizes, MLA absorbed-like (one kv head, dk 72, dv 64), prefill from empty
+  // (T == S), decode (T == 1) over a longer cache, and dims above the 64-column register block.
+  const AttnCase cases[] = {{3, 10, 4, 2, 19, 33},
+                            {1, 37, 3, 1, 72, 64},
+                            {5, 5, 2, 2, 16, 16},
+                            {1, 1, 1, 1, 1, 1},
+                            {4, 70, 2, 1, 130, 150}};
+  ThreadPool pool(2);
+  for (const AttnCase& c : cases) {
+    AttentionArgs a;
+    a.T = c.T, a.S = c.S, a.n_heads = c.n_heads, a.n_kv_heads = c.n_kv_heads, a.dk = c.dk,
+    a.dv = c.dv;
+    a.scale = static_cast<float>(1 / std::sqrt(double(c.dk)));
+    // Padded strides: heads and rows are not packed.
+    a.q_head_stride = c.dk + 1, a.q_row_stride = c.n_heads * a.q_head_stride + 2;
+    a.k_head_stride = c.dk + 3, a.k_row_stride = c.n_kv_heads * a.k_head_stride;
+    a.v_head_stride = c.dv, a.v_row_stride = c.n_kv_heads * c.dv + 5;
+    a.out_head_stride = c.dv + 1, a.out_row_stride = c.n_heads * a.out_head_stride;
+    const auto q = randn(c.T * a.q_row_stride, 1 + c.dk);
+    const auto k = randn(c.S * a.k_row_stride, 2 + c.dk);
+    const auto v = randn(c.S * a.v_row_stride, 3 + c.dv);
+    a.q = q.data(), a.k = k.data(), a.v = v.data();
+    std::vector<float> out(c.T * a.out_row_stride), out_ref(out.size());
+    a.out = out.data();
+    cpu().attention(a, pool);
+    a.out = out_ref.data();
+    ref_kernels().attention(a, pool);
+    const int64_t group = c.n_heads / c.n_kv_heads;
+    for (int64_t t = 0; t < c.T; ++t)
+      for (int64_t h = 0; h < c.n_heads; ++h) {
+        const int64_t n_keys = c.S - c.T + t + 1, g = h / group;
+        const float* qh = &q[t * a.q_row_stride + h * a.q_head_stride];
+        std::vector<double> score(n_keys);
+        double delta = 0;  // bound on the float32 error of any score
+        for (int64_t s = 0; s < n_keys; ++s) {
+          double dot = 0, abs_sum = 0;
+          for (int64_t j = 0; j < c.dk; ++j) {
+            const double p = double(qh[j]) * k[s * a.k_row_stride + g * a.k_head_stride + j];
+            dot += p;
+            abs_sum += std::fabs(p);
+          }
+          score[s] = dot * a.scale;
+          delta = std::max(delta, (gamma(c.dk) * abs_sum + kU * std::fabs(dot)) * a.scale);
+        }
+        const double m = *std::max_element(score.begin(), score.end());
+        double sum = 0;
+        for (double& sc : score) sum += (sc = std::exp(sc - m));
+        for (int64_t j = 0; j < c.dv; ++j) {
+          double exact = 0, abs_pv = 0;
+          for (int64_t s = 0; s < n_keys; ++s) {
+            const double vj = v[s * a.v_row_stride + g * a.v_head_stride + j];
+            exact += score[s] * vj;
+            abs_pv += score[s] * std::fabs(vj);
+          }
+          exact /= sum, abs_pv /= sum;
+          // Scores off by <= delta move every weight p_s by a factor within exp(±2 delta) after
+          // normalisation; float32 exp (a few ulp), the p·v sum (gamma_S) and the final scaling
+          // add (S + 8) u; all relative to sum p_s |v_s|. 2x margin.
+          const double bound = 2 * (2 * delta + (n_keys + 8) * kU) * abs_pv;
+          const int64_t i = t * a.out_row_stride + h * a.out_head_stride + j;
+          ASSERT_NEAR(out[i], exact, bound) << "T " << c.T << " S " << c.S << " t " << t;
+          ASSERT_NEAR(out_ref[i], exact, bound) << "ref, T " << c.T << " S " << c.S;
+        }
+      }
+  }
+}
+
+TEST(CpuKernels, TablesAreCompleteAndBestPicksCpu) {
+  REQUIRE_AVX512();
+  const Kernels& k = cpu();
+  EXPECT_STREQ(k.name, "cpu-avx512");
+  const void* ptrs[] = {(void*)k.matmul,    (void*)k.matmul_xw,        (void*)k.rmsnorm,
+                        (void*)k.embedding, (void*)k.rope_interleaved, (void*)k.rope_half,
+                        (void*)k.softmax,   (void*)k.sigmoid,          (void*)k.swiglu,
+                        (void*)k.axpy,      (void*)k.add_bias,         (void*)k.topk,
+                        (void*)k.attention};
+  for (const void* p : ptrs) EXPECT_NE(p, nullptr);
+  const char* force = std::getenv("DSV3_KERNELS");
+  if (force == nullptr) {
+    EXPECT_EQ(&best_kernels(), &cpu_kernels());
+  }
+}
+
+}  // namespace
+}  // namespace dsv3
