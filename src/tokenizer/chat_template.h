@@ -5,18 +5,19 @@
 // The Jinja subset (what the DeepSeek-V3, R1, R1-Distill and similar templates use):
 //   {{ }}, {% %}, {# #} with "-" and "+" whitespace control; if/elif/else; for (tuple targets,
 //   "if" filter, else, loop.index/index0/revindex/revindex0/first/last/length/previtem/nextitem,
-//   break, continue); set (names, tuples, ns.attr, set-blocks); generation blocks.
+//   break, continue); set (names, tuples, ns.attr, set-blocks); macro (parameters with defaults,
+//   keyword arguments, closures, recursion up to 64 calls deep); generation blocks.
 //   Literals (str, int, float, list, tuple, dict, true/false/none), + - * / // % ** ~, comparisons
 //   (chained), in / not in, and / or / not, x if c else y, attribute/item access, slices, calls.
-//   Globals: namespace(), range(), dict(), raise_exception(). str methods: split rsplit strip lstrip
-//   rstrip startswith endswith replace lower upper title capitalize find count join; dict methods:
-//   items keys values get. Filters: tojson trim length count default d join upper lower capitalize
-//   title replace string int float abs list first last items reverse sort min max select reject
-//   selectattr rejectattr map indent safe escape e. Tests: defined undefined none boolean true
-//   false integer float number string mapping iterable sequence callable odd even divisibleby eq ne
-//   lt le gt ge in lower upper (and their aliases).
-// Anything else (macros, includes, printf-style %, other filters and methods, mutating lists) is an
-// Error naming the construct and its line and column, never a silently different prompt. Case
+//   Globals: namespace(), range(), dict(), raise_exception(), strftime_now(). str methods: split
+//   rsplit strip lstrip rstrip startswith endswith replace lower upper title capitalize find count
+//   join; dict methods: items keys values get. Filters: tojson trim length count default d join
+//   upper lower capitalize title replace string int float abs list first last items reverse sort
+//   min max select reject selectattr rejectattr map indent dictsort safe escape e. Tests: defined
+//   undefined none boolean true false integer float number string mapping iterable sequence
+//   callable odd even divisibleby eq ne lt le gt ge in lower upper (and their aliases).
+// Anything else (call blocks, includes, printf-style %, other filters and methods, mutating lists)
+// is an Error naming the construct and its line and column, never a silently different prompt. Case
 // mapping (upper, lower, title) is ASCII-only.
 #pragma once
 #include <cstddef>

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <ctime>
 
 #include "base/error.h"
 #include "tokenizer/jinja_args.h"
@@ -163,11 +164,11 @@ int64_t to_int(const Value& v, const Value& dflt) {
 
 namespace {
 constexpr const char* kFilters[] = {
-    "abs",        "capitalize", "count",   "d",    "default", "e",          "escape",
-    "first",      "float",      "indent",  "int",  "items",   "join",       "last",
-    "length",     "list",       "lower",   "map",  "max",     "min",        "reject",
-    "rejectattr", "replace",    "reverse", "safe", "select",  "selectattr", "sort",
-    "string",     "title",      "tojson",  "trim", "upper"};
+    "abs",    "capitalize", "count",   "d",       "dictsort", "default", "e",
+    "escape", "first",      "float",   "indent",  "int",      "items",   "join",
+    "last",   "length",     "list",    "lower",   "map",      "max",     "min",
+    "reject", "rejectattr", "replace", "reverse", "safe",     "select",  "selectattr",
+    "sort",   "string",     "title",   "tojson",  "trim",     "upper"};
 // Tests without an argument, then those with one.
 constexpr const char* kTests[] = {"defined", "undefined", "none",     "boolean",  "true",
                                   "false",   "integer",   "float",    "number",   "string",
@@ -196,6 +197,28 @@ Value apply_filter(const std::string& name, const Value& v, const std::vector<Va
     return select_items(name, v, args, kwargs);
   }
   if (name == "sort") return sort_filter(v, a);
+  if (name ==
+      "dictsort") {  // jinja2.filters.do_dictsort: (key, value) pairs sorted by key or value
+    bool case_sensitive = truthy(a.get(0, "case_sensitive", Value(false)));
+    std::string by = a.string(1, "by", "key");
+    bool reverse = truthy(a.get(2, "reverse", Value(false)));
+    a.finish();
+    if (!v.is_dict())
+      throw Error(std::string("filter 'dictsort': needs a mapping, not ") + type_name(v));
+    if (by != "key" && by != "value") throw Error("filter 'dictsort': by must be 'key' or 'value'");
+    List pairs;
+    for (const auto& [k, e] : v.as_dict()) pairs.push_back(Value::tuple({Value(k), e}));
+    size_t field = by == "key" ? 0 : 1;
+    auto key = [&](const Value& p) {
+      const Value& x = p.as_list()[field];
+      return (!case_sensitive && x.is_string()) ? Value(ascii_lower(x.as_string())) : x;
+    };
+    std::stable_sort(pairs.begin(), pairs.end(), [&](const Value& x, const Value& y) {
+      int c = compare(key(x), key(y));
+      return reverse ? c > 0 : c < 0;
+    });
+    return Value(std::move(pairs));
+  }
   if (name == "indent") return indent_filter(v, a);
   if (name == "map") {
     Value attr = a.keyword("attribute");
@@ -414,7 +437,8 @@ Value find_method(const Value& self, const std::string& name) {
 }
 
 bool is_global_function(const std::string& name) {
-  return name == "namespace" || name == "range" || name == "raise_exception" || name == "dict";
+  return name == "namespace" || name == "range" || name == "raise_exception" || name == "dict" ||
+         name == "strftime_now";
 }
 
 Value call(const Callable& fn, const std::vector<Value>& args, const Kwargs& kwargs,
@@ -425,6 +449,17 @@ Value call(const Callable& fn, const std::vector<Value>& args, const Kwargs& kwa
       Value msg = a.require(0, "message");
       a.finish();
       throw Error("raise_exception: " + to_str(msg));
+    }
+    if (fn.name == "strftime_now") {  // Hugging Face's global: datetime.now().strftime(format)
+      std::string format = a.string(0, "format", "");
+      a.finish();
+      std::time_t now = std::time(nullptr);
+      std::tm local{};
+      localtime_r(&now, &local);
+      char buf[512];
+      size_t n = format.size() < 200 ? std::strftime(buf, sizeof buf, format.c_str(), &local) : 0;
+      if (n == 0 && !format.empty()) throw Error("strftime_now(): cannot format '" + format + "'");
+      return Value(std::string(buf, n));
     }
     if (fn.name == "namespace" || fn.name == "dict") {
       if (args.size() > 1 || (args.size() == 1 && !args[0].is_dict())) {

@@ -12,13 +12,13 @@ namespace {
 
 // Deep nesting ("((((...", 10k nested ifs) would overflow the stack of this recursive parser and
 // of the evaluator; real templates nest a handful of levels.
-constexpr int kMaxNesting = 200;
-constexpr int kMaxExprDepth = 400;
+constexpr int kMaxNesting = 100;
+constexpr int kMaxExprDepth = 200;
 
 // Tags of Jinja that the chat templates we render do not use; named in the error.
-constexpr const char* kUnsupportedTags[] = {"macro",      "call",    "filter", "with",    "block",
-                                            "extends",    "include", "import", "from",    "raw",
-                                            "autoescape", "do",      "trans",  "endmacro"};
+constexpr const char* kUnsupportedTags[] = {"call",    "filter",     "with",   "block",
+                                            "extends", "include",    "import", "from",
+                                            "raw",     "autoescape", "do",     "trans"};
 
 class Parser {
  public:
@@ -217,6 +217,24 @@ class Parser {
     } else if (tag == "break" || tag == "continue") {
       if (loop_depth_ == 0) fail(pos, "'{% " + tag + " %}' outside a loop");
       s->kind = tag == "break" ? Stmt::Kind::Break : Stmt::Kind::Continue;
+    } else if (tag == "macro") {
+      s->kind = Stmt::Kind::Macro;
+      s->attr = expect_name("a macro name");
+      expect_op("(");
+      while (!accept_op(")")) {
+        s->targets.push_back(expect_name("a macro parameter"));
+        s->defaults.push_back(accept_op("=") ? parse_expression() : nullptr);
+        if (!accept_op(",")) {
+          expect_op(")");
+          break;
+        }
+      }
+      expect_block_end();
+      int outer_loops = loop_depth_;  // a macro body cannot break the loop it is defined in
+      loop_depth_ = 0;
+      s->body = parse_body({"endmacro"});
+      loop_depth_ = outer_loops;
+      if (cur().kind == Token::Kind::Name && cur().text == s->attr) ++i_;  // {% endmacro name %}
     } else if (tag == "generation") {
       s->kind = Stmt::Kind::Block;
       expect_block_end();

@@ -63,6 +63,7 @@ struct Stmt {
     Break,
     Continue,
     Block,  // a body run in place ({% generation %} of Hugging Face's templates)
+    Macro,  // macro attr(targets... = defaults...): body
   };
   Kind kind;
   size_t pos = 0;
@@ -73,6 +74,7 @@ struct Stmt {
   Body body, else_body;
   std::vector<std::string> targets;
   std::string attr;
+  std::vector<ExprPtr> defaults;  // Macro: one per parameter, null when it has none
 };
 
 struct ParsedTemplate {

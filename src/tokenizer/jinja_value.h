@@ -18,16 +18,18 @@
 namespace dsv3::jinja {
 
 class Value;
+struct Stmt;
 using List = std::vector<Value>;
 using Dict = std::vector<std::pair<std::string, Value>>;
 struct Namespace {
   Dict attrs;
 };
-// A built-in function ("namespace", "range", "raise_exception") or a method bound to its receiver
-// ("split" of a string, "items" of a dict).
+// A built-in function ("namespace", "range", "raise_exception"), a method bound to its receiver
+// ("split" of a string, "items" of a dict), or a {% macro %} of the template being rendered.
 struct Callable {
   std::string name;
   std::shared_ptr<const Value> self;  // null for free functions
+  const Stmt* macro = nullptr;        // the macro's definition (lives as long as the rendering)
 };
 struct Undefined {
   std::string name;  // what was looked up, for the error when it is used as an object

@@ -24,13 +24,13 @@ if "$dsv3" template -m "$model" --messages "$fix/cli_messages.json" --bogus 2>"$
 fi
 grep -q -- "--bogus" "$work/err1.txt" || fail "the unknown-option error does not name it"
 
-printf '{%% for m in messages %%}{%% macro f() %%}{%% endmacro %%}{%% endfor %%}' >"$work/macro.jinja"
+printf '{%% for m in messages %%}{%% filter upper %%}x{%% endfilter %%}{%% endfor %%}' >"$work/filter.jinja"
 set +e
-"$dsv3" template -m "$model" --messages "$fix/cli_messages.json" --template "$work/macro.jinja" \
+"$dsv3" template -m "$model" --messages "$fix/cli_messages.json" --template "$work/filter.jinja" \
   >/dev/null 2>"$work/err2.txt"
 rc=$?
 set -e
 [[ $rc == 1 ]] || fail "an unsupported construct gave exit code $rc, not 1"
-grep -q "unsupported construct '{% macro %}' at line 1, column 24" "$work/err2.txt" ||
+grep -q "unsupported construct '{% filter %}' at line 1, column 24" "$work/err2.txt" ||
   fail "unexpected error text: $(cat "$work/err2.txt")"
 echo "cli_check: ok"

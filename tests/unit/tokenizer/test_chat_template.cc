@@ -107,8 +107,8 @@ TEST(ChatTemplate, PythonValueSemantics) {
 }
 
 TEST(ChatTemplate, UnsupportedConstructsAreNamedWithTheirPosition) {
-  EXPECT_EQ(error_of("ab\n  {% macro f() %}{% endmacro %}"),
-            "chat template: unsupported construct '{% macro %}' at line 2, column 3");
+  EXPECT_EQ(error_of("ab\n  {% filter upper %}x{% endfilter %}"),
+            "chat template: unsupported construct '{% filter %}' at line 2, column 3");
   EXPECT_EQ(error_of("{{ 'x' | wordcount }}"),
             "chat template: unsupported construct: filter 'wordcount' at line 1, column 8");
   EXPECT_EQ(error_of("{{ 'x'.isdigit() }}"),
