@@ -38,7 +38,8 @@ bool is_known_test(const std::string& name);
 bool apply_test(const std::string& name, const Value& subject, const std::vector<Value>& args);
 // A method of `self` by name (str.split, dict.items, ...), bound; Undefined when there is none.
 Value find_method(const Value& self, const std::string& name);
-bool is_global_function(const std::string& name);  // namespace, range, raise_exception, dict
+// namespace, range, dict, raise_exception, strftime_now
+bool is_global_function(const std::string& name);
 // Calls a bound method or a global function.
 Value call(const Callable& fn, const std::vector<Value>& args, const Kwargs& kwargs,
            Budget& budget);

@@ -361,13 +361,6 @@ struct Printer {
 
 }  // namespace
 
-std::string repr(const Value& v, size_t max_bytes) {
-  Printer p{"", max_bytes};
-  p.str(v, true, 0);
-  p.check(0);
-  return std::move(p.out);
-}
-
 std::string to_str(const Value& v, size_t max_bytes) {
   if (v.is_string()) return v.as_string();
   Printer p{"", max_bytes};

@@ -112,8 +112,6 @@ bool equal(const Value& a, const Value& b);
 constexpr size_t kNoLimit = size_t(-1);
 constexpr int kMaxPrintDepth = 128;
 std::string to_str(const Value& v, size_t max_bytes = kNoLimit);
-// Python's repr: strings quoted as Python quotes them.
-std::string repr(const Value& v, size_t max_bytes = kNoLimit);
 // Python's repr of a float: shortest round-trip digits, "1.0", "1e+16", "1e-05", "inf", "nan".
 std::string float_repr(double d);
 // json.dumps(v, ensure_ascii=False, indent=indent) as Hugging Face's tojson filter calls it:
