@@ -120,13 +120,13 @@ Json to_json(const InferenceModel& m, int threads, int64_t reps,
 }
 
 void print_table(const InferenceModel& m, int threads, const std::vector<TestResult>& results) {
-  std::printf("| model | size | params | threads | test | t/s |\n");
-  std::printf("| --- | ---: | ---: | ---: | ---: | ---: |\n");
+  std::printf("| model | size | params | kernels | threads | test | t/s |\n");
+  std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
   for (const auto& r : results) {
     auto rates = r.rates();
-    std::printf("| %s | %s | %s | %d | %s | %.2f ± %.2f |\n", m.config().model_type.c_str(),
-                human_bytes(m.weight_bytes()).c_str(), human_count(m.parameters()).c_str(), threads,
-                r.name.c_str(), mean(rates), stddev(rates));
+    std::printf("| %s | %s | %s | %s | %d | %s | %.2f ± %.2f |\n", m.config().model_type.c_str(),
+                human_bytes(m.weight_bytes()).c_str(), human_count(m.parameters()).c_str(),
+                m.kernels().name, threads, r.name.c_str(), mean(rates), stddev(rates));
   }
 }
 

@@ -18,7 +18,8 @@
 
 namespace dsv3::cli {
 
-// A model folder opened for inference. Every weight page is read once while a progress bar runs
+// A model folder opened for inference with best_kernels() (DSV3_KERNELS=ref forces the reference
+// kernels). Every weight page is read once while a progress bar runs
 // (on a terminal), so the first token is not charged for reading the file.
 class InferenceModel {
  public:
