@@ -147,6 +147,7 @@ int64_t float_to_int(double d) {
 
 // jinja2.filters.do_int: int(value), else int(float(value)), else the default.
 int64_t to_int(const Value& v, const Value& dflt) {
+  if (v.is_float() && std::isnan(v.as_double())) return dflt.is_number() ? dflt.as_int() : 0;
   if (v.is_number()) return v.is_float() ? float_to_int(v.as_double()) : v.as_int();
   if (v.is_string()) {
     std::string s = py_strip(v.as_string(), nullptr);

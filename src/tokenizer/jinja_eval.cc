@@ -86,13 +86,13 @@ class Interpreter {
     Value v;
     try {
       v = f();
+      budget_.check_value(v);
+      budget_.charge(cost(v));
     } catch (const Error& e) {
       std::string what = e.what();
       if (what.rfind("chat template: ", 0) == 0) what.erase(0, 15);  // a Budget error
       throw Error("chat template: " + what + " at " + describe_position(t_.source, pos), e.hint());
     }
-    budget_.check_value(v);
-    budget_.charge(cost(v));
     return v;
   }
   uint64_t cost_of(const std::vector<Value>& args, const Kwargs& kwargs) {
