@@ -3,10 +3,13 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "apps/dsv3/commands.h"
+#include "apps/dsv3/tokenizer_assets.h"
 #include "base/error.h"
+#include "base/file.h"
 #include "base/strings.h"
 #include "base/timer.h"
 #include "model/config.h"
@@ -35,6 +38,11 @@ A tensor's values depend only on the seed and its name.
   --dtype bf16|f32     storage dtype (default bf16; the router's correction bias is always f32)
   --fp8                store every Linear weight as F8_E4M3 with a float32 weight_scale_inv per
                        128x128 block, the rest bf16, as DeepSeek's FP8 releases do
+  --tokenizer DIR      copy tokenizer.json and tokenizer_config.json from DIR (default: the
+                       preset's own tokenizer: the committed dsv3-en-4k / dsv3-en-16k for tiny /
+                       small, the published ones fetched by scripts/fetch-assets.sh for the real
+                       shapes; searched under $DSV3_ASSETS and the source tree)
+  --no-tokenizer       write no tokenizer
   --force              write into a non-empty folder (its old model*.safetensors are removed)
 )";
 
@@ -80,7 +88,11 @@ int cmd_init(Args& a) {
   auto dtype_arg = a.get({"--dtype"});
   bool fp8 = a.flag({"--fp8"});
   bool force = a.flag({"--force"});
+  auto tokenizer_dir = a.get({"--tokenizer"});
+  bool no_tokenizer = a.flag({"--no-tokenizer"});
   a.finish();
+  if (tokenizer_dir && no_tokenizer)
+    throw Error("give at most one of --tokenizer and --no-tokenizer");
   if (preset.has_value() == config_file.has_value())
     throw Error("give exactly one of --preset NAME or --config FILE", "see dsv3 init --help");
   if (seed < 0) throw Error("--seed must not be negative");
@@ -110,14 +122,31 @@ int cmd_init(Args& a) {
                     human_bytes(room) + " free",
                 "free some space, choose another folder, or a smaller --preset / --dtype");
 
+  // The tokenizer is found before any weight is written, so a bad --tokenizer costs nothing.
+  std::optional<std::string> tok_src = tokenizer_dir;
+  std::string tok_note;
+  if (!tokenizer_dir && !no_tokenizer && preset) {
+    std::string name = preset_tokenizer(*preset);
+    tok_src = find_tokenizer_dir(name);
+    if (!tok_src)
+      tok_note = "no tokenizer installed: '" + name +
+                 "' is not here (scripts/fetch-assets.sh fetches the published ones; or pass "
+                 "--tokenizer DIR)";
+  }
+  if (tokenizer_dir && !file_exists(path_join(*tokenizer_dir, "tokenizer.json")))
+    throw Error(*tokenizer_dir + " has no tokenizer.json", "pass a folder holding a tokenizer");
+
   Timer timer;
   write_random_model(c, dir, static_cast<uint64_t>(seed), dtype);
+  if (tok_src) install_tokenizer(*tok_src, dir);
   ParamCounts n = count_params(c);
   std::printf("wrote %s: %s %s, %s parameters + %s MTP, %s of %s weights in %.1f s\n", dir.c_str(),
               std::string(arch_name(c.arch)).c_str(),
               preset ? preset->c_str() : config_file->c_str(), human_count(n.main_total).c_str(),
               human_count(n.mtp_unique).c_str(), human_bytes(need).c_str(),
               fp8 ? "fp8" : (dtype == DType::F32 ? "f32" : "bf16"), timer.seconds());
+  if (tok_src) std::printf("tokenizer from %s\n", tok_src->c_str());
+  if (!tok_note.empty()) std::fprintf(stderr, "note: %s\n", tok_note.c_str());
   return 0;
 }
 
