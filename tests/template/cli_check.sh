@@ -17,6 +17,12 @@ cmp "$work/v3.txt" "$fix/cli_expected_v3.txt" || fail "DeepSeek-V3 prompt differ
   --template "$fix/deepseek_r1_distill_qwen.jinja" >"$work/qwen.txt"
 cmp "$work/qwen.txt" "$fix/cli_expected_r1_distill_qwen.txt" || fail "R1-Distill-Qwen prompt differs"
 
+# The derived R1-Distill-Qwen folder (scripts/fetch-assets.sh) carries that template itself, with
+# bos_token and eos_token as plain strings.
+"$dsv3" template -m "$root/.cache/assets/qwen2.5-r1-distill" --messages "$fix/cli_messages_vars.json" \
+  --add-generation-prompt >"$work/qwen_own.txt"
+cmp "$work/qwen_own.txt" "$fix/cli_expected_r1_distill_qwen.txt" || fail "R1-Distill-Qwen folder prompt differs"
+
 "$dsv3" template --help | grep -q -- "--add-generation-prompt" || fail "--help lacks the options"
 
 if "$dsv3" template -m "$model" --messages "$fix/cli_messages.json" --bogus 2>"$work/err1.txt"; then
