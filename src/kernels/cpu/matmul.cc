@@ -1,11 +1,13 @@
-// AVX-512 matmuls: y = x·wᵀ (matmul) and y = x·w (matmul_xw) for F32 and BF16 weights read in
-// place, other dtypes dequantised a panel of rows at a time (FP32 accumulate throughout).
+// AVX-512 matmuls: y = x·wᵀ (matmul) and y = x·w (matmul_xw), every weight dtype read in place
+// (F32, BF16, F16, FP8 E4M3 with its block scales), FP32 accumulation throughout.
 //
-// matmul keeps one 16-lane accumulator per output y[t, r], walks the columns in order 16 at a time
-// (the tail masked) and reduces the 16 lanes in a fixed order, so every y[t, r] is the same sum in
-// the same order whichever tile computes it: a prefill row equals the token-by-token decode of the
-// same row bit for bit. Decode (T = 1) streams 8 weight rows at a time (memory bound); prefill
-// multiplies 4 rows of x by 4 weight rows per pass, so each weight vector loaded feeds 4 FMAs.
+// matmul keeps one 16-lane partial sum per output y[t, r], walks the columns in order 16 at a time
+// (a block's tail masked) and reduces the 16 lanes in a fixed order at the end, so every y[t, r]
+// is the same sum in the same order whichever tile computes it: a prefill row equals the
+// token-by-token decode of the same row bit for bit. Decode (T = 1) streams 8 weight rows at a
+// time (memory bound); prefill multiplies 4 rows of x by 4 weight rows per step, so each weight
+// vector loaded feeds 4 FMAs, over kKc columns at a time (the weight slice stays in L1 while the
+// rows of x pass) with the partial sums parked in a buffer between column blocks.
 // GCC 12's AVX-512 headers build "undefined" vectors as `__m512 __Y = __Y;`, which its own
 // -Wuninitialized flags once inlined here (GCC PR 105593, fixed in 13): silence just those.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -14,9 +16,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
+#include "base/error.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/ref/ref.h"
 
@@ -30,82 +34,176 @@ namespace dsv3::cpu {
 namespace {
 
 template <DType D>
-using Elem = std::conditional_t<D == DType::F32, float, uint16_t>;
+using Elem = std::conditional_t<D == DType::F32, float,
+                                std::conditional_t<D == DType::F8_E4M3, uint8_t, uint16_t>>;
 
-// 16 weights at p as float32, lanes outside `m` zero. BF16 widens exactly: its bits are the top
-// half of the float32.
+// 16 weights at p as float32, lanes outside `m` zero; FP8 still without its block scale. All
+// exact: BF16 is the top half of a float32; an E4M3 code s.eeee.mmm placed as the half
+// s.0eeee.mmm0000000 is the same value times 2^-8 (exponent bias 15 instead of 7, subnormals
+// included), which the caller folds into the scale; codes 0x7F / 0xFF are NaN (SPEC §3.2).
 template <DType D>
 inline __m512 load16(const Elem<D>* p, __mmask16 m) {
   if constexpr (D == DType::F32) {
     return _mm512_maskz_loadu_ps(m, p);
-  } else {
+  } else if constexpr (D == DType::BF16) {
     const __m256i h = _mm256_maskz_loadu_epi16(m, p);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  } else if constexpr (D == DType::F16) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+  } else {
+    const __m256i c = _mm256_cvtepu8_epi16(_mm_maskz_loadu_epi8(m, p));
+    const __m256i mag = _mm256_and_si256(c, _mm256_set1_epi16(0x7F));
+    const __m256i h =
+        _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(c, _mm256_set1_epi16(0x80)), 8),
+                        _mm256_slli_epi16(mag, 7));
+    const __mmask16 nan = _mm256_cmpeq_epi16_mask(mag, _mm256_set1_epi16(0x7F));
+    return _mm512_mask_blend_ps(nan, _mm512_cvtph_ps(h),
+                                _mm512_set1_ps(std::numeric_limits<float>::quiet_NaN()));
   }
 }
 
-// y[t * ldy + r] = x[t * ldx + 0 .. K) · w[r * ldw + 0 .. K) for t < NT, r < NR.
+// Where the kernels read weight rows: row r's first element, and for FP8 the scale row.
+template <DType D>
+struct Rows {
+  const Elem<D>* data;
+  int64_t ld;          // elements between rows (w.cols)
+  const float* scale;  // FP8: scale_inv of row 0's row block
+  int64_t block_rows, block_cols, col_blocks, scale_row0;
+
+  Rows(const WeightRef& w, int64_t r0)
+      : data(static_cast<const Elem<D>*>(w.data) + r0 * w.cols),
+        ld(w.cols),
+        scale(w.scale_inv),
+        block_rows(w.block_rows),
+        block_cols(w.block_cols),
+        col_blocks((w.cols + w.block_cols - 1) / w.block_cols),
+        scale_row0(w.scale_row0 + r0) {}
+  const float* scale_row(int64_t r) const {
+    return scale + ((scale_row0 + r) / block_rows) * col_blocks;
+  }
+};
+
+// acc[t * lda + r * 16 + lane] += the products of x[t * ldx + k] and weight row r over columns
+// [k0, k1) for t < NT, r < NR (weights from rows.data + r * rows.ld, r counted from `r`).
+// `first`: start from zero instead of acc.
 template <DType D, int NT, int NR>
-void tile(float* y, int64_t ldy, const float* x, int64_t ldx, const Elem<D>* w, int64_t ldw,
-          int64_t K) {
-  __m512 acc[NT][NR];
+void tile(float* acc, int64_t lda, bool first, const float* x, int64_t ldx, const Rows<D>& rows,
+          int64_t r, int64_t k0, int64_t k1) {
+  __m512 a[NT][NR];
+#pragma GCC unroll 8
   for (int t = 0; t < NT; ++t)
-    for (int r = 0; r < NR; ++r) acc[t][r] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < K; k += 16) {
-    const __mmask16 m = tail_mask(K - k);
+#pragma GCC unroll 8
+    for (int i = 0; i < NR; ++i)
+      a[t][i] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + t * lda + i * 16);
+  const Elem<D>* w = rows.data + r * rows.ld;
+  // FP8: the scales of the current column block, reloaded where a block starts (block_cols is a
+  // multiple of 16, so a 16-column step never straddles two scales). The small loops carry unroll
+  // pragmas: without them GCC 12 keeps the partial sums on the stack, storing them every step.
+  __m512 sv[NR];
+  int64_t next_block = k0;
+  for (int64_t k = k0; k < k1; k += 16) {
+    if constexpr (D == DType::F8_E4M3) {
+      if (k == next_block) {
+        const int64_t blk = k / rows.block_cols;
+#pragma GCC unroll 8
+        for (int i = 0; i < NR; ++i)  // x 2^8: see load16
+          sv[i] = _mm512_set1_ps(rows.scale_row(r + i)[blk] * 256.0f);
+        next_block = (blk + 1) * rows.block_cols;
+      }
+    }
+    const __mmask16 m = tail_mask(k1 - k);
     __m512 wv[NR];
-    for (int r = 0; r < NR; ++r) wv[r] = load16<D>(w + r * ldw + k, m);
+#pragma GCC unroll 8
+    for (int i = 0; i < NR; ++i) {
+      wv[i] = load16<D>(w + i * rows.ld + k, m);
+      if constexpr (D == DType::F8_E4M3) wv[i] = _mm512_mul_ps(wv[i], sv[i]);
+    }
+#pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) {
       const __m512 xv = _mm512_maskz_loadu_ps(m, x + t * ldx + k);
-      for (int r = 0; r < NR; ++r) acc[t][r] = _mm512_fmadd_ps(xv, wv[r], acc[t][r]);
+#pragma GCC unroll 8
+      for (int i = 0; i < NR; ++i) a[t][i] = _mm512_fmadd_ps(xv, wv[i], a[t][i]);
     }
   }
+#pragma GCC unroll 8
   for (int t = 0; t < NT; ++t)
-    for (int r = 0; r < NR; ++r) y[t * ldy + r] = hsum(acc[t][r]);
-}
-
-// y[T, nr] (row stride ldy) = x[T, K] · w[nr, K]ᵀ (weight row stride ldw).
-template <DType D>
-void panel(float* y, int64_t ldy, const float* x, const Elem<D>* w, int64_t ldw, int64_t nr,
-           int64_t T, int64_t K) {
-  int64_t t = 0;
-  for (; t + 4 <= T; t += 4) {
-    int64_t r = 0;
-    for (; r + 4 <= nr; r += 4)
-      tile<D, 4, 4>(y + t * ldy + r, ldy, x + t * K, K, w + r * ldw, ldw, K);
-    for (; r < nr; ++r) tile<D, 4, 1>(y + t * ldy + r, ldy, x + t * K, K, w + r * ldw, ldw, K);
-  }
-  for (; t < T; ++t) {
-    int64_t r = 0;
-    for (; r + 8 <= nr; r += 8)
-      tile<D, 1, 8>(y + t * ldy + r, ldy, x + t * K, K, w + r * ldw, ldw, K);
-    for (; r < nr; ++r) tile<D, 1, 1>(y + t * ldy + r, ldy, x + t * K, K, w + r * ldw, ldw, K);
-  }
+#pragma GCC unroll 8
+    for (int i = 0; i < NR; ++i) _mm512_storeu_ps(acc + t * lda + i * 16, a[t][i]);
 }
 
 constexpr int64_t kRowsPerTask = 16;
+constexpr int64_t kTc = 64;  // rows of x per pass (the partial-sum buffer is kTc x 16 vectors)
+constexpr int64_t kKc =
+    512;  // columns per block when T > 4 (weights: 16 rows x 512 x 4 B = 32 KiB)
+
+// y[t * ldy + r] for t < T, r < nr: weight rows `rows` against rows of x (K columns each).
+template <DType D>
+void panel(float* y, int64_t ldy, const float* x, int64_t K, const Rows<D>& rows, int64_t nr,
+           int64_t T, float* acc) {
+  constexpr int64_t lda = kRowsPerTask * 16;
+  for (int64_t tc = 0; tc < T; tc += kTc) {
+    const int64_t tn = std::min(kTc, T - tc);
+    const float* xc = x + tc * K;
+    const int64_t kc = tn > 4 ? kKc : K;
+    for (int64_t k0 = 0; k0 < K; k0 += kc) {
+      const int64_t k1 = std::min(K, k0 + kc);
+      const bool first = k0 == 0;
+      int64_t t = 0;
+      for (; t + 4 <= tn; t += 4) {
+        int64_t r = 0;
+        for (; r + 4 <= nr; r += 4)
+          tile<D, 4, 4>(acc + t * lda + r * 16, lda, first, xc + t * K, K, rows, r, k0, k1);
+        for (; r < nr; ++r)
+          tile<D, 4, 1>(acc + t * lda + r * 16, lda, first, xc + t * K, K, rows, r, k0, k1);
+      }
+      for (; t < tn; ++t) {
+        int64_t r = 0;
+        for (; r + 8 <= nr; r += 8)
+          tile<D, 1, 8>(acc + t * lda + r * 16, lda, first, xc + t * K, K, rows, r, k0, k1);
+        for (; r < nr; ++r)
+          tile<D, 1, 1>(acc + t * lda + r * 16, lda, first, xc + t * K, K, rows, r, k0, k1);
+      }
+    }
+    for (int64_t t = 0; t < tn; ++t)
+      for (int64_t r = 0; r < nr; ++r)
+        y[(tc + t) * ldy + r] = hsum(_mm512_loadu_ps(acc + t * lda + r * 16));
+  }
+}
+
+template <DType D>
+void matmul_dtype(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool& pool) {
+  if (w.cols == 0) {  // empty sums
+    std::fill_n(y, T * w.rows, 0.0f);
+    return;
+  }
+  const int64_t tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
+  pool.parallel_for(tasks, [&](int64_t b, int64_t e) {
+    std::vector<float> acc(std::min(T, kTc) * kRowsPerTask * 16);
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t r0 = task * kRowsPerTask, nr = std::min(kRowsPerTask, w.rows - r0);
+      panel<D>(y + r0, w.rows, x, w.cols, Rows<D>(w, r0), nr, T, acc.data());
+    }
+  });
+}
 
 }  // namespace
 
 void matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool& pool) {
-  const int64_t K = w.cols, tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
-  pool.parallel_for(tasks, [&](int64_t b, int64_t e) {
-    std::vector<float> deq;  // F16 / FP8: the task's rows as float32 (SPEC §3.2 block scales)
-    if (w.dtype != DType::F32 && w.dtype != DType::BF16) deq.resize(kRowsPerTask * K);
-    for (int64_t task = b; task < e; ++task) {
-      const int64_t r0 = task * kRowsPerTask, nr = std::min(kRowsPerTask, w.rows - r0);
-      if (w.dtype == DType::F32) {
-        panel<DType::F32>(y + r0, w.rows, x, static_cast<const float*>(w.data) + r0 * K, K, nr, T,
-                          K);
-      } else if (w.dtype == DType::BF16) {
-        panel<DType::BF16>(y + r0, w.rows, x, static_cast<const uint16_t*>(w.data) + r0 * K, K, nr,
-                           T, K);
-      } else {
-        weight_block_f32(w, r0, nr, 0, K, deq.data());
-        panel<DType::F32>(y + r0, w.rows, x, deq.data(), K, nr, T, K);
-      }
-    }
-  });
+  switch (w.dtype) {
+    case DType::F32:
+      return matmul_dtype<DType::F32>(y, x, w, T, pool);
+    case DType::BF16:
+      return matmul_dtype<DType::BF16>(y, x, w, T, pool);
+    case DType::F16:
+      return matmul_dtype<DType::F16>(y, x, w, T, pool);
+    case DType::F8_E4M3:
+      DSV3_CHECK(w.scale_inv != nullptr, "kernels: F8_E4M3 weight without scale_inv",
+                 "FP8 weights need their weight_scale_inv (SPEC §3.2)");
+      if (w.block_cols % 16 != 0) return ref::matmul(y, x, w, T, pool);  // never in checkpoints
+      return matmul_dtype<DType::F8_E4M3>(y, x, w, T, pool);
+    default:
+      return ref::matmul(y, x, w, T, pool);  // ref throws the dtype error
+  }
 }
 
 namespace {
@@ -116,19 +214,27 @@ template <DType D, int NT>
 void xw_tile(float* y, int64_t ldy, const float* x, int64_t ldx, const Elem<D>* w, int64_t ldw,
              int64_t rows, int64_t nc) {
   __mmask16 m[4];
+#pragma GCC unroll 8
   for (int i = 0; i < 4; ++i) m[i] = nc > 16 * i ? tail_mask(nc - 16 * i) : __mmask16(0);
   __m512 acc[NT][4];
+#pragma GCC unroll 8
   for (int t = 0; t < NT; ++t)
+#pragma GCC unroll 8
     for (int i = 0; i < 4; ++i) acc[t][i] = _mm512_setzero_ps();
   for (int64_t r = 0; r < rows; ++r) {
     __m512 wv[4];
+#pragma GCC unroll 8
     for (int i = 0; i < 4; ++i) wv[i] = load16<D>(w + r * ldw + 16 * i, m[i]);
+#pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) {
       const __m512 xr = _mm512_set1_ps(x[t * ldx + r]);
+#pragma GCC unroll 8
       for (int i = 0; i < 4; ++i) acc[t][i] = _mm512_fmadd_ps(xr, wv[i], acc[t][i]);
     }
   }
+#pragma GCC unroll 8
   for (int t = 0; t < NT; ++t)
+#pragma GCC unroll 8
     for (int i = 0; i < 4; ++i) _mm512_mask_storeu_ps(y + t * ldy + 16 * i, m[i], acc[t][i]);
 }
 
