@@ -66,18 +66,19 @@ int64_t prefill_chunked(Model& model, AttentionCache& cache, std::span<const int
 }
 
 bool Generator::feed(std::span<const int32_t> ids, const std::atomic<bool>* interrupt) {
-  const int64_t fed = prefill_chunked(model_, cache_, ids, logits_.data(), interrupt);
+  int64_t fed = 0;
+  try {
+    fed = prefill_chunked(model_, cache_, ids, logits_.data(), interrupt);
+  } catch (...) {
+    cache_.truncate(static_cast<int64_t>(ids_.size()));  // earlier chunks are in the cache
+    throw;
+  }
   ids_.insert(ids_.end(), ids.begin(), ids.begin() + fed);
   if (fed < static_cast<int64_t>(ids.size())) return false;
   // Rows past the tokenizer's vocabulary are the embedding's padding: no text, never sampled.
   for (size_t v = std::max<int64_t>(tok_.vocab_size(), 0); v < logits_.size(); ++v)
     logits_[v] = -INFINITY;
   return true;
-}
-
-bool Generator::prefill(std::span<const int32_t> ids, const std::atomic<bool>* interrupt) {
-  if (ids.empty()) return true;
-  return feed(ids, interrupt);
 }
 
 GenerationResult Generator::generate(std::span<const int32_t> new_ids, Sampler& sampler,

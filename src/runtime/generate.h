@@ -62,9 +62,6 @@ class Generator {
                             const std::function<void(std::string_view)>& on_text,
                             const std::atomic<bool>* interrupt = nullptr);
 
-  // Runs ids through the model into the cache without sampling; returns false when interrupted.
-  bool prefill(std::span<const int32_t> ids, const std::atomic<bool>* interrupt = nullptr);
-
   const std::vector<int32_t>& cached_ids() const { return ids_; }
   int64_t context_limit() const { return model_.config().max_position_embeddings; }
   void truncate(int64_t n);  // keep the first n cached tokens
@@ -72,7 +69,8 @@ class Generator {
   const KvCache& cache() const { return cache_; }
 
  private:
-  // Feeds ids through prefill_chunked, leaving the last row's logits in logits_.
+  // Feeds ids through prefill_chunked, leaving the last row's logits in logits_. When the
+  // model throws (an id outside its vocabulary), the cache is rolled back to before the call.
   bool feed(std::span<const int32_t> ids, const std::atomic<bool>* interrupt);
 
   Model& model_;

@@ -42,17 +42,17 @@ const Tokenizer& tokenizer() {
 }
 
 struct Fixture {
-  static ModelConfig config() {
+  static ModelConfig config(int64_t context) {
     ModelConfig c = preset_config("tiny");
     c.vocab_size = 320;  // past the tokenizer's ids: padding rows are never sampled
     c.num_hidden_layers = 2;
     c.num_nextn_predict_layers = 0;
-    c.max_position_embeddings = kContext;
+    c.max_position_embeddings = context;
     return c;
   }
-  Fixture()
+  explicit Fixture(int64_t context = kContext)
       : pool(1),
-        weights(ModelWeights::random(config(), 3, DType::F32)),
+        weights(ModelWeights::random(config(context), 3, DType::F32)),
         model(make_model(weights, ComputeContext{ref_kernels(), pool})),
         gen(*model, tokenizer()) {}
   ThreadPool pool;
@@ -141,6 +141,21 @@ TEST(Generator, RefusesAPromptLongerThanTheContext) {
     EXPECT_NE(std::string(e.what()).find("context"), std::string::npos) << e.what();
   }
   EXPECT_TRUE(f.gen.cached_ids().empty());
+}
+
+TEST(Generator, AnIdOutsideTheModelLeavesTheCacheAsItWas) {
+  Fixture f(2 * kPrefillChunk);
+  Sampler s(sampling());
+  StopConditions stop;
+  stop.max_new_tokens = 2;
+  f.gen.generate(prompt(3), s, stop, nullptr);
+  const auto before = f.gen.cached_ids();
+  // The bad id is the last of two prefill chunks: the first chunk is in the cache when it throws.
+  std::vector<int32_t> ids(kPrefillChunk + 2, 5);
+  ids.back() = 100000;
+  EXPECT_THROW(f.gen.generate(ids, s, stop, nullptr), Error);
+  EXPECT_EQ(f.gen.cached_ids(), before);
+  EXPECT_EQ(f.gen.cache().length(), static_cast<int64_t>(before.size()));
 }
 
 TEST(Generator, InterruptStopsAfterTheCurrentStep) {
