@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "base/strings.h"
 #include "base/thread_pool.h"
+#include "kernels/best_kernels.h"
 #include "model/model.h"
 #include "model/weights.h"
 #include "runtime/kv_cache.h"
@@ -81,7 +82,7 @@ int cmd_logits(Args& a) {
 
   ModelWeights weights = ModelWeights::load(dir);
   ThreadPool pool(threads);
-  auto model = make_model(weights, ComputeContext{ref_kernels(), pool});
+  auto model = make_model(weights, ComputeContext{best_kernels(), pool});
   if (naive) model->set_attention_path(AttentionPath::Naive);
   DSV3_CHECK(!mtp || model->has_mtp(), "logits: " + dir + " has no MTP module",
              "--mtp needs a DeepSeek model with num_nextn_predict_layers > 0");
