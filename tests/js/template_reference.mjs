@@ -27,8 +27,11 @@ const tokenText = (t) => (typeof t === "string" ? t : t.content);
 const baseVars = { bos_token: tokenText(v3Config.bos_token), eos_token: tokenText(v3Config.eos_token) };
 
 const templates = { deepseek_v3: v3Config.chat_template };
-for (const f of fs.readdirSync(fixturesDir).sort()) {
-  if (f.endsWith(".jinja")) templates[f.slice(0, -6)] = fs.readFileSync(path.join(fixturesDir, f), "utf8");
+// Committed fixtures, then the published templates that scripts/fetch-assets.sh fetches.
+for (const dir of [fixturesDir, path.join(assetsDir, "templates")]) {
+  for (const f of fs.readdirSync(dir).sort()) {
+    if (f.endsWith(".jinja")) templates[f.slice(0, -6)] = fs.readFileSync(path.join(dir, f), "utf8");
+  }
 }
 for (const dir of modelDirs) {
   templates[path.basename(dir)] = readJson(path.join(dir, "tokenizer_config.json")).chat_template;

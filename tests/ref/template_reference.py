@@ -102,10 +102,12 @@ def main():
     token = lambda t: t if isinstance(t, str) else t["content"]
     base_vars = {"bos_token": token(v3["bos_token"]), "eos_token": token(v3["eos_token"])}
     templates = {"deepseek_v3": v3["chat_template"]}
-    for name in sorted(os.listdir(fixtures)):
-        if name.endswith(".jinja"):
-            with open(os.path.join(fixtures, name), encoding="utf-8", newline="") as f:
-                templates[name[:-6]] = f.read()
+    # Committed fixtures, then the published templates that scripts/fetch-assets.sh fetches.
+    for folder in (fixtures, os.path.join(assets, "templates")):
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".jinja"):
+                with open(os.path.join(folder, name), encoding="utf-8", newline="") as f:
+                    templates[name[:-6]] = f.read()
     for model_dir in sys.argv[4:]:
         with open(os.path.join(model_dir, "tokenizer_config.json"), encoding="utf-8") as f:
             templates[os.path.basename(os.path.normpath(model_dir))] = json.load(f)["chat_template"]

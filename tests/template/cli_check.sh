@@ -14,7 +14,7 @@ fail() { echo "cli_check: $*" >&2; exit 1; }
 cmp "$work/v3.txt" "$fix/cli_expected_v3.txt" || fail "DeepSeek-V3 prompt differs from cli_expected_v3.txt"
 
 "$dsv3" template -m "$model" --messages "$fix/cli_messages_vars.json" --add-generation-prompt \
-  --template "$fix/deepseek_r1_distill_qwen.jinja" >"$work/qwen.txt"
+  --template "$root/.cache/assets/templates/deepseek_r1_distill_qwen.jinja" >"$work/qwen.txt"
 cmp "$work/qwen.txt" "$fix/cli_expected_r1_distill_qwen.txt" || fail "R1-Distill-Qwen prompt differs"
 
 # The derived R1-Distill-Qwen folder (scripts/fetch-assets.sh) carries that template itself, with
