@@ -8,8 +8,7 @@ set_tests_properties(sampler_golden_current PROPERTIES LABELS "generation;ref")
 set(gen_e2e ${CMAKE_CURRENT_SOURCE_DIR}/e2e)
 set(gen_models ${CMAKE_CURRENT_BINARY_DIR}/generation_models)
 add_test(NAME generation_models
-         COMMAND ${DSV3_PYTHON} ${gen_e2e}/gen_fixture.py $<TARGET_FILE:dsv3> ${gen_models}
-                 ${PROJECT_SOURCE_DIR})
+         COMMAND ${DSV3_PYTHON} ${gen_e2e}/gen_fixture.py $<TARGET_FILE:dsv3> ${gen_models})
 set_tests_properties(generation_models PROPERTIES FIXTURES_SETUP generation_models
                      LABELS "generation")
 

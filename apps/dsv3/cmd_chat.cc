@@ -130,6 +130,10 @@ int cmd_chat(Args& a) {
       note(session.system().empty() ? "system message removed" : "system message set");
       continue;
     }
+    if (line[0] == '/') {
+      note("unknown command: /help lists them");
+      continue;
+    }
 
     SamplingParams params = flags.params;
     params.seed += static_cast<uint64_t>(turn - 1);  // one seed gives one whole conversation
