@@ -3,9 +3,9 @@
 
 usage: gen_fixture.py DSV3 OUT_DIR
 
-OUT_DIR/r1:    `dsv3 init --preset tiny` (random weights) with the preset's tokenizer (dsv3-en-4k), whose chat template is
-               DeepSeek-R1's layout (the generation prompt ends with "<think>\\n", earlier replies
-               lose their reasoning).
+OUT_DIR/r1:    `dsv3 init --preset tiny` (random weights) with the preset's tokenizer (dsv3-en-4k),
+               whose chat template is DeepSeek-R1's layout (the generation prompt ends with
+               "<think>\\n", earlier replies lose their reasoning).
 OUT_DIR/plain: the same weights and tokenizer with a template that keeps the history verbatim, so a
                new turn's rendering starts with everything the cache holds.
 """
