@@ -22,7 +22,8 @@ std::vector<std::string> Args::get_all(std::initializer_list<std::string_view> n
     for (auto n : names) {
       if (a == n) {
         if (i + 1 >= argv_.size())
-          throw Error(command_ + ": option " + a + " needs a value", "see dsv3 " + command_ + " --help");
+          throw Error(command_ + ": option " + a + " needs a value",
+                      "see dsv3 " + command_ + " --help");
         used_[i] = used_[i + 1] = true;
         out.push_back(argv_[i + 1]);
         ++i;
@@ -52,8 +53,9 @@ std::string Args::get_or(std::initializer_list<std::string_view> names, std::str
 std::string Args::require(std::initializer_list<std::string_view> names, std::string_view what) {
   auto v = get(names);
   if (!v)
-    throw Error(command_ + ": missing " + std::string(*names.begin()) + " (" + std::string(what) + ")",
-                "see dsv3 " + command_ + " --help");
+    throw Error(
+        command_ + ": missing " + std::string(*names.begin()) + " (" + std::string(what) + ")",
+        "see dsv3 " + command_ + " --help");
   return *v;
 }
 

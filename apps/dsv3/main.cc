@@ -36,7 +36,8 @@ void print_usage(FILE* f) {
                "usage: dsv3 <command> [options]    (dsv3 <command> --help for its options)\n\n"
                "commands:\n");
   for (const auto& c : kCommands) std::fprintf(f, "  %-12s %s\n", c.name, c.summary);
-  std::fprintf(f, "\nModel folders are Hugging Face folders: config.json, *.safetensors, tokenizer.json.\n");
+  std::fprintf(
+      f, "\nModel folders are Hugging Face folders: config.json, *.safetensors, tokenizer.json.\n");
 }
 
 }  // namespace

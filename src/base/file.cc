@@ -15,7 +15,9 @@
 
 namespace dsv3 {
 namespace {
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 }  // namespace
 
 std::string read_file(const std::string& path) {
@@ -40,7 +42,8 @@ uint64_t file_size(const std::string& path) {
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error("cannot open " + path + ": " + errno_text(), "check that the path exists");
+  if (fd < 0)
+    throw Error("cannot open " + path + ": " + errno_text(), "check that the path exists");
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     ::close(fd);

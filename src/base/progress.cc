@@ -6,11 +6,17 @@
 
 namespace dsv3 {
 
-bool ProgressBar::enabled() { return ::isatty(STDERR_FILENO) != 0; }
+bool ProgressBar::enabled() {
+  return ::isatty(STDERR_FILENO) != 0;
+}
 
 ProgressBar::ProgressBar(std::string label, uint64_t total, std::string unit)
-    : label_(std::move(label)), unit_(std::move(unit)), total_(total), active_(enabled()),
-      start_(std::chrono::steady_clock::now()), last_draw_(start_) {
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      active_(enabled()),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {
   draw(true);
 }
 
