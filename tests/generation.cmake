@@ -45,3 +45,16 @@ foreach(cmd generate chat bench)
                        PASS_REGULAR_EXPRESSION "error: ${cmd}: unknown option --no-such-option")
   set_tests_properties(${cmd}_help PROPERTIES LABELS "generation")
 endforeach()
+
+# Bad sampling values are named errors (exit 1) before anything is loaded.
+function(generation_bad_input name message)
+  add_test(NAME generate_rejects_${name}
+           COMMAND $<TARGET_FILE:dsv3> generate -m ${gen_models}/r1 -p x ${ARGN})
+  set_tests_properties(generate_rejects_${name} PROPERTIES LABELS "generation"
+                       PASS_REGULAR_EXPRESSION "dsv3 generate: error: .*${message}")
+endfunction()
+generation_bad_input(nan_temperature "'nan' is not a number" --temp nan)
+generation_bad_input(top_p_above_1 "top_p 1.500000 is outside" --top-p 1.5)
+generation_bad_input(negative_n "-n must be -1" -n -5)
+generation_bad_input(empty_stop "empty stop string" --stop=)
+generation_bad_input(cache_dtype "must be f32 or bf16" --cache-dtype f16)
