@@ -143,7 +143,7 @@ const std::vector<Preset>& table() {
       {{"tiny", "dsv3-en-4k", "DeepSeek-V3 architecture, ~10M params, every feature on (tests)"},
        kTiny},
       {{"small", "dsv3-en-16k", "DeepSeek-V3 architecture, ~35M params, for CPU training"}, kSmall},
-      {{"deepseek-v3", "deepseek-v3", "DeepSeek-V3 (671B, 37B activated)"}, kDeepseekV3},
+      {{"deepseek-v3", "deepseek_v3", "DeepSeek-V3 (671B, 37B activated)"}, kDeepseekV3},
       {{"deepseek-v2-lite", "deepseek-v2", "DeepSeek-V2-Lite (15.7B, 2.4B activated)"},
        kDeepseekV2Lite},
       {{"moonlight-16b-a3b", "moonlight", "Moonlight-16B-A3B (DeepSeek-V3 architecture)"},

@@ -301,6 +301,15 @@ TEST(Presets, TinyHasEveryFeatureOn) {
   EXPECT_EQ(preset_config("small").vocab_size, 16384);
 }
 
+// dsv3 init looks for the preset's tokenizer in assets/tokenizers/NAME and .cache/assets/NAME; the
+// names must be the folders scripts/fetch-assets.sh creates, or the real shapes get no tokenizer.
+TEST(Presets, TokenizerNamesAreTheFetchedFolders) {
+  EXPECT_EQ(preset_tokenizer("small"), "dsv3-en-16k");
+  EXPECT_EQ(preset_tokenizer("deepseek-v3"), "deepseek_v3");
+  for (const char* q : {"r1-distill-qwen-1.5b", "r1-distill-qwen-7b", "r1-distill-qwen-14b"})
+    EXPECT_EQ(preset_tokenizer(q), "qwen2.5-r1-distill") << q;
+}
+
 TEST(Presets, UnknownPresetNamesTheKnownOnes) {
   try {
     preset_config("deepseek-v4");
