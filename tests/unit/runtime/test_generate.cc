@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -197,6 +198,16 @@ TEST(Generator, SameSeedSameTokensAfterTruncate) {
   b.add_context(f.gen.cached_ids());
   auto r2 = f.gen.generate(rest, b, stop, nullptr);
   EXPECT_EQ(r1.tokens, r2.tokens);
+}
+
+// generate streams with special tokens left out; the reasoning tags are added tokens that are not
+// special (DeepSeek's layout, ids 5 and 6), so they must reach the <think> splitter.
+TEST(Generator, StreamedTextKeepsTheThinkTagsAndDropsSpecialTokens) {
+  const Tokenizer& tok = tokenizer();
+  ASSERT_EQ(tok.token_to_id("</think>"), std::optional<int32_t>(6));
+  StreamDecoder dec(tok, /*skip_special=*/true);
+  EXPECT_EQ(dec.push(6), "</think>");
+  EXPECT_EQ(dec.push(tok.eos_id()), "");
 }
 
 TEST(ChatSession, AFailedTurnLeavesTheConversationAsItWas) {
