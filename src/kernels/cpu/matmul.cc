@@ -133,8 +133,8 @@ void tile(float* acc, int64_t lda, bool first, const float* x, int64_t ldx, cons
 
 constexpr int64_t kRowsPerTask = 16;
 constexpr int64_t kTc = 64;  // rows of x per pass (the partial-sum buffer is kTc x 16 vectors)
-constexpr int64_t kKc =
-    512;  // columns per block when T > 4 (weights: 16 rows x 512 x 4 B = 32 KiB)
+// Columns per block when T > 4: the task's weight slice (16 rows x kKc) stays in L1 meanwhile.
+constexpr int64_t kKc = 512;
 
 // y[t * ldy + r] for t < T, r < nr: weight rows `rows` against rows of x (K columns each).
 template <DType D>

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -154,6 +155,54 @@ TEST_P(CpuMatmul, MatmulXwMatchesDoubleAndRef) {
       }
       for (int64_t c = s.cols; c < ys; ++c) ASSERT_EQ(y[t * ys + c], -7.0f) << "padding written";
     }
+  }
+}
+
+TEST(CpuKernels, Fp8EveryCodeAndOtherBlockShapes) {
+  REQUIRE_AVX512();
+  ThreadPool pool(2);
+  // Every E4M3 code (subnormals, -0, the NaNs 0x7F / 0xFF) as a column of its own: with x = 1 the
+  // sum has one term, so y must equal the dequantised weight exactly (NaN where it is NaN).
+  std::vector<uint8_t> codes(256);
+  for (int c = 0; c < 256; ++c) codes[c] = static_cast<uint8_t>(c);
+  const std::vector<float> scales = {0.5f, 3.0f};  // rows 0..127 and 128..255
+  const WeightRef w{DType::F8_E4M3, codes.data(), 256, 1, scales.data()};
+  std::vector<float> expect(256), y(256);
+  weight_block_f32(w, 0, 256, 0, 1, expect.data());
+  const float one = 1.0f;
+  cpu().matmul(y.data(), &one, w, 1, pool);
+  for (int c = 0; c < 256; ++c) {
+    if (std::isnan(expect[c])) {
+      EXPECT_TRUE(std::isnan(y[c])) << "code " << c;
+    } else {
+      EXPECT_EQ(y[c], expect[c]) << "code " << c;
+    }
+  }
+  // Scale blocks other than 128 x 128: a multiple of 16 columns (read in place) and not (the
+  // reference path), both against float64 with the summation bound.
+  for (int64_t bc : {48, 40}) {
+    const int64_t T = 5, rows = 70, cols = 150, br = 32;
+    TestWeight tw = make_weight(DType::F8_E4M3, rows, cols, 40 + bc);
+    tw.scale.resize(((rows + br - 1) / br) * ((cols + bc - 1) / bc));
+    Rng r(bc);
+    for (auto& s : tw.scale) s = static_cast<float>(0.01 + r.uniform());
+    tw.ref.scale_inv = tw.scale.data();
+    tw.ref.block_rows = br, tw.ref.block_cols = bc;
+    weight_block_f32(tw.ref, 0, rows, 0, cols, tw.value.data());
+    const auto x = randn(T * cols, 41);
+    std::vector<float> out(T * rows);
+    cpu().matmul(out.data(), x.data(), tw.ref, T, pool);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t i = 0; i < rows; ++i) {
+        double exact = 0, abs_sum = 0;
+        for (int64_t k = 0; k < cols; ++k) {
+          const double p = double(x[t * cols + k]) * tw.value[i * cols + k];
+          exact += p;
+          abs_sum += std::fabs(p);
+        }
+        ASSERT_NEAR(out[t * rows + i], exact, gamma(cols) * abs_sum + kU * std::fabs(exact))
+            << "block_cols " << bc;
+      }
   }
 }
 
