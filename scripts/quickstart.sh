@@ -13,3 +13,5 @@ ids=$(build/dsv3 tokenize -m models/tiny --text "$prompt" | tr ' ' ',')
 echo "prompt: $prompt"
 echo "ids:    $ids"
 build/dsv3 logits -m models/tiny --ids "$ids"
+# A random model writes nonsense, but the path is the real one: tokenizer, prefill, cache, sampler.
+build/dsv3 generate -m models/tiny -p "$prompt" -n 24 --seed 0
