@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on its built-in default: install dependencies, build, create the `tiny` model (random
-# weights, with its committed 4k tokenizer), inspect it, and print its logits for a short prompt.
+# weights, with its committed 4k tokenizer), inspect it, print its logits for a short prompt and
+# generate a few tokens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
