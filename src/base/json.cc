@@ -377,6 +377,12 @@ std::string json_quote(std::string_view s) {
       case '\t':
         out += "\\t";
         break;
+      case '\b':  // the short escapes json.dumps, JSON.stringify and serde_json write
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];

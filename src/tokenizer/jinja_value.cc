@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "base/error.h"
+#include "base/json.h"
 #include "tokenizer/utf8.h"
 
 namespace dsv3::jinja {
@@ -199,41 +200,7 @@ std::string string_repr(const std::string& s) {
 }
 
 void json_string(std::string& out, const std::string& s) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        if (c < 0x20) {
-          char e[8];
-          std::snprintf(e, sizeof e, "\\u%04x", c);
-          out += e;
-        } else {
-          out += char(c);
-        }
-    }
-  }
-  out += '"';
+  out += json_quote(s);
 }
 
 // Appends text for nested values, refusing to pass max_bytes or kMaxPrintDepth.

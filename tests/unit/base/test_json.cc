@@ -25,6 +25,13 @@ TEST(Json, RejectsDuplicateKeysAndGarbage) {
   EXPECT_THROW(Json::parse(std::string(1000, '[')), Error);  // depth bound, no stack overflow
 }
 
+// As Python's json.dumps and JSON.stringify quote (Jinja's tojson reuses it): short escapes where
+// JSON has them, \u00XX for the other control characters, UTF-8 passed through.
+TEST(Json, QuoteEscapesAsPythonAndJavaScript) {
+  EXPECT_EQ(json_quote("a\"b\\c\n\r\t\b\f\x01\x1f\x7f\xc3\xa9"),
+            "\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f\x7f\xc3\xa9\"");
+}
+
 TEST(Json, SurrogatePairsAndLoneSurrogates) {
   EXPECT_EQ(Json::parse(R"("\ud83d\ude00")").as_string(), "\xf0\x9f\x98\x80");
   EXPECT_EQ(Json::parse(R"("\ud83d")").as_string(), "\xef\xbf\xbd");
