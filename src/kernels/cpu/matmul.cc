@@ -83,6 +83,8 @@ struct Rows {
   }
 };
 
+constexpr int64_t kPrefetchBytes = 2048;
+
 // acc[t * lda + r * 16 + lane] += the products of x[t * ldx + k] and weight row r over columns
 // [k0, k1) for t < NT, r < NR (weights from rows.data + r * rows.ld, r counted from `r`).
 // `first`: start from zero instead of acc.
@@ -116,6 +118,11 @@ void tile(float* acc, int64_t lda, bool first, const float* x, int64_t ldx, cons
 #pragma GCC unroll 8
     for (int i = 0; i < NR; ++i) {
       wv[i] = load16<D>(w + i * rows.ld + k, m);
+      // Decode streams weights from DRAM: ask for each row kPrefetchBytes ahead (past a short
+      // row's end that is the next row, also ours soon).
+      if constexpr (NT == 1)
+        _mm_prefetch(reinterpret_cast<const char*>(w + i * rows.ld + k) + kPrefetchBytes,
+                     _MM_HINT_T0);
       if constexpr (D == DType::F8_E4M3) wv[i] = _mm512_mul_ps(wv[i], sv[i]);
     }
 #pragma GCC unroll 8
