@@ -216,13 +216,18 @@ void matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool&
 namespace {
 
 // y[t, c0 .. c0 + nc) (nc <= 64) for NT rows t: the sum over weight rows r in order of
-// x[t, r] * w[r, c], four 16-lane accumulators per row of x.
+// x[t, r] * w[r, c], four 16-lane accumulators per row of x. FP8: each 16-column vector lies in
+// one scale block (block_cols is a multiple of 16).
 template <DType D, int NT>
-void xw_tile(float* y, int64_t ldy, const float* x, int64_t ldx, const Elem<D>* w, int64_t ldw,
+void xw_tile(float* y, int64_t ldy, const float* x, int64_t ldx, const Rows<D>& w, int64_t c0,
              int64_t rows, int64_t nc) {
   __mmask16 m[4];
+  int64_t blk[4];  // FP8: the scale column of each vector (clamped for empty vectors)
 #pragma GCC unroll 8
-  for (int i = 0; i < 4; ++i) m[i] = nc > 16 * i ? tail_mask(nc - 16 * i) : __mmask16(0);
+  for (int i = 0; i < 4; ++i) {
+    m[i] = nc > 16 * i ? tail_mask(nc - 16 * i) : __mmask16(0);
+    blk[i] = std::min((c0 + 16 * i) / w.block_cols, w.col_blocks - 1);
+  }
   __m512 acc[NT][4];
 #pragma GCC unroll 8
   for (int t = 0; t < NT; ++t)
@@ -231,7 +236,11 @@ void xw_tile(float* y, int64_t ldy, const float* x, int64_t ldx, const Elem<D>* 
   for (int64_t r = 0; r < rows; ++r) {
     __m512 wv[4];
 #pragma GCC unroll 8
-    for (int i = 0; i < 4; ++i) wv[i] = load16<D>(w + r * ldw + 16 * i, m[i]);
+    for (int i = 0; i < 4; ++i) {
+      wv[i] = load16<D>(w.data + r * w.ld + c0 + 16 * i, m[i]);
+      if constexpr (D == DType::F8_E4M3)  // x 2^8: see load16
+        wv[i] = _mm512_mul_ps(wv[i], _mm512_set1_ps(w.scale_row(r)[blk[i]] * 256.0f));
+    }
 #pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) {
       const __m512 xr = _mm512_set1_ps(x[t * ldx + r]);
@@ -246,38 +255,43 @@ void xw_tile(float* y, int64_t ldy, const float* x, int64_t ldx, const Elem<D>* 
 }
 
 template <DType D>
-void xw_columns(float* y, int64_t y_stride, const float* x, int64_t x_stride, const Elem<D>* w,
-                int64_t rows, int64_t cols, int64_t c0, int64_t nc, int64_t T) {
-  int64_t t = 0;
-  for (; t + 4 <= T; t += 4)
-    xw_tile<D, 4>(y + t * y_stride + c0, y_stride, x + t * x_stride, x_stride, w + c0, cols, rows,
-                  nc);
-  for (; t < T; ++t)
-    xw_tile<D, 1>(y + t * y_stride + c0, y_stride, x + t * x_stride, x_stride, w + c0, cols, rows,
-                  nc);
+void matmul_xw_dtype(float* y, int64_t y_stride, const float* x, int64_t x_stride,
+                     const WeightRef& w, int64_t T, ThreadPool& pool) {
+  constexpr int64_t kColsPerTask = 64;
+  const int64_t tasks = (w.cols + kColsPerTask - 1) / kColsPerTask;
+  const Rows<D> rows(w, 0);
+  pool.parallel_for(tasks, [&](int64_t b, int64_t e) {
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t c0 = task * kColsPerTask, nc = std::min(kColsPerTask, w.cols - c0);
+      int64_t t = 0;
+      for (; t + 4 <= T; t += 4)
+        xw_tile<D, 4>(y + t * y_stride + c0, y_stride, x + t * x_stride, x_stride, rows, c0, w.rows,
+                      nc);
+      for (; t < T; ++t)
+        xw_tile<D, 1>(y + t * y_stride + c0, y_stride, x + t * x_stride, x_stride, rows, c0, w.rows,
+                      nc);
+    }
+  });
 }
 
 }  // namespace
 
 void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, const WeightRef& w,
                int64_t T, ThreadPool& pool) {
-  if (w.dtype != DType::F32 && w.dtype != DType::BF16) {
-    ref::matmul_xw(y, y_stride, x, x_stride, w, T, pool);  // small (MLA absorb): not worth more
-    return;
+  switch (w.dtype) {
+    case DType::F32:
+      return matmul_xw_dtype<DType::F32>(y, y_stride, x, x_stride, w, T, pool);
+    case DType::BF16:
+      return matmul_xw_dtype<DType::BF16>(y, y_stride, x, x_stride, w, T, pool);
+    case DType::F16:
+      return matmul_xw_dtype<DType::F16>(y, y_stride, x, x_stride, w, T, pool);
+    case DType::F8_E4M3:
+      if (w.scale_inv != nullptr && w.block_cols % 16 == 0)
+        return matmul_xw_dtype<DType::F8_E4M3>(y, y_stride, x, x_stride, w, T, pool);
+      [[fallthrough]];
+    default:
+      return ref::matmul_xw(y, y_stride, x, x_stride, w, T, pool);  // ref throws errors
   }
-  constexpr int64_t kColsPerTask = 64;
-  const int64_t tasks = (w.cols + kColsPerTask - 1) / kColsPerTask;
-  pool.parallel_for(tasks, [&](int64_t b, int64_t e) {
-    for (int64_t task = b; task < e; ++task) {
-      const int64_t c0 = task * kColsPerTask, nc = std::min(kColsPerTask, w.cols - c0);
-      if (w.dtype == DType::F32)
-        xw_columns<DType::F32>(y, y_stride, x, x_stride, static_cast<const float*>(w.data), w.rows,
-                               w.cols, c0, nc, T);
-      else
-        xw_columns<DType::BF16>(y, y_stride, x, x_stride, static_cast<const uint16_t*>(w.data),
-                                w.rows, w.cols, c0, nc, T);
-    }
-  });
 }
 
 }  // namespace dsv3::cpu

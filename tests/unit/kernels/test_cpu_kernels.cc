@@ -203,6 +203,21 @@ TEST(CpuKernels, Fp8EveryCodeAndOtherBlockShapes) {
         ASSERT_NEAR(out[t * rows + i], exact, gamma(cols) * abs_sum + kU * std::fabs(exact))
             << "block_cols " << bc;
       }
+    // x · w over a row slice starting mid scale block (MLA reads kv_b_proj per head this way).
+    const int64_t r0 = 37, n = 30;
+    std::vector<float> xw(T * cols);
+    cpu().matmul_xw(xw.data(), cols, x.data(), n, slice_rows(tw.ref, r0, n), T, pool);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = 0; c < cols; ++c) {
+        double exact = 0, abs_sum = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          const double p = double(x[t * n + i]) * tw.value[(r0 + i) * cols + c];
+          exact += p;
+          abs_sum += std::fabs(p);
+        }
+        ASSERT_NEAR(xw[t * cols + c], exact, gamma(n) * abs_sum + kU * std::fabs(exact))
+            << "matmul_xw block_cols " << bc;
+      }
   }
 }
 
