@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "base/error.h"
@@ -206,6 +207,28 @@ TEST(ModelFolder, ShardedFolderLoads) {
   const WeightView& a = l.get("model.layers.3.mlp.experts.9.down_proj.weight");
   const WeightView& b = w.get("model.layers.3.mlp.experts.9.down_proj.weight");
   EXPECT_EQ(std::memcmp(a.data, b.data, a.numel() * 4), 0);
+}
+
+// F16 folders (RELIABILITY §1 lists F16 among the dtypes to load): every tensor stored as IEEE half
+// loads as F16 with the bytes as written.
+TEST(ModelFolder, F16FolderLoadsAsStored) {
+  ModelWeights w = ModelWeights::random(micro(), 2, DType::F32);
+  std::map<std::string, std::vector<uint16_t>> halves;  // alive until the folder is written
+  std::string dir = folder_with("f16", w, [&](ShardedWriter& writer, const WeightView& v) {
+    std::vector<uint16_t>& h = halves[v.name];
+    h.resize(static_cast<size_t>(v.numel()));
+    f32_to_f16(static_cast<const float*>(v.data), h.data(), v.numel());
+    writer.add_bytes(v.name, DType::F16, v.shape,
+                     {reinterpret_cast<const std::byte*>(h.data()), h.size() * 2});
+    return true;
+  });
+  ModelWeights l = ModelWeights::load(dir);
+  ASSERT_EQ(l.all().size(), w.all().size());
+  for (const WeightView& v : l.all()) {
+    ASSERT_EQ(v.dtype, DType::F16) << v.name;
+    ASSERT_EQ(v.shape, w.get(v.name).shape) << v.name;
+    ASSERT_EQ(std::memcmp(v.data, halves.at(v.name).data(), v.numel() * 2), 0) << v.name;
+  }
 }
 
 TEST(ModelFolder, BadFoldersNameTheFileAndTensor) {
