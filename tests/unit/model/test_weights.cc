@@ -209,7 +209,7 @@ TEST(ModelFolder, ShardedFolderLoads) {
   EXPECT_EQ(std::memcmp(a.data, b.data, a.numel() * 4), 0);
 }
 
-// F16 folders (RELIABILITY §1 lists F16 among the dtypes to load): every tensor stored as IEEE half
+// F16 folders (F16 is one of the dtypes a folder may hold): every tensor stored as IEEE half
 // loads as F16 with the bytes as written.
 TEST(ModelFolder, F16FolderLoadsAsStored) {
   ModelWeights w = ModelWeights::random(micro(), 2, DType::F32);
