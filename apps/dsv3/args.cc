@@ -1,6 +1,9 @@
 #include "apps/dsv3/args.h"
 
+#include <cstdio>
+
 #include "base/error.h"
+#include "base/file.h"
 #include "base/strings.h"
 #include "base/thread_pool.h"
 
@@ -101,6 +104,16 @@ void Args::finish() {
       throw Error(command_ + ": unknown option " + a, "see dsv3 " + command_ + " --help");
     throw Error(command_ + ": unexpected argument '" + a + "'", "see dsv3 " + command_ + " --help");
   }
+}
+
+std::string read_file_or_stdin(const std::string& path) {
+  if (path != "-") return read_file(path);
+  std::string s;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) s.append(buf, n);
+  if (std::ferror(stdin)) throw Error("could not read stdin");
+  return s;
 }
 
 int threads_arg(Args& a) {

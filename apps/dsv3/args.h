@@ -39,4 +39,7 @@ class Args {
 // Threads for commands that compute: -t/--threads, default physical cores.
 int threads_arg(Args& a);
 
+// The bytes of the file an option names, or of stdin for "-".
+std::string read_file_or_stdin(const std::string& path);
+
 }  // namespace dsv3::cli

@@ -27,14 +27,6 @@ const char kUsage[] =
     "  --add-generation-prompt    end with the opening of the assistant's turn\n"
     "  --template FILE            use this Jinja template instead of the model's\n";
 
-std::string read_stdin() {
-  std::string s;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) s.append(buf, n);
-  return s;
-}
-
 }  // namespace
 
 int cmd_template(Args& a) {
@@ -48,8 +40,7 @@ int cmd_template(Args& a) {
   const auto template_path = a.get({"--template"});
   a.finish();
 
-  const Json doc =
-      Json::parse(messages_path == "-" ? read_stdin() : read_file(messages_path), messages_path);
+  const Json doc = Json::parse(read_file_or_stdin(messages_path), messages_path);
   Json messages, vars = Json::object();
   if (doc.is_object()) {
     DSV3_CHECK(doc.contains("messages"), messages_path + ": the object needs a \"messages\" array");

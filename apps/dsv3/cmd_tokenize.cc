@@ -4,7 +4,6 @@
 
 #include "apps/dsv3/commands.h"
 #include "base/error.h"
-#include "base/file.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dsv3::cli {
@@ -24,14 +23,6 @@ const char kUsage[] =
     "  --file FILE       encode the bytes of FILE instead ('-' for stdin)\n"
     "  --no-bos          do not prepend BOS\n";
 
-std::string read_stdin() {
-  std::string s;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) s.append(buf, n);
-  return s;
-}
-
 }  // namespace
 
 int cmd_tokenize(Args& a) {
@@ -47,7 +38,7 @@ int cmd_tokenize(Args& a) {
   DSV3_CHECK(text.has_value() != file.has_value(),
              "tokenize: give exactly one of --text and --file");
   const Tokenizer tok = Tokenizer::load(dir);
-  const std::string input = text ? *text : (*file == "-" ? read_stdin() : read_file(*file));
+  const std::string input = text ? *text : read_file_or_stdin(*file);
   const std::vector<int32_t> ids = tok.encode(input, !no_bos);
   std::string line;
   for (size_t i = 0; i < ids.size(); ++i) {

@@ -12,6 +12,8 @@ fail() { echo "cli_check: $*" >&2; exit 1; }
 
 "$dsv3" template -m "$model" --messages "$fix/cli_messages.json" --add-generation-prompt >"$work/v3.txt"
 cmp "$work/v3.txt" "$fix/cli_expected_v3.txt" || fail "DeepSeek-V3 prompt differs from cli_expected_v3.txt"
+"$dsv3" template -m "$model" --messages - --add-generation-prompt <"$fix/cli_messages.json" >"$work/v3_stdin.txt"
+cmp "$work/v3_stdin.txt" "$fix/cli_expected_v3.txt" || fail "--messages - (stdin) differs"
 
 "$dsv3" template -m "$model" --messages "$fix/cli_messages_vars.json" --add-generation-prompt \
   --template "$root/.cache/assets/templates/deepseek_r1_distill_qwen.jinja" >"$work/qwen.txt"

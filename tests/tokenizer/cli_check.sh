@@ -14,6 +14,7 @@ nobos=$("$dsv3" tokenize -m "$m" --text "$text" --no-bos)
 [[ $nobos == *" 5 "* && $nobos == *" 6" ]] || fail "<think> (5) and </think> (6) should be single tokens: $nobos"
 printf '%s' "$text" > "$work/in.txt"
 [[ $("$dsv3" tokenize -m "$m" --file "$work/in.txt") == "$ids" ]] || fail "--file differs from --text"
+[[ $("$dsv3" tokenize -m "$m" --file - < "$work/in.txt") == "$ids" ]] || fail "--file - (stdin) differs from --text"
 [[ $("$dsv3" detokenize -m "$m" --ids "$nobos") == "$text" ]] || fail "detokenize(tokenize(x)) != x (spaces)"
 [[ $("$dsv3" detokenize -m "$m" --ids "${nobos// /,}") == "$text" ]] || fail "detokenize with commas"
 [[ $("$dsv3" detokenize -m "$m" --ids "$ids" --skip-special) == "$text" ]] || fail "--skip-special keeps BOS"
