@@ -12,6 +12,9 @@ void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, con
                int64_t T, ThreadPool& pool);
 void rmsnorm(float* y, int64_t y_stride, const float* x, int64_t x_stride, const float* g,
              int64_t T, int64_t n, float eps);
+void softmax(float* x, int64_t T, int64_t n);
+void sigmoid(float* x, int64_t n);
+void swiglu(float* gate, const float* up, int64_t n);
 void attention(const AttentionArgs& a, ThreadPool& pool);
 
 }  // namespace dsv3::cpu

@@ -1,7 +1,6 @@
 // The AVX-512 dispatch table: kernels/cpu where a SIMD version pays, ref for the rest (embedding
-// and rope are copies / O(n) per row, softmax/sigmoid/swiglu O(n) next to the matmuls around
-// them, axpy/add_bias already vectorised by the compiler, topk a sort). Compiled without AVX-512:
-// only the CPU check and the table live here.
+// and rope are copies / O(n) per row, axpy/add_bias already vectorised by the compiler, topk a
+// sort). Compiled without AVX-512: only the CPU check and the table live here.
 #include "base/error.h"
 #include "kernels/best_kernels.h"
 #include "kernels/cpu/cpu.h"
@@ -21,8 +20,8 @@ const Kernels& cpu_kernels() {
              "use ref_kernels() or best_kernels()");
   static const Kernels k = {
       "cpu-avx512",   cpu::matmul,           cpu::matmul_xw, cpu::rmsnorm,
-      ref::embedding, ref::rope_interleaved, ref::rope_half, ref::softmax,
-      ref::sigmoid,   ref::swiglu,           ref::axpy,      ref::add_bias,
+      ref::embedding, ref::rope_interleaved, ref::rope_half, cpu::softmax,
+      cpu::sigmoid,   cpu::swiglu,           ref::axpy,      ref::add_bias,
       ref::topk,      cpu::attention,
   };
   return k;

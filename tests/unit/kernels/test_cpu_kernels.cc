@@ -253,6 +253,82 @@ TEST(CpuKernels, RmsnormMatchesDoubleAndRef) {
   }
 }
 
+// Values for the exp-based ops: normal ones, large ones of both signs, exact zeros, infinities.
+std::vector<float> exp_inputs(int64_t n, uint64_t seed) {
+  auto v = randn(n, seed);
+  const float special[] = {0.0f,    -0.0f,  88.0f,   -88.0f,   95.0f,
+                           -110.0f, 1e-30f, -1e-30f, INFINITY, -INFINITY};
+  for (int64_t i = 0; i < n; ++i) v[i] *= 8;
+  for (int64_t i = 0; i < n && i < 10; ++i) v[i * 7 % n] = special[i];
+  return v;
+}
+
+TEST(CpuKernels, SigmoidAndSwigluMatchDoubleAndRef) {
+  REQUIRE_AVX512();
+  for (int64_t n : {1, 15, 16, 17, 333}) {
+    const auto x = exp_inputs(n, n), up = randn(n, n + 1);
+    auto s = x, s_ref = x, g = x, g_ref = x;
+    cpu().sigmoid(s.data(), n);
+    ref_kernels().sigmoid(s_ref.data(), n);
+    cpu().swiglu(g.data(), up.data(), n);
+    ref_kernels().swiglu(g_ref.data(), up.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double e = std::exp(-double(x[i]));
+      const double sig = 1 / (1 + e), sw = double(x[i]) / (1 + e) * up[i];
+      // exp16 is within 3u of exp (range reduction 0.35u, Horner ~2u, 2^n exact); then 1 + e, the
+      // division and (SwiGLU) the product round once each: 5u and 6u relative. ref (libm exp)
+      // stays within the same bounds. Infinite / NaN results must agree exactly.
+      if (!std::isfinite(sig) || !std::isfinite(sw)) {
+        EXPECT_EQ(std::isnan(s[i]), std::isnan(s_ref[i])) << x[i];
+        if (!std::isnan(g[i]) || !std::isnan(g_ref[i])) {
+          EXPECT_EQ(g[i], g_ref[i]) << x[i];
+        }
+        continue;
+      }
+      // Below 2^-126 float32 results are subnormal: their spacing 2^-149 bounds the error.
+      const double tiny = std::ldexp(1.0, -149);
+      ASSERT_NEAR(s[i], sig, 5 * kU * sig + tiny) << "sigmoid(" << x[i] << ")";
+      ASSERT_NEAR(s_ref[i], sig, 5 * kU * sig + tiny) << "ref sigmoid(" << x[i] << ")";
+      ASSERT_NEAR(g[i], sw, 6 * kU * std::fabs(sw) + tiny) << "swiglu(" << x[i] << ")";
+      ASSERT_NEAR(g_ref[i], sw, 6 * kU * std::fabs(sw) + tiny) << "ref swiglu(" << x[i] << ")";
+    }
+  }
+}
+
+TEST(CpuKernels, SoftmaxMatchesDoubleAndRef) {
+  REQUIRE_AVX512();
+  for (int64_t n : {1, 7, 16, 33, 1000}) {
+    const int64_t T = 3;
+    auto x = randn(T * n, n);
+    for (auto& v : x) v *= 5;
+    if (n > 1) x[n + n / 2] = -INFINITY;  // a masked entry in row 1
+    auto y = x, y_ref = x;
+    cpu().softmax(y.data(), T, n);
+    ref_kernels().softmax(y_ref.data(), T, n);
+    for (int64_t t = 0; t < T; ++t) {
+      const float* r = &x[t * n];
+      double m = -INFINITY, sum = 0, spread = 0;
+      for (int64_t i = 0; i < n; ++i) m = std::max(m, double(r[i]));
+      for (int64_t i = 0; i < n; ++i) sum += std::exp(r[i] - m);
+      for (int64_t i = 0; i < n; ++i)
+        if (std::isfinite(r[i])) spread = std::max(spread, m - r[i]);
+      for (int64_t i = 0; i < n; ++i) {
+        if (std::isinf(r[i])) {  // masked: exactly 0
+          ASSERT_EQ(y[t * n + i], 0.0f);
+          continue;
+        }
+        const double p = std::exp(r[i] - m) / sum;
+        // Each exp(x_i - m) is within (3 + |x_i - m|) u (the rounded difference, then exp16);
+        // the double sum inherits at most the largest of those; 1 / sum and the product round
+        // once each.
+        const double bound = ((3 + (m - r[i])) + (3 + spread) + 2) * kU * p;
+        ASSERT_NEAR(y[t * n + i], p, bound) << "n " << n << " t " << t << " i " << i;
+        ASSERT_NEAR(y_ref[t * n + i], p, bound) << "ref, n " << n;
+      }
+    }
+  }
+}
+
 struct AttnCase {
   int64_t T, S, n_heads, n_kv_heads, dk, dv;
 };
