@@ -60,7 +60,9 @@ void weighted_sum(float* out, const float* p, const float* v, int64_t ldv, int64
 
 void attention(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t group = a.n_heads / a.n_kv_heads;
-  pool.parallel_for(a.T * a.n_heads, [&](int64_t b, int64_t e) {
+  // Multiply-adds: T rows x heads x (at most S keys) x (dk + dv).
+  const int64_t macs = a.T * a.n_heads * a.S * (a.dk + a.dv);
+  run_tasks(pool, a.T * a.n_heads, macs, [&](int64_t b, int64_t e) {
     std::vector<float> p(a.S);
     for (int64_t item = b; item < e; ++item) {
       const int64_t t = item / a.n_heads, h = item % a.n_heads, g = h / group;

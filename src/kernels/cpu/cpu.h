@@ -7,6 +7,17 @@
 
 namespace dsv3::cpu {
 
+// fn(0, n) on the calling thread when the op is below ~2^17 multiply-adds (a few microseconds:
+// waking the pool would cost about as much, and on a busy machine far more), else
+// pool.parallel_for(n, fn). Either way every output is computed the same way.
+template <typename Fn>
+void run_tasks(ThreadPool& pool, int64_t n, int64_t macs, const Fn& fn) {
+  if (macs < (int64_t{1} << 17))
+    fn(int64_t{0}, n);
+  else
+    pool.parallel_for(n, fn);
+}
+
 void matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool& pool);
 void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, const WeightRef& w,
                int64_t T, ThreadPool& pool);

@@ -184,13 +184,14 @@ void matmul_dtype(float* y, const float* x, const WeightRef& w, int64_t T, Threa
     return;
   }
   const int64_t tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
-  pool.parallel_for(tasks, [&](int64_t b, int64_t e) {
+  const auto run = [&](int64_t b, int64_t e) {
     std::vector<float> acc(std::min(T, kTc) * kRowsPerTask * 16);
     for (int64_t task = b; task < e; ++task) {
       const int64_t r0 = task * kRowsPerTask, nr = std::min(kRowsPerTask, w.rows - r0);
       panel<D>(y + r0, w.rows, x, w.cols, Rows<D>(w, r0), nr, T, acc.data());
     }
-  });
+  };
+  run_tasks(pool, tasks, T * w.rows * w.cols, run);
 }
 
 }  // namespace
@@ -260,7 +261,7 @@ void matmul_xw_dtype(float* y, int64_t y_stride, const float* x, int64_t x_strid
   constexpr int64_t kColsPerTask = 64;
   const int64_t tasks = (w.cols + kColsPerTask - 1) / kColsPerTask;
   const Rows<D> rows(w, 0);
-  pool.parallel_for(tasks, [&](int64_t b, int64_t e) {
+  run_tasks(pool, tasks, T * w.rows * w.cols, [&](int64_t b, int64_t e) {
     for (int64_t task = b; task < e; ++task) {
       const int64_t c0 = task * kColsPerTask, nc = std::min(kColsPerTask, w.cols - c0);
       int64_t t = 0;

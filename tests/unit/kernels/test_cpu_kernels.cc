@@ -76,7 +76,8 @@ struct Shape3 {
   int64_t T, rows, cols;
 };
 // Odd sizes around the vector width (16), the tiles (4 x 4, 1 x 8, 16 rows a task) and the FP8
-// block (128), T = 1 (decode) and T > 1 with a remainder of the 4-row tiles.
+// block (128), T = 1 (decode) and T > 1 with a remainder of the 4-row tiles; sizes on both sides
+// of the 2^17 multiply-adds below which the kernels stay on the calling thread.
 const Shape3 kShapes[] = {{1, 1, 1},   {1, 5, 17},     {1, 37, 130},  {3, 9, 16},    {7, 33, 257},
                           {4, 16, 64}, {1, 300, 1000}, {9, 129, 383}, {5, 70, 2055}, {64, 24, 48}};
 
@@ -336,7 +337,8 @@ struct AttnCase {
 TEST(CpuKernels, AttentionMatchesDoubleAndRef) {
   REQUIRE_AVX512();
   // GQA with odd head sizes, MLA absorbed-like (one kv head, dk 72, dv 64), prefill from empty
-  // (T == S), decode (T == 1) over a longer cache, and dims above the 64-column register block.
+  // (T == S), decode (T == 1) over a longer cache, and dims above the 64-column register block
+  // (the last case is also above the threads cutoff).
   const AttnCase cases[] = {{3, 10, 4, 2, 19, 33},
                             {1, 37, 3, 1, 72, 64},
                             {5, 5, 2, 2, 16, 16},
