@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
-scripts/build.sh
+scripts/build.sh -DDSV3_TESTS=OFF
 mkdir -p models
 [[ -f models/tiny/tokenizer.json ]] || build/dsv3 init --preset tiny -o models/tiny --seed 0 --force
 build/dsv3 inspect models/tiny

@@ -22,5 +22,9 @@ echo "setup-deps: installing ${missing[*]}" >&2
 SUDO=
 if [[ $(id -u) != 0 ]]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if ! { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
+  >/tmp/dsv3-setup-deps.log 2>&1; then
+  tail -n 30 /tmp/dsv3-setup-deps.log >&2
+  echo "setup-deps: apt-get failed (full log: /tmp/dsv3-setup-deps.log)" >&2
+  exit 1
+fi
