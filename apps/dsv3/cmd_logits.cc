@@ -1,5 +1,6 @@
 // dsv3 logits: run token ids through a model and write every position's logits (issue 3 contract).
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <vector>
 
@@ -35,8 +36,14 @@ const char kUsage[] =
 
 std::vector<int32_t> parse_ids(const std::string& s) {
   std::vector<int32_t> ids;
-  for (const std::string& part : split(s, ','))
-    ids.push_back(static_cast<int32_t>(parse_int(part, "--ids")));
+  for (const std::string& part : split(s, ',')) {
+    const int64_t id = parse_int(part, "--ids");
+    // Checked before the cast, which would wrap 2^32 + 1 to the valid id 1; the model checks the
+    // vocabulary.
+    DSV3_CHECK(id >= INT32_MIN && id <= INT32_MAX,
+               "logits: --ids: " + part + " is outside the range of token ids");
+    ids.push_back(static_cast<int32_t>(id));
+  }
   DSV3_CHECK(!ids.empty(), "logits: --ids is empty", "give at least one token id");
   return ids;
 }

@@ -1,6 +1,8 @@
 // dsv3 tokenizer train: learn a byte-level BPE tokenizer in DeepSeek-V3's format.
+#include <cstdint>
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 #include "apps/dsv3/commands.h"
 #include "base/error.h"
@@ -39,8 +41,15 @@ int cmd_tokenizer(Args& a) {
   }
   BpeTrainOptions opt;
   opt.inputs = a.get_all({"--input"});
-  opt.vocab_size = static_cast<int32_t>(a.int_or({"--vocab-size"}, 0));
-  opt.min_frequency = static_cast<int32_t>(a.int_or({"--min-frequency"}, 2));
+  // Range-checked before narrowing, which would wrap 2^32 + 4096 to 4096.
+  auto int32_option = [&](std::string_view name, int64_t dflt) {
+    const int64_t v = a.int_or({name}, dflt);
+    DSV3_CHECK(v >= INT32_MIN && v <= INT32_MAX, "tokenizer train: " + std::string(name) + " " +
+                                                     std::to_string(v) + " is out of range");
+    return static_cast<int32_t>(v);
+  };
+  opt.vocab_size = int32_option("--vocab-size", 0);
+  opt.min_frequency = int32_option("--min-frequency", 2);
   const std::string out = a.require({"-o", "--out"}, "output folder");
   std::vector<std::string> pos = a.positionals();
   DSV3_CHECK(!pos.empty() && pos[0] == "train", "tokenizer: expected the action 'train'",

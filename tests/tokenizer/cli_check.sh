@@ -34,6 +34,8 @@ expect_error "no such file" "$dsv3" tokenize -m "$work/nowhere" --text x
 echo '{"model": {"type": "Unigram"}}' > "$work/bad.json"
 expect_error "pre_tokenizer has no ByteLevel" "$dsv3" tokenize -m "$work/bad.json" --text x
 expect_error "vocab-size must be between" "$dsv3" tokenizer train --input "$work/in.txt" --vocab-size 10 -o "$work/t"
+expect_error "vocab-size 4294971392 is out of range" "$dsv3" tokenizer train --input "$work/in.txt" \
+  --vocab-size 4294971392 -o "$work/t"  # 2^32 + 4096 must not wrap to 4096
 # A tiny training run: the vocabulary stops early (few pairs) with a warning, and the result loads.
 "$dsv3" tokenizer train --input "$work/in.txt" --vocab-size 300 -o "$work/t" 2> "$work/train.log"
 [[ $("$dsv3" detokenize -m "$work/t" --ids "$("$dsv3" tokenize -m "$work/t" --text "$text" --no-bos)") == "$text" ]] ||
