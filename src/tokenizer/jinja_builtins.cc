@@ -17,28 +17,6 @@ const std::string& need_string(const std::string& what, const Value& v) {
   return v.as_string();
 }
 
-// The items of an iterable as Python iterates them: list items, dict keys, string code points.
-List iterate(const std::string& what, const Value& v) {
-  switch (v.kind()) {
-    case Value::Kind::List:
-      return v.as_list();
-    case Value::Kind::Dict: {
-      List keys;
-      for (const auto& kv : v.as_dict()) keys.emplace_back(kv.first);
-      return keys;
-    }
-    case Value::Kind::String: {
-      List cps;
-      for (auto cp : code_points(v.as_string())) cps.emplace_back(std::string(cp));
-      return cps;
-    }
-    case Value::Kind::Undefined:
-      return {};
-    default:
-      throw Error(what + ": '" + type_name(v) + "' object is not iterable");
-  }
-}
-
 // Jinja's attribute lookup for filters such as map(attribute="x"): item first, then nothing.
 Value attribute_of(const Value& v, const std::string& attr) {
   const Value* f = v.find(attr);
@@ -162,6 +140,27 @@ int64_t to_int(const Value& v, const Value& dflt) {
 }
 
 }  // namespace
+
+List iterate(const std::string& what, const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::List:
+      return v.as_list();
+    case Value::Kind::Dict: {
+      List keys;
+      for (const auto& kv : v.as_dict()) keys.emplace_back(kv.first);
+      return keys;
+    }
+    case Value::Kind::String: {
+      List cps;
+      for (auto cp : code_points(v.as_string())) cps.emplace_back(std::string(cp));
+      return cps;
+    }
+    case Value::Kind::Undefined:
+      return {};
+    default:
+      throw Error(what + ": '" + type_name(v) + "' object is not iterable");
+  }
+}
 
 namespace {
 constexpr const char* kFilters[] = {

@@ -50,6 +50,10 @@ Value binary_op(const std::string& op, const Value& a, const Value& b, Budget& b
 bool contains(const Value& container, const Value& item);
 int compare(const Value& a, const Value& b);  // <0, 0, >0
 
+// The items of an iterable as Python iterates them: list items, dict keys, string code points;
+// Undefined gives none. Anything else throws "<what>: '<type>' object is not iterable".
+List iterate(const std::string& what, const Value& v);
+
 // The Python whitespace set (str.isspace) on code points, for strip() and split().
 bool is_python_space(std::string_view code_point);
 

@@ -228,19 +228,10 @@ class Interpreter {
   List iterable_items(const Value& v, size_t pos) {
     switch (v.kind()) {
       case Value::Kind::List:
-        return v.as_list();
-      case Value::Kind::Dict: {
-        List keys;
-        for (const auto& kv : v.as_dict()) keys.emplace_back(kv.first);
-        return keys;
-      }
-      case Value::Kind::String: {
-        List cps;
-        for (auto cp : code_points(v.as_string())) cps.emplace_back(std::string(cp));
-        return cps;
-      }
-      case Value::Kind::Undefined:
-        return {};  // Jinja's Undefined iterates as empty
+      case Value::Kind::Dict:
+      case Value::Kind::String:
+      case Value::Kind::Undefined:  // Jinja's Undefined iterates as empty
+        return iterate("for", v);
       default:
         fail(pos, "'" + std::string(type_name(v)) + "' object is not iterable");
     }
