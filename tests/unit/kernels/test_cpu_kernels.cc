@@ -337,12 +337,11 @@ struct AttnCase {
 TEST(CpuKernels, AttentionMatchesDoubleAndRef) {
   REQUIRE_AVX512();
   // GQA with odd head sizes, MLA absorbed-like (one kv head, dk 72, dv 64), prefill from empty
-  // (T == S), decode (T == 1) over a longer cache, and dims above the 64-column register block
-  // (the last case is also above the threads cutoff).
-  const AttnCase cases[] = {{3, 10, 4, 2, 19, 33},
-                            {1, 37, 3, 1, 72, 64},
-                            {5, 5, 2, 2, 16, 16},
-                            {1, 1, 1, 1, 1, 1},
+  // (T == S), decode (T == 1) over a longer cache, groups of 5 and 6 query heads per key/value
+  // head (kernel chunks of 4 + 1, 4 + 2) and dims above the 64-column register block (the last
+  // case is also above the threads cutoff).
+  const AttnCase cases[] = {{3, 10, 4, 2, 19, 33},  {1, 37, 3, 1, 72, 64}, {5, 5, 2, 2, 16, 16},
+                            {1, 1, 1, 1, 1, 1},     {2, 9, 10, 2, 24, 40}, {1, 130, 6, 1, 72, 64},
                             {4, 70, 2, 1, 130, 150}};
   ThreadPool pool(2);
   for (const AttnCase& c : cases) {
@@ -364,6 +363,13 @@ TEST(CpuKernels, AttentionMatchesDoubleAndRef) {
     cpu().attention(a, pool);
     a.out = out_ref.data();
     ref_kernels().attention(a, pool);
+    // The last row alone (decode) gives the prefill's numbers exactly.
+    std::vector<float> last(a.out_row_stride);
+    AttentionArgs d = a;
+    d.T = 1, d.q = q.data() + (c.T - 1) * a.q_row_stride, d.out = last.data();
+    cpu().attention(d, pool);
+    for (int64_t j = 0; j < a.out_row_stride; ++j)
+      ASSERT_EQ(last[j], out[(c.T - 1) * a.out_row_stride + j]) << "decode != prefill, T " << c.T;
     const int64_t group = c.n_heads / c.n_kv_heads;
     for (int64_t t = 0; t < c.T; ++t)
       for (int64_t h = 0; h < c.n_heads; ++h) {
