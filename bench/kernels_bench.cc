@@ -1,7 +1,8 @@
 // Matmul throughput of the reference and AVX-512 kernel tables: y[T, rows] = x[T, cols] · wᵀ for
 // F32, BF16 and FP8 weights, decode (T = 1) and prefill (T = 64), on the shapes of a 2048-wide
 // model and of Qwen2.5-1.5B's MLP down projection. Prints GFLOP/s (2 T rows cols per call) and the
-// weight stream in GB/s (weight bytes per call), best of several timed calls.
+// weight stream in GB/s (weight bytes per call), best of several timed calls; then causal
+// attention on MLA (absorbed and naive) and GQA shapes, milliseconds per call.
 //   bench_kernels [THREADS] [SECONDS_PER_CASE]
 #include <algorithm>
 #include <cmath>
@@ -19,19 +20,54 @@
 namespace dsv3 {
 namespace {
 
-// The best seconds per call of `k.matmul` over calls that take `budget` seconds in all.
-double time_matmul(const Kernels& k, float* y, const float* x, const WeightRef& w, int64_t T,
-                   ThreadPool& pool, double budget) {
-  k.matmul(y, x, w, T, pool);  // warm up caches and threads
+// The best seconds per call of fn over calls that take `budget` seconds in all.
+template <typename Fn>
+double best_time(const Fn& fn, double budget) {
+  fn();  // warm up caches and threads
   double best = 1e30, spent = 0;
   for (int calls = 0; calls < 3 || spent < budget; ++calls) {
     Timer t;
-    k.matmul(y, x, w, T, pool);
+    fn();
     const double s = t.seconds();
     best = std::min(best, s);
     spent += s;
   }
   return best;
+}
+
+void bench_attention(ThreadPool& pool, double budget) {
+  struct Case {
+    const char* what;
+    int64_t T, S, n_heads, n_kv_heads, dk, dv;
+  };
+  const Case cases[] = {{"MLA absorbed decode", 1, 2048, 16, 1, 576, 512},
+                        {"MLA absorbed prefill", 64, 512, 16, 1, 576, 512},
+                        {"MLA naive decode", 1, 2048, 16, 16, 192, 128},
+                        {"GQA 12/2 decode", 1, 2048, 12, 2, 128, 128}};
+  std::printf("\n%-21s %3s %5s %5s %4s %4s | %8s %8s | %7s\n", "attention", "T", "S", "heads", "dk",
+              "dv", "ref ms", "cpu ms", "speedup");
+  for (const Case& c : cases) {
+    AttentionArgs a;
+    a.T = c.T, a.S = c.S, a.n_heads = c.n_heads, a.n_kv_heads = c.n_kv_heads, a.dk = c.dk;
+    a.dv = c.dv, a.scale = 1 / std::sqrt(float(c.dk));
+    a.q_head_stride = c.dk, a.q_row_stride = c.n_heads * c.dk;
+    a.k_head_stride = c.dk, a.k_row_stride = c.n_kv_heads * c.dk;
+    a.v_head_stride = c.dv, a.v_row_stride = c.n_kv_heads * c.dv;
+    a.out_head_stride = c.dv, a.out_row_stride = c.n_heads * c.dv;
+    std::vector<float> q(c.T * a.q_row_stride), k(c.S * a.k_row_stride), v(c.S * a.v_row_stride);
+    std::vector<float> out(c.T * a.out_row_stride);
+    Rng r(2);
+    for (auto* buf : {&q, &k, &v})
+      for (auto& x : *buf) x = static_cast<float>(r.normal());
+    a.q = q.data(), a.k = k.data(), a.v = v.data(), a.out = out.data();
+    const double t_ref = best_time([&] { ref_kernels().attention(a, pool); }, budget);
+    const double t_cpu = best_time([&] { best_kernels().attention(a, pool); }, budget);
+    std::printf("%-21s %3lld %5lld %2lld/%-2lld %4lld %4lld | %8.2f %8.2f | %6.1fx\n", c.what,
+                static_cast<long long>(c.T), static_cast<long long>(c.S),
+                static_cast<long long>(c.n_heads), static_cast<long long>(c.n_kv_heads),
+                static_cast<long long>(c.dk), static_cast<long long>(c.dv), t_ref * 1e3,
+                t_cpu * 1e3, t_ref / t_cpu);
+  }
 }
 
 int run(int threads, double budget) {
@@ -54,9 +90,10 @@ int run(int threads, double budget) {
       for (int64_t T : {1, 64}) {
         std::vector<float> x(T * cols), y_ref(T * rows), y_cpu(T * rows);
         for (auto& v : x) v = static_cast<float>(r.normal());
-        const double t_ref = time_matmul(ref_kernels(), y_ref.data(), x.data(), w, T, pool, budget);
+        const double t_ref =
+            best_time([&] { ref_kernels().matmul(y_ref.data(), x.data(), w, T, pool); }, budget);
         const double t_cpu =
-            time_matmul(best_kernels(), y_cpu.data(), x.data(), w, T, pool, budget);
+            best_time([&] { best_kernels().matmul(y_cpu.data(), x.data(), w, T, pool); }, budget);
         double diff = 0, mag = 0;
         for (int64_t i = 0; i < T * rows; ++i) {
           diff = std::max(diff, std::fabs(double(y_cpu[i]) - y_ref[i]));
@@ -71,6 +108,7 @@ int run(int threads, double budget) {
       }
     }
   }
+  bench_attention(pool, budget);
   return 0;
 }
 
