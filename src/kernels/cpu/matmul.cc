@@ -7,7 +7,8 @@
 // token-by-token decode of the same row bit for bit. Decode (T = 1) streams 8 weight rows at a
 // time (memory bound); prefill multiplies 4 rows of x by 4 weight rows per step, so each weight
 // vector loaded feeds 4 FMAs, over kKc columns at a time (the weight slice stays in L1 while the
-// rows of x pass) with the partial sums parked in a buffer between column blocks.
+// rows of x pass) with the partial sums parked in a buffer between column blocks. Ops under 2^17
+// multiply-adds stay on the calling thread (run_tasks).
 // GCC 12's AVX-512 headers build "undefined" vectors as `__m512 __Y = __Y;`, which its own
 // -Wuninitialized flags once inlined here (GCC PR 105593, fixed in 13): silence just those.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -40,7 +41,7 @@ using Elem = std::conditional_t<D == DType::F32, float,
 // 16 weights at p as float32, lanes outside `m` zero; FP8 still without its block scale. All
 // exact: BF16 is the top half of a float32; an E4M3 code s.eeee.mmm placed as the half
 // s.0eeee.mmm0000000 is the same value times 2^-8 (exponent bias 15 instead of 7, subnormals
-// included), which the caller folds into the scale; codes 0x7F / 0xFF are NaN (SPEC §3.2).
+// included), which the caller folds into the scale; codes 0x7F / 0xFF are NaN (tensor/fp8.h).
 template <DType D>
 inline __m512 load16(const Elem<D>* p, __mmask16 m) {
   if constexpr (D == DType::F32) {
@@ -67,7 +68,7 @@ template <DType D>
 struct Rows {
   const Elem<D>* data;
   int64_t ld;          // elements between rows (w.cols)
-  const float* scale;  // FP8: scale_inv of row 0's row block
+  const float* scale;  // FP8 only, like the rest: scale_inv, its blocks and w's first row in it
   int64_t block_rows, block_cols, col_blocks, scale_row0;
 
   Rows(const WeightRef& w, int64_t r0)
@@ -76,7 +77,7 @@ struct Rows {
         scale(w.scale_inv),
         block_rows(w.block_rows),
         block_cols(w.block_cols),
-        col_blocks((w.cols + w.block_cols - 1) / w.block_cols),
+        col_blocks(D == DType::F8_E4M3 ? (w.cols + w.block_cols - 1) / w.block_cols : 0),
         scale_row0(w.scale_row0 + r0) {}
   const float* scale_row(int64_t r) const {
     return scale + ((scale_row0 + r) / block_rows) * col_blocks;
@@ -207,7 +208,8 @@ void matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool&
     case DType::F8_E4M3:
       DSV3_CHECK(w.scale_inv != nullptr, "kernels: F8_E4M3 weight without scale_inv",
                  "FP8 weights need their weight_scale_inv (SPEC §3.2)");
-      if (w.block_cols % 16 != 0) return ref::matmul(y, x, w, T, pool);  // never in checkpoints
+      if (w.block_rows <= 0 || w.block_cols <= 0 || w.block_cols % 16 != 0)
+        return ref::matmul(y, x, w, T, pool);  // never in checkpoints (config: 128 x 128)
       return matmul_dtype<DType::F8_E4M3>(y, x, w, T, pool);
     default:
       return ref::matmul(y, x, w, T, pool);  // ref throws the dtype error
@@ -287,7 +289,7 @@ void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, con
     case DType::F16:
       return matmul_xw_dtype<DType::F16>(y, y_stride, x, x_stride, w, T, pool);
     case DType::F8_E4M3:
-      if (w.scale_inv != nullptr && w.block_cols % 16 == 0)
+      if (w.scale_inv != nullptr && w.block_rows > 0 && w.block_cols > 0 && w.block_cols % 16 == 0)
         return matmul_xw_dtype<DType::F8_E4M3>(y, y_stride, x, x_stride, w, T, pool);
       [[fallthrough]];
     default:
