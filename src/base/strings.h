@@ -17,5 +17,7 @@ std::string human_count(uint64_t n);
 // Parses a decimal integer; throws Error naming `what` on anything else (including overflow).
 int64_t parse_int(std::string_view s, std::string_view what);
 double parse_double(std::string_view s, std::string_view what);
+// Appends the UTF-8 encoding of code point cp (< 0x110000; the caller rejects anything else).
+void append_utf8(std::string& out, uint32_t cp);
 
 }  // namespace dsv3

@@ -2,6 +2,7 @@
 
 #include <array>
 
+#include "base/strings.h"
 #include "tokenizer/utf8.h"
 
 namespace dsv3::tok {
@@ -50,7 +51,7 @@ std::optional<std::string> byte_level_to_bytes(std::string_view token) {
 
 std::string bytes_to_byte_level(std::string_view bytes) {
   std::string out;
-  for (char c : bytes) utf8_append(out, byte_to_codepoint(static_cast<uint8_t>(c)));
+  for (char c : bytes) append_utf8(out, byte_to_codepoint(static_cast<uint8_t>(c)));
   return out;
 }
 

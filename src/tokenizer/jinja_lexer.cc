@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "base/error.h"
-#include "tokenizer/utf8.h"
+#include "base/strings.h"
 
 namespace dsv3::jinja {
 namespace {
@@ -251,13 +251,13 @@ class Lexer {
           cp = cp * 16 + uint32_t(d);
         }
         if (cp > 0x10ffff) fail(pos - 2, "escape beyond U+10FFFF");
-        tok::utf8_append(v, cp);
+        append_utf8(v, cp);
         pos += n;
       } else if (e >= '0' && e <= '7') {
         uint32_t cp = uint32_t(e - '0');
         for (int k = 0; k < 2 && pos < s.size() && s[pos] >= '0' && s[pos] <= '7'; ++k)
           cp = cp * 8 + uint32_t(s[pos++] - '0');
-        tok::utf8_append(v, cp);
+        append_utf8(v, cp);
       } else {
         v += '\\';
         v += e;

@@ -20,6 +20,5 @@ std::string utf8_lossy(std::string_view s);
 size_t utf8_incomplete_tail(std::string_view s);
 // Decodes the code point at s[i] of valid UTF-8 and advances i.
 uint32_t utf8_next(std::string_view s, size_t& i);
-void utf8_append(std::string& out, uint32_t cp);
 
 }  // namespace dsv3::tok

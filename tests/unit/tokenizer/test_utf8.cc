@@ -2,6 +2,7 @@
 // and GPT-2's bytes_to_unicode.
 #include <gtest/gtest.h>
 
+#include "base/strings.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/utf8.h"
 
@@ -35,6 +36,26 @@ TEST(Utf8, IncompleteTailHoldsOnlyPossiblyValidPrefixes) {
   EXPECT_EQ(utf8_incomplete_tail("\xE0\x80"), 0u);  // already invalid: nothing to wait for
   EXPECT_EQ(utf8_incomplete_tail("\x80\x80\x80\x80"), 0u);
   EXPECT_EQ(utf8_incomplete_tail("\xFF"), 0u);
+}
+
+TEST(Utf8, AppendEncodesEachLengthBoundary) {
+  // base/strings.h's encoder, used by the tokenizer and the JSON parser; bytes from Unicode Table
+  // 3-6.
+  const std::pair<uint32_t, std::string> cases[] = {{0x00, std::string(1, '\0')},
+                                                    {0x7F, "\x7F"},
+                                                    {0x80, "\xC2\x80"},
+                                                    {0x7FF, "\xDF\xBF"},
+                                                    {0x800, "\xE0\xA0\x80"},
+                                                    {0xFFFF, "\xEF\xBF\xBF"},
+                                                    {0x10000, "\xF0\x90\x80\x80"},
+                                                    {0x10FFFF, "\xF4\x8F\xBF\xBF"}};
+  for (const auto& [cp, bytes] : cases) {
+    std::string out = "x";
+    append_utf8(out, cp);
+    EXPECT_EQ(out, "x" + bytes) << cp;
+    size_t i = 1;
+    EXPECT_EQ(utf8_next(out, i), cp);
+  }
 }
 
 TEST(ByteLevel, MatchesGpt2BytesToUnicode) {
