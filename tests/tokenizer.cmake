@@ -1,6 +1,6 @@
 # Tokenizer (issue 4): ids identical to the Hugging Face tokenizers library (npm `tokenizers`) for
-# DeepSeek-V3, Qwen2.5, Llama-3 and the committed dsv3-en tokenizers on stress strings + the validation corpus;
-# round trips and streaming decode; training reproduces the committed tokenizers; CLI checks.
+# DeepSeek-V3, Qwen2.5, Llama-3 (and their R1-Distill derivations) and the committed dsv3-en tokenizers on
+# stress strings + the validation corpus, with and without special tokens; round trips and streaming decode; training reproduces the committed tokenizers; CLI checks.
 # The npm assets come from scripts/fetch-assets.sh (scripts/test.sh runs it).
 add_executable(tokenizer_compare ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer/compare_ids.cc)
 target_link_libraries(tokenizer_compare PRIVATE dsv3_tokenizer)
@@ -12,7 +12,7 @@ add_test(NAME tokenizer_hf_references
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer/make_refs.sh ${PROJECT_SOURCE_DIR} ${TOK_REF})
 set_tests_properties(tokenizer_hf_references PROPERTIES FIXTURES_SETUP tokenizer_refs
                      LABELS "tokenizer;ref" TIMEOUT 300)
-foreach(name deepseek_v3 qwen2.5 qwen2.5-r1-distill llama3 dsv3-en-4k dsv3-en-16k)
+foreach(name deepseek_v3 qwen2.5 qwen2.5-r1-distill llama3 llama3-r1-distill dsv3-en-4k dsv3-en-16k)
   if(name MATCHES "^dsv3-en")
     set(tok_dir ${PROJECT_SOURCE_DIR}/assets/tokenizers/${name})
   else()

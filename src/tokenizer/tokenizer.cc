@@ -11,6 +11,7 @@
 #include "tokenizer/bpe.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/normalizer.h"
+#include "tokenizer/post_processor.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/utf8.h"
 
@@ -27,7 +28,7 @@ struct Tokenizer::Impl {
   std::vector<std::string> tokens, bytes;  // by id: tokenizer.json spelling, decoded bytes
   std::vector<uint8_t> special;            // by id: an added token with special=true
   int32_t bos = -1, eos = -1;
-  bool add_bos = false;
+  tok::SpecialTokenFrame specials;  // encode's special tokens: see the rule in tokenizer.h
   std::string chat_template;
   mutable std::mutex cache_mutex;
   mutable tok::WordCache cache;
@@ -65,7 +66,28 @@ void Tokenizer::Impl::load_config(const Json& cfg, const std::string& where) {
   };
   bos = lookup("bos_token");
   eos = lookup("eos_token");
-  if (const Json* a = cfg.find("add_bos_token")) add_bos = a->as_bool(where + ": add_bos_token");
+  // The rule in tokenizer.h: a Llama tokenizer class (or no class but an add_*_token flag) rebuilds
+  // the frame from the flags, as transformers' LlamaTokenizerFast.update_post_processor does.
+  const Json* cls = cfg.find("tokenizer_class");
+  const std::string cls_name =
+      cls && !cls->is_null() ? cls->as_string(where + ": tokenizer_class") : "";
+  const Json* add_bos = cfg.find("add_bos_token");
+  const Json* add_eos = cfg.find("add_eos_token");
+  if (cls_name == "LlamaTokenizerFast" || cls_name == "LlamaTokenizer" ||
+      (cls_name.empty() && (add_bos || add_eos))) {
+    auto flag = [&](const Json* v, const char* key, bool dflt) {
+      return !v ? dflt : v->is_null() ? false : v->as_bool(where + ": " + key);
+    };
+    specials = {};
+    if (flag(add_bos, "add_bos_token", true)) {
+      DSV3_CHECK(bos >= 0, where + ": add_bos_token is true but there is no bos_token");
+      specials.prefix.push_back(bos);
+    }
+    if (flag(add_eos, "add_eos_token", false)) {
+      DSV3_CHECK(eos >= 0, where + ": add_eos_token is true but there is no eos_token");
+      specials.suffix.push_back(eos);
+    }
+  }
   if (const Json* t = cfg.find("chat_template"); t && !t->is_null()) {
     if (t->is_string()) {
       chat_template = t->as_string();
@@ -154,6 +176,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   }
   m->raw_matcher = tok::AddedTokenMatcher(raw, raw_pat);
   m->normalized_matcher = tok::AddedTokenMatcher(norm, norm_pat);
+  m->specials = tok::post_processor_from_json(j.find("post_processor"), limit, where);
   if (!config_json.empty()) {
     const std::string cwhere = where + " (tokenizer_config.json)";
     m->load_config(Json::parse(config_json, cwhere), cwhere);
@@ -175,7 +198,7 @@ Tokenizer Tokenizer::load(const std::string& path) {
   return from_json(read_file(json_path), cfg, json_path);
 }
 
-std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos) const {
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
   const Impl& m = *impl_;
   std::string repaired;
   if (!tok::utf8_valid(text)) {
@@ -183,19 +206,25 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos) cons
     text = repaired;
   }
   // Every token covers at least one byte, so this bounds the count by INT32_MAX (RELIABILITY §1).
-  DSV3_CHECK(text.size() < size_t{INT32_MAX},
-             "encode: the text is " + std::to_string(text.size()) +
-                 " bytes; at most 2^31 - 2 bytes can be encoded at once",
-             "split the text and encode the parts");
+  // Checked again on the normalized text, which can be longer (NFC expands some characters).
+  auto check_size = [&](size_t bytes) {
+    DSV3_CHECK(bytes < size_t{INT32_MAX} - m.specials.prefix.size() - m.specials.suffix.size(),
+               "encode: the text is " + std::to_string(bytes) +
+                   " bytes (after normalization); at most 2^31 - 2 bytes can be encoded at once",
+               "split the text and encode the parts");
+  };
+  check_size(text.size());
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 2);
-  if (add_bos && m.add_bos && m.bos >= 0) ids.push_back(m.bos);
+  if (add_special_tokens) ids.assign(m.specials.prefix.begin(), m.specials.prefix.end());
   // One caller at a time uses the cache; a concurrent caller encodes without it.
   std::unique_lock lock(m.cache_mutex, std::try_to_lock);
   tok::WordCache* cache = lock.owns_lock() ? &m.cache : nullptr;
+  size_t normalized_bytes = 0;  // the length of the text as normalized so far
   m.raw_matcher.split(text, [&](std::string_view run, int32_t id) {
     if (id >= 0) {
       ids.push_back(id);
+      normalized_bytes += run.size();
       return;
     }
     if (m.normalizer.identity() && m.normalized_matcher.empty()) {
@@ -206,6 +235,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos) cons
     if (!m.normalizer.identity()) {
       normalized = m.normalizer.apply(run);
       run = normalized;
+      normalized_bytes += run.size();
+      check_size(normalized_bytes);
     }
     m.normalized_matcher.split(run, [&](std::string_view r, int32_t id2) {
       if (id2 >= 0)
@@ -214,6 +245,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos) cons
         m.encode_plain(r, ids, cache);
     });
   });
+  if (add_special_tokens) ids.insert(ids.end(), m.specials.suffix.begin(), m.specials.suffix.end());
   return ids;
 }
 
@@ -276,7 +308,14 @@ std::string Tokenizer::eos_token() const {
   return id_to_token(impl_->eos);
 }
 bool Tokenizer::add_bos_token() const {
-  return impl_->add_bos;
+  const std::vector<int32_t>& p = impl_->specials.prefix;
+  return impl_->bos >= 0 && !p.empty() && p.front() == impl_->bos;
+}
+const std::vector<int32_t>& Tokenizer::special_prefix() const {
+  return impl_->specials.prefix;
+}
+const std::vector<int32_t>& Tokenizer::special_suffix() const {
+  return impl_->specials.suffix;
 }
 const std::string& Tokenizer::chat_template() const {
   return impl_->chat_template;

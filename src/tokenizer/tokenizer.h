@@ -29,9 +29,20 @@ class Tokenizer {
   Tokenizer& operator=(Tokenizer&&) noexcept;
   ~Tokenizer();
 
-  // add_bos: prepend BOS when the tokenizer has one and tokenizer_config.json says add_bos_token.
+  // add_special_tokens: put special_prefix() before the text's ids and special_suffix() after
+  // them (usually just BOS before). Which tokens those are:
+  //  - tokenizer_config.json names tokenizer_class LlamaTokenizerFast or LlamaTokenizer, or names
+  //    no class but has add_bos_token / add_eos_token: BOS when add_bos_token (default true, null
+  //    = false), EOS after when add_eos_token (default false); tokenizer.json's post_processor is
+  //    ignored. This is transformers 4.x, whose LlamaTokenizerFast rebuilds its post-processor
+  //    from these flags (DeepSeek-V3, R1-Distill and dsv3-en configs: BOS only).
+  //  - otherwise (no tokenizer_config.json; PreTrainedTokenizerFast as Llama-3; Qwen2Tokenizer):
+  //    tokenizer.json's post_processor (TemplateProcessing's "single" template, Bert/Roberta
+  //    [cls] $A [sep], a Sequence of them; ByteLevel adds nothing), exactly what the Hugging Face
+  //    tokenizers library adds with add_special_tokens=true and transformers'
+  //    PreTrainedTokenizerFast too.
   // Thread-safe; concurrent calls on one Tokenizer work, one of them using the word cache.
-  std::vector<int32_t> encode(std::string_view text, bool add_bos = true) const;
+  std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = true) const;
   // skip_special: leave out added tokens marked special. Throws Error for an id out of range.
   std::string decode(std::span<const int32_t> ids, bool skip_special = false) const;
 
@@ -51,7 +62,9 @@ class Tokenizer {
   int32_t eos_id() const;  // -1 when there is none
   std::string bos_token() const;
   std::string eos_token() const;
-  bool add_bos_token() const;
+  bool add_bos_token() const;  // special_prefix() starts with BOS
+  const std::vector<int32_t>& special_prefix() const;
+  const std::vector<int32_t>& special_suffix() const;
   // tokenizer_config.json's chat_template (the "default" one when it is a list); "" when absent.
   const std::string& chat_template() const;
 

@@ -1,10 +1,14 @@
 // Compares dsv3's tokenizer with reference output of the Hugging Face tokenizers library
 // (tests/js/ref_encode.js), in one process for thousands of strings:
 //   tokenizer_compare TOKENIZER(dir or json) REF.jsonl
-// For every line {"input", "ids", "decoded"} it checks: encode(input) == ids (no BOS), decode(ids)
-// == decoded (the library's decode), decode(ids) == normalize(input) (round trip; inputs are valid
-// UTF-8; the normalizer is NFC for Qwen2 and none for DeepSeek-V3), and that streaming decode
-// equals decode. Prints the first mismatches and a summary; exit code 1 on any.
+// For every line {"input", "ids", "ids_special", "decoded"} it checks: encode(input, false) == ids,
+// decode(ids) == decoded (the library's decode), decode(ids) == normalize(input) (round trip;
+// inputs are valid UTF-8; the normalizer is NFC for Qwen2 and none for DeepSeek-V3), that streaming
+// decode equals decode, and the special tokens: the library reads only tokenizer.json, so the frame
+// of dsv3's post_processor (tokenizer.json loaded alone) around ids must be ids_special, and
+// encode(input, true) must put the frame of the full load (tokenizer_config.json may replace the
+// post_processor's: Tokenizer::encode) around encode(input, false). Prints the first mismatches and
+// a summary; exit code 1 on any.
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -33,8 +37,20 @@ int main(int argc, char** argv) {
   }
   try {
     const dsv3::Tokenizer tok = dsv3::Tokenizer::load(argv[1]);
+    const std::string json_path = dsv3::ends_with(argv[1], ".json")
+                                      ? std::string(argv[1])
+                                      : dsv3::path_join(argv[1], "tokenizer.json");
+    const dsv3::Tokenizer json_only =
+        dsv3::Tokenizer::from_json(dsv3::read_file(json_path), {}, json_path);
+    auto framed = [](const dsv3::Tokenizer& t, const std::vector<int32_t>& ids) {
+      std::vector<int32_t> out = t.special_prefix();
+      out.insert(out.end(), ids.begin(), ids.end());
+      out.insert(out.end(), t.special_suffix().begin(), t.special_suffix().end());
+      return out;
+    };
     const std::string text = dsv3::read_file(argv[2]);
-    size_t lines = 0, bad_ids = 0, bad_decode = 0, bad_roundtrip = 0, bad_stream = 0, bytes = 0;
+    size_t lines = 0, bad_ids = 0, bad_special = 0, bad_decode = 0, bad_roundtrip = 0,
+           bad_stream = 0, bytes = 0;
     double encode_seconds = 0;
     for (const std::string& line : dsv3::split(text, '\n')) {
       if (line.empty()) continue;
@@ -56,6 +72,15 @@ int main(int argc, char** argv) {
                       dsv3::json_quote(input.substr(0, 300)).c_str(), k,
                       show_ids(got, k, 8).c_str(), show_ids(want, k, 8).c_str());
       }
+      std::vector<int32_t> want_special;
+      for (const dsv3::Json& v : j.at("ids_special").as_array())
+        want_special.push_back(static_cast<int32_t>(v.as_int()));
+      if ((framed(json_only, want) != want_special ||
+           tok.encode(input, true) != framed(tok, got)) &&
+          ++bad_special <= 5)
+        std::printf("special tokens differ for %s\n  reference [%s]\n",
+                    dsv3::json_quote(input.substr(0, 200)).c_str(),
+                    show_ids(want_special, 0, 8).c_str());
       const std::string decoded = tok.decode(want);
       if (decoded != j.at("decoded").as_string() && ++bad_decode <= 5)
         std::printf("decode differs for %s\n  dsv3 %s\n",
@@ -73,15 +98,21 @@ int main(int argc, char** argv) {
                     dsv3::json_quote(input.substr(0, 200)).c_str());
     }
     std::printf(
-        "%s: %zu strings, %zu bytes: %zu id mismatches, %zu decode mismatches, %zu round-trip "
-        "failures, %zu streaming mismatches (encode %.1f MB/s)\n",
-        argv[2], lines, bytes, bad_ids, bad_decode, bad_roundtrip, bad_stream,
+        "%s: %zu strings, %zu bytes: %zu id mismatches, %zu special-token mismatches "
+        "(post_processor "
+        "[%s| ... |%s], with tokenizer_config.json [%s| ... |%s]), %zu decode mismatches, %zu "
+        "round-trip failures, %zu streaming mismatches (encode %.1f MB/s)\n",
+        argv[2], lines, bytes, bad_ids, bad_special,
+        show_ids(json_only.special_prefix(), 0, 8).c_str(),
+        show_ids(json_only.special_suffix(), 0, 8).c_str(),
+        show_ids(tok.special_prefix(), 0, 8).c_str(), show_ids(tok.special_suffix(), 0, 8).c_str(),
+        bad_decode, bad_roundtrip, bad_stream,
         bytes / 1e6 / (encode_seconds > 0 ? encode_seconds : 1));
     if (lines == 0) {
       std::printf("no reference strings: the reference file is empty\n");
       return 1;
     }
-    return bad_ids + bad_decode + bad_roundtrip + bad_stream == 0 ? 0 : 1;
+    return bad_ids + bad_special + bad_decode + bad_roundtrip + bad_stream == 0 ? 0 : 1;
   } catch (const dsv3::Error& e) {
     std::fprintf(stderr, "tokenizer_compare: error: %s\n", e.what());
     if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());

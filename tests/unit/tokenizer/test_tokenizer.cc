@@ -147,6 +147,116 @@ TEST(Tokenizer, ErrorsNameTheFileAndField) {
   EXPECT_THROW(Tokenizer::load("/nonexistent/model"), Error);
 }
 
+// tiny_json with <s> (300) and </s> (301) as special added tokens and the given post_processor.
+std::string with_post_processor(const std::string& post_processor) {
+  const std::string added = R"([
+    {"id": 300, "content": "<s>", "special": true, "normalized": false},
+    {"id": 301, "content": "</s>", "special": true, "normalized": false}])";
+  std::string s = tiny_json(R"(["a b"])", added, R"("ab": 256)");
+  return s.replace(s.find("\"decoder\""), 0, "\"post_processor\": " + post_processor + ", ");
+}
+
+// Llama-3's post_processor: ByteLevel, then a template putting <|begin_of_text|> before $A.
+const char* kLlamaStylePost = R"({"type": "Sequence", "processors": [
+  {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true},
+  {"type": "TemplateProcessing",
+   "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+   "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+            {"SpecialToken": {"id": "<s>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+   "special_tokens": {"<s>": {"id": "<s>", "ids": [300], "tokens": ["<s>"]}}}]})";
+
+// The ids below are what the Hugging Face tokenizers library (npm tokenizers@0.23.2) gives for
+// these tokenizer.json texts: checked once by hand with tests/js/ref_encode.js.
+TEST(Tokenizer, TemplateProcessingAddsSpecialTokens) {
+  using V = std::vector<int32_t>;
+  const Tokenizer t = Tokenizer::from_json(with_post_processor(kLlamaStylePost));
+  EXPECT_EQ(t.encode("ab"), (V{300, 256}));
+  EXPECT_EQ(t.encode("ab", false), (V{256}));
+  EXPECT_EQ(t.encode(""), (V{300}));
+  EXPECT_EQ(t.special_prefix(), (V{300}));
+  EXPECT_TRUE(t.special_suffix().empty());
+  EXPECT_FALSE(t.add_bos_token());  // no tokenizer_config.json: no bos_token known
+
+  // Two ids for one name, a suffix, then ByteLevel (nothing).
+  const Tokenizer u =
+      Tokenizer::from_json(with_post_processor(R"({"type": "Sequence", "processors": [
+    {"type": "TemplateProcessing",
+     "single": [{"SpecialToken": {"id": "two", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+     "special_tokens": {"two": {"id": "two", "ids": [300, 97], "tokens": ["<s>", "a"]},
+                        "</s>": {"id": "</s>", "ids": [301], "tokens": ["</s>"]}}},
+    {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true}]})"));
+  EXPECT_EQ(u.encode("ab"), (V{300, 97, 256, 301}));
+  EXPECT_EQ(u.encode(""), (V{300, 97, 301}));
+  EXPECT_EQ(u.encode("ab", false), (V{256}));
+
+  const Tokenizer bert = Tokenizer::from_json(with_post_processor(
+      R"({"type": "BertProcessing", "sep": ["</s>", 301], "cls": ["<s>", 300]})"));
+  EXPECT_EQ(bert.encode("ab"), (V{300, 256, 301}));
+  EXPECT_EQ(bert.encode(""), (V{300, 301}));
+  const Tokenizer none = Tokenizer::from_json(with_post_processor(
+      R"({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true})"));
+  EXPECT_EQ(none.encode("ab"), (V{256}));
+}
+
+// The rule documented at Tokenizer::encode: a Llama tokenizer class rebuilds the frame from
+// add_bos_token / add_eos_token (transformers' LlamaTokenizerFast); other classes keep
+// tokenizer.json's post_processor (transformers' PreTrainedTokenizerFast and the tokenizers
+// library).
+TEST(Tokenizer, TokenizerConfigDecidesOverPostProcessorForLlamaClass) {
+  using V = std::vector<int32_t>;
+  const std::string json = with_post_processor(kLlamaStylePost);
+  auto encode = [&](const std::string& config) {
+    return Tokenizer::from_json(json, config).encode("ab");
+  };
+  const std::string llama = R"("tokenizer_class": "LlamaTokenizerFast", "bos_token": "<s>",
+                               "eos_token": "</s>")";
+  EXPECT_EQ(encode("{" + llama + R"(, "add_bos_token": true})"), (V{300, 256}));  // one BOS only
+  EXPECT_EQ(encode("{" + llama + R"(, "add_bos_token": false})"), (V{256}));
+  EXPECT_EQ(encode("{" + llama + "}"), (V{300, 256}));  // transformers' default: add BOS
+  EXPECT_EQ(encode("{" + llama + R"(, "add_bos_token": false, "add_eos_token": true})"),
+            (V{256, 301}));
+  EXPECT_EQ(encode(R"({"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>",
+                       "add_bos_token": false})"),
+            (V{300, 256}));  // the post_processor, as transformers uses it for this class
+  EXPECT_EQ(encode(R"({"bos_token": "<s>"})"), (V{300, 256}));  // no class, no flag
+  EXPECT_EQ(encode(R"({"bos_token": "<s>", "add_bos_token": false})"), (V{256}));
+  const Tokenizer t = Tokenizer::from_json(json, "{" + llama + "}");
+  EXPECT_TRUE(t.add_bos_token());
+  EXPECT_EQ(t.bos_id(), 300);
+  EXPECT_THROW(Tokenizer::from_json(json, R"({"tokenizer_class": "LlamaTokenizerFast"})"), Error);
+}
+
+TEST(Tokenizer, PostProcessorErrorsNameTheField) {
+  auto error = [](const std::string& post_processor) {
+    return error_of(with_post_processor(post_processor));
+  };
+  EXPECT_NE(error(R"({"type": "Fancy"})").find("bad/tokenizer.json: post_processor type 'Fancy'"),
+            std::string::npos);
+  const std::string a = R"({"Sequence": {"id": "A", "type_id": 0}})";
+  auto tp = [&](const std::string& single, const std::string& specials) {
+    return R"({"type": "TemplateProcessing", "single": )" + single + R"(, "special_tokens": )" +
+           specials + "}";
+  };
+  EXPECT_NE(error(tp(R"([{"SpecialToken": {"id": "x", "type_id": 0}}, )" + a + "]", "{}"))
+                .find("special token 'x' is missing"),
+            std::string::npos);
+  EXPECT_NE(error(tp(R"([{"SpecialToken": {"id": "x", "type_id": 0}}, )" + a + "]",
+                     R"({"x": {"id": "x", "ids": [302], "tokens": ["x"]}})"))
+                .find("post_processor.special_tokens.x.ids[] 302 is not a token id"),
+            std::string::npos);
+  EXPECT_NE(error(tp(R"([{"Sequence": {"id": "B", "type_id": 0}}])", "{}")).find("sequence 'B'"),
+            std::string::npos);
+  EXPECT_NE(error(tp("[]", "{}")).find("has no $A"), std::string::npos);
+  EXPECT_NE(error(R"({"type": "Sequence", "processors": [)" + tp("[" + a + "]", "{}") + ", " +
+                  tp("[" + a + "]", "{}") + "]}")
+                .find("a second token-adding processor (TemplateProcessing)"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"type": "BertProcessing", "sep": ["</s>", 301], "cls": ["<s>", 9999]})")
+                .find("post_processor.cls[1] 9999 is not a token id"),
+            std::string::npos);
+}
+
 TEST(Tokenizer, CommittedEnglish4kTokenizer) {
   const Tokenizer t = Tokenizer::load(DSV3_SOURCE_DIR "/assets/tokenizers/dsv3-en-4k");
   EXPECT_EQ(t.vocab_size(), 4096);
