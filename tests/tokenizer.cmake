@@ -32,3 +32,7 @@ add_test(NAME tokenizer_cli
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer/cli_check.sh $<TARGET_FILE:dsv3>
                  ${PROJECT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tokenizer_cli)
 set_tests_properties(tokenizer_cli PROPERTIES LABELS "tokenizer;cli" TIMEOUT 120)
+add_test(NAME tokenizer_r1_distill_llama_cli
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer/r1_distill_llama_check.sh $<TARGET_FILE:dsv3>
+                 ${PROJECT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tokenizer_r1_distill_llama)
+set_tests_properties(tokenizer_r1_distill_llama_cli PROPERTIES LABELS "tokenizer;cli" TIMEOUT 120)
