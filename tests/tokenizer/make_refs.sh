@@ -17,7 +17,7 @@ done
 mkdir -p "$out"
 node "$js/gen_stress.js" "$out/stress.jsonl" 3200 20261127 \
   "$assets/deepseek_v3/tokenizer.json" "$assets/qwen2.5/tokenizer.json" "$assets/llama3/tokenizer.json" \
-  "$assets/qwen2.5-r1-distill/tokenizer.json"
+  "$assets/qwen2.5-r1-distill/tokenizer.json" "$assets/llama3-r1-distill/tokenizer.json"
 for name in deepseek_v3 qwen2.5 qwen2.5-r1-distill llama3 llama3-r1-distill; do
   node "$js/ref_encode.js" "$assets/$name/tokenizer.json" "$out/$name.jsonl" "$out/stress.jsonl" "$corpus"
 done
