@@ -38,9 +38,9 @@ class Tokenizer {
   //    from these flags (DeepSeek-V3, R1-Distill and dsv3-en configs: BOS only).
   //  - otherwise (no tokenizer_config.json; PreTrainedTokenizerFast as Llama-3; Qwen2Tokenizer):
   //    tokenizer.json's post_processor (TemplateProcessing's "single" template, Bert/Roberta
-  //    [cls] $A [sep], a Sequence of them; ByteLevel adds nothing), exactly what the Hugging Face
-  //    tokenizers library adds with add_special_tokens=true and transformers'
-  //    PreTrainedTokenizerFast too.
+  //    [cls] $A [sep], a Sequence holding at most one of those; ByteLevel adds nothing), exactly
+  //    what the Hugging Face tokenizers library adds with add_special_tokens=true and transformers'
+  //    PreTrainedTokenizerFast too. The lenml Llama-3 package's is ByteLevel only: no BOS.
   // Thread-safe; concurrent calls on one Tokenizer work, one of them using the word cache.
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = true) const;
   // skip_special: leave out added tokens marked special. Throws Error for an id out of range.
