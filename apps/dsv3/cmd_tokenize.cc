@@ -9,19 +9,20 @@
 namespace dsv3::cli {
 namespace {
 
-const char kUsage[] =
-    "usage: dsv3 tokenize -m DIR (--text STR | --file FILE) [--no-bos]\n\n"
-    "Encodes text with the tokenizer of DIR (tokenizer.json + tokenizer_config.json) and prints "
-    "the\n"
-    "token ids on one line, separated by spaces, and nothing else on stdout. The ids are those of "
-    "the\n"
-    "Hugging Face tokenizers library, plus BOS first when tokenizer_config.json has "
-    "add_bos_token.\n"
-    "Invalid UTF-8 is read as U+FFFD, one per maximal ill-formed subsequence.\n\n"
-    "  -m, --model DIR   model folder, or a tokenizer.json file\n"
-    "  --text STR        the text to encode\n"
-    "  --file FILE       encode the bytes of FILE instead ('-' for stdin)\n"
-    "  --no-bos          do not prepend BOS\n";
+const char kUsage[] = R"(usage: dsv3 tokenize -m DIR (--text STR | --file FILE) [--no-bos]
+
+Encodes text with the tokenizer of DIR (tokenizer.json + tokenizer_config.json) and prints the
+token ids on one line, separated by spaces, and nothing else on stdout. The ids are those of
+Hugging Face's tokenizers and transformers: the special tokens around the text (BOS, ...) come
+from tokenizer.json's post_processor, or, for a Llama tokenizer class, from tokenizer_config.json's
+add_bos_token / add_eos_token. Invalid UTF-8 is read as U+FFFD, one per maximal ill-formed
+subsequence.
+
+  -m, --model DIR   model folder, or a tokenizer.json file
+  --text STR        the text to encode
+  --file FILE       encode the bytes of FILE instead ('-' for stdin)
+  --no-bos          add no special tokens (no BOS)
+)";
 
 }  // namespace
 
