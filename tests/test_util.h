@@ -31,8 +31,8 @@ template <typename A, typename R>
   if (worst <= 0) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure()
          << "element " << worst_i << ": actual " << static_cast<double>(actual[worst_i]) << " ref "
-         << static_cast<double>(ref[worst_i]) << " exceeds atol " << tol.atol << " rtol " << tol.rtol
-         << " (" << why << ")";
+         << static_cast<double>(ref[worst_i]) << " exceeds atol " << tol.atol << " rtol "
+         << tol.rtol << " (" << why << ")";
 }
 
 }  // namespace dsv3::test

@@ -1,4 +1,5 @@
-// Error: the one exception type thrown inside src/. Apps turn it into a message and a non-zero exit.
+// Error: the one exception type thrown inside src/. Apps turn it into a message and a non-zero
+// exit.
 #pragma once
 #include <stdexcept>
 #include <string>
@@ -17,9 +18,9 @@ class Error : public std::runtime_error {
 };
 
 // Validation that stays in release builds (asserts vanish there).
-#define DSV3_CHECK(cond, ...)                                 \
-  do {                                                        \
-    if (!(cond)) throw ::dsv3::Error(__VA_ARGS__);            \
+#define DSV3_CHECK(cond, ...)                      \
+  do {                                             \
+    if (!(cond)) throw ::dsv3::Error(__VA_ARGS__); \
   } while (0)
 
 }  // namespace dsv3

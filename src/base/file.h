@@ -1,5 +1,5 @@
-// Files: whole-file reads, read-only memory maps, and atomic writes (temp file + fsync + rename), so
-// that a crash mid-write never leaves a half-written file under the final name.
+// Files: whole-file reads, read-only memory maps, and atomic writes (temp file + fsync + rename),
+// so that a crash mid-write never leaves a half-written file under the final name.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -36,9 +36,9 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-// Writes `path` atomically: the callback writes into a temporary file in the same directory, which is
-// fsynced and renamed over `path` (and the directory fsynced). On any error the temp file is removed
-// and the previous content of `path` is untouched.
+// Writes `path` atomically: the callback writes into a temporary file in the same directory, which
+// is fsynced and renamed over `path` (and the directory fsynced). On any error the temp file is
+// removed and the previous content of `path` is untouched.
 class FileWriter {
  public:
   void write(const void* data, size_t n);
