@@ -41,19 +41,22 @@ void CausalLm::check_cache(const AttentionCache& cache, const CacheLayout& want)
 }
 
 void CausalLm::forward(const int32_t* ids, int64_t T, AttentionCache& cache, float* logits,
-                       float* hidden) {
+                       float* hidden, LogitsRows rows) {
   check_cache(cache, cache_layout());
   check_tokens(c_, ids, T, cache.length());
   const int64_t V = c_.vocab_size, d = c_.hidden_size;
+  const bool last_only = rows == LogitsRows::Last;
   for (int64_t t0 = 0; t0 < T; t0 += kChunk) {
     const int64_t n = std::min(kChunk, T - t0);
-    forward_chunk(ids + t0, n, cache, logits ? logits + t0 * V : nullptr,
-                  hidden ? hidden + t0 * d : nullptr);
+    float* chunk_logits = nullptr;
+    if (logits && !last_only) chunk_logits = logits + t0 * V;
+    if (logits && last_only && t0 + n == T) chunk_logits = logits;
+    forward_chunk(ids + t0, n, cache, chunk_logits, last_only, hidden ? hidden + t0 * d : nullptr);
   }
 }
 
 void CausalLm::forward_chunk(const int32_t* ids, int64_t T, AttentionCache& cache, float* logits,
-                             float* hidden) {
+                             bool last_row_only, float* hidden) {
   const Kernels& k = ctx_.kernels;
   const int64_t d = c_.hidden_size, half = rope_.dim / 2;
   StackActs& a = acts_;
@@ -69,7 +72,10 @@ void CausalLm::forward_chunk(const int32_t* ids, int64_t T, AttentionCache& cach
   k.rmsnorm(a.normed.data(), d, a.x.data(), d, final_norm_.data(), T, d,
             static_cast<float>(c_.rms_norm_eps));
   if (hidden) std::copy_n(a.normed.data(), T * d, hidden);
-  if (logits) k.matmul(logits, a.normed.data(), head_, T, ctx_.pool);
+  if (logits && last_row_only)
+    k.matmul(logits, a.normed.data() + (T - 1) * d, head_, 1, ctx_.pool);
+  else if (logits)
+    k.matmul(logits, a.normed.data(), head_, T, ctx_.pool);
   cache.commit(T);
 }
 

@@ -25,8 +25,8 @@ class CausalLm : public Model {
   CausalLm(const ModelWeights& w, ComputeContext ctx, const LayerOptions& opt);
   const ModelConfig& config() const override { return c_; }
   CacheLayout cache_layout() const override;
-  void forward(const int32_t* ids, int64_t T, AttentionCache& cache, float* logits,
-               float* hidden) override;
+  void forward(const int32_t* ids, int64_t T, AttentionCache& cache, float* logits, float* hidden,
+               LogitsRows rows) override;
   bool has_mtp() const override { return mtp_.has_value(); }
   CacheLayout mtp_cache_layout() const override;
   void forward_mtp(const float* hidden, const int32_t* next_ids, int64_t T, AttentionCache& cache,
@@ -34,8 +34,9 @@ class CausalLm : public Model {
   void set_attention_path(AttentionPath p) override { path_ = p; }
 
  private:
+  // logits: [T, vocab], or [vocab] for the chunk's last row when last_row_only.
   void forward_chunk(const int32_t* ids, int64_t T, AttentionCache& cache, float* logits,
-                     float* hidden);
+                     bool last_row_only, float* hidden);
   void check_cache(const AttentionCache& cache, const CacheLayout& want) const;
 
   const ModelConfig& c_;

@@ -46,6 +46,11 @@ struct ComputeContext {
   ThreadPool& pool;
 };
 
+// Which rows of logits a forward pass computes: All gives [T, vocab]; Last gives [vocab] for the
+// last position only, so a prefill runs the LM head (the largest matmul for big vocabularies) on
+// one row.
+enum class LogitsRows { All, Last };
+
 // A model keeps its activation buffers between calls (reused, not reallocated): one forward at a
 // time per Model object; threads share work through the ThreadPool instead.
 class Model {
@@ -55,11 +60,12 @@ class Model {
   virtual CacheLayout cache_layout() const = 0;
 
   // Runs ids[0 .. T) at positions cache.length() .. cache.length() + T - 1 and appends them to the
-  // cache. logits [T, vocab] and hidden [T, hidden_size] (the last hidden state after the final
-  // norm: the MTP input, SPEC §9) may each be null. Throws Error for ids outside the vocabulary or
-  // positions past max_position_embeddings, leaving the cache unchanged.
+  // cache. logits [T, vocab] ([vocab] with LogitsRows::Last) and hidden [T, hidden_size] (the last
+  // hidden state after the final norm: the MTP input, SPEC §9) may each be null. Throws Error for
+  // ids outside the vocabulary or positions past max_position_embeddings, leaving the cache
+  // unchanged.
   virtual void forward(const int32_t* ids, int64_t T, AttentionCache& cache, float* logits,
-                       float* hidden = nullptr) = 0;
+                       float* hidden = nullptr, LogitsRows rows = LogitsRows::All) = 0;
 
   // MTP module (SPEC §1.7), present when num_nextn_predict_layers > 0 (the first module is used).
   // Row i takes hidden[i] (from forward() at position p = mtp_cache.length() + i) and the token

@@ -54,13 +54,8 @@ int64_t prefill_chunked(Model& model, AttentionCache& cache, std::span<const int
     const int64_t m = std::min(kPrefillChunk, n - i);
     // Only the last position's logits are needed: [1, vocab] rather than [m, vocab].
     const bool last = i + m == n;
-    if (last && last_logits && m > 1) {
-      model.forward(ids.data() + i, m - 1, cache, nullptr);
-      if (interrupted(interrupt)) return n - 1;
-      model.forward(ids.data() + n - 1, 1, cache, last_logits);
-    } else {
-      model.forward(ids.data() + i, m, cache, last ? last_logits : nullptr);
-    }
+    model.forward(ids.data() + i, m, cache, last ? last_logits : nullptr, nullptr,
+                  LogitsRows::Last);
   }
   return n;
 }

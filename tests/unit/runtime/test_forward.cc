@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -172,6 +173,31 @@ TEST(Forward, LongPromptRunsInChunksLikeDecode) {
   auto pre = f.prefill(ids, c1);  // 300 > one 256-token chunk
   auto dec = f.decode(ids, c2);
   EXPECT_LE(rel_diff(dec, pre), 1e-6);
+}
+
+TEST(Forward, LastRowLogitsEqualTheLastRowOfAllRows) {
+  // kIds fits one chunk; 300 tokens span two (the last row is in the second).
+  ModelConfig small = tiny();
+  small.num_hidden_layers = 2;
+  small.num_nextn_predict_layers = 0;
+  small.vocab_size = 64;
+  std::vector<int32_t> long_ids(300);
+  for (size_t i = 0; i < long_ids.size(); ++i) long_ids[i] = static_cast<int32_t>((i * 37) % 64);
+  for (const auto& [c, ids] : {std::pair{tiny(), kIds}, std::pair{small, long_ids}}) {
+    Fixture f(c);
+    const int64_t V = c.vocab_size, d = c.hidden_size, T = static_cast<int64_t>(ids.size());
+    KvCache c1 = f.cache(), c2 = f.cache();
+    std::vector<float> h1(T * d), h2(T * d);
+    auto all = f.prefill(ids, c1, h1.data());
+    std::vector<float> last(V, NAN);
+    f.model->forward(ids.data(), T, c2, last.data(), h2.data(), LogitsRows::Last);
+    // The same kernels on the same row: equal to the bit, not merely close.
+    EXPECT_EQ(last, std::vector<float>(all.end() - V, all.end())) << "T = " << T;
+    EXPECT_EQ(h2, h1) << "T = " << T;  // hidden stays [T, d]
+    EXPECT_EQ(c2.length(), c1.length());
+    // Decoding on from either cache gives the same logits.
+    EXPECT_EQ(f.decode({5}, c2), f.decode({5}, c1));
+  }
 }
 
 TEST(Forward, Bf16CacheIsCloseAndHalfTheBytes) {
