@@ -78,16 +78,11 @@ int cmd_chat(Args& a) {
   const std::string system = a.get_or({"--system"}, "");
   const bool hide_reasoning = a.flag({"--hide-reasoning"});
   const bool verbose = a.flag({"-v", "--verbose"});
-  const GenerationDefaults defaults = load_generation_defaults(dir);
-  SamplingFlags flags = read_sampling_flags(a, defaults, -1);
-  const DType cache_dtype = cache_dtype_arg(a);
-  const int threads = threads_arg(a);
-  a.finish();
-
-  InferenceModel m(dir, threads, /*with_tokenizer=*/true);
+  GenerationSetup setup = open_for_generation(a, dir, -1);
+  InferenceModel& m = *setup.model;
+  const SamplingFlags& flags = setup.flags;
   const Tokenizer& tok = m.tokenizer();
-  if (!flags.ignore_eos) flags.stop.eos_ids = eos_ids(defaults, tok, m.config());
-  Generator gen(m.model(), tok, cache_dtype);
+  Generator gen(m.model(), tok, setup.cache_dtype);
   ChatSession session(gen, tok, [&tok](const Json& messages, bool add_generation_prompt) {
     return render_chat(tok, messages, add_generation_prompt);
   });

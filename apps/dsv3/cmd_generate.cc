@@ -45,15 +45,10 @@ int cmd_generate(Args& a) {
   const bool hide_reasoning = a.flag({"--hide-reasoning"});
   const bool verbose = a.flag({"-v", "--verbose"});
   DSV3_CHECK(!system || chat, "generate: --system needs --chat");
-  const GenerationDefaults defaults = load_generation_defaults(dir);
-  SamplingFlags flags = read_sampling_flags(a, defaults, 256);
-  const DType cache_dtype = cache_dtype_arg(a);
-  const int threads = threads_arg(a);
-  a.finish();
-
-  InferenceModel m(dir, threads, /*with_tokenizer=*/true);
+  GenerationSetup setup = open_for_generation(a, dir, 256);
+  InferenceModel& m = *setup.model;
+  const SamplingFlags& flags = setup.flags;
   const Tokenizer& tok = m.tokenizer();
-  if (!flags.ignore_eos) flags.stop.eos_ids = eos_ids(defaults, tok, m.config());
   std::vector<int32_t> ids;
   bool in_reasoning = false;
   if (chat) {
@@ -67,7 +62,7 @@ int cmd_generate(Args& a) {
     ids = tok.encode(prompt, /*add_bos=*/true);
   }
 
-  Generator gen(m.model(), tok, cache_dtype);
+  Generator gen(m.model(), tok, setup.cache_dtype);
   Sampler sampler(flags.params);
   ReasoningSplitter splitter(in_reasoning);
   ReasoningPrinter printer(hide_reasoning);

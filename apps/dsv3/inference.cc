@@ -82,6 +82,8 @@ const char kSamplingFlagsHelp[] =
     "  --stop TEXT             stop before TEXT (repeatable)\n"
     "  --ignore-eos            do not stop at end-of-sequence tokens\n";
 
+namespace {
+
 SamplingFlags read_sampling_flags(Args& a, const GenerationDefaults& d,
                                   int64_t default_max_tokens) {
   SamplingFlags f;
@@ -129,6 +131,21 @@ std::vector<int32_t> eos_ids(const GenerationDefaults& d, const Tokenizer& tok,
   if (c.eos_token_id >= 0 && c.eos_token_id != tok.eos_id())
     ids.push_back(static_cast<int32_t>(c.eos_token_id));
   return ids;
+}
+
+}  // namespace
+
+GenerationSetup open_for_generation(Args& a, const std::string& dir, int64_t default_max_tokens) {
+  const GenerationDefaults defaults = load_generation_defaults(dir);
+  GenerationSetup s;
+  s.flags = read_sampling_flags(a, defaults, default_max_tokens);
+  s.cache_dtype = cache_dtype_arg(a);
+  const int threads = threads_arg(a);
+  a.finish();
+  s.model = std::make_unique<InferenceModel>(dir, threads, /*with_tokenizer=*/true);
+  if (!s.flags.ignore_eos)
+    s.flags.stop.eos_ids = eos_ids(defaults, s.model->tokenizer(), s.model->config());
+  return s;
 }
 
 InterruptGuard::InterruptGuard() {

@@ -51,17 +51,22 @@ class InferenceModel {
 // -n and the sampling flags over the model folder's defaults (generation_config.json).
 struct SamplingFlags {
   SamplingParams params;
-  StopConditions stop;  // eos_ids left empty: see eos_ids()
+  StopConditions stop;  // eos ids: generation_config.json's, else the tokenizer's and config.json's
   bool seed_given = false;
-  bool ignore_eos = false;
+  bool ignore_eos = false;  // then stop.eos_ids is empty
 };
-SamplingFlags read_sampling_flags(Args& a, const GenerationDefaults& d, int64_t default_max_tokens);
 extern const char kSamplingFlagsHelp[];
-// --cache-dtype f32|bf16 (default f32).
-DType cache_dtype_arg(Args& a);
-// eos ids: generation_config.json's, else the tokenizer's and config.json's.
-std::vector<int32_t> eos_ids(const GenerationDefaults& d, const Tokenizer& tok,
-                             const ModelConfig& c);
+
+// What dsv3 generate and chat set up alike, in this order: the folder's generation_config.json,
+// the sampling flags (default_max_tokens when neither -n nor the folder gives one), --cache-dtype
+// (f32|bf16, default f32) and -t; then Args::finish(), so the command reads its own options
+// before; then the model with its tokenizer and the eos ids.
+struct GenerationSetup {
+  SamplingFlags flags;
+  DType cache_dtype = DType::F32;
+  std::unique_ptr<InferenceModel> model;
+};
+GenerationSetup open_for_generation(Args& a, const std::string& dir, int64_t default_max_tokens);
 
 // While alive, Ctrl-C (SIGINT) sets flag() instead of ending the process. Restores the previous
 // handler on destruction. Reads interrupted by the signal return with EINTR (no SA_RESTART).
