@@ -6,49 +6,39 @@
 #include <optional>
 #include <vector>
 
-#include "model/decoder_layer.h"
-#include "model/mtp.h"
+#include "model/activations.h"
+#include "model/param_store.h"
 #include "model/yarn_rope.h"
 
 namespace dsv3 {
 
-// Activations of one forward chunk, kept for a backward pass.
-struct StackActs {
-  std::vector<float> x;       // [T, d] residual stream, embedding in, last layer output out
-  std::vector<float> normed;  // [T, d] final RMSNorm(x)
-  std::vector<float> cos, sin;
-  DecoderActs layer;  // shared by the layers in inference
-};
-
 class CausalLm : public Model {
  public:
   CausalLm(const ModelWeights& w, ComputeContext ctx, const LayerOptions& opt);
-  const ModelConfig& config() const override { return c_; }
+  const ModelConfig& config() const override { return params_.config(); }
   CacheLayout cache_layout() const override;
-  void forward(const int32_t* ids, int64_t T, AttentionCache& cache, float* logits, float* hidden,
-               LogitsRows rows) override;
+  ParamStore& params() override { return params_; }
+  void forward(const Batch& b, ForwardActs& acts, float* logits, float* hidden) override;
   bool has_mtp() const override { return mtp_.has_value(); }
   CacheLayout mtp_cache_layout() const override;
-  void forward_mtp(const float* hidden, const int32_t* next_ids, int64_t T, AttentionCache& cache,
-                   float* logits) override;
+  void forward_mtp(const Batch& b, const float* hidden, ForwardActs& acts, float* logits) override;
   void set_attention_path(AttentionPath p) override { path_ = p; }
 
  private:
-  // logits: [T, vocab], or [vocab] for the chunk's last row when last_row_only.
-  void forward_chunk(const int32_t* ids, int64_t T, AttentionCache& cache, float* logits,
-                     bool last_row_only, float* hidden);
-  void check_cache(const AttentionCache& cache, const CacheLayout& want) const;
+  // Throws unless every sequence's cache matches `want` and the batch's positions and ids fit.
+  void check_batch(const Batch& b, const CacheLayout& want) const;
 
+  ParamStore params_;
   const ModelConfig& c_;
   ComputeContext ctx_;
   AttentionPath path_ = AttentionPath::Absorbed;
   RopeParams rope_;
-  WeightRef embed_, head_;
-  std::vector<float> final_norm_;
+  Linear head_;
+  const Param& embed_;
+  const Param& final_norm_;
   std::vector<DecoderLayer> layers_;
   std::optional<Mtp> mtp_;
-  StackActs acts_;
-  MtpActs mtp_acts_;
+  LocalDispatcher dispatcher_;
 };
 
 }  // namespace dsv3

@@ -12,12 +12,13 @@
 
 namespace dsv3 {
 
-struct DecoderActs {
-  std::vector<float> x_attn;    // [T, d] RMSNorm_attn(x)
-  std::vector<float> attn_out;  // [T, d]
-  std::vector<float> h;         // [T, d] x + attn_out
-  std::vector<float> x_ffn;     // [T, d] RMSNorm_ffn(h)
-  std::vector<float> ffn_out;   // [T, d]
+// Activations of one layer over a batch of N rows (the input itself is kept by the caller).
+struct LayerActs {
+  std::vector<float> x_attn;    // [N, d] RMSNorm_attn(x) (recomputable, SPEC §3.1)
+  std::vector<float> attn_out;  // [N, d]
+  std::vector<float> h;         // [N, d] x + attn_out
+  std::vector<float> x_ffn;     // [N, d] RMSNorm_ffn(h) (recomputable)
+  std::vector<float> ffn_out;   // [N, d]
   MlaActs mla;
   GqaActs gqa;
   FfnActs ffn;
@@ -31,18 +32,20 @@ struct LayerOptions {
 
 class DecoderLayer {
  public:
-  // prefix: "model.layers.<layer>."; `layer` decides dense or MoE (first_k_dense_replace);
+  // prefix "model.layers.<layer>."; `layer` decides dense or MoE (first_k_dense_replace);
   // cache_layer: this layer's index in its cache.
-  DecoderLayer(const ModelConfig& c, const ModelWeights& w, int64_t layer, int64_t cache_layer,
+  DecoderLayer(const ModelConfig& c, const ParamStore& ps, int64_t layer, int64_t cache_layer,
                const LayerOptions& opt);
-  // x [T, d] is the layer input, y [T, d] its output (y may equal x).
-  void forward(ComputeContext ctx, AttentionPath path, const float* x, float* y, int64_t T,
-               const float* cos, const float* sin, AttentionCache& cache, DecoderActs& a) const;
+  // x [N, d] is the layer input, y [N, d] its output (y may equal x).
+  void forward(ComputeContext ctx, AttentionPath path, MoeDispatcher& dispatcher, const float* x,
+               float* y, const Batch& b, const float* cos, const float* sin, LayerActs& a) const;
+  const Moe* moe() const { return moe_ ? &*moe_ : nullptr; }
 
  private:
   int64_t d_;
   float eps_;
-  std::vector<float> attn_norm_, ffn_norm_;
+  const Param& attn_norm_;
+  const Param& ffn_norm_;
   std::optional<Mla> mla_;
   std::optional<GqaAttention> gqa_;
   std::optional<SwiGlu> dense_;

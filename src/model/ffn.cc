@@ -1,21 +1,33 @@
 // SwiGLU FFN (SPEC §1.6).
 #include "model/ffn.h"
 
+#include <algorithm>
+
 namespace dsv3 {
 
-SwiGlu::SwiGlu(const ModelWeights& w, const std::string& prefix, int64_t hidden, int64_t inter)
-    : inter_(inter),
-      gate_(weight_ref(w, prefix + "gate_proj.weight", inter, hidden)),
-      up_(weight_ref(w, prefix + "up_proj.weight", inter, hidden)),
-      down_(weight_ref(w, prefix + "down_proj.weight", hidden, inter)) {}
+SwiGlu::SwiGlu(const ParamStore& ps, const std::string& prefix, int64_t hidden, int64_t inter)
+    : gate_(ps.matrix(prefix + "gate_proj.weight", inter, hidden)),
+      up_(ps.matrix(prefix + "up_proj.weight", inter, hidden)),
+      down_(ps.matrix(prefix + "down_proj.weight", hidden, inter)) {}
 
-void SwiGlu::forward(ComputeContext ctx, const float* x, int64_t T, FfnActs& a, float* out) const {
-  a.gate.resize(T * inter_);
-  a.up.resize(T * inter_);
-  ctx.kernels.matmul(a.gate.data(), x, gate_, T, ctx.pool);
-  ctx.kernels.matmul(a.up.data(), x, up_, T, ctx.pool);
-  ctx.kernels.swiglu(a.gate.data(), a.up.data(), T * inter_);
-  ctx.kernels.matmul(out, a.gate.data(), down_, T, ctx.pool);
+void SwiGlu::reserve(FfnActs& a, int64_t T) const {
+  const auto n = static_cast<size_t>(T * inter());
+  a.gate.resize(n);
+  a.up.resize(n);
+  a.act.resize(n);
+}
+
+void SwiGlu::forward(ComputeContext ctx, const float* x, int64_t T, FfnActs& a, int64_t row0,
+                     float* out) const {
+  const int64_t I = inter(), n = T * I;
+  float* gate = a.gate.data() + row0 * I;
+  float* up = a.up.data() + row0 * I;
+  float* act = a.act.data() + row0 * I;
+  gate_.forward(ctx, x, T, gate);
+  up_.forward(ctx, x, T, up);
+  std::copy_n(gate, n, act);  // the kernel works in place; the pre-activation stays for backward
+  ctx.kernels.swiglu(act, up, n);
+  down_.forward(ctx, act, T, out);
 }
 
 }  // namespace dsv3

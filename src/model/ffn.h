@@ -4,26 +4,30 @@
 #include <string>
 #include <vector>
 
-#include "model/model.h"
+#include "model/linear.h"
 
 namespace dsv3 {
 
 // Activations of one call, kept for a backward pass: [T, inter] each.
 struct FfnActs {
-  std::vector<float> gate;  // gate_proj(x), then SiLU(gate) ⊙ up in place
+  std::vector<float> gate;  // gate_proj(x), the SwiGLU pre-activation
   std::vector<float> up;    // up_proj(x)
+  std::vector<float> act;   // SiLU(gate) ⊙ up: down_proj's input
 };
 
 class SwiGlu {
  public:
-  // prefix: "model.layers.0.mlp." (reads gate_proj, up_proj, down_proj .weight).
-  SwiGlu(const ModelWeights& w, const std::string& prefix, int64_t hidden, int64_t inter);
-  // out [T, hidden] = FFN(x [T, hidden]).
-  void forward(ComputeContext ctx, const float* x, int64_t T, FfnActs& a, float* out) const;
+  // prefix: "model.layers.0.mlp." (gate_proj, up_proj, down_proj .weight).
+  SwiGlu(const ParamStore& ps, const std::string& prefix, int64_t hidden, int64_t inter);
+  int64_t inter() const { return gate_.out(); }
+  // out [T, hidden] = FFN(x [T, hidden]); a's buffers hold at least T rows from `row0` on.
+  void forward(ComputeContext ctx, const float* x, int64_t T, FfnActs& a, int64_t row0,
+               float* out) const;
+  // Sizes a's buffers for T rows.
+  void reserve(FfnActs& a, int64_t T) const;
 
  private:
-  int64_t inter_;
-  WeightRef gate_, up_, down_;
+  Linear gate_, up_, down_;
 };
 
 }  // namespace dsv3

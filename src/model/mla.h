@@ -1,49 +1,53 @@
-// Multi-head Latent Attention (SPEC §1.3) with its two computations over the same latent cache
-// (SPEC §1.5): Naive materialises per-head K and V (the training path), Absorbed folds W_UK into
+// Multi-head Latent Attention (SPEC §1.3) with its two computations over the same latent rows
+// (SPEC §1.5): Naive materialises per-head K and V (the training path); Absorbed folds W_UK into
 // the query and W_UV into the output so attention is MQA over [c_kv; k_pe] (decoding).
 #pragma once
 #include <string>
 #include <vector>
 
-#include "model/model.h"
+#include "model/batch.h"
+#include "model/linear.h"
 
 namespace dsv3 {
 
-// Activations of one call (S = cache positions after this call), kept for a backward pass.
+// Activations of one batch of N rows, kept for a backward pass. (R): a recomputation point of
+// SPEC §3.1 (RMSNorm outputs, up-projections), cheap to recompute instead of keeping.
 struct MlaActs {
-  std::vector<float> cq_raw;  // [T, q_lora] W_DQ x (q_lora only)
-  std::vector<float> cq;      // [T, q_lora] RMSNorm_q(cq_raw)
-  std::vector<float> q;       // [T, H, d_n + d_r] W_UQ c_q (or q_proj x), q_pe rotated
-  std::vector<float> kv_a;    // [T, d_c + d_r] W_DKV' x
-  std::vector<float> latent;  // [T, d_c + d_r] [RMSNorm_kv(c_kv); RoPE(k_pe)]: the cache rows
-  std::vector<float> c_kv;    // Naive: [S, d_c] latents of every position
-  std::vector<float> kv_up;   // Naive: [S, H, d_n + d_v] kv_b_proj(c_kv): k_nope and v
-  std::vector<float> k;       // Naive: [S, H, d_n + d_r] k = [k_nope; k_pe]
-  std::vector<float> q_abs;   // Absorbed: [T, H, d_c + d_r] [W_UK[h]ᵀ q_nope[h]; q_pe[h]]
-  std::vector<float> o_lat;   // Absorbed: [H, T, d_c] sum_t P c_kv[t]
-  std::vector<float> o_head;  // Absorbed: [H, T, d_v] W_UV[h] o_lat[h]
-  std::vector<float> o;       // [T, H, d_v] attention output before o_proj
+  std::vector<float> cq_raw;  // [N, q_lora] W_DQ x (q_lora only)
+  std::vector<float> cq;      // [N, q_lora] RMSNorm_q(cq_raw) (R)
+  std::vector<float> q;       // [N, H, d_n + d_r] W_UQ c_q (or q_proj x), q_pe rotated (R)
+  std::vector<float> kv_a;    // [N, d_c + d_r] W_DKV' x
+  std::vector<float> latent;  // [N, d_c + d_r] [RMSNorm_kv(c_kv); RoPE(k_pe)]: the cache rows
+  // Naive: each sequence's S keys (its cache, or its own rows) one after another, sequence s from
+  // row kv_row0[s]: c_kv [ΣS, d_c], kv_up [ΣS, H, d_n + d_v] = kv_b_proj(c_kv) (R), k [ΣS, H, dq].
+  std::vector<int64_t> kv_row0;
+  std::vector<float> c_kv, k_pe, kv_up, k;
+  std::vector<float> q_abs;   // Absorbed: [N, H, d_c + d_r] [W_UK[h]ᵀ q_nope[h]; q_pe[h]]
+  std::vector<float> o_lat;   // Absorbed: [H, N, d_c] Σ_s P c_kv[s]
+  std::vector<float> o_head;  // Absorbed: [H, N, d_v] W_UV[h] o_lat[h]
+  std::vector<float> o;       // [N, H, d_v] attention output, o_proj's input
   std::vector<float> cache_scratch;
 };
 
 class Mla {
  public:
   // prefix: "model.layers.3.self_attn."; cache_layer: this layer's index in its cache.
-  Mla(const ModelConfig& c, const ModelWeights& w, const std::string& prefix, int64_t cache_layer);
-  // x [T, d] (after the input norm) at positions cache.length() ..; cos/sin [T, d_r / 2].
-  // Stores the T latent rows in the cache (uncommitted) and writes out [T, d].
-  void forward(ComputeContext ctx, AttentionPath path, const float* x, int64_t T, const float* cos,
-               const float* sin, AttentionCache& cache, MlaActs& a, float* out) const;
+  Mla(const ModelConfig& c, const ParamStore& ps, const std::string& prefix, int64_t cache_layer);
+  // x [N, d] (after the input norm) for the rows of `b`; cos/sin [N, d_r / 2] at each row's
+  // position. Puts each cached sequence's latent rows in its cache (uncommitted); writes out [N,
+  // d].
+  void forward(ComputeContext ctx, AttentionPath path, const float* x, const Batch& b,
+               const float* cos, const float* sin, MlaActs& a, float* out) const;
 
  private:
-  void attend_naive(ComputeContext ctx, const float* rows, int64_t T, int64_t S, MlaActs& a) const;
-  void attend_absorbed(ComputeContext ctx, const float* rows, int64_t T, int64_t S,
-                       MlaActs& a) const;
+  void attend_naive(ComputeContext ctx, const Batch& b, MlaActs& a) const;
+  void attend_absorbed(ComputeContext ctx, const Batch& b, MlaActs& a) const;
 
   int64_t d_, H_, q_lora_, d_c_, d_n_, d_r_, d_v_, layer_;
   float eps_, scale_;
-  WeightRef q_a_, q_b_, q_, kv_a_, kv_b_, o_;
-  std::vector<float> q_a_norm_, kv_a_norm_;
+  Linear q_a_, q_b_, q_, kv_a_, kv_b_, o_;  // the absorbed path reads kv_b per head
+  const Param* q_a_norm_ = nullptr;
+  const Param& kv_a_norm_;
 };
 
 }  // namespace dsv3

@@ -1,9 +1,17 @@
 // make_model and the model layer's weight helpers.
 #include "model/model.h"
 
+#include <algorithm>
+
 #include "base/error.h"
+#include "model/activations.h"
+#include "model/batch.h"
 
 namespace dsv3 {
+
+namespace {
+constexpr int64_t kChunk = 256;  // tokens per pass of the one-sequence calls
+}  // namespace
 
 std::unique_ptr<Model> make_deepseek_model(const ModelWeights& w, ComputeContext ctx);
 std::unique_ptr<Model> make_qwen2_model(const ModelWeights& w, ComputeContext ctx);
@@ -22,43 +30,45 @@ std::unique_ptr<Model> make_model(const ModelWeights& weights, ComputeContext ct
   throw Error("model: unknown architecture");
 }
 
-void Model::forward_mtp(const float*, const int32_t*, int64_t, AttentionCache&, float*) {
+Model::~Model() = default;
+
+void Model::forward_mtp(const Batch&, const float*, ForwardActs&, float*) {
   throw Error("model: " + config().model_type + " has no MTP module",
               "MTP needs a DeepSeek model with num_nextn_predict_layers > 0");
 }
 
-WeightRef weight_ref(const ModelWeights& w, const std::string& name, int64_t rows, int64_t cols) {
-  const WeightView& v = w.get(name);
-  DSV3_CHECK(v.shape.size() == 2 && v.shape[0] == rows && v.shape[1] == cols,
-             "model: tensor " + name + " has shape " + shape_str(v.shape) + ", expected " +
-                 shape_str({rows, cols}),
-             "the checkpoint does not match config.json");
-  WeightRef r;
-  r.dtype = v.dtype;
-  r.data = v.data;
-  r.rows = rows;
-  r.cols = cols;
-  r.scale_inv = v.scale_inv;
-  r.block_rows = v.block_rows;
-  r.block_cols = v.block_cols;
-  return r;
+void Model::forward(const int32_t* ids, int64_t T, AttentionCache& cache, float* logits,
+                    float* hidden, LogitsRows rows) {
+  if (!own_acts_) own_acts_ = std::make_unique<ForwardActs>();
+  const int64_t V = config().vocab_size, d = config().hidden_size;
+  check_tokens(config(), ids, T, cache.length());  // all chunks or none
+  Batch b;
+  for (int64_t t0 = 0; t0 < T; t0 += kChunk) {
+    const int64_t n = std::min(kChunk, T - t0);
+    const bool last_chunk = t0 + n == T;
+    auto which = Batch::Logits::All;
+    if (!logits || (rows == LogitsRows::Last && !last_chunk)) which = Batch::Logits::None;
+    if (logits && rows == LogitsRows::Last && last_chunk) which = Batch::Logits::Last;
+    b.clear();
+    b.add(&cache, {ids + t0, static_cast<size_t>(n)}, which);
+    float* out = nullptr;
+    if (which != Batch::Logits::None) out = rows == LogitsRows::Last ? logits : logits + t0 * V;
+    forward(b, *own_acts_, out, hidden ? hidden + t0 * d : nullptr);
+  }
 }
 
-std::vector<float> weight_f32(const ModelWeights& w, const std::string& name, int64_t n) {
-  const WeightView& v = w.get(name);
-  DSV3_CHECK(v.shape.size() == 1 && v.shape[0] == n,
-             "model: tensor " + name + " has shape " + shape_str(v.shape) + ", expected [" +
-                 std::to_string(n) + "]",
-             "the checkpoint does not match config.json");
-  WeightRef r;
-  r.dtype = v.dtype;
-  r.data = v.data;
-  r.rows = 1;
-  r.cols = n;
-  r.scale_inv = v.scale_inv;
-  std::vector<float> out(n);
-  weight_block_f32(r, 0, 1, 0, n, out.data());
-  return out;
+void Model::forward_mtp(const float* hidden, const int32_t* next_ids, int64_t T,
+                        AttentionCache& mtp_cache, float* logits) {
+  if (!own_acts_) own_acts_ = std::make_unique<ForwardActs>();
+  const int64_t V = config().vocab_size, d = config().hidden_size;
+  check_tokens(config(), next_ids, T, mtp_cache.length());
+  Batch b;
+  for (int64_t t0 = 0; t0 < T; t0 += kChunk) {
+    const int64_t n = std::min(kChunk, T - t0);
+    b.clear();
+    b.add(&mtp_cache, {next_ids + t0, static_cast<size_t>(n)}, Batch::Logits::All);
+    forward_mtp(b, hidden + t0 * d, *own_acts_, logits + t0 * V);
+  }
 }
 
 void check_tokens(const ModelConfig& c, const int32_t* ids, int64_t T, int64_t pos0) {

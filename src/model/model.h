@@ -1,6 +1,6 @@
 // The model interface every architecture implements (deepseek_v3.cc for DeepSeek-V3/V2 with MLA,
-// arch_qwen2.cc and arch_llama.cc for the R1-Distill models), the cache interface the forward pass
-// writes to (runtime/kv_cache.h implements it), and the model layer's weight helpers.
+// arch_qwen2.cc and arch_llama.cc for the R1-Distill models) and the cache interface the forward
+// pass writes to (runtime/kv_cache.h implements it).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -51,42 +51,57 @@ struct ComputeContext {
 // one row.
 enum class LogitsRows { All, Last };
 
-// A model keeps its activation buffers between calls (reused, not reallocated): one forward at a
-// time per Model object; threads share work through the ThreadPool instead.
+struct ForwardActs;  // model/activations.h
+class Batch;         // model/batch.h
+class ParamStore;    // model/param_store.h
+
+// A model: its parameters (a ParamStore it owns) and the batched forward pass. The activations
+// belong to the caller (ForwardActs), so several batches can be in flight; threads share the work
+// of one call through the ThreadPool.
 class Model {
  public:
-  virtual ~Model() = default;
+  virtual ~Model();
   virtual const ModelConfig& config() const = 0;
   virtual CacheLayout cache_layout() const = 0;
+  virtual ParamStore& params() = 0;
 
-  // Runs ids[0 .. T) at positions cache.length() .. cache.length() + T - 1 and appends them to the
-  // cache. logits [T, vocab] ([vocab] with LogitsRows::Last) and hidden [T, hidden_size] (the last
-  // hidden state after the final norm: the MTP input, SPEC §9) may each be null. Throws Error for
-  // ids outside the vocabulary or positions past max_position_embeddings, leaving the cache
-  // unchanged.
-  virtual void forward(const int32_t* ids, int64_t T, AttentionCache& cache, float* logits,
-                       float* hidden = nullptr, LogitsRows rows = LogitsRows::All) = 0;
+  // Runs every row of `batch` (batch.h): each cached sequence's rows continue its cache and are
+  // put and committed there; cache-less sequences attend causally within themselves. logits
+  // [batch.logit_rows().size(), vocab] and hidden [batch.rows(), hidden_size] (the last hidden
+  // state after the final norm: the MTP input, SPEC §9) may each be null. Throws Error for ids
+  // outside the vocabulary, positions past max_position_embeddings or a cache that does not match
+  // the model or the batch, leaving every cache unchanged.
+  virtual void forward(const Batch& batch, ForwardActs& acts, float* logits,
+                       float* hidden = nullptr) = 0;
+
+  // One sequence, through the model's own activations, in chunks of 256 tokens (activation memory
+  // bounded whatever the prompt): ids[0 .. T) at positions cache.length() .. appended to the
+  // cache. logits [T, vocab] ([vocab] with LogitsRows::Last) and hidden [T, hidden_size] may be
+  // null.
+  void forward(const int32_t* ids, int64_t T, AttentionCache& cache, float* logits,
+               float* hidden = nullptr, LogitsRows rows = LogitsRows::All);
 
   // MTP module (SPEC §1.7), present when num_nextn_predict_layers > 0 (the first module is used).
-  // Row i takes hidden[i] (from forward() at position p = mtp_cache.length() + i) and the token
-  // that follows it, next_ids[i], and gives logits [T, vocab] for the token after that. The MTP
-  // layer keeps its own cache (mtp_cache_layout()) over the same positions.
+  // Row i of `batch` holds the token t_{i+1} that follows hidden[i] (from forward() at the same
+  // position), with the MTP caches (mtp_cache_layout()) as the sequences' caches; logits
+  // [batch.logit_rows().size(), vocab] are for the token after t_{i+1}.
   virtual bool has_mtp() const { return false; }
   virtual CacheLayout mtp_cache_layout() const { return {}; }
-  virtual void forward_mtp(const float* hidden, const int32_t* next_ids, int64_t T,
-                           AttentionCache& mtp_cache, float* logits);
+  virtual void forward_mtp(const Batch& batch, const float* hidden, ForwardActs& acts,
+                           float* logits);
+  // One sequence: all T rows' logits [T, vocab].
+  void forward_mtp(const float* hidden, const int32_t* next_ids, int64_t T,
+                   AttentionCache& mtp_cache, float* logits);
 
   // MLA models only; others ignore it. Default: Absorbed.
   virtual void set_attention_path(AttentionPath) {}
+
+ private:
+  std::unique_ptr<ForwardActs> own_acts_;  // for the one-sequence calls
 };
 
 // The model for weights.config().arch. `weights` must outlive the model.
 std::unique_ptr<Model> make_model(const ModelWeights& weights, ComputeContext ctx);
-
-// Model-layer weight helpers. weight_ref checks the shape [rows, cols] and names the tensor on a
-// mismatch; weight_f32 returns a vector tensor (norm gains, biases) as float32 of length n.
-WeightRef weight_ref(const ModelWeights& w, const std::string& name, int64_t rows, int64_t cols);
-std::vector<float> weight_f32(const ModelWeights& w, const std::string& name, int64_t n);
 
 // Checks ids against the vocabulary and positions pos0 .. pos0 + T - 1 against the context.
 void check_tokens(const ModelConfig& c, const int32_t* ids, int64_t T, int64_t pos0);

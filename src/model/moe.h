@@ -1,37 +1,44 @@
-// DeepSeekMoE: h' = sum over shared experts FFN_s(u) + sum over selected i of g_i FFN_i(u)
-// (SPEC §1.6, TR Eq.12-16; the residual u is added by the decoder layer). Tokens are gathered per
-// expert so each expert runs one matmul over its tokens.
+// DeepSeekMoE: h' = Σ shared FFN_s(u) + Σ over selected i of g_i FFN_i(u) (SPEC §1.6, TR Eq.12-16;
+// the residual u is added by the decoder layer), as four steps: route -> dispatch plan (counts and
+// permutation) -> grouped expert compute (an expert's tokens contiguous, one GEMM per expert) ->
+// combine. The dispatcher is the seam for expert parallelism.
 #pragma once
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "model/ffn.h"
+#include "model/moe_dispatch.h"
 #include "model/moe_router.h"
 
 namespace dsv3 {
 
+// Activations of one call, kept for a backward pass.
 struct MoeActs {
   std::vector<float> scores;      // [T, E] router scores s (SPEC §1.6 step 1)
-  std::vector<int32_t> experts;   // [T, top_k] selected experts
-  std::vector<float> weights;     // [T, top_k] g_i
-  FfnActs shared;                 // shared experts, one SwiGLU of width n_shared * moe_inter
-  std::vector<float> shared_out;  // [T, d]
-  std::vector<float> expert_in, expert_out;  // [tokens of one expert, d], reused per expert
-  FfnActs expert;                            // reused per expert
+  std::vector<int32_t> experts;   // [T, K] selected experts
+  std::vector<float> weights;     // [T, K] g_i
+  DispatchPlan plan;              // grouping by expert; plan.counts = this call's expert load
+  std::vector<float> grouped;     // [T * K, d] expert inputs, grouped by expert
+  FfnActs routed;                 // [T * K, moe_inter] in grouped order
+  std::vector<float> routed_out;  // [T * K, d] expert outputs, grouped
+  FfnActs shared;                 // shared experts: one SwiGLU of width n_shared * moe_inter
 };
 
 class Moe {
  public:
   // prefix: "model.layers.3.mlp."
-  Moe(const ModelConfig& c, const ModelWeights& w, const std::string& prefix);
-  void forward(ComputeContext ctx, const float* x, int64_t T, MoeActs& a, float* out) const;
+  Moe(const ModelConfig& c, const ParamStore& ps, const std::string& prefix);
+  void forward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* x, int64_t T, MoeActs& a,
+               float* out) const;
+  // The gate's correction bias (noaux_tc; the trainer's balance update writes it), else null.
+  const Param* correction_bias() const { return bias_; }
 
  private:
   int64_t hidden_;
   RouterSpec router_;
-  WeightRef gate_;
-  std::vector<float> bias_;  // e_score_correction_bias (noaux_tc), empty otherwise
+  Linear gate_;  // stays out of FP8 (TR §3.1), computed in FP32
+  const Param* bias_ = nullptr;
   std::vector<SwiGlu> experts_;
   std::optional<SwiGlu> shared_;
 };

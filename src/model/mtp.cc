@@ -1,4 +1,4 @@
-// MTP forward (SPEC §1.7, §6 "MTP, model.layers.61.").
+// MTP forward over a batch (SPEC §1.7, §6 "MTP, model.layers.61.").
 #include "model/mtp.h"
 
 #include <algorithm>
@@ -11,53 +11,51 @@ namespace {
 std::string mtp_prefix(const ModelConfig& c) {
   return "model.layers." + std::to_string(c.num_hidden_layers) + ".";
 }
-// The MTP copies of the embedding and head may be aliased to the main ones (SPEC §6).
-WeightRef own_or_main(const ModelWeights& w, const std::string& own, const std::string& main,
-                      int64_t rows, int64_t cols) {
-  return weight_ref(w, w.has(own) ? own : main, rows, cols);
-}
 }  // namespace
 
-Mtp::Mtp(const ModelConfig& c, const ModelWeights& w, const RopeParams& rope)
+Mtp::Mtp(const ModelConfig& c, const ParamStore& ps, const RopeParams& rope)
     : c_(c),
       rope_(rope),
       eps_(static_cast<float>(c.rms_norm_eps)),
-      layer_(c, w, c.num_hidden_layers, 0, LayerOptions{}) {
-  const std::string p = mtp_prefix(c);
-  const int64_t V = c.vocab_size, d = c.hidden_size;
-  embed_ = own_or_main(w, p + "embed_tokens.weight", "model.embed_tokens.weight", V, d);
-  head_ = own_or_main(w, p + "shared_head.head.weight", "lm_head.weight", V, d);
-  eh_proj_ = weight_ref(w, p + "eh_proj.weight", d, 2 * d);
-  enorm_ = weight_f32(w, p + "enorm.weight", d);
-  hnorm_ = weight_f32(w, p + "hnorm.weight", d);
-  head_norm_ = weight_f32(w, p + "shared_head.norm.weight", d);
-}
+      eh_proj_(ps.matrix(mtp_prefix(c) + "eh_proj.weight", c.hidden_size, 2 * c.hidden_size)),
+      head_(ps.matrix(mtp_prefix(c) + "shared_head.head.weight", c.vocab_size, c.hidden_size)),
+      embed_(ps.matrix(mtp_prefix(c) + "embed_tokens.weight", c.vocab_size, c.hidden_size)),
+      enorm_(ps.vector(mtp_prefix(c) + "enorm.weight", c.hidden_size)),
+      hnorm_(ps.vector(mtp_prefix(c) + "hnorm.weight", c.hidden_size)),
+      head_norm_(ps.vector(mtp_prefix(c) + "shared_head.norm.weight", c.hidden_size)),
+      layer_(c, ps, c.num_hidden_layers, 0, LayerOptions{}) {}
 
 CacheLayout Mtp::cache_layout() const {
   return {1, c_.kv_cache_elems_per_token_layer()};
 }
 
-void Mtp::forward(ComputeContext ctx, AttentionPath path, const float* hidden,
-                  const int32_t* next_ids, int64_t T, AttentionCache& cache, MtpActs& a,
-                  float* logits) const {
+void Mtp::forward(ComputeContext ctx, AttentionPath path, MoeDispatcher& dispatcher,
+                  const float* hidden, const Batch& b, MtpActs& a, float* logits) const {
   const Kernels& k = ctx.kernels;
-  const int64_t d = c_.hidden_size, half = rope_.dim / 2, pos0 = cache.length();
-  check_tokens(c_, next_ids, T, pos0);
-  a.emb.resize(T * d);
-  a.cat.resize(T * 2 * d);
-  a.x.resize(T * d);
-  a.normed.resize(T * d);
-  a.cos.resize(T * half);
-  a.sin.resize(T * half);
-  k.embedding(a.emb.data(), next_ids, T, embed_);
-  k.rmsnorm(a.cat.data(), 2 * d, a.emb.data(), d, enorm_.data(), T, d, eps_);
-  k.rmsnorm(a.cat.data() + d, 2 * d, hidden, d, hnorm_.data(), T, d, eps_);
-  k.matmul(a.x.data(), a.cat.data(), eh_proj_, T, ctx.pool);
-  rope_tables(rope_, pos0, T, a.cos.data(), a.sin.data());
-  layer_.forward(ctx, path, a.x.data(), a.x.data(), T, a.cos.data(), a.sin.data(), cache, a.layer);
-  k.rmsnorm(a.normed.data(), d, a.x.data(), d, head_norm_.data(), T, d, eps_);
-  k.matmul(logits, a.normed.data(), head_, T, ctx.pool);
-  cache.commit(T);
+  const int64_t d = c_.hidden_size, half = rope_.dim / 2, N = b.rows();
+  a.emb.resize(N * d);
+  a.cat.resize(N * 2 * d);
+  a.x.resize(N * d);
+  a.y.resize(N * d);
+  a.normed.resize(N * d);
+  a.cos.resize(N * half);
+  a.sin.resize(N * half);
+  k.embedding(a.emb.data(), b.ids().data(), N, embed_.value);
+  k.rmsnorm(a.cat.data(), 2 * d, a.emb.data(), d, enorm_.f32, N, d, eps_);
+  k.rmsnorm(a.cat.data() + d, 2 * d, hidden, d, hnorm_.f32, N, d, eps_);
+  eh_proj_.forward(ctx, a.cat.data(), N, a.x.data());
+  for (const BatchSeq& s : b.seqs())
+    rope_tables(rope_, s.pos0, s.count, a.cos.data() + s.begin * half,
+                a.sin.data() + s.begin * half);
+  layer_.forward(ctx, path, dispatcher, a.x.data(), a.y.data(), b, a.cos.data(), a.sin.data(),
+                 a.layer);
+  k.rmsnorm(a.normed.data(), d, a.y.data(), d, head_norm_.f32, N, d, eps_);
+  const std::vector<int64_t>& rows = b.logit_rows();
+  const auto n = static_cast<int64_t>(rows.size());
+  a.head_in.resize(n * d);
+  for (int64_t i = 0; i < n; ++i)
+    std::copy_n(a.normed.data() + rows[i] * d, d, a.head_in.data() + i * d);
+  if (n > 0) head_.forward(ctx, a.head_in.data(), n, logits);
 }
 
 }  // namespace dsv3

@@ -2,7 +2,8 @@
 // model's last hidden state after model.norm and t_{i+1} the token that follows,
 //   x = eh_proj(cat[enorm(Emb(t_{i+1})), hnorm(h_i)])   (embedding first, SPEC §9)
 //   logits_{i+2} = shared_head.head(shared_head.norm(DecoderLayer(x)))
-// The layer is model.layers.<num_hidden_layers> and keeps its own one-layer cache.
+// The layer is model.layers.<num_hidden_layers> and keeps its own one-layer cache. The embedding
+// and the head are the main model's (shared, SPEC §1.7; the store aliases the stored copies).
 #pragma once
 #include <vector>
 
@@ -11,28 +12,36 @@
 
 namespace dsv3 {
 
+// Activations of one batch of N rows.
 struct MtpActs {
-  std::vector<float> emb;     // [T, d] Emb(t_{i+1})
-  std::vector<float> cat;     // [T, 2d] [enorm(emb); hnorm(h)]
-  std::vector<float> x;       // [T, d] eh_proj(cat), then the layer output in place
-  std::vector<float> normed;  // [T, d] shared_head.norm(x)
+  std::vector<float> emb;      // [N, d] Emb(t_{i+1})
+  std::vector<float> cat;      // [N, 2d] [enorm(emb); hnorm(h)]
+  std::vector<float> x;        // [N, d] eh_proj(cat): the layer's input
+  std::vector<float> y;        // [N, d] the layer's output
+  std::vector<float> normed;   // [N, d] shared_head.norm(y)
+  std::vector<float> head_in;  // [rows wanting logits, d]
   std::vector<float> cos, sin;
-  DecoderActs layer;
+  LayerActs layer;
 };
 
 class Mtp {
  public:
-  Mtp(const ModelConfig& c, const ModelWeights& w, const RopeParams& rope);
+  Mtp(const ModelConfig& c, const ParamStore& ps, const RopeParams& rope);
   CacheLayout cache_layout() const;
-  void forward(ComputeContext ctx, AttentionPath path, const float* hidden, const int32_t* next_ids,
-               int64_t T, AttentionCache& cache, MtpActs& a, float* logits) const;
+  // b: the tokens t_{i+1} with the MTP caches; hidden [N, d]; logits [b.logit_rows(), vocab].
+  void forward(ComputeContext ctx, AttentionPath path, MoeDispatcher& dispatcher,
+               const float* hidden, const Batch& b, MtpActs& a, float* logits) const;
+  const DecoderLayer& layer() const { return layer_; }
 
  private:
   const ModelConfig& c_;
   const RopeParams& rope_;
   float eps_;
-  WeightRef embed_, eh_proj_, head_;
-  std::vector<float> enorm_, hnorm_, head_norm_;
+  Linear eh_proj_, head_;
+  const Param& embed_;
+  const Param& enorm_;
+  const Param& hnorm_;
+  const Param& head_norm_;
   DecoderLayer layer_;
 };
 

@@ -11,8 +11,10 @@
 
 #include "base/error.h"
 #include "base/thread_pool.h"
+#include "model/batch.h"
 #include "model/mla.h"
 #include "model/model.h"
+#include "model/param_store.h"
 #include "model/presets.h"
 #include "model/weights.h"
 #include "model/yarn_rope.h"
@@ -89,7 +91,8 @@ TEST(Forward, MlaNaiveEqualsAbsorbedPerLayer) {
   ModelWeights w = ModelWeights::random(c, 9, DType::F32);
   ThreadPool pool(2);
   const ComputeContext ctx{ref_kernels(), pool};
-  const Mla mla(c, w, "model.layers.1.self_attn.", 0);
+  const ParamStore params(w);
+  const Mla mla(c, params, "model.layers.1.self_attn.", 0);
   const RopeParams rope = rope_params(c);
   const int64_t d = c.hidden_size, half = rope.dim / 2;
   KvCache cache({1, c.kv_cache_elems_per_token_layer()}, DType::F32);
@@ -98,9 +101,10 @@ TEST(Forward, MlaNaiveEqualsAbsorbedPerLayer) {
     std::vector<float> x(T * d), cos(T * half), sin(T * half), naive(T * d), absorbed(T * d);
     for (int64_t i = 0; i < T * d; ++i) x[i] = static_cast<float>(std::sin(0.37 * i + T));
     rope_tables(rope, cache.length(), T, cos.data(), sin.data());
-    mla.forward(ctx, AttentionPath::Naive, x.data(), T, cos.data(), sin.data(), cache, acts,
-                naive.data());
-    mla.forward(ctx, AttentionPath::Absorbed, x.data(), T, cos.data(), sin.data(), cache, acts,
+    Batch b;
+    b.add(&cache, std::vector<int32_t>(T, 0), Batch::Logits::None);
+    mla.forward(ctx, AttentionPath::Naive, x.data(), b, cos.data(), sin.data(), acts, naive.data());
+    mla.forward(ctx, AttentionPath::Absorbed, x.data(), b, cos.data(), sin.data(), acts,
                 absorbed.data());
     cache.commit(T);
     const double rel = rel_diff(naive, absorbed);

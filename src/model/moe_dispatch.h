@@ -1,0 +1,49 @@
+// MoE dispatch (SPEC §1.6): after routing, a plan groups the (token, choice) slots by expert so
+// each expert's tokens are contiguous (one GEMM per expert); the dispatcher moves rows into that
+// order and combines the expert outputs back. The dispatcher is an interface: local here, an
+// all-to-all between expert-parallel ranks later (SPEC §5); the plan's per-expert counts are the
+// load the balance bias, MaxVio and expert parallelism read.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+namespace dsv3 {
+
+struct DispatchPlan {
+  int64_t tokens = 0, top_k = 0, n_experts = 0;
+  std::vector<int64_t> counts;       // [E] slots routed to each expert
+  std::vector<int64_t> offsets;      // [E + 1] first grouped row of each expert
+  std::vector<int32_t> slot_of_row;  // [T * K] grouped row r holds slot t * K + j
+  std::vector<int32_t> row_of_slot;  // [T * K] the inverse
+};
+
+// Builds the plan from experts [T, K] (route_tokens' output). Within an expert, slots keep token
+// order (a deterministic row order whatever the batch).
+void make_dispatch_plan(const int32_t* experts, int64_t T, int64_t K, int64_t E, DispatchPlan& p);
+
+class MoeDispatcher {
+ public:
+  virtual ~MoeDispatcher() = default;
+  // grouped [T * K, d]: row r = x[slot_of_row[r] / K].
+  virtual void dispatch(const DispatchPlan& p, const float* x, int64_t d, float* grouped) = 0;
+  // out [T, d] += Σ_j weights[t, j] * y[row_of_slot[t * K + j]], the K terms of a token added in
+  // increasing expert order (the same sum whatever the batch).
+  virtual void combine(const DispatchPlan& p, const float* y, const float* weights, int64_t d,
+                       float* out) = 0;
+};
+
+// Every expert in this process.
+class LocalDispatcher final : public MoeDispatcher {
+ public:
+  explicit LocalDispatcher(const Kernels& k) : k_(k) {}
+  void dispatch(const DispatchPlan& p, const float* x, int64_t d, float* grouped) override;
+  void combine(const DispatchPlan& p, const float* y, const float* weights, int64_t d,
+               float* out) override;
+
+ private:
+  const Kernels& k_;
+};
+
+}  // namespace dsv3

@@ -1,0 +1,201 @@
+// The parameter store: arenas in param_table order, views into the loaded weights.
+#include "model/param_store.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/error.h"
+#include "base/file.h"
+#include "base/progress.h"
+#include "tensor/block_scale.h"
+#include "tensor/convert.h"
+#include "tensor/safetensors_folder.h"
+
+namespace dsv3 {
+namespace {
+
+// The whole tensor as FP32 (FP8 dequantised with its block scales).
+void value_f32(const Param& p, float* out) {
+  weight_block_f32(p.value, 0, p.value.rows, 0, p.value.cols, out);
+}
+
+const char* torch_dtype_name(DType t) {
+  return t == DType::F32 ? "float32" : t == DType::F16 ? "float16" : "bfloat16";
+}
+
+}  // namespace
+
+ParamStore::ParamStore(const ModelWeights& w) : config_(w.config()), specs_(param_table(config_)) {
+  params_.resize(specs_.size());
+  int64_t vector_numel = 0;
+  for (const ParamSpec& s : specs_)
+    if (s.shape.size() == 1) vector_numel += shape_numel(s.shape);
+  vectors_.resize(static_cast<size_t>(vector_numel));
+  float* next_vector = vectors_.data();
+  index_.reserve(specs_.size());
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    const ParamSpec& s = specs_[i];
+    Param& p = params_[i];
+    p.spec = &s;
+    p.numel = shape_numel(s.shape);
+    index_.emplace_back(s.name, i);
+    if (!s.copy_of.empty()) continue;  // aliased below, once the main tensor is placed
+    const WeightView& v = w.get(s.name);
+    p.value.dtype = v.dtype;
+    p.value.data = v.data;
+    p.value.rows = s.shape.size() == 2 ? s.shape[0] : 1;
+    p.value.cols = s.shape.size() == 2 ? s.shape[1] : s.shape[0];
+    p.value.scale_inv = v.scale_inv;
+    p.value.block_rows = v.block_rows;
+    p.value.block_cols = v.block_cols;
+    p.offset = arena_numel_;
+    arena_numel_ += p.numel;
+    if (s.shape.size() == 1) {
+      p.f32 = next_vector;
+      next_vector += p.numel;
+      value_f32(p, p.f32);
+    }
+  }
+  std::sort(index_.begin(), index_.end());
+  for (Param& p : params_) {
+    if (p.spec->copy_of.empty()) continue;
+    const Param& main = get(p.spec->copy_of);
+    const ParamSpec* spec = p.spec;
+    p = main;
+    p.spec = spec;
+    p.alias = true;
+  }
+}
+
+const Param& ParamStore::get(std::string_view name) const {
+  auto it = std::lower_bound(index_.begin(), index_.end(), name,
+                             [](const auto& e, std::string_view n) { return e.first < n; });
+  if (it == index_.end() || it->first != name)
+    throw Error("model: no parameter '" + std::string(name) + "' in this " + config_.model_type +
+                " model");
+  return params_[it->second];
+}
+
+Param& ParamStore::get(std::string_view name) {
+  return const_cast<Param&>(static_cast<const ParamStore*>(this)->get(name));
+}
+
+bool ParamStore::has(std::string_view name) const {
+  return std::binary_search(index_.begin(), index_.end(), std::pair{name, size_t{0}},
+                            [](const auto& a, const auto& b) { return a.first < b.first; });
+}
+
+const Param& ParamStore::matrix(const std::string& name, int64_t rows, int64_t cols) const {
+  const Param& p = get(name);
+  const Shape want = cols > 0 ? Shape{rows, cols} : Shape{rows};
+  DSV3_CHECK(p.spec->shape == want,
+             "model: parameter " + name + " has shape " + shape_str(p.spec->shape) + ", expected " +
+                 shape_str(want),
+             "the checkpoint does not match config.json");
+  return p;
+}
+
+const Param& ParamStore::vector(const std::string& name, int64_t n) const {
+  return matrix(name, n, 0);
+}
+
+void ParamStore::enable_training() {
+  if (training()) return;
+  master_.assign(static_cast<size_t>(arena_numel_), 0.0f);
+  grads_.assign(static_cast<size_t>(arena_numel_), 0.0f);
+  for (Param& p : params_) {
+    if (p.alias) continue;
+    float* m = master_.data() + p.offset;
+    value_f32(p, m);
+    p.value.dtype = DType::F32;
+    p.value.data = m;
+    p.value.scale_inv = nullptr;
+    p.value.scale_row0 = 0;
+    p.f32 = m;
+    // SPEC §2: the correction bias is set by the balance rule, never by a gradient.
+    p.grad = p.spec->keep_f32 ? nullptr : grads_.data() + p.offset;
+  }
+  for (Param& p : params_) {
+    if (!p.alias) continue;
+    const Param& main = get(p.spec->copy_of);
+    p.value = main.value;
+    p.f32 = main.f32;
+    p.grad = main.grad;
+  }
+}
+
+void ParamStore::zero_grads() {
+  std::fill(grads_.begin(), grads_.end(), 0.0f);
+}
+
+void ParamStore::save(const std::string& dir, DType dtype) const {
+  DSV3_CHECK(
+      dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16 || dtype == DType::F8_E4M3,
+      "save: dtype " + std::string(dtype_name(dtype)) + " is not supported",
+      "use F32, BF16, F16 or F8_E4M3");
+  save_impl(dir, &dtype);
+}
+
+void ParamStore::save_as_stored(const std::string& dir) const {
+  save_impl(dir, nullptr);
+}
+
+// dtype null: every tensor in its current bytes.
+void ParamStore::save_impl(const std::string& dir, const DType* dtype) const {
+  ModelConfig c = config_;
+  bool any_fp8 = false;
+  DType matrix_dtype = DType::F32;
+  ShardedWriter writer;
+  writer.set_metadata("format", "pt");  // what HF's save_pretrained writes
+  for (const Param& p : params_) {
+    const ParamSpec& s = *p.spec;
+    DType dt = p.value.dtype;
+    if (dtype) {
+      dt = *dtype;
+      if (s.keep_f32) dt = DType::F32;
+      if (dt == DType::F8_E4M3 && !s.fp8_able) dt = DType::BF16;
+    }
+    if (s.shape.size() == 2 && !s.keep_f32 && dt != DType::F8_E4M3) matrix_dtype = dt;
+    any_fp8 = any_fp8 || dt == DType::F8_E4M3;
+    const bool raw = dt == p.value.dtype;
+    const Shape scales =
+        s.shape.size() == 2 ? scale_shape_128x128(s.shape[0], s.shape[1]) : Shape{};
+    if (raw) {
+      const auto* bytes = static_cast<const std::byte*>(p.value.data);
+      writer.add_bytes(s.name, dt, s.shape, {bytes, static_cast<size_t>(p.numel) * dtype_size(dt)});
+      if (dt == DType::F8_E4M3)
+        writer.add_bytes(s.name + "_scale_inv", DType::F32, scales,
+                         {reinterpret_cast<const std::byte*>(p.value.scale_inv),
+                          static_cast<size_t>(shape_numel(scales)) * sizeof(float)});
+      continue;
+    }
+    if (dt != DType::F8_E4M3) {
+      writer.add(s.name, dt, s.shape, [&p, dt](std::byte* dst) {
+        std::vector<float> f(static_cast<size_t>(p.numel));
+        value_f32(p, f.data());
+        convert_from_f32(dt, f.data(), dst, p.numel);
+      });
+      continue;
+    }
+    // SPEC §3.2: E4M3 + F32 scale_inv; the weight's fill leaves the scales for the next fill.
+    auto sc = std::make_shared<std::vector<float>>();
+    writer.add(s.name, dt, s.shape, [&p, sc, scales](std::byte* dst) {
+      std::vector<float> f(static_cast<size_t>(p.numel));
+      value_f32(p, f.data());
+      sc->assign(static_cast<size_t>(shape_numel(scales)), 0.0f);
+      quantize_e4m3_128x128(f.data(), p.value.rows, p.value.cols, reinterpret_cast<uint8_t*>(dst),
+                            sc->data());
+    });
+    writer.add(s.name + "_scale_inv", DType::F32, scales,
+               [sc](std::byte* dst) { std::memcpy(dst, sc->data(), sc->size() * sizeof(float)); });
+  }
+  c.fp8_weights = any_fp8;
+  c.torch_dtype = torch_dtype_name(matrix_dtype);
+  ProgressBar bar("saving " + dir, writer.data_bytes(), "bytes");
+  writer.write(dir, &bar);
+  bar.finish();
+  // config.json last: a folder whose weights failed to write is never taken for a model.
+  write_file_atomic(path_join(dir, "config.json"), config_to_json(c).dump(2) + "\n");
+}
+
+}  // namespace dsv3
