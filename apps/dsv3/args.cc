@@ -62,14 +62,24 @@ std::string Args::require(std::initializer_list<std::string_view> names, std::st
   return *v;
 }
 
-int64_t Args::int_or(std::initializer_list<std::string_view> names, int64_t dflt) {
+std::optional<int64_t> Args::get_int(std::initializer_list<std::string_view> names) {
   auto v = get(names);
-  return v ? parse_int(*v, command_ + " " + std::string(*names.begin())) : dflt;
+  if (!v) return std::nullopt;
+  return parse_int(*v, command_ + " " + std::string(*names.begin()));
+}
+
+std::optional<double> Args::get_double(std::initializer_list<std::string_view> names) {
+  auto v = get(names);
+  if (!v) return std::nullopt;
+  return parse_double(*v, command_ + " " + std::string(*names.begin()));
+}
+
+int64_t Args::int_or(std::initializer_list<std::string_view> names, int64_t dflt) {
+  return get_int(names).value_or(dflt);
 }
 
 double Args::double_or(std::initializer_list<std::string_view> names, double dflt) {
-  auto v = get(names);
-  return v ? parse_double(*v, command_ + " " + std::string(*names.begin())) : dflt;
+  return get_double(names).value_or(dflt);
 }
 
 bool Args::flag(std::initializer_list<std::string_view> names) {

@@ -20,6 +20,9 @@ class Args {
   std::optional<std::string> get(std::initializer_list<std::string_view> names);
   std::string get_or(std::initializer_list<std::string_view> names, std::string dflt);
   std::string require(std::initializer_list<std::string_view> names, std::string_view what);
+  // A number option; throws Error naming the option when the value is not one.
+  std::optional<int64_t> get_int(std::initializer_list<std::string_view> names);
+  std::optional<double> get_double(std::initializer_list<std::string_view> names);
   int64_t int_or(std::initializer_list<std::string_view> names, int64_t dflt);
   double double_or(std::initializer_list<std::string_view> names, double dflt);
   // Every occurrence of a repeatable value option, in order.

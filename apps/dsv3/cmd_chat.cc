@@ -78,9 +78,9 @@ int cmd_chat(Args& a) {
   const std::string system = a.get_or({"--system"}, "");
   const bool hide_reasoning = a.flag({"--hide-reasoning"});
   const bool verbose = a.flag({"-v", "--verbose"});
-  GenerationSetup setup = open_for_generation(a, dir, -1);
+  GenerationSetup setup = open_for_generation(a, dir, kNoTokenLimit);
   InferenceModel& m = *setup.model;
-  const SamplingFlags& flags = setup.flags;
+  const GenerationPolicy& policy = setup.policy;
   const Tokenizer& tok = m.tokenizer();
   Generator gen(m.model(), tok, setup.cache_dtype);
   ChatSession session(gen, tok, [&tok](const Json& messages, bool add_generation_prompt) {
@@ -131,7 +131,7 @@ int cmd_chat(Args& a) {
       continue;
     }
 
-    SamplingParams params = flags.params;
+    SamplingParams params = policy.sampling;
     params.seed += static_cast<uint64_t>(turn - 1);  // one seed gives one whole conversation
     Sampler sampler(params);
     std::optional<ReasoningSplitter> splitter;
@@ -139,7 +139,7 @@ int cmd_chat(Args& a) {
     ChatTurn t;
     try {
       t = session.send(
-          line, sampler, flags.stop, [&](std::string_view s) { printer.print(splitter->push(s)); },
+          line, sampler, policy.stop, [&](std::string_view s) { printer.print(splitter->push(s)); },
           InterruptGuard::flag(),
           [&](const std::string& prompt) { splitter.emplace(prompt_opens_reasoning(prompt)); });
     } catch (const Error& e) {

@@ -47,7 +47,7 @@ int cmd_generate(Args& a) {
   DSV3_CHECK(!system || chat, "generate: --system needs --chat");
   GenerationSetup setup = open_for_generation(a, dir, 256);
   InferenceModel& m = *setup.model;
-  const SamplingFlags& flags = setup.flags;
+  const GenerationPolicy& policy = setup.policy;
   const Tokenizer& tok = m.tokenizer();
   std::vector<int32_t> ids;
   bool in_reasoning = false;
@@ -63,12 +63,12 @@ int cmd_generate(Args& a) {
   }
 
   Generator gen(m.model(), tok, setup.cache_dtype);
-  Sampler sampler(flags.params);
+  Sampler sampler(policy.sampling);
   ReasoningSplitter splitter(in_reasoning);
   ReasoningPrinter printer(hide_reasoning);
   InterruptGuard guard;
   GenerationResult r = gen.generate(
-      ids, sampler, flags.stop, [&](std::string_view t) { printer.print(splitter.push(t)); },
+      ids, sampler, policy.stop, [&](std::string_view t) { printer.print(splitter.push(t)); },
       InterruptGuard::flag());
   printer.print(splitter.flush());
   printer.end();
@@ -78,7 +78,7 @@ int cmd_generate(Args& a) {
     print_ids("prompt ids", ids);
     print_ids("generated ids", r.tokens);
   }
-  print_generation_stats(r, flags.params.seed);
+  print_generation_stats(r, policy.sampling.seed);
   return 0;
 }
 

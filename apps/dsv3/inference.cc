@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <random>
 
 #include "base/error.h"
 #include "base/progress.h"
@@ -84,37 +83,32 @@ const char kSamplingFlagsHelp[] =
 
 namespace {
 
-SamplingFlags read_sampling_flags(Args& a, const GenerationDefaults& d,
-                                  int64_t default_max_tokens) {
-  SamplingFlags f;
-  SamplingParams& p = f.params;
-  p = d.sampling;
-  p.temperature = a.double_or({"--temp", "--temperature"}, p.temperature);
-  if (a.flag({"--greedy"})) p.temperature = 0;
-  p.top_k = a.int_or({"--top-k"}, p.top_k);
-  p.top_p = a.double_or({"--top-p"}, p.top_p);
-  p.min_p = a.double_or({"--min-p"}, p.min_p);
-  p.repetition_penalty = a.double_or({"--repeat-penalty"}, p.repetition_penalty);
-  p.frequency_penalty = a.double_or({"--frequency-penalty"}, p.frequency_penalty);
-  p.presence_penalty = a.double_or({"--presence-penalty"}, p.presence_penalty);
+// The flags as overrides; Args checks that numbers are numbers, check_generation_overrides the
+// ranges, here before anything is loaded. -n -1 is the CLI's spelling of kNoTokenLimit.
+GenerationOverrides read_sampling_flags(Args& a) {
+  GenerationOverrides o;
+  o.temperature = a.get_double({"--temp", "--temperature"});
+  if (a.flag({"--greedy"})) o.temperature = 0;
+  o.top_k = a.get_int({"--top-k"});
+  o.top_p = a.get_double({"--top-p"});
+  o.min_p = a.get_double({"--min-p"});
+  o.repetition_penalty = a.get_double({"--repeat-penalty"});
+  o.frequency_penalty = a.get_double({"--frequency-penalty"});
+  o.presence_penalty = a.get_double({"--presence-penalty"});
   if (auto s = a.get({"--seed"})) {
     int64_t seed = parse_int(*s, "--seed");
     DSV3_CHECK(seed >= 0, "--seed must be >= 0, not " + *s);
-    p.seed = static_cast<uint64_t>(seed);
-    f.seed_given = true;
-  } else {
-    p.seed = std::random_device{}();
+    o.seed = static_cast<uint64_t>(seed);
   }
-  p.validate();
-  int64_t n = a.int_or({"-n", "--max-tokens"},
-                       d.max_new_tokens >= 0 ? d.max_new_tokens : default_max_tokens);
-  DSV3_CHECK(n >= -1,
-             "-n must be -1 (until the context is full) or >= 0, not " + std::to_string(n));
-  f.stop.max_new_tokens = n < 0 ? INT64_MAX : n;
-  f.stop.stop_strings = a.get_all({"--stop"});
-  for (const auto& s : f.stop.stop_strings) DSV3_CHECK(!s.empty(), "--stop: empty stop string");
-  f.ignore_eos = a.flag({"--ignore-eos"});
-  return f;
+  if (auto n = a.get_int({"-n", "--max-tokens"})) {
+    DSV3_CHECK(*n >= -1,
+               "-n must be -1 (until the context is full) or >= 0, not " + std::to_string(*n));
+    o.max_tokens = *n < 0 ? kNoTokenLimit : *n;
+  }
+  o.stop_strings = a.get_all({"--stop"});
+  o.ignore_eos = a.flag({"--ignore-eos"});
+  check_generation_overrides(o);
+  return o;
 }
 
 DType cache_dtype_arg(Args& a) {
@@ -123,28 +117,18 @@ DType cache_dtype_arg(Args& a) {
   return t == "bf16" ? DType::BF16 : DType::F32;
 }
 
-std::vector<int32_t> eos_ids(const GenerationDefaults& d, const Tokenizer& tok,
-                             const ModelConfig& c) {
-  if (!d.eos_ids.empty()) return d.eos_ids;
-  std::vector<int32_t> ids;
-  if (tok.eos_id() >= 0) ids.push_back(tok.eos_id());
-  if (c.eos_token_id >= 0 && c.eos_token_id != tok.eos_id())
-    ids.push_back(static_cast<int32_t>(c.eos_token_id));
-  return ids;
-}
-
 }  // namespace
 
 GenerationSetup open_for_generation(Args& a, const std::string& dir, int64_t default_max_tokens) {
   const GenerationDefaults defaults = load_generation_defaults(dir);
+  const GenerationOverrides overrides = read_sampling_flags(a);
   GenerationSetup s;
-  s.flags = read_sampling_flags(a, defaults, default_max_tokens);
   s.cache_dtype = cache_dtype_arg(a);
   const int threads = threads_arg(a);
   a.finish();
   s.model = std::make_unique<InferenceModel>(dir, threads, /*with_tokenizer=*/true);
-  if (!s.flags.ignore_eos)
-    s.flags.stop.eos_ids = eos_ids(defaults, s.model->tokenizer(), s.model->config());
+  s.policy = resolve_generation_policy(overrides, defaults, default_max_tokens, s.model->config(),
+                                       s.model->tokenizer());
   return s;
 }
 

@@ -1,5 +1,6 @@
 // What dsv3 generate, chat and bench share: opening a model for inference (with a progress bar and
-// the time taken), the sampling flags, Ctrl-C handling and the statistics line.
+// the time taken), the sampling flags (read into runtime's GenerationOverrides; the policy lives in
+// runtime/generation_policy.h), Ctrl-C handling and the statistics line.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -11,8 +12,7 @@
 #include "model/model.h"
 #include "model/weights.h"
 #include "runtime/generate.h"
-#include "runtime/generation_config.h"
-#include "runtime/sampler.h"
+#include "runtime/generation_policy.h"
 #include "runtime/stream_text.h"
 #include "tokenizer/tokenizer.h"
 
@@ -48,21 +48,16 @@ class InferenceModel {
   double load_s_ = 0;
 };
 
-// -n and the sampling flags over the model folder's defaults (generation_config.json).
-struct SamplingFlags {
-  SamplingParams params;
-  StopConditions stop;  // eos ids: generation_config.json's, else the tokenizer's and config.json's
-  bool seed_given = false;
-  bool ignore_eos = false;  // then stop.eos_ids is empty
-};
+// The help text of -n and the sampling flags, which open_for_generation reads.
 extern const char kSamplingFlagsHelp[];
 
 // What dsv3 generate and chat set up alike, in this order: the folder's generation_config.json,
-// the sampling flags (default_max_tokens when neither -n nor the folder gives one), --cache-dtype
-// (f32|bf16, default f32) and -t; then Args::finish(), so the command reads its own options
-// before; then the model with its tokenizer and the eos ids.
+// -n and the sampling flags (as GenerationOverrides, checked), --cache-dtype (f32|bf16, default
+// f32) and -t; then Args::finish(), so the command reads its own options before; then the model
+// with its tokenizer, and the generation policy (resolve_generation_policy; default_max_tokens
+// when neither -n nor the folder gives a limit).
 struct GenerationSetup {
-  SamplingFlags flags;
+  GenerationPolicy policy;
   DType cache_dtype = DType::F32;
   std::unique_ptr<InferenceModel> model;
 };

@@ -27,8 +27,12 @@ constexpr int64_t kPrefillChunk = 256;
 int64_t prefill_chunked(Model& model, AttentionCache& cache, std::span<const int32_t> ids,
                         float* last_logits, const std::atomic<bool>* interrupt = nullptr);
 
+// StopConditions::max_new_tokens with no limit: generation runs until the context is full.
+constexpr int64_t kNoTokenLimit = INT64_MAX;
+
+// Which these are for a request: resolve_generation_policy (runtime/generation_policy.h).
 struct StopConditions {
-  int64_t max_new_tokens = 128;  // tokens sampled at most (EOS included)
+  int64_t max_new_tokens = 128;  // tokens sampled at most (EOS included), or kNoTokenLimit
   std::vector<int32_t> eos_ids;  // sampling one of these ends the text (it is not shown)
   std::vector<std::string> stop_strings;
 };

@@ -1,5 +1,6 @@
 // Generation defaults of a model folder: generation_config.json when present (sampling values and
-// end-of-sequence ids), else dsv3's built-in defaults. Command-line flags override both.
+// end-of-sequence ids), else dsv3's built-in defaults. What the user sets (command-line flags,
+// request fields) goes over both in resolve_generation_policy (runtime/generation_policy.h).
 #pragma once
 #include <cstdint>
 #include <string>
