@@ -18,15 +18,17 @@ def main():
     with open(schema_path) as f:
         schema = json.load(f)
     jsonschema.Draft202012Validator.check_schema(schema)
-    p = subprocess.run([dsv3, "bench", "-m", model, "-p", "24", "-n", "6", "-r", "3", "-t", "1",
-                        "--json"], capture_output=True, check=True)
+    p = subprocess.run([dsv3, "bench", "-m", model, "-p", "24", "-n", "6", "-b", "1,3", "-r", "3",
+                        "-t", "1", "--json"], capture_output=True, check=True)
     doc = json.loads(p.stdout)  # stdout holds the document and nothing else
     jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
 
     assert doc["repetitions"] == 3 and doc["n_threads"] == 1
-    assert [r["test"] for r in doc["results"]] == ["pp24", "tg6"]
+    assert [(r["test"], r["n_batch"]) for r in doc["results"]] == [("pp24", 1), ("tg6", 1),
+                                                                    ("tg6", 3)]
     for r in doc["results"]:
-        tokens = r["n_prompt"] + r["n_gen"]
+        tokens = (r["n_prompt"] + r["n_gen"]) * r["n_batch"]  # every sequence's tokens
+        assert math.isclose(r["avg_ts_per_seq"], r["avg_ts"] / r["n_batch"], rel_tol=1e-12)
         assert len(r["samples_s"]) == len(r["samples_ts"]) == 3
         for s, ts in zip(r["samples_s"], r["samples_ts"]):
             assert math.isclose(ts, tokens / s, rel_tol=1e-12), (ts, tokens, s)
@@ -43,7 +45,8 @@ def main():
             continue
         raise AssertionError("the schema accepted a broken document")
     print("bench --json: valid against docs/bench.schema.json;", ", ".join(
-        f"{r['test']} {r['avg_ts']:.1f} ± {r['stddev_ts']:.1f} t/s" for r in doc["results"]))
+        f"{r['test']} x{r['n_batch']} {r['avg_ts']:.1f} ± {r['stddev_ts']:.1f} t/s"
+        for r in doc["results"]))
 
 
 if __name__ == "__main__":
