@@ -132,3 +132,91 @@ set_tests_properties(model_inspect_tiny_f32 model_inspect_tiny_bf16 model_inspec
                      model_init_refuses_non_empty model_init_refuses_full_disk
                      model_init_unknown_preset model_init_unknown_option model_init_help
                      model_inspect_help PROPERTIES LABELS "cli;model")
+
+# dsv3 convert: the tiny folders rewritten as stored and in other dtypes. Each output is read back
+# by check_folder.py (with the f32 folder as the reference where the dtype allows it: f16 rounds
+# more than its tolerance, and an FP8 input converted to bf16 carries the E4M3 error); where
+# `dsv3 init` writes the same folder for the same seed (as stored; f32 rounded to bf16 or
+# quantised to fp8 as init does), the whole folder must equal it byte for byte (diff -r).
+foreach(case "f32;same;f32" "bf16;same;bf16" "fp8;same;fp8" "f32;bf16;bf16" "f32;fp8;fp8"
+             "f32;f16;" "fp8;bf16;")
+  list(GET case 0 src)
+  list(GET case 1 dtype)
+  list(GET case 2 twin)  # the init folder it must equal, or empty
+  set(name ${src}_to_${dtype})
+  set(out ${MODEL_TMP}/convert_${name})
+  add_test(NAME model_convert_${name}
+           COMMAND ${MODEL_CLI} --ok --match "converted .* tensors, .* in [0-9.]+ s"
+                   -- $<TARGET_FILE:dsv3> convert -m ${MODEL_TMP}/tiny_${src} -o ${out}
+                   --dtype ${dtype} --force)
+  set_tests_properties(model_convert_${name} PROPERTIES FIXTURES_SETUP model_convert_${name}
+                       FIXTURES_REQUIRED model_tiny_${src} LABELS "cli;model")
+  if(twin)
+    set(ref ${MODEL_TMP}/tiny_f32)
+  else()
+    set(ref "")
+  endif()
+  add_test(NAME model_convert_check_${name}
+           COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/model/check_folder.py ${out} ${ref})
+  set_tests_properties(model_convert_check_${name} PROPERTIES LABELS "cli;model"
+                       FIXTURES_REQUIRED "model_convert_${name};model_tiny_f32")
+  if(twin)
+    add_test(NAME model_convert_same_as_init_${name} COMMAND diff -r ${out} ${MODEL_TMP}/tiny_${twin})
+    set_tests_properties(model_convert_same_as_init_${name} PROPERTIES LABELS "cli;model"
+                         FIXTURES_REQUIRED "model_convert_${name};model_tiny_${twin}")
+  endif()
+endforeach()
+
+# --force replaces a model folder: the f32 folder converted to fp8 over a copy of the bf16 one
+# leaves exactly the fp8 folder (no stale shard, index or config.json).
+add_test(NAME model_convert_force
+         COMMAND ${MODEL_CLI} --copy ${MODEL_TMP}/tiny_bf16 ${MODEL_TMP}/convert_forced --ok
+                 -- $<TARGET_FILE:dsv3> convert -m ${MODEL_TMP}/tiny_f32
+                 -o ${MODEL_TMP}/convert_forced --dtype fp8 --force)
+add_test(NAME model_convert_force_result COMMAND diff -r ${MODEL_TMP}/convert_forced ${MODEL_TMP}/tiny_fp8)
+set_tests_properties(model_convert_force PROPERTIES FIXTURES_SETUP model_convert_forced
+                     FIXTURES_REQUIRED "model_tiny_bf16;model_tiny_f32")
+set_tests_properties(model_convert_force_result PROPERTIES
+                     FIXTURES_REQUIRED "model_convert_forced;model_tiny_fp8")
+
+# Refusals, each followed by a check that the folder it refused is untouched. The input is never
+# written over, even with --force and through a path that resolves to it (a/../b): on a copy, so
+# that a failure cannot damage the shared fixture.
+add_test(NAME model_convert_refuses_input
+         COMMAND ${MODEL_CLI} --copy ${MODEL_TMP}/tiny_f32 ${MODEL_TMP}/convert_self
+                 --fail --match "-o .*/tiny_bf16/\\.\\./convert_self is the folder being read"
+                 -- $<TARGET_FILE:dsv3> convert -m ${MODEL_TMP}/convert_self
+                 -o ${MODEL_TMP}/tiny_bf16/../convert_self --dtype bf16 --force)
+add_test(NAME model_convert_refuses_input_intact
+         COMMAND diff -r ${MODEL_TMP}/convert_self ${MODEL_TMP}/tiny_f32)
+set_tests_properties(model_convert_refuses_input PROPERTIES FIXTURES_SETUP model_convert_self
+                     FIXTURES_REQUIRED "model_tiny_f32;model_tiny_bf16")
+set_tests_properties(model_convert_refuses_input_intact PROPERTIES
+                     FIXTURES_REQUIRED "model_convert_self;model_tiny_f32")
+# Without --force a non-empty output (here a model folder) is refused and left as it was.
+add_test(NAME model_convert_refuses_non_empty
+         COMMAND ${MODEL_CLI} --copy ${MODEL_TMP}/tiny_bf16 ${MODEL_TMP}/convert_occupied
+                 --fail --match "convert_occupied is not empty" --match "--force"
+                 -- $<TARGET_FILE:dsv3> convert -m ${MODEL_TMP}/tiny_f32
+                 -o ${MODEL_TMP}/convert_occupied)
+add_test(NAME model_convert_refuses_non_empty_intact
+         COMMAND diff -r ${MODEL_TMP}/convert_occupied ${MODEL_TMP}/tiny_bf16)
+set_tests_properties(model_convert_refuses_non_empty PROPERTIES FIXTURES_SETUP
+                     model_convert_occupied FIXTURES_REQUIRED "model_tiny_f32;model_tiny_bf16")
+set_tests_properties(model_convert_refuses_non_empty_intact PROPERTIES
+                     FIXTURES_REQUIRED "model_convert_occupied;model_tiny_bf16")
+add_test(NAME model_convert_bad_dtype
+         COMMAND ${MODEL_CLI} --fail --match "--dtype 'q4' is not one of same, f32, bf16, f16, fp8"
+                 -- $<TARGET_FILE:dsv3> convert -m ${MODEL_TMP}/tiny_f32 -o ${MODEL_TMP}/never
+                 --dtype q4)
+set_tests_properties(model_convert_bad_dtype PROPERTIES FIXTURES_REQUIRED model_tiny_f32)
+add_test(NAME model_convert_missing_input
+         COMMAND ${MODEL_CLI} --fail --match "absent/config\\.json"
+                 -- $<TARGET_FILE:dsv3> convert -m ${MODEL_TMP}/absent -o ${MODEL_TMP}/never)
+add_test(NAME model_convert_help
+         COMMAND ${MODEL_CLI} --ok --match "usage: dsv3 convert" --match "bit-identical"
+                 -- $<TARGET_FILE:dsv3> convert --help)
+set_tests_properties(model_convert_force model_convert_force_result model_convert_refuses_input
+                     model_convert_refuses_input_intact model_convert_refuses_non_empty
+                     model_convert_refuses_non_empty_intact model_convert_bad_dtype
+                     model_convert_missing_input model_convert_help PROPERTIES LABELS "cli;model")

@@ -1,12 +1,10 @@
 // dsv3 init: a Hugging Face model folder with random weights (SPEC §1.2, §6).
-#include <sys/statvfs.h>
-
 #include <cstdio>
-#include <filesystem>
 #include <optional>
 #include <string>
 
 #include "apps/dsv3/commands.h"
+#include "apps/dsv3/output_folder.h"
 #include "apps/dsv3/tokenizer_assets.h"
 #include "base/error.h"
 #include "base/file.h"
@@ -19,8 +17,6 @@
 
 namespace dsv3::cli {
 namespace {
-
-namespace fs = std::filesystem;
 
 constexpr const char* kUsage =
     R"(usage: dsv3 init (--preset NAME | --config config.json) -o DIR [options]
@@ -43,33 +39,9 @@ A tensor's values depend only on the seed and its name.
                        small, the published ones fetched by scripts/fetch-assets.sh for the real
                        shapes; searched under $DSV3_ASSETS and the source tree)
   --no-tokenizer       write no tokenizer
-  --force              write into a non-empty folder (its old model*.safetensors are removed)
+  --force              write into a non-empty folder (its old model*.safetensors, index and
+                       config.json are removed first)
 )";
-
-// Free bytes on the file system that holds `dir` (or its nearest existing parent).
-uint64_t free_bytes(const std::string& dir) {
-  fs::path p = fs::absolute(dir);
-  while (!p.empty() && !fs::exists(p) && p != p.parent_path()) p = p.parent_path();
-  struct statvfs st;
-  if (statvfs(p.c_str(), &st) != 0) throw Error("cannot read the free space of " + p.string());
-  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
-}
-
-// An existing, non-empty output folder is refused unless --force; with --force the old weight
-// files go, so that a stale shard or index cannot mix with the new ones.
-void prepare_output(const std::string& dir, bool force) {
-  if (!fs::exists(dir)) return;
-  if (!fs::is_directory(dir)) throw Error(dir + " exists and is not a folder");
-  if (fs::is_empty(dir)) return;
-  if (!force)
-    throw Error(dir + " is not empty", "choose another folder or pass --force to overwrite");
-  for (const auto& e : fs::directory_iterator(dir)) {
-    std::string name = e.path().filename().string();
-    if (starts_with(name, "model") &&
-        (ends_with(name, ".safetensors") || name == "model.safetensors.index.json"))
-      fs::remove(e.path());
-  }
-}
 
 }  // namespace
 
@@ -114,13 +86,8 @@ int cmd_init(Args& a) {
   ModelConfig c = preset ? preset_config(*preset) : load_config(*config_file);
   prepare_output(dir, force);
   uint64_t need = random_model_bytes(c, dtype);
-  uint64_t room = free_bytes(dir);
-  // Headers and the JSON files are small; 1% + 64 MiB covers them and leaves the disk usable.
-  uint64_t margin = need / 100 + (64ull << 20);
-  if (room < need + margin)
-    throw Error(dir + " needs " + human_bytes(need + margin) + " but its disk has " +
-                    human_bytes(room) + " free",
-                "free some space, choose another folder, or a smaller --preset / --dtype");
+  check_free_space(dir, need,
+                   "free some space, choose another folder, or a smaller --preset / --dtype");
 
   // The tokenizer is found before any weight is written, so a bad --tokenizer costs nothing.
   std::optional<std::string> tok_src = tokenizer_dir;

@@ -1,0 +1,143 @@
+// dsv3 convert: a model folder written again, as stored or in another dtype (SPEC §3.2, §6).
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <system_error>
+
+#include "apps/dsv3/commands.h"
+#include "apps/dsv3/output_folder.h"
+#include "base/error.h"
+#include "base/file.h"
+#include "base/strings.h"
+#include "base/timer.h"
+#include "model/param_store.h"
+#include "model/weights.h"
+#include "tensor/block_scale.h"
+
+namespace dsv3::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kUsage =
+    R"(usage: dsv3 convert -m IN_DIR -o OUT_DIR [--dtype same|f32|bf16|f16|fp8] [--force]
+
+Reads a Hugging Face model folder and writes it again as a new folder: config.json and
+model.safetensors (model-0000i-of-0000N.safetensors shards plus model.safetensors.index.json
+above 2 GB) with every tensor of the model under its own name; the MTP module's copies of the
+embedding and the output head are written as copies even where the input left them out.
+tokenizer.json, tokenizer_config.json and generation_config.json are copied when the input has
+them; other files (README, licence) are not.
+
+  -m, --model DIR    the folder to read (config.json + *.safetensors); every tensor the config
+                     needs is checked (name, shape, dtype, FP8 scales) before anything is written
+  -o, --output DIR   the folder to write; it must be empty or absent unless --force, and it is
+                     never the input folder (nor a path or link that resolves to it)
+  --dtype D          the storage dtype of the output:
+                       same   every tensor's bytes as read, FP8 scales included (default): the
+                              new folder loads bit-identical to the old one
+                       f32, bf16, f16
+                              every tensor converted (FP8 dequantised with its block scales,
+                              then rounded to nearest even)
+                       fp8    DeepSeek's FP8 layout: every Linear weight as F8_E4M3 with a
+                              float32 weight_scale_inv per 128x128 block, the rest bf16 (an FP8
+                              input keeps its bytes and scales)
+                     the router's correction bias stays f32 whatever the dtype
+  --force            write into a non-empty folder (its old model*.safetensors, index and
+                     config.json are removed first)
+
+The disk must have room for the new weights before a byte is written. config.json is written
+last, so a folder whose weights failed to write is never taken for a model.
+)";
+
+// The files of a model folder that are not weights and that convert carries over.
+constexpr const char* kCopied[] = {"tokenizer.json", "tokenizer_config.json",
+                                   "generation_config.json"};
+
+// nullopt: "same" (each tensor as stored).
+std::optional<DType> parse_dtype(const std::string& s) {
+  if (s == "same") return std::nullopt;
+  if (s == "f32") return DType::F32;
+  if (s == "bf16") return DType::BF16;
+  if (s == "f16") return DType::F16;
+  if (s == "fp8") return DType::F8_E4M3;
+  throw Error("--dtype '" + s + "' is not one of same, f32, bf16, f16, fp8",
+              "see dsv3 convert --help");
+}
+
+struct OutputSize {
+  int64_t tensors = 0;
+  uint64_t bytes = 0;  // tensor data, headers excluded
+};
+
+// What ParamStore::save / save_as_stored will write: keep_f32 tensors stay F32, an FP8 save
+// stores the matrices that are not fp8_able as BF16, and each E4M3 matrix adds its F32 scales.
+OutputSize output_size(const ParamStore& store, std::optional<DType> dtype) {
+  OutputSize n;
+  for (const Param& p : store.all()) {
+    const ParamSpec& s = *p.spec;
+    DType dt = p.value.dtype;
+    if (dtype) dt = s.keep_f32 ? DType::F32 : *dtype;
+    if (dtype && dt == DType::F8_E4M3 && !s.fp8_able) dt = DType::BF16;
+    n.tensors += 1;
+    n.bytes += static_cast<uint64_t>(p.numel) * dtype_size(dt);
+    if (dt != DType::F8_E4M3) continue;
+    n.tensors += 1;
+    n.bytes += static_cast<uint64_t>(shape_numel(scale_shape_128x128(s.shape[0], s.shape[1]))) *
+               sizeof(float);
+  }
+  return n;
+}
+
+}  // namespace
+
+int cmd_convert(Args& a) {
+  if (a.help()) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  std::string in = a.require({"-m", "--model"}, "the model folder to read");
+  std::string out = a.require({"-o", "--output"}, "the folder to write");
+  std::string dtype_arg = a.get_or({"--dtype"}, "same");
+  bool force = a.flag({"--force"});
+  a.finish();
+  std::optional<DType> dtype = parse_dtype(dtype_arg);
+
+  // Never write over the folder being read: its tensors are memory-mapped, and --force would
+  // remove them. equivalent() compares the folders themselves, so links and "a/../b" count too.
+  std::error_code ec;
+  if (fs::equivalent(in, out, ec))
+    throw Error("-o " + out + " is the folder being read (-m " + in + ")",
+                "convert writes a new folder; choose another -o (and move it over the old one "
+                "afterwards if you mean to replace it)");
+
+  Timer timer;
+  ModelWeights w = ModelWeights::load(in);
+  ParamStore store(w);
+  prepare_output(out, force);
+  OutputSize size = output_size(store, dtype);
+  check_free_space(out, size.bytes, "free some space or choose another folder");
+
+  // The tokenizer first and the weights after, so that config.json, written last by save, ends
+  // the folder. A file the input lacks is removed from the output: with --force, an old one would
+  // not belong to this model.
+  make_dirs(out);
+  for (const char* f : kCopied) {
+    std::string src = path_join(in, f), dst = path_join(out, f);
+    if (file_exists(src))
+      write_file_atomic(dst, read_file(src));
+    else
+      fs::remove(dst);
+  }
+  if (dtype)
+    store.save(out, *dtype);
+  else
+    store.save_as_stored(out);
+  std::printf("converted %s to %s: %lld tensors, %s (%s) in %.1f s\n", in.c_str(), out.c_str(),
+              static_cast<long long>(size.tensors), human_bytes(size.bytes).c_str(),
+              dtype ? dtype_arg.c_str() : "as stored", timer.seconds());
+  return 0;
+}
+
+}  // namespace dsv3::cli
