@@ -113,7 +113,7 @@ void ParamStore::enable_training() {
     p.value.scale_row0 = 0;
     p.f32 = m;
     // SPEC §2: the correction bias is set by the balance rule, never by a gradient.
-    p.grad = p.spec->keep_f32 ? nullptr : grads_.data() + p.offset;
+    p.grad = p.spec->has_grad ? grads_.data() + p.offset : nullptr;
   }
   for (Param& p : params_) {
     if (!p.alias) continue;

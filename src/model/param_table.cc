@@ -74,6 +74,7 @@ class TableBuilder {
     if (c_.topk_method == "noaux_tc") {
       add("mlp.gate.e_score_correction_bias", {E}, ParamInit::Zeros);
       specs_.back().keep_f32 = true;
+      specs_.back().has_grad = false;
     }
     for (int64_t e = 0; e < E; ++e) {
       expert_ = e;
