@@ -54,6 +54,9 @@ struct AttentionArgs {
 };
 
 // The dispatch table. Every pointer is set in every table (a backend may reuse ref entries).
+// Tables are written with designated initializers (`.matmul = ref::matmul`): GCC rejects them out
+// of declaration order, and -Wmissing-field-initializers (-Wextra, an error here) rejects a table
+// that leaves an entry out, so members get no default initializers.
 struct Kernels {
   const char* name;
 
