@@ -51,6 +51,8 @@ struct AttentionArgs {
   int64_t v_row_stride = 0, v_head_stride = 0;
   float* out = nullptr;  // [T, n_heads, dv] with the strides below
   int64_t out_row_stride = 0, out_head_stride = 0;
+  float* lse = nullptr;  // optional [T, n_heads] (row stride n_heads): natural log-sum-exp of each
+                         // query row's scaled, masked scores per head, for a backward pass
 };
 
 // The dispatch table. Every pointer is set in every table (a backend may reuse ref entries).

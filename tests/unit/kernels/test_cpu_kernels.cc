@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -363,6 +364,15 @@ TEST(CpuKernels, AttentionMatchesDoubleAndRef) {
     cpu().attention(a, pool);
     a.out = out_ref.data();
     ref_kernels().attention(a, pool);
+    // Asking for the log-sum-exp leaves the outputs exactly as they were, in both tables.
+    std::vector<float> lse(c.T * c.n_heads), lse_ref(lse.size()), out_lse(out.size());
+    a.out = out_lse.data(), a.lse = lse.data();
+    cpu().attention(a, pool);
+    ASSERT_EQ(std::memcmp(out_lse.data(), out.data(), out.size() * sizeof(float)), 0) << c.T;
+    a.lse = lse_ref.data();
+    ref_kernels().attention(a, pool);
+    ASSERT_EQ(std::memcmp(out_lse.data(), out_ref.data(), out.size() * sizeof(float)), 0) << c.T;
+    a.out = out_ref.data(), a.lse = nullptr;
     // The last row alone (decode) gives the prefill's numbers exactly.
     std::vector<float> last(a.out_row_stride);
     AttentionArgs d = a;
@@ -388,8 +398,16 @@ TEST(CpuKernels, AttentionMatchesDoubleAndRef) {
           delta = std::max(delta, (gamma(c.dk) * abs_sum + kU * std::fabs(dot)) * a.scale);
         }
         const double m = *std::max_element(score.begin(), score.end());
+        const double spread = m - *std::min_element(score.begin(), score.end());
         double sum = 0;
         for (double& sc : score) sum += (sc = std::exp(sc - m));
+        // log-sum-exp moves by at most delta when the scores do; each float32 exp(s - m) is off by
+        // (|s - m| + 2) u relative (the rounded difference, then exp), which log turns into at
+        // most (spread + 2) u absolute; rounding to float32 adds u |lse|. 2x margin.
+        const double lse_exact = m + std::log(sum);
+        const double lse_bound = 2 * (delta + (spread + 2) * kU + kU * std::fabs(lse_exact));
+        ASSERT_NEAR(lse[t * c.n_heads + h], lse_exact, lse_bound) << "lse, T " << c.T << " t " << t;
+        ASSERT_NEAR(lse_ref[t * c.n_heads + h], lse_exact, lse_bound) << "ref lse, T " << c.T;
         for (int64_t j = 0; j < c.dv; ++j) {
           double exact = 0, abs_pv = 0;
           for (int64_t s = 0; s < n_keys; ++s) {
