@@ -21,6 +21,8 @@ void run_tasks(ThreadPool& pool, int64_t n, int64_t macs, const Fn& fn) {
 void matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool& pool);
 void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, const WeightRef& w,
                int64_t T, ThreadPool& pool);
+void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
+void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool);
 void rmsnorm(float* y, int64_t y_stride, const float* x, int64_t x_stride, const float* g,
              int64_t T, int64_t n, float eps);
 void softmax(float* x, int64_t T, int64_t n);

@@ -22,6 +22,8 @@ const Kernels& cpu_kernels() {
       .name = "cpu-avx512",
       .matmul = cpu::matmul,
       .matmul_xw = cpu::matmul_xw,
+      .matmul_heads = cpu::matmul_heads,
+      .matmul_xw_heads = cpu::matmul_xw_heads,
       .rmsnorm = cpu::rmsnorm,
       .embedding = ref::embedding,
       .rope_interleaved = ref::rope_interleaved,

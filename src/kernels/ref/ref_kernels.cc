@@ -8,6 +8,8 @@ const Kernels& ref_kernels() {
       .name = "ref",
       .matmul = ref::matmul,
       .matmul_xw = ref::matmul_xw,
+      .matmul_heads = ref::matmul_heads,
+      .matmul_xw_heads = ref::matmul_xw_heads,
       .rmsnorm = ref::rmsnorm,
       .embedding = ref::embedding,
       .rope_interleaved = ref::rope_interleaved,
