@@ -90,6 +90,11 @@ struct Kernels {
   // y_h[T, w->cols] = x_h[T, w_rows] · W_h for every head, one parallel pass over all heads'
   // outputs.
   void (*matmul_xw_heads)(const HeadMatmulArgs& a, ThreadPool& pool);
+  // Weight gradient of a Linear (dW += dYᵀ·X): dw[o, i] += sum_t dy[t, o] * x[t, i] for
+  // o < rows, i < cols; dw FP32 [rows, cols] row-major, dy [T, rows], x [T, cols], FP32
+  // accumulation.
+  void (*matmul_dw)(float* dw, const float* dy, const float* x, int64_t T, int64_t rows,
+                    int64_t cols, ThreadPool& pool);
   // y[t] = x[t] * rsqrt(mean(x[t]²) + eps) * g over n values per row, in FP32 (SPEC §1.2).
   // Rows are x_stride / y_stride apart; y may equal x.
   void (*rmsnorm)(float* y, int64_t y_stride, const float* x, int64_t x_stride, const float* g,

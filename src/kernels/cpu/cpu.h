@@ -23,6 +23,8 @@ void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, con
                int64_t T, ThreadPool& pool);
 void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
 void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool);
+void matmul_dw(float* dw, const float* dy, const float* x, int64_t T, int64_t rows, int64_t cols,
+               ThreadPool& pool);
 void rmsnorm(float* y, int64_t y_stride, const float* x, int64_t x_stride, const float* g,
              int64_t T, int64_t n, float eps);
 void softmax(float* x, int64_t T, int64_t n);

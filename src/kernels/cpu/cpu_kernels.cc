@@ -24,6 +24,7 @@ const Kernels& cpu_kernels() {
       .matmul_xw = cpu::matmul_xw,
       .matmul_heads = cpu::matmul_heads,
       .matmul_xw_heads = cpu::matmul_xw_heads,
+      .matmul_dw = cpu::matmul_dw,
       .rmsnorm = cpu::rmsnorm,
       .embedding = ref::embedding,
       .rope_interleaved = ref::rope_interleaved,

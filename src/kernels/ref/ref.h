@@ -13,6 +13,8 @@ void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, con
                int64_t T, ThreadPool& pool);
 void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
 void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool);
+void matmul_dw(float* dw, const float* dy, const float* x, int64_t T, int64_t rows, int64_t cols,
+               ThreadPool& pool);
 // Throws Error unless every head's rows lie inside *a.w (shared by every table's head matmuls).
 void check_head_args(const HeadMatmulArgs& a);
 // The arguments of the plain matmul / matmul_xw as one head: rows of x and y x_stride / y_stride

@@ -10,6 +10,7 @@ const Kernels& ref_kernels() {
       .matmul_xw = ref::matmul_xw,
       .matmul_heads = ref::matmul_heads,
       .matmul_xw_heads = ref::matmul_xw_heads,
+      .matmul_dw = ref::matmul_dw,
       .rmsnorm = ref::rmsnorm,
       .embedding = ref::embedding,
       .rope_interleaved = ref::rope_interleaved,

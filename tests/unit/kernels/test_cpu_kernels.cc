@@ -395,7 +395,7 @@ TEST(CpuKernels, TablesAreCompleteAndBestPicksCpu) {
   for (const Kernels* k : {&cpu(), &ref_kernels()}) {
     const void* ptrs[] = {(void*)k->matmul,       (void*)k->matmul_xw,
                           (void*)k->matmul_heads, (void*)k->matmul_xw_heads,
-                             (void*)k->rmsnorm,
+                          (void*)k->matmul_dw,    (void*)k->rmsnorm,
                           (void*)k->embedding,    (void*)k->rope_interleaved,
                           (void*)k->rope_half,    (void*)k->softmax,
                           (void*)k->sigmoid,      (void*)k->swiglu,
