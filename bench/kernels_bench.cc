@@ -2,8 +2,10 @@
 // F32, BF16 and FP8 weights, decode (T = 1) and prefill (T = 64), on the shapes of a 2048-wide
 // model and of Qwen2.5-1.5B's MLP down projection. Prints GFLOP/s (2 T rows cols per call) and the
 // weight stream in GB/s (weight bytes per call), best of several timed calls; then causal
-// attention on MLA (absorbed and naive) and GQA shapes, milliseconds per call.
-//   bench_kernels [THREADS] [SECONDS_PER_CASE]
+// attention on MLA (absorbed and naive) and GQA shapes, milliseconds per call; then the absorbed
+// MLA decode projections at DeepSeek-V3 width, one call per head against the head-batched calls;
+// then the weight gradient dW += dYᵀ·X.
+//   bench_kernels [THREADS] [SECONDS_PER_CASE] [all|matmul|attention|mla|dw]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -70,9 +72,84 @@ void bench_attention(ThreadPool& pool, double budget) {
   }
 }
 
-int run(int threads, double budget) {
+// Absorbed MLA at decode (SPEC §1.5) at DeepSeek-V3 width: kv_b_proj [H * (d_nope + d_v), r] in
+// BF16; per head h, q_abs_h[r] = q_nope_h[d_nope] · W_UK_h (matmul_xw on kv_b's rows
+// [h (d_nope + d_v), + d_nope)) and o_h[d_v] = ctx_h[r] · W_UV_hᵀ (matmul on the next d_v rows).
+// "per head": 2 H calls on slice_rows (each under the single-thread cutoff in the AVX-512 table);
+// "batched": one matmul_xw_heads and one matmul_heads. Both read kv_b once per step.
+void bench_mla_decode(ThreadPool& pool, double budget) {
+  const int64_t H = 128, d_nope = 128, d_v = 128, r = 512, stride = d_nope + d_v;
+  Rng rng(3);
+  std::vector<float> wf(H * stride * r);
+  for (auto& v : wf) v = static_cast<float>(rng.normal() * 0.05);
+  std::vector<unsigned char> wdata(wf.size() * 2);
+  convert_from_f32(DType::BF16, wf.data(), wdata.data(), int64_t(wf.size()));
+  const WeightRef kv_b{DType::BF16, wdata.data(), H * stride, r, nullptr};
+  std::vector<float> q_nope(H * d_nope), ctx(H * r), q_abs(H * r), o(H * d_v);
+  for (auto* buf : {&q_nope, &ctx})
+    for (auto& v : *buf) v = static_cast<float>(rng.normal());
+  std::vector<float> q_abs_b(q_abs.size()), o_b(o.size());
+  HeadMatmulArgs uk;  // q_abs_h [1, r] = q_nope_h [1, d_nope] · W_UK_h
+  uk.w = &kv_b, uk.n_heads = H, uk.w_row0 = 0, uk.w_head_stride = stride, uk.w_rows = d_nope;
+  uk.T = 1, uk.x = q_nope.data(), uk.x_head_stride = d_nope, uk.x_row_stride = H * d_nope;
+  uk.y = q_abs_b.data(), uk.y_head_stride = r, uk.y_row_stride = H * r;
+  HeadMatmulArgs uv = uk;  // o_h [1, d_v] = ctx_h [1, r] · W_UV_hᵀ
+  uv.w_row0 = d_nope, uv.w_rows = d_v, uv.x = ctx.data(), uv.x_head_stride = r;
+  uv.x_row_stride = H * r, uv.y = o_b.data(), uv.y_head_stride = d_v, uv.y_row_stride = H * d_v;
+  std::printf("\n%-22s %-10s | %12s %11s | %7s %8s %5s\n", "MLA absorbed decode", "table",
+              "per-head ms", "batched ms", "speedup", "GB/s", "same");
+  for (const Kernels* k : {&ref_kernels(), &best_kernels()}) {
+    const auto per_head = [&] {
+      for (int64_t h = 0; h < H; ++h)
+        k->matmul_xw(q_abs.data() + h * r, r, q_nope.data() + h * d_nope, d_nope,
+                     slice_rows(kv_b, h * stride, d_nope), 1, pool);
+      for (int64_t h = 0; h < H; ++h)
+        k->matmul(o.data() + h * d_v, ctx.data() + h * r,
+                  slice_rows(kv_b, h * stride + d_nope, d_v), 1, pool);
+    };
+    const auto batched = [&] {
+      k->matmul_xw_heads(uk, pool);
+      k->matmul_heads(uv, pool);
+    };
+    const double t_loop = best_time(per_head, budget), t_batch = best_time(batched, budget);
+    const bool same = q_abs == q_abs_b && o == o_b;  // bit for bit (no NaNs here)
+    std::printf("%-22s %-10s | %12.3f %11.3f | %6.1fx %8.1f %5s\n", "H 128, r 512, BF16", k->name,
+                t_loop * 1e3, t_batch * 1e3, t_loop / t_batch,
+                double(wdata.size()) / t_batch * 1e-9, same ? "yes" : "NO");
+  }
+}
+
+// dW[rows, cols] += dYᵀ[rows, T] · X[T, cols] at a training-like shape, GFLOP/s (2 T rows cols).
+void bench_dw(ThreadPool& pool, double budget) {
+  const int64_t T = 512, rows = 2048, cols = 1024;
+  Rng rng(4);
+  std::vector<float> dy(T * rows), x(T * cols), dw(rows * cols, 0.0f);
+  for (auto* buf : {&dy, &x})
+    for (auto& v : *buf) v = static_cast<float>(rng.normal());
+  std::printf("\n%-22s %-10s | %9s\n", "matmul_dw", "table", "GFLOP/s");
+  for (const Kernels* k : {&ref_kernels(), &best_kernels()}) {
+    const double t = best_time(
+        [&] { k->matmul_dw(dw.data(), dy.data(), x.data(), T, rows, cols, pool); }, budget);
+    std::printf("%-22s %-10s | %9.1f\n", "T 512, 2048 x 1024", k->name,
+                2.0 * T * rows * cols / t * 1e-9);
+  }
+}
+
+int run(int threads, double budget, const std::string& only) {
   ThreadPool pool(threads);
   std::printf("threads %d, tables: ref vs %s\n", threads, best_kernels().name);
+  if (only == "mla") {
+    bench_mla_decode(pool, budget);
+    return 0;
+  }
+  if (only == "attention") {
+    bench_attention(pool, budget);
+    return 0;
+  }
+  if (only == "dw") {
+    bench_dw(pool, budget);
+    return 0;
+  }
   std::printf("%-6s %-11s %3s | %9s %8s | %9s %8s | %7s %9s\n", "dtype", "rows x cols", "T",
               "ref GF/s", "ref GB/s", "cpu GF/s", "cpu GB/s", "speedup", "max rel");
   const int64_t shapes[][2] = {{2048, 2048}, {1536, 8960}};
@@ -108,7 +185,10 @@ int run(int threads, double budget) {
       }
     }
   }
+  if (only == "matmul") return 0;
   bench_attention(pool, budget);
+  bench_mla_decode(pool, budget);
+  bench_dw(pool, budget);
   return 0;
 }
 
@@ -118,9 +198,13 @@ int run(int threads, double budget) {
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : dsv3::ThreadPool::default_threads();
   const double budget = argc > 2 ? std::atof(argv[2]) : 0.5;
-  if (threads < 1 || !(budget > 0)) {
-    std::fprintf(stderr, "usage: bench_kernels [THREADS >= 1] [SECONDS_PER_CASE > 0]\n");
+  const std::string only = argc > 3 ? argv[3] : "all";
+  if (threads < 1 || !(budget > 0) ||
+      (only != "all" && only != "matmul" && only != "attention" && only != "mla" && only != "dw")) {
+    std::fprintf(stderr,
+                 "usage: bench_kernels [THREADS >= 1] [SECONDS_PER_CASE > 0] "
+                 "[all|matmul|attention|mla|dw]\n");
     return 2;
   }
-  return dsv3::run(threads, budget);
+  return dsv3::run(threads, budget, only);
 }

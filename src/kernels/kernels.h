@@ -51,9 +51,30 @@ struct AttentionArgs {
   int64_t v_row_stride = 0, v_head_stride = 0;
   float* out = nullptr;  // [T, n_heads, dv] with the strides below
   int64_t out_row_stride = 0, out_head_stride = 0;
+  float* lse = nullptr;  // optional [T, n_heads] (row stride n_heads): natural log-sum-exp of each
+                         // query row's scaled, masked scores per head, for a backward pass
+};
+
+// Head-batched matmuls (MLA weight absorption, SPEC §1.5): for h in [0, n_heads), W_h is rows
+// [w_row0 + h * w_head_stride, w_row0 + h * w_head_stride + w_rows) of *w (FP8 slices keep their
+// block scales, like slice_rows); head h of row t of x is at
+// x + t * x_row_stride + h * x_head_stride, likewise y. Every output equals, bit for bit, what the
+// same table's matmul (matmul_xw) gives on slice_rows(*w, w_row0 + h * w_head_stride, w_rows)
+// for that head alone; the batched call only spreads all heads' work over the pool at once.
+struct HeadMatmulArgs {
+  const WeightRef* w = nullptr;
+  int64_t n_heads = 0, w_row0 = 0, w_head_stride = 0, w_rows = 0;
+  int64_t T = 0;
+  const float* x = nullptr;
+  int64_t x_row_stride = 0, x_head_stride = 0;
+  float* y = nullptr;
+  int64_t y_row_stride = 0, y_head_stride = 0;
 };
 
 // The dispatch table. Every pointer is set in every table (a backend may reuse ref entries).
+// Tables are written with designated initializers (`.matmul = ref::matmul`): GCC rejects them out
+// of declaration order, and -Wmissing-field-initializers (-Wextra, an error here) rejects a table
+// that leaves an entry out, so members get no default initializers.
 struct Kernels {
   const char* name;
 
@@ -63,6 +84,17 @@ struct Kernels {
   // and later input gradients), rows of x and y x_stride / y_stride apart, FP32 accumulate.
   void (*matmul_xw)(float* y, int64_t y_stride, const float* x, int64_t x_stride,
                     const WeightRef& w, int64_t T, ThreadPool& pool);
+  // y_h[T, w_rows] = x_h[T, w->cols] · W_hᵀ for every head, one parallel pass over all heads'
+  // outputs.
+  void (*matmul_heads)(const HeadMatmulArgs& a, ThreadPool& pool);
+  // y_h[T, w->cols] = x_h[T, w_rows] · W_h for every head, one parallel pass over all heads'
+  // outputs.
+  void (*matmul_xw_heads)(const HeadMatmulArgs& a, ThreadPool& pool);
+  // Weight gradient of a Linear (dW += dYᵀ·X): dw[o, i] += sum_t dy[t, o] * x[t, i] for
+  // o < rows, i < cols; dw FP32 [rows, cols] row-major, dy [T, rows], x [T, cols], FP32
+  // accumulation.
+  void (*matmul_dw)(float* dw, const float* dy, const float* x, int64_t T, int64_t rows,
+                    int64_t cols, ThreadPool& pool);
   // y[t] = x[t] * rsqrt(mean(x[t]²) + eps) * g over n values per row, in FP32 (SPEC §1.2).
   // Rows are x_stride / y_stride apart; y may equal x.
   void (*rmsnorm)(float* y, int64_t y_stride, const float* x, int64_t x_stride, const float* g,

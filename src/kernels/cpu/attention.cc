@@ -102,13 +102,14 @@ void heads(const AttentionArgs& a, int64_t t, int64_t h0, int64_t g, float* p) {
   for (; s < n_keys; ++s)
     dots<NH, 1>(p + s, a.S, q, a.q_head_stride, k + s * a.k_row_stride, a.k_row_stride, a.dk);
   float inv[NH];
-  for (int h = 0; h < NH; ++h) {  // the softmax in FP32 with a double sum, as ref
+  for (int h = 0; h < NH; ++h) {  // the softmax in FP32 with a double sum (and the lse), as ref
     float* ph = p + h * a.S;
     float m = -INFINITY;
     for (s = 0; s < n_keys; ++s) m = std::max(m, ph[s] *= a.scale);
     double sum = 0;
     for (s = 0; s < n_keys; ++s) sum += (ph[s] = std::exp(ph[s] - m));
     inv[h] = static_cast<float>(1.0 / sum);
+    if (a.lse != nullptr) a.lse[t * a.n_heads + h0 + h] = static_cast<float>(m + std::log(sum));
   }
   weighted_sums<NH>(a.out + t * a.out_row_stride + h0 * a.out_head_stride, a.out_head_stride, p,
                     a.S, inv, v, a.v_row_stride, n_keys, a.dv);

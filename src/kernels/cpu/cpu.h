@@ -21,6 +21,10 @@ void run_tasks(ThreadPool& pool, int64_t n, int64_t macs, const Fn& fn) {
 void matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool& pool);
 void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, const WeightRef& w,
                int64_t T, ThreadPool& pool);
+void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
+void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool);
+void matmul_dw(float* dw, const float* dy, const float* x, int64_t T, int64_t rows, int64_t cols,
+               ThreadPool& pool);
 void rmsnorm(float* y, int64_t y_stride, const float* x, int64_t x_stride, const float* g,
              int64_t T, int64_t n, float eps);
 void softmax(float* x, int64_t T, int64_t n);

@@ -19,10 +19,23 @@ const Kernels& cpu_kernels() {
   DSV3_CHECK(cpu_kernels_supported(), "kernels: this CPU lacks AVX-512 F/BW/VL",
              "use ref_kernels() or best_kernels()");
   static const Kernels k = {
-      "cpu-avx512",   cpu::matmul,           cpu::matmul_xw, cpu::rmsnorm,
-      ref::embedding, ref::rope_interleaved, ref::rope_half, cpu::softmax,
-      cpu::sigmoid,   cpu::swiglu,           ref::axpy,      ref::add_bias,
-      ref::topk,      cpu::attention,
+      .name = "cpu-avx512",
+      .matmul = cpu::matmul,
+      .matmul_xw = cpu::matmul_xw,
+      .matmul_heads = cpu::matmul_heads,
+      .matmul_xw_heads = cpu::matmul_xw_heads,
+      .matmul_dw = cpu::matmul_dw,
+      .rmsnorm = cpu::rmsnorm,
+      .embedding = ref::embedding,
+      .rope_interleaved = ref::rope_interleaved,
+      .rope_half = ref::rope_half,
+      .softmax = cpu::softmax,
+      .sigmoid = cpu::sigmoid,
+      .swiglu = cpu::swiglu,
+      .axpy = ref::axpy,
+      .add_bias = ref::add_bias,
+      .topk = ref::topk,
+      .attention = cpu::attention,
   };
   return k;
 }

@@ -1,5 +1,9 @@
 // AVX-512 matmuls: y = x·wᵀ (matmul) and y = x·w (matmul_xw), every weight dtype read in place
-// (F32, BF16, F16, FP8 E4M3 with its block scales), FP32 accumulation throughout.
+// (F32, BF16, F16, FP8 E4M3 with its block scales), FP32 accumulation throughout. The head-batched
+// versions (matmul_heads, matmul_xw_heads) run the same tiles on each head's rows of w, x and y,
+// all heads' tasks in one pass over the pool; the plain ops are their one-head case, so a head's
+// outputs are bit for bit those of matmul on its slice_rows. The weight gradient matmul_dw
+// (dw += dyᵀ·x) reuses matmul_xw's tile (see there).
 //
 // matmul keeps one 16-lane partial sum per output y[t, r], walks the columns in order 16 at a time
 // (a block's tail masked) and reduces the 16 lanes in a fixed order at the end, so every y[t, r]
@@ -144,14 +148,15 @@ constexpr int64_t kTc = 64;  // rows of x per pass (the partial-sum buffer is kT
 // Columns per block when T > 4: the task's weight slice (16 rows x kKc) stays in L1 meanwhile.
 constexpr int64_t kKc = 512;
 
-// y[t * ldy + r] for t < T, r < nr: weight rows `rows` against rows of x (K columns each).
+// y[t * ldy + r] for t < T, r < nr: weight rows `rows` against rows of x (K columns each, ldx
+// apart).
 template <DType D>
-void panel(float* y, int64_t ldy, const float* x, int64_t K, const Rows<D>& rows, int64_t nr,
-           int64_t T, float* acc) {
+void panel(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t K, const Rows<D>& rows,
+           int64_t nr, int64_t T, float* acc) {
   constexpr int64_t lda = kRowsPerTask * 16;
   for (int64_t tc = 0; tc < T; tc += kTc) {
     const int64_t tn = std::min(kTc, T - tc);
-    const float* xc = x + tc * K;
+    const float* xc = x + tc * ldx;
     const int64_t kc = tn > 4 ? kKc : K;
     for (int64_t k0 = 0; k0 < K; k0 += kc) {
       const int64_t k1 = std::min(K, k0 + kc);
@@ -160,16 +165,16 @@ void panel(float* y, int64_t ldy, const float* x, int64_t K, const Rows<D>& rows
       for (; t + 4 <= tn; t += 4) {
         int64_t r = 0;
         for (; r + 4 <= nr; r += 4)
-          tile<D, 4, 4>(acc + t * lda + r * 16, lda, first, xc + t * K, K, rows, r, k0, k1);
+          tile<D, 4, 4>(acc + t * lda + r * 16, lda, first, xc + t * ldx, ldx, rows, r, k0, k1);
         for (; r < nr; ++r)
-          tile<D, 4, 1>(acc + t * lda + r * 16, lda, first, xc + t * K, K, rows, r, k0, k1);
+          tile<D, 4, 1>(acc + t * lda + r * 16, lda, first, xc + t * ldx, ldx, rows, r, k0, k1);
       }
       for (; t < tn; ++t) {
         int64_t r = 0;
         for (; r + 8 <= nr; r += 8)
-          tile<D, 1, 8>(acc + t * lda + r * 16, lda, first, xc + t * K, K, rows, r, k0, k1);
+          tile<D, 1, 8>(acc + t * lda + r * 16, lda, first, xc + t * ldx, ldx, rows, r, k0, k1);
         for (; r < nr; ++r)
-          tile<D, 1, 1>(acc + t * lda + r * 16, lda, first, xc + t * K, K, rows, r, k0, k1);
+          tile<D, 1, 1>(acc + t * lda + r * 16, lda, first, xc + t * ldx, ldx, rows, r, k0, k1);
       }
     }
     for (int64_t t = 0; t < tn; ++t)
@@ -178,52 +183,66 @@ void panel(float* y, int64_t ldy, const float* x, int64_t K, const Rows<D>& rows
   }
 }
 
+// Tasks of kRowsPerTask rows of one head's W_h, head-major: every head's row panels in one pass.
 template <DType D>
-void matmul_dtype(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool& pool) {
+void matmul_heads_dtype(const HeadMatmulArgs& a, ThreadPool& pool) {
+  const WeightRef& w = *a.w;
   if (w.cols == 0) {  // empty sums
-    std::fill_n(y, T * w.rows, 0.0f);
+    for (int64_t h = 0; h < a.n_heads; ++h)
+      for (int64_t t = 0; t < a.T; ++t)
+        std::fill_n(a.y + t * a.y_row_stride + h * a.y_head_stride, a.w_rows, 0.0f);
     return;
   }
-  const int64_t tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
+  const int64_t per_head = (a.w_rows + kRowsPerTask - 1) / kRowsPerTask;
   const auto run = [&](int64_t b, int64_t e) {
-    std::vector<float> acc(std::min(T, kTc) * kRowsPerTask * 16);
+    std::vector<float> acc(std::min(a.T, kTc) * kRowsPerTask * 16);
     for (int64_t task = b; task < e; ++task) {
-      const int64_t r0 = task * kRowsPerTask, nr = std::min(kRowsPerTask, w.rows - r0);
-      panel<D>(y + r0, w.rows, x, w.cols, Rows<D>(w, r0), nr, T, acc.data());
+      const int64_t h = task / per_head, r0 = task % per_head * kRowsPerTask;
+      const int64_t nr = std::min(kRowsPerTask, a.w_rows - r0);
+      panel<D>(a.y + h * a.y_head_stride + r0, a.y_row_stride, a.x + h * a.x_head_stride,
+               a.x_row_stride, w.cols, Rows<D>(w, a.w_row0 + h * a.w_head_stride + r0), nr, a.T,
+               acc.data());
     }
   };
-  run_tasks(pool, tasks, T * w.rows * w.cols, run);
+  run_tasks(pool, a.n_heads * per_head, a.n_heads * a.T * a.w_rows * w.cols, run);
 }
 
 }  // namespace
 
-void matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool& pool) {
+void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool) {
+  ref::check_head_args(a);
+  const WeightRef& w = *a.w;
   switch (w.dtype) {
     case DType::F32:
-      return matmul_dtype<DType::F32>(y, x, w, T, pool);
+      return matmul_heads_dtype<DType::F32>(a, pool);
     case DType::BF16:
-      return matmul_dtype<DType::BF16>(y, x, w, T, pool);
+      return matmul_heads_dtype<DType::BF16>(a, pool);
     case DType::F16:
-      return matmul_dtype<DType::F16>(y, x, w, T, pool);
+      return matmul_heads_dtype<DType::F16>(a, pool);
     case DType::F8_E4M3:
       DSV3_CHECK(w.scale_inv != nullptr, "kernels: F8_E4M3 weight without scale_inv",
                  "FP8 weights need their weight_scale_inv (SPEC §3.2)");
       if (w.block_rows <= 0 || w.block_cols <= 0 || w.block_cols % 16 != 0)
-        return ref::matmul(y, x, w, T, pool);  // never in checkpoints (config: 128 x 128)
-      return matmul_dtype<DType::F8_E4M3>(y, x, w, T, pool);
+        return ref::matmul_heads(a, pool);  // never in checkpoints (config: 128 x 128)
+      return matmul_heads_dtype<DType::F8_E4M3>(a, pool);
     default:
-      return ref::matmul(y, x, w, T, pool);  // ref throws the dtype error
+      return ref::matmul_heads(a, pool);  // ref throws the dtype error
   }
+}
+
+void matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool& pool) {
+  matmul_heads(ref::one_head(y, w.rows, x, w.cols, w, T), pool);
 }
 
 namespace {
 
-// y[t, c0 .. c0 + nc) (nc <= 64) for NT rows t: the sum over weight rows r in order of
-// x[t, r] * w[r, c], four 16-lane accumulators per row of x. FP8: each 16-column vector lies in
+// y[t * ldy + c] for c < nc (nc <= 64) and NT rows t: (first ? 0 : y[t * ldy + c]) plus the sum
+// over weight rows r < rows in order of x[t * ldx + r * ldr] * w[r, c0 + c] (the weight columns
+// counted from c0), four 16-lane accumulators per row of x. FP8: each 16-column vector lies in
 // one scale block (block_cols is a multiple of 16).
 template <DType D, int NT>
-void xw_tile(float* y, int64_t ldy, const float* x, int64_t ldx, const Rows<D>& w, int64_t c0,
-             int64_t rows, int64_t nc) {
+void xw_tile(float* y, int64_t ldy, bool first, const float* x, int64_t ldx, int64_t ldr,
+             const Rows<D>& w, int64_t c0, int64_t rows, int64_t nc) {
   __mmask16 m[4];
   int64_t blk[4];  // FP8: the scale column of each vector (clamped for empty vectors)
 #pragma GCC unroll 8
@@ -235,7 +254,8 @@ void xw_tile(float* y, int64_t ldy, const float* x, int64_t ldx, const Rows<D>& 
 #pragma GCC unroll 8
   for (int t = 0; t < NT; ++t)
 #pragma GCC unroll 8
-    for (int i = 0; i < 4; ++i) acc[t][i] = _mm512_setzero_ps();
+    for (int i = 0; i < 4; ++i)
+      acc[t][i] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m[i], y + t * ldy + 16 * i);
   for (int64_t r = 0; r < rows; ++r) {
     __m512 wv[4];
 #pragma GCC unroll 8
@@ -246,7 +266,7 @@ void xw_tile(float* y, int64_t ldy, const float* x, int64_t ldx, const Rows<D>& 
     }
 #pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) {
-      const __m512 xr = _mm512_set1_ps(x[t * ldx + r]);
+      const __m512 xr = _mm512_set1_ps(x[t * ldx + r * ldr]);
 #pragma GCC unroll 8
       for (int i = 0; i < 4; ++i) acc[t][i] = _mm512_fmadd_ps(xr, wv[i], acc[t][i]);
     }
@@ -257,44 +277,90 @@ void xw_tile(float* y, int64_t ldy, const float* x, int64_t ldx, const Rows<D>& 
     for (int i = 0; i < 4; ++i) _mm512_mask_storeu_ps(y + t * ldy + 16 * i, m[i], acc[t][i]);
 }
 
+// Tasks of kColsPerTask output columns of one head, head-major: every head's columns in one pass.
 template <DType D>
-void matmul_xw_dtype(float* y, int64_t y_stride, const float* x, int64_t x_stride,
-                     const WeightRef& w, int64_t T, ThreadPool& pool) {
+void matmul_xw_heads_dtype(const HeadMatmulArgs& a, ThreadPool& pool) {
   constexpr int64_t kColsPerTask = 64;
-  const int64_t tasks = (w.cols + kColsPerTask - 1) / kColsPerTask;
-  const Rows<D> rows(w, 0);
-  run_tasks(pool, tasks, T * w.rows * w.cols, [&](int64_t b, int64_t e) {
-    for (int64_t task = b; task < e; ++task) {
-      const int64_t c0 = task * kColsPerTask, nc = std::min(kColsPerTask, w.cols - c0);
-      int64_t t = 0;
-      for (; t + 4 <= T; t += 4)
-        xw_tile<D, 4>(y + t * y_stride + c0, y_stride, x + t * x_stride, x_stride, rows, c0, w.rows,
-                      nc);
-      for (; t < T; ++t)
-        xw_tile<D, 1>(y + t * y_stride + c0, y_stride, x + t * x_stride, x_stride, rows, c0, w.rows,
-                      nc);
-    }
-  });
+  const WeightRef& w = *a.w;
+  const int64_t per_head = (w.cols + kColsPerTask - 1) / kColsPerTask;
+  const int64_t ldx = a.x_row_stride, ldy = a.y_row_stride;
+  run_tasks(
+      pool, a.n_heads * per_head, a.n_heads * a.T * a.w_rows * w.cols, [&](int64_t b, int64_t e) {
+        for (int64_t task = b; task < e; ++task) {
+          const int64_t h = task / per_head, c0 = task % per_head * kColsPerTask;
+          const int64_t nc = std::min(kColsPerTask, w.cols - c0);
+          const Rows<D> rows(w, a.w_row0 + h * a.w_head_stride);
+          const float* x = a.x + h * a.x_head_stride;
+          float* y = a.y + h * a.y_head_stride + c0;
+          int64_t t = 0;
+          for (; t + 4 <= a.T; t += 4)
+            xw_tile<D, 4>(y + t * ldy, ldy, true, x + t * ldx, ldx, 1, rows, c0, a.w_rows, nc);
+          for (; t < a.T; ++t)
+            xw_tile<D, 1>(y + t * ldy, ldy, true, x + t * ldx, ldx, 1, rows, c0, a.w_rows, nc);
+        }
+      });
 }
 
 }  // namespace
 
-void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, const WeightRef& w,
-               int64_t T, ThreadPool& pool) {
+void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool) {
+  ref::check_head_args(a);
+  const WeightRef& w = *a.w;
   switch (w.dtype) {
     case DType::F32:
-      return matmul_xw_dtype<DType::F32>(y, y_stride, x, x_stride, w, T, pool);
+      return matmul_xw_heads_dtype<DType::F32>(a, pool);
     case DType::BF16:
-      return matmul_xw_dtype<DType::BF16>(y, y_stride, x, x_stride, w, T, pool);
+      return matmul_xw_heads_dtype<DType::BF16>(a, pool);
     case DType::F16:
-      return matmul_xw_dtype<DType::F16>(y, y_stride, x, x_stride, w, T, pool);
+      return matmul_xw_heads_dtype<DType::F16>(a, pool);
     case DType::F8_E4M3:
       if (w.scale_inv != nullptr && w.block_rows > 0 && w.block_cols > 0 && w.block_cols % 16 == 0)
-        return matmul_xw_dtype<DType::F8_E4M3>(y, y_stride, x, x_stride, w, T, pool);
+        return matmul_xw_heads_dtype<DType::F8_E4M3>(a, pool);
       [[fallthrough]];
     default:
-      return ref::matmul_xw(y, y_stride, x, x_stride, w, T, pool);  // ref throws errors
+      return ref::matmul_xw_heads(a, pool);  // ref throws errors
   }
+}
+
+void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, const WeightRef& w,
+               int64_t T, ThreadPool& pool) {
+  matmul_xw_heads(ref::one_head(y, y_stride, x, x_stride, w, T), pool);
+}
+
+// matmul_dw is x·w's tile with w = x [T, cols] (F32) and "x" = dyᵀ (dy read down its columns,
+// ldr = rows), starting from dw instead of zero. Blocking: tasks of kDwRows output rows run in
+// parallel (no two threads write one row of dw). A task walks T in blocks of kDwT rows; within a
+// block it sweeps the columns 64 at a time and, for each 64-column strip, runs the 4 x 64
+// register tile (4 rows of dw, 16 accumulators) down the block's rows of x: each step loads 4
+// vectors of x[t] and broadcasts 4 values of dy[t], 16 FMAs. The x strip of a block (kDwT x 64
+// floats, 32 KiB) stays in L1 while the task's 8 row tiles pass over it, and the task's dy block
+// (kDwT x kDwRows) stays in L1/L2 across the strips. Each tile loads dw and stores it back after
+// the block, so every dw[o, i] is dw[o, i] + dy[0, o] x[0, i] + dy[1, o] x[1, i] + ... in order of
+// t, by FMAs.
+void matmul_dw(float* dw, const float* dy, const float* x, int64_t T, int64_t rows, int64_t cols,
+               ThreadPool& pool) {
+  constexpr int64_t kDwRows = 32, kDwT = 128;
+  const WeightRef xs{DType::F32, x, T, cols, nullptr};
+  const int64_t tasks = (rows + kDwRows - 1) / kDwRows;
+  run_tasks(pool, tasks, T * rows * cols, [&](int64_t b, int64_t e) {
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t o0 = task * kDwRows, nr = std::min(kDwRows, rows - o0);
+      for (int64_t t0 = 0; t0 < T; t0 += kDwT) {
+        const int64_t nt = std::min(kDwT, T - t0);
+        const Rows<DType::F32> xb(xs, t0);
+        const float* dyb = dy + t0 * rows + o0;
+        for (int64_t c0 = 0; c0 < cols; c0 += 64) {
+          const int64_t nc = std::min<int64_t>(64, cols - c0);
+          float* dwb = dw + o0 * cols + c0;
+          int64_t r = 0;
+          for (; r + 4 <= nr; r += 4)
+            xw_tile<DType::F32, 4>(dwb + r * cols, cols, false, dyb + r, 1, rows, xb, c0, nt, nc);
+          for (; r < nr; ++r)
+            xw_tile<DType::F32, 1>(dwb + r * cols, cols, false, dyb + r, 1, rows, xb, c0, nt, nc);
+        }
+      }
+    }
+  });
 }
 
 }  // namespace dsv3::cpu

@@ -1,5 +1,6 @@
 // Reference causal attention: one query row of one head at a time, so memory is one row of scores
-// per thread whatever the prompt length (issue 3: no quadratic attention memory).
+// per thread whatever the prompt length (issue 3: no quadratic attention memory). With a.lse set,
+// each row's log-sum-exp is m + log(sum) in double, rounded once to float32.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -26,6 +27,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
       }
       double sum = 0;
       for (int64_t s = 0; s < n_keys; ++s) sum += (p[s] = std::exp(p[s] - m));
+      if (a.lse != nullptr) a.lse[t * a.n_heads + h] = static_cast<float>(m + std::log(sum));
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t s = 0; s < n_keys; ++s) axpy(acc.data(), p[s], v + s * a.v_row_stride, a.dv);
       float* out = a.out + t * a.out_row_stride + h * a.out_head_stride;

@@ -1,8 +1,10 @@
-// Reference matmul: y = x·wᵀ for any weight storage dtype, FP32 accumulate. Each task dequantises
-// a few weight rows once and reuses them for all T input rows.
+// Reference matmuls: y = x·wᵀ and y = x·w for any weight storage dtype, FP32 accumulate, per head
+// (the plain ops are the one-head case), and the weight gradient dw += dyᵀ·x. Each matmul task
+// dequantises a few weight rows once and reuses them for all T input rows.
 #include <algorithm>
 #include <vector>
 
+#include "base/error.h"
 #include "kernels/ref/ref.h"
 
 namespace dsv3::ref {
@@ -19,46 +21,77 @@ float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
-void matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool& pool) {
+void check_head_args(const HeadMatmulArgs& a) {
+  DSV3_CHECK(a.w != nullptr, "kernels: head matmul without a weight");
+  DSV3_CHECK(a.n_heads >= 0 && a.T >= 0 && a.w_rows >= 0 && a.w_head_stride >= 0 && a.w_row0 >= 0,
+             "kernels: head matmul with a negative size, stride or first row");
+  DSV3_CHECK(a.n_heads == 0 || a.w_row0 + (a.n_heads - 1) * a.w_head_stride + a.w_rows <= a.w->rows,
+             "kernels: head matmul reads past the weight's last row",
+             "w_row0 + (n_heads - 1) * w_head_stride + w_rows must be <= w->rows");
+}
+
+void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool) {
+  check_head_args(a);
   constexpr int64_t kRowsPerTask = 8;
-  const int64_t tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
-  pool.parallel_for(tasks, [&](int64_t b, int64_t e) {
+  const WeightRef& w = *a.w;
+  const int64_t per_head = (a.w_rows + kRowsPerTask - 1) / kRowsPerTask;  // tasks
+  pool.parallel_for(a.n_heads * per_head, [&](int64_t b, int64_t e) {
     std::vector<float> wrows(kRowsPerTask * w.cols);
     for (int64_t task = b; task < e; ++task) {
-      const int64_t r0 = task * kRowsPerTask, n = std::min(kRowsPerTask, w.rows - r0);
-      weight_block_f32(w, r0, n, 0, w.cols, wrows.data());
-      for (int64_t t = 0; t < T; ++t) {
-        const float* xt = x + t * w.cols;
-        float* yt = y + t * w.rows + r0;
+      const int64_t h = task / per_head, r0 = task % per_head * kRowsPerTask;
+      const int64_t n = std::min(kRowsPerTask, a.w_rows - r0);
+      weight_block_f32(w, a.w_row0 + h * a.w_head_stride + r0, n, 0, w.cols, wrows.data());
+      for (int64_t t = 0; t < a.T; ++t) {
+        const float* xt = a.x + t * a.x_row_stride + h * a.x_head_stride;
+        float* yt = a.y + t * a.y_row_stride + h * a.y_head_stride + r0;
         for (int64_t i = 0; i < n; ++i) yt[i] = dot(xt, wrows.data() + i * w.cols, w.cols);
       }
     }
   });
 }
 
-}  // namespace dsv3::ref
+void matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool& pool) {
+  matmul_heads(one_head(y, w.rows, x, w.cols, w, T), pool);
+}
 
-namespace dsv3::ref {
-
-void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, const WeightRef& w,
-               int64_t T, ThreadPool& pool) {
-  // Parallel over column chunks; each task dequantises its column slice of every weight row once.
+void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool) {
+  check_head_args(a);
+  // Parallel over column chunks of every head; each task dequantises its column slice of every
+  // weight row once.
   constexpr int64_t kColsPerTask = 64;
-  const int64_t tasks = (w.cols + kColsPerTask - 1) / kColsPerTask;
-  pool.parallel_for(tasks, [&](int64_t b, int64_t e) {
+  const WeightRef& w = *a.w;
+  const int64_t per_head = (w.cols + kColsPerTask - 1) / kColsPerTask;  // tasks
+  pool.parallel_for(a.n_heads * per_head, [&](int64_t b, int64_t e) {
     std::vector<float> wrow(kColsPerTask);
     for (int64_t task = b; task < e; ++task) {
-      const int64_t c0 = task * kColsPerTask, nc = std::min(kColsPerTask, w.cols - c0);
-      for (int64_t t = 0; t < T; ++t) std::fill_n(y + t * y_stride + c0, nc, 0.0f);
-      for (int64_t r = 0; r < w.rows; ++r) {
-        weight_block_f32(w, r, 1, c0, nc, wrow.data());
-        for (int64_t t = 0; t < T; ++t) {
-          const float xr = x[t * x_stride + r];
-          float* yt = y + t * y_stride + c0;
+      const int64_t h = task / per_head, c0 = task % per_head * kColsPerTask;
+      const int64_t nc = std::min(kColsPerTask, w.cols - c0);
+      const float* x = a.x + h * a.x_head_stride;
+      float* y = a.y + h * a.y_head_stride + c0;
+      for (int64_t t = 0; t < a.T; ++t) std::fill_n(y + t * a.y_row_stride, nc, 0.0f);
+      for (int64_t r = 0; r < a.w_rows; ++r) {
+        weight_block_f32(w, a.w_row0 + h * a.w_head_stride + r, 1, c0, nc, wrow.data());
+        for (int64_t t = 0; t < a.T; ++t) {
+          const float xr = x[t * a.x_row_stride + r];
+          float* yt = y + t * a.y_row_stride;
           for (int64_t j = 0; j < nc; ++j) yt[j] += xr * wrow[j];
         }
       }
     }
+  });
+}
+
+void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, const WeightRef& w,
+               int64_t T, ThreadPool& pool) {
+  matmul_xw_heads(one_head(y, y_stride, x, x_stride, w, T), pool);
+}
+
+void matmul_dw(float* dw, const float* dy, const float* x, int64_t T, int64_t rows, int64_t cols,
+               ThreadPool& pool) {
+  // Parallel over output rows; each row adds dy[t, o] * x[t] in order of t.
+  pool.parallel_for(rows, [&](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o)
+      for (int64_t t = 0; t < T; ++t) axpy(dw + o * cols, dy[t * rows + o], x + t * cols, cols);
   });
 }
 

@@ -11,6 +11,21 @@ float dot(const float* a, const float* b, int64_t n);
 void matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool& pool);
 void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, const WeightRef& w,
                int64_t T, ThreadPool& pool);
+void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
+void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool);
+void matmul_dw(float* dw, const float* dy, const float* x, int64_t T, int64_t rows, int64_t cols,
+               ThreadPool& pool);
+// Throws Error unless every head's rows lie inside *a.w (shared by every table's head matmuls).
+void check_head_args(const HeadMatmulArgs& a);
+// The arguments of the plain matmul / matmul_xw as one head: rows of x and y x_stride / y_stride
+// apart, all of w's rows (how every table runs its plain matmuls through the head versions).
+inline HeadMatmulArgs one_head(float* y, int64_t y_stride, const float* x, int64_t x_stride,
+                               const WeightRef& w, int64_t T) {
+  HeadMatmulArgs a;
+  a.w = &w, a.n_heads = 1, a.w_rows = w.rows, a.T = T;
+  a.x = x, a.x_row_stride = x_stride, a.y = y, a.y_row_stride = y_stride;
+  return a;
+}
 void rmsnorm(float* y, int64_t y_stride, const float* x, int64_t x_stride, const float* g,
              int64_t T, int64_t n, float eps);
 void embedding(float* y, const int32_t* ids, int64_t T, const WeightRef& table);

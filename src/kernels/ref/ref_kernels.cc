@@ -1,14 +1,27 @@
-// The reference dispatch table.
+// The reference dispatch table (designated initializers: see struct Kernels).
 #include "kernels/ref/ref.h"
 
 namespace dsv3 {
 
 const Kernels& ref_kernels() {
   static const Kernels k = {
-      "ref",          ref::matmul,           ref::matmul_xw, ref::rmsnorm,
-      ref::embedding, ref::rope_interleaved, ref::rope_half, ref::softmax,
-      ref::sigmoid,   ref::swiglu,           ref::axpy,      ref::add_bias,
-      ref::topk,      ref::attention,
+      .name = "ref",
+      .matmul = ref::matmul,
+      .matmul_xw = ref::matmul_xw,
+      .matmul_heads = ref::matmul_heads,
+      .matmul_xw_heads = ref::matmul_xw_heads,
+      .matmul_dw = ref::matmul_dw,
+      .rmsnorm = ref::rmsnorm,
+      .embedding = ref::embedding,
+      .rope_interleaved = ref::rope_interleaved,
+      .rope_half = ref::rope_half,
+      .softmax = ref::softmax,
+      .sigmoid = ref::sigmoid,
+      .swiglu = ref::swiglu,
+      .axpy = ref::axpy,
+      .add_bias = ref::add_bias,
+      .topk = ref::topk,
+      .attention = ref::attention,
   };
   return k;
 }

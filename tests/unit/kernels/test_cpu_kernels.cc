@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -16,61 +17,21 @@
 #include "base/thread_pool.h"
 #include "kernels/best_kernels.h"
 #include "kernels/kernels.h"
-#include "tensor/convert.h"
 #include "test_util.h"
+#include "unit/kernels/kernel_test_util.h"
 
 namespace dsv3 {
 namespace {
 
-constexpr double kU = 0x1p-24;  // unit roundoff of float32
-
-double gamma(int64_t k) {
-  return k * kU / (1 - k * kU);
-}
-
-std::vector<float> randn(size_t n, uint64_t seed) {
-  Rng r(seed);
-  std::vector<float> v(n);
-  for (auto& x : v) x = static_cast<float>(r.normal());
-  return v;
-}
-
-// A random weight in storage dtype `dt` (rounded from normal floats; FP8 with random block scales
-// of 128 x 128) and its dequantised values. The values come from weight_block_f32, which
-// test_kernels.cc checks against an independent decoding of every dtype.
-struct TestWeight {
-  std::vector<unsigned char> data;
-  std::vector<float> scale;
-  std::vector<float> value;  // [rows, cols] as float32, exactly what the kernels multiply by
-  WeightRef ref;
-};
-
-TestWeight make_weight(DType dt, int64_t rows, int64_t cols, uint64_t seed) {
-  TestWeight w;
-  Rng r(seed);
-  const auto f = randn(rows * cols, seed + 1);
-  w.data.resize(rows * cols * dtype_size(dt));
-  convert_from_f32(dt, f.data(), w.data.data(), rows * cols);
-  if (dt == DType::F8_E4M3) {
-    w.scale.resize(((rows + 127) / 128) * ((cols + 127) / 128));
-    for (auto& s : w.scale) s = static_cast<float>(0.001 + r.uniform() * 0.01);
-  }
-  w.ref = WeightRef{dt, w.data.data(), rows, cols, w.scale.empty() ? nullptr : w.scale.data()};
-  w.value.resize(rows * cols);
-  weight_block_f32(w.ref, 0, rows, 0, cols, w.value.data());
-  return w;
-}
+using test::gamma;
+using test::kU;
+using test::make_weight;
+using test::randn;
+using test::TestWeight;
 
 const Kernels& cpu() {
   return cpu_kernels();
 }
-
-#define REQUIRE_AVX512()                                \
-  do {                                                  \
-    if (!cpu_kernels_supported()) {                     \
-      GTEST_SKIP() << "no AVX-512 F/BW/VL on this CPU"; \
-    }                                                   \
-  } while (0)
 
 struct Shape3 {
   int64_t T, rows, cols;
@@ -363,6 +324,15 @@ TEST(CpuKernels, AttentionMatchesDoubleAndRef) {
     cpu().attention(a, pool);
     a.out = out_ref.data();
     ref_kernels().attention(a, pool);
+    // Asking for the log-sum-exp leaves the outputs exactly as they were, in both tables.
+    std::vector<float> lse(c.T * c.n_heads), lse_ref(lse.size()), out_lse(out.size());
+    a.out = out_lse.data(), a.lse = lse.data();
+    cpu().attention(a, pool);
+    ASSERT_EQ(std::memcmp(out_lse.data(), out.data(), out.size() * sizeof(float)), 0) << c.T;
+    a.lse = lse_ref.data();
+    ref_kernels().attention(a, pool);
+    ASSERT_EQ(std::memcmp(out_lse.data(), out_ref.data(), out.size() * sizeof(float)), 0) << c.T;
+    a.out = out_ref.data(), a.lse = nullptr;
     // The last row alone (decode) gives the prefill's numbers exactly.
     std::vector<float> last(a.out_row_stride);
     AttentionArgs d = a;
@@ -388,8 +358,16 @@ TEST(CpuKernels, AttentionMatchesDoubleAndRef) {
           delta = std::max(delta, (gamma(c.dk) * abs_sum + kU * std::fabs(dot)) * a.scale);
         }
         const double m = *std::max_element(score.begin(), score.end());
+        const double spread = m - *std::min_element(score.begin(), score.end());
         double sum = 0;
         for (double& sc : score) sum += (sc = std::exp(sc - m));
+        // log-sum-exp moves by at most delta when the scores do; each float32 exp(s - m) is off by
+        // (|s - m| + 2) u relative (the rounded difference, then exp), which log turns into at
+        // most (spread + 2) u absolute; rounding to float32 adds u |lse|. 2x margin.
+        const double lse_exact = m + std::log(sum);
+        const double lse_bound = 2 * (delta + (spread + 2) * kU + kU * std::fabs(lse_exact));
+        ASSERT_NEAR(lse[t * c.n_heads + h], lse_exact, lse_bound) << "lse, T " << c.T << " t " << t;
+        ASSERT_NEAR(lse_ref[t * c.n_heads + h], lse_exact, lse_bound) << "ref lse, T " << c.T;
         for (int64_t j = 0; j < c.dv; ++j) {
           double exact = 0, abs_pv = 0;
           for (int64_t s = 0; s < n_keys; ++s) {
@@ -412,14 +390,19 @@ TEST(CpuKernels, AttentionMatchesDoubleAndRef) {
 
 TEST(CpuKernels, TablesAreCompleteAndBestPicksCpu) {
   REQUIRE_AVX512();
-  const Kernels& k = cpu();
-  EXPECT_STREQ(k.name, "cpu-avx512");
-  const void* ptrs[] = {(void*)k.matmul,    (void*)k.matmul_xw,        (void*)k.rmsnorm,
-                        (void*)k.embedding, (void*)k.rope_interleaved, (void*)k.rope_half,
-                        (void*)k.softmax,   (void*)k.sigmoid,          (void*)k.swiglu,
-                        (void*)k.axpy,      (void*)k.add_bias,         (void*)k.topk,
-                        (void*)k.attention};
-  for (const void* p : ptrs) EXPECT_NE(p, nullptr);
+  EXPECT_STREQ(cpu().name, "cpu-avx512");
+  EXPECT_STREQ(ref_kernels().name, "ref");
+  for (const Kernels* k : {&cpu(), &ref_kernels()}) {
+    const void* ptrs[] = {(void*)k->matmul,       (void*)k->matmul_xw,
+                          (void*)k->matmul_heads, (void*)k->matmul_xw_heads,
+                          (void*)k->matmul_dw,    (void*)k->rmsnorm,
+                          (void*)k->embedding,    (void*)k->rope_interleaved,
+                          (void*)k->rope_half,    (void*)k->softmax,
+                          (void*)k->sigmoid,      (void*)k->swiglu,
+                          (void*)k->axpy,         (void*)k->add_bias,
+                          (void*)k->topk,         (void*)k->attention};
+    for (const void* p : ptrs) EXPECT_NE(p, nullptr) << k->name;
+  }
   const char* force = std::getenv("DSV3_KERNELS");
   if (force == nullptr) {
     EXPECT_EQ(&best_kernels(), &cpu_kernels());

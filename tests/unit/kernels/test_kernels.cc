@@ -247,6 +247,11 @@ TEST(Kernels, AttentionMatchesDoubleWithGqaAndCache) {
   a.out_head_stride = 7;
   ThreadPool pool(2);
   K.attention(a, pool);
+  // With the log-sum-exp asked for, the outputs stay exactly the same.
+  std::vector<float> lse(a.T * a.n_heads), out_lse(out.size());
+  a.out = out_lse.data(), a.lse = lse.data();
+  K.attention(a, pool);
+  ASSERT_EQ(std::memcmp(out_lse.data(), out.data(), out.size() * sizeof(float)), 0);
   for (int64_t t = 0; t < a.T; ++t)
     for (int64_t h = 0; h < a.n_heads; ++h) {
       const int64_t g = h / 2, n_keys = a.S - a.T + t + 1;
@@ -260,6 +265,8 @@ TEST(Kernels, AttentionMatchesDoubleWithGqaAndCache) {
         m = std::max(m, p[s]);
       }
       for (auto& e : p) sum += (e = std::exp(e - m));
+      // Same float32 error sources as the outputs below, on a value of O(1): ~1e-6 absolute.
+      EXPECT_NEAR(lse[t * a.n_heads + h], m + std::log(sum), 1e-5) << "lse t " << t << " h " << h;
       for (int64_t j = 0; j < a.dv; ++j) {
         double o = 0;
         for (int64_t s = 0; s < n_keys; ++s) o += p[s] / sum * v[s * 14 + g * 7 + j];
