@@ -1,0 +1,179 @@
+// Linear's three GEMMs (model/linear.h) against float64 sums computed here, for F32 and BF16
+// weights, in the ref and the best kernel table. Tolerance: each output is a sum of n products
+// accumulated in FP32, so |computed - exact| <= gamma_n * sum |terms| with gamma_n = n u / (1 - n
+// u), u = 2^-24 (Higham, Accuracy and Stability, eq. 3.5); the test allows 2 gamma_n (the product
+// rounding and the sum in any order) plus the rounding of the result itself.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "base/error.h"
+#include "base/thread_pool.h"
+#include "kernels/best_kernels.h"
+#include "model/linear.h"
+#include "tensor/convert.h"
+
+namespace dsv3 {
+namespace {
+
+double gamma(int64_t n) {
+  const double u = std::ldexp(1.0, -24);
+  return n * u / (1 - n * u);
+}
+
+struct Case {
+  int64_t T, out, in;
+  DType dtype;
+};
+
+ParamSpec named(std::string name, Shape shape) {
+  ParamSpec s;
+  s.name = std::move(name);
+  s.shape = std::move(shape);
+  return s;
+}
+
+// A Linear [out, in] with bias, its weights as the kernels read them and as float64.
+struct Fixture {
+  explicit Fixture(const Case& c) : spec_w(named("w", {c.out, c.in})), spec_b(named("b", {c.out})) {
+    std::mt19937 rng(static_cast<uint32_t>(c.T * 131 + c.out * 7 + c.in));
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> wf(c.out * c.in);
+    for (float& v : wf) v = nd(rng);
+    storage.resize(wf.size() * dtype_size(c.dtype));
+    convert_from_f32(c.dtype, wf.data(), storage.data(), static_cast<int64_t>(wf.size()));
+    w64.resize(wf.size());
+    std::vector<float> back(wf.size());
+    convert_to_f32(c.dtype, storage.data(), back.data(), static_cast<int64_t>(wf.size()));
+    for (size_t i = 0; i < wf.size(); ++i) w64[i] = back[i];
+    bias.resize(c.out);
+    for (float& v : bias) v = nd(rng);
+    w.spec = &spec_w;
+    w.value = WeightRef{c.dtype, storage.data(), c.out, c.in};
+    w.numel = c.out * c.in;
+    wgrad.assign(w.numel, 0.25f);  // accumulates onto what is there
+    w.grad = wgrad.data();
+    b.spec = &spec_b;
+    b.value = WeightRef{DType::F32, bias.data(), 1, c.out};
+    b.f32 = bias.data();
+    b.numel = c.out;
+    bgrad.assign(c.out, -0.5f);
+    b.grad = bgrad.data();
+  }
+  ParamSpec spec_w, spec_b;
+  std::vector<unsigned char> storage;
+  std::vector<double> w64;
+  std::vector<float> bias, wgrad, bgrad;
+  Param w, b;
+};
+
+std::vector<float> random_rows(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = nd(rng);
+  return v;
+}
+
+// |got - want| <= 2 gamma_n * mag + u |want|, element by element.
+void expect_close(const std::vector<float>& got, const std::vector<double>& want,
+                  const std::vector<double>& mag, int64_t n, const char* what) {
+  int bad = 0;
+  for (size_t i = 0; i < got.size() && bad < 5; ++i) {
+    const double tol = 2 * gamma(n) * mag[i] + std::ldexp(std::fabs(want[i]), -24);
+    if (std::fabs(got[i] - want[i]) > tol) {
+      ADD_FAILURE() << what << "[" << i << "] = " << got[i] << ", want " << want[i] << " ± " << tol;
+      ++bad;
+    }
+  }
+}
+
+void check(const Case& c, const Kernels& k) {
+  char trace[128];
+  std::snprintf(trace, sizeof trace, "%s %s T=%lld out=%lld in=%lld", k.name,
+                std::string(dtype_name(c.dtype)).c_str(), static_cast<long long>(c.T),
+                static_cast<long long>(c.out), static_cast<long long>(c.in));
+  SCOPED_TRACE(trace);
+  ThreadPool pool(2);
+  const ComputeContext ctx{k, pool};
+  Fixture f(c);
+  const Linear lin(f.w, &f.b);
+  const std::vector<float> x = random_rows(c.T * c.in, 1), dy = random_rows(c.T * c.out, 2);
+
+  // Fprop: y = x Wᵀ + b.
+  std::vector<float> y(c.T * c.out);
+  lin.forward(ctx, x.data(), c.T, y.data());
+  std::vector<double> want(y.size()), mag(y.size());
+  for (int64_t t = 0; t < c.T; ++t)
+    for (int64_t o = 0; o < c.out; ++o) {
+      double s = f.bias[o], m = std::fabs(f.bias[o]);
+      for (int64_t i = 0; i < c.in; ++i) {
+        s += x[t * c.in + i] * f.w64[o * c.in + i];
+        m += std::fabs(x[t * c.in + i] * f.w64[o * c.in + i]);
+      }
+      want[t * c.out + o] = s;
+      mag[t * c.out + o] = m;
+    }
+  expect_close(y, want, mag, c.in + 1, "y");
+
+  // Dgrad: dx = dy W.
+  std::vector<float> dx(c.T * c.in, 123.0f);  // overwritten
+  lin.backward_input(ctx, dy.data(), c.T, dx.data());
+  want.assign(dx.size(), 0);
+  mag.assign(dx.size(), 0);
+  for (int64_t t = 0; t < c.T; ++t)
+    for (int64_t i = 0; i < c.in; ++i)
+      for (int64_t o = 0; o < c.out; ++o) {
+        want[t * c.in + i] += dy[t * c.out + o] * f.w64[o * c.in + i];
+        mag[t * c.in + i] += std::fabs(dy[t * c.out + o] * f.w64[o * c.in + i]);
+      }
+  expect_close(dx, want, mag, c.out, "dx");
+
+  // Wgrad: dW += dyᵀ x, db += Σ_t dy, onto the gradients already there.
+  lin.backward_weight(ctx, dy.data(), x.data(), c.T);
+  want.assign(f.wgrad.size(), 0.25);
+  mag.assign(f.wgrad.size(), 0.25);
+  for (int64_t o = 0; o < c.out; ++o)
+    for (int64_t i = 0; i < c.in; ++i)
+      for (int64_t t = 0; t < c.T; ++t) {
+        want[o * c.in + i] += double(dy[t * c.out + o]) * x[t * c.in + i];
+        mag[o * c.in + i] += std::fabs(double(dy[t * c.out + o]) * x[t * c.in + i]);
+      }
+  expect_close(f.wgrad, want, mag, c.T + 1, "dW");
+  std::vector<double> want_b(c.out, -0.5), mag_b(c.out, 0.5);
+  for (int64_t t = 0; t < c.T; ++t)
+    for (int64_t o = 0; o < c.out; ++o) {
+      want_b[o] += dy[t * c.out + o];
+      mag_b[o] += std::fabs(dy[t * c.out + o]);
+    }
+  expect_close(f.bgrad, want_b, mag_b, c.T + 1, "db");
+}
+
+TEST(Linear, ThreeGemmsMatchFloat64) {
+  const Case cases[] = {{1, 33, 70, DType::F32},
+                        {5, 64, 128, DType::BF16},
+                        {17, 40, 257, DType::F32},
+                        {3, 130, 16, DType::BF16},
+                        {64, 96, 200, DType::BF16}};
+  for (const Case& c : cases) {
+    check(c, ref_kernels());
+    check(c, best_kernels());
+  }
+}
+
+TEST(Linear, WeightGradientNeedsTraining) {
+  Case c{2, 4, 8, DType::F32};
+  Fixture f(c);
+  f.w.grad = nullptr;
+  ThreadPool pool(1);
+  const Linear lin(f.w);
+  std::vector<float> x(16), dy(8);
+  EXPECT_THROW(lin.backward_weight(ComputeContext{ref_kernels(), pool}, dy.data(), x.data(), 2),
+               Error);
+}
+
+}  // namespace
+}  // namespace dsv3
