@@ -37,6 +37,7 @@ void GqaAttention::forward(ComputeContext ctx, const float* x, const Batch& b, c
   a.kv.resize(N * row);
   a.o.resize(N * H_ * hd_);
   a.proj.resize(N * nk);
+  a.lse.resize(N * H_);
   q_.forward(ctx, x, N, a.q.data());
   // k and v into the cache-row layout [k; v].
   for (int which = 0; which < 2; ++which) {
@@ -64,6 +65,7 @@ void GqaAttention::forward(ComputeContext ctx, const float* x, const Batch& b, c
     at.out = a.o.data() + s.begin * H_ * hd_;
     at.out_row_stride = H_ * hd_;
     at.out_head_stride = hd_;
+    at.lse = a.lse.data() + s.begin * H_;
     k.attention(at, ctx.pool);
   }
   o_.forward(ctx, a.o.data(), N, out);

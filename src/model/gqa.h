@@ -11,9 +11,10 @@ namespace dsv3 {
 
 // Activations of one batch of N rows, kept for a backward pass.
 struct GqaActs {
-  std::vector<float> q;   // [N, H, head_dim], rotated
-  std::vector<float> kv;  // [N, 2, kv_heads, head_dim]: the cache rows [k (rotated); v]
-  std::vector<float> o;   // [N, H, head_dim] before o_proj
+  std::vector<float> q;    // [N, H, head_dim], rotated
+  std::vector<float> kv;   // [N, 2, kv_heads, head_dim]: the cache rows [k (rotated); v]
+  std::vector<float> o;    // [N, H, head_dim] before o_proj
+  std::vector<float> lse;  // [N, H] log-sum-exp of each row's scaled scores (backward)
   std::vector<float> proj, cache_scratch;
 };
 

@@ -72,6 +72,7 @@ void Mla::forward(ComputeContext ctx, AttentionPath path, const float* x, const 
 void Mla::attend_naive(ComputeContext ctx, const Batch& b, MlaActs& a) const {
   const int64_t dq = d_n_ + d_r_, dl = d_c_ + d_r_, dkv = d_n_ + d_v_;
   // Gather every sequence's keys, then one kv_b GEMM over all of them (step 4).
+  a.lse.resize(b.rows() * H_);
   a.kv_row0.assign(b.seqs().size() + 1, 0);
   for (size_t i = 0; i < b.seqs().size(); ++i) {
     const BatchSeq& s = b.seqs()[i];
@@ -116,6 +117,7 @@ void Mla::attend_naive(ComputeContext ctx, const Batch& b, MlaActs& a) const {
     at.out = a.o.data() + s.begin * H_ * d_v_;
     at.out_row_stride = H_ * d_v_;
     at.out_head_stride = d_v_;
+    at.lse = a.lse.data() + s.begin * H_;
     ctx.kernels.attention(at, ctx.pool);
   }
 }
@@ -127,14 +129,26 @@ void Mla::attend_absorbed(ComputeContext ctx, const Batch& b, MlaActs& a) const 
   a.q_abs.resize(N * H_ * dl);
   a.o_lat.resize(H_ * N * d_c_);
   a.o_head.resize(H_ * N * d_v_);
-  for (int64_t h = 0; h < H_; ++h) {
-    // q_abs[h] = W_UK[h]ᵀ q_nope[h], W_UK[h] = kv_b rows h*(d_n+d_v) .. + d_n (SPEC §1.3 step 4).
-    k.matmul_xw(a.q_abs.data() + h * dl, H_ * dl, a.q.data() + h * dq, H_ * dq,
-                slice_rows(kv_b, h * dkv, d_n_), N, ctx.pool);
-    for (int64_t t = 0; t < N; ++t)
+  a.lse.resize(N * H_);
+  // q_abs[h] = W_UK[h]ᵀ q_nope[h], W_UK[h] = kv_b rows h*(d_n+d_v) .. + d_n (SPEC §1.3 step 4):
+  // all heads in one pass, so every thread reads kv_b even for one decode row.
+  HeadMatmulArgs uk;
+  uk.w = &kv_b;
+  uk.n_heads = H_;
+  uk.w_head_stride = dkv;
+  uk.w_rows = d_n_;
+  uk.T = N;
+  uk.x = a.q.data();
+  uk.x_row_stride = H_ * dq;
+  uk.x_head_stride = dq;
+  uk.y = a.q_abs.data();
+  uk.y_row_stride = H_ * dl;
+  uk.y_head_stride = dl;
+  k.matmul_xw_heads(uk, ctx.pool);
+  for (int64_t t = 0; t < N; ++t)
+    for (int64_t h = 0; h < H_; ++h)
       std::copy_n(a.q.data() + (t * H_ + h) * dq + d_n_, d_r_,
                   a.q_abs.data() + (t * H_ + h) * dl + d_c_);
-  }
   // MQA per sequence: one key head [c_kv; k_pe] (d_c + d_r) and one value head c_kv (d_c) for all
   // H heads.
   for (const BatchSeq& s : b.seqs()) {
@@ -153,12 +167,24 @@ void Mla::attend_absorbed(ComputeContext ctx, const Batch& b, MlaActs& a) const 
     at.out = a.o_lat.data() + s.begin * d_c_;
     at.out_row_stride = d_c_;
     at.out_head_stride = N * d_c_;
+    at.lse = a.lse.data() + s.begin * H_;
     k.attention(at, ctx.pool);
   }
-  // o[h] = W_UV[h] o_lat[h], W_UV[h] = kv_b rows h*(d_n+d_v) + d_n .. + d_v.
-  for (int64_t h = 0; h < H_; ++h)
-    k.matmul(a.o_head.data() + h * N * d_v_, a.o_lat.data() + h * N * d_c_,
-             slice_rows(kv_b, h * dkv + d_n_, d_v_), N, ctx.pool);
+  // o[h] = W_UV[h] o_lat[h], W_UV[h] = kv_b rows h*(d_n+d_v) + d_n .. + d_v, all heads at once.
+  HeadMatmulArgs uv;
+  uv.w = &kv_b;
+  uv.n_heads = H_;
+  uv.w_row0 = d_n_;
+  uv.w_head_stride = dkv;
+  uv.w_rows = d_v_;
+  uv.T = N;
+  uv.x = a.o_lat.data();
+  uv.x_row_stride = d_c_;
+  uv.x_head_stride = N * d_c_;
+  uv.y = a.o_head.data();
+  uv.y_row_stride = d_v_;
+  uv.y_head_stride = N * d_v_;
+  k.matmul_heads(uv, ctx.pool);
   for (int64_t t = 0; t < N; ++t)
     for (int64_t h = 0; h < H_; ++h)
       std::copy_n(a.o_head.data() + (h * N + t) * d_v_, d_v_, a.o.data() + (t * H_ + h) * d_v_);

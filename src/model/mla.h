@@ -26,6 +26,7 @@ struct MlaActs {
   std::vector<float> o_lat;   // Absorbed: [H, N, d_c] Σ_s P c_kv[s]
   std::vector<float> o_head;  // Absorbed: [H, N, d_v] W_UV[h] o_lat[h]
   std::vector<float> o;       // [N, H, d_v] attention output, o_proj's input
+  std::vector<float> lse;     // [N, H] log-sum-exp of each row's scaled scores (backward)
   std::vector<float> cache_scratch;
 };
 

@@ -24,7 +24,7 @@ struct ParamSpec {
   bool keep_f32 = false;  // stored FP32 whatever the model dtype (e_score_correction_bias)
   // False when no gradient trains it: e_score_correction_bias follows the balance rule (SPEC §2).
   bool has_grad = true;
-  int64_t expert = -1;    // routed expert index, -1 otherwise (for activated-parameter counts)
+  int64_t expert = -1;  // routed expert index, -1 otherwise (for activated-parameter counts)
   // MTP embed_tokens / shared_head.head: a stored copy of this main tensor (SPEC §6); loaders may
   // alias it, and parameter counts leave it out of the "unique" MTP figure.
   std::string copy_of;

@@ -5,6 +5,7 @@
 // attention runs per sequence with the same shapes), so equality is bit for bit.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -176,6 +177,34 @@ TEST(Batch, ExpertLoadCountsEveryRoutedSlot) {
     for (int64_t n : acts.expert_load[l]) total += n;
     EXPECT_EQ(total, 7 * c.num_experts_per_tok) << "layer " << l;
   }
+}
+
+TEST(Batch, AttentionLseIsTheSameOnBothMlaPaths) {
+  // Both paths score the same q·k (SPEC §1.5), so each row's log-sum-exp, kept for the backward
+  // pass, agrees to float32 rounding of dot products of d_n + d_r terms (~1e-6 relative).
+  ThreadPool pool(1);
+  const ModelConfig c = mla_config();
+  const ModelWeights w = ModelWeights::random(c, 4, DType::F32);
+  auto model = make_model(w, ComputeContext{ref_kernels(), pool});
+  std::vector<std::vector<float>> lse;
+  for (AttentionPath path : {AttentionPath::Naive, AttentionPath::Absorbed}) {
+    model->set_attention_path(path);
+    Batch b;
+    b.add(nullptr, std::vector<int32_t>{1, 2, 3, 4, 5}, Batch::Logits::None);
+    b.add(nullptr, std::vector<int32_t>{9, 8}, Batch::Logits::None);
+    ForwardActs acts;
+    acts.keep_layers = true;
+    model->forward(b, acts, nullptr);
+    lse.push_back(acts.layers[1].mla.lse);
+  }
+  ASSERT_EQ(lse[0].size(), static_cast<size_t>(7 * c.num_attention_heads));
+  for (size_t i = 0; i < lse[0].size(); ++i) {
+    ASSERT_TRUE(std::isfinite(lse[0][i]));
+    EXPECT_NEAR(lse[0][i], lse[1][i], 1e-5 * (1 + std::fabs(lse[0][i]))) << i;
+  }
+  // Row 0 of each sequence sees one key: its lse is that single scaled score, not 0 or garbage;
+  // the first row of the second sequence equals none of the first's (it is its own sequence).
+  EXPECT_NE(lse[0][0], lse[0][5 * c.num_attention_heads]);
 }
 
 TEST(Batch, Errors) {
