@@ -1,5 +1,6 @@
 #include "base/thread_pool.h"
 
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <string>
@@ -19,39 +20,61 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-static void chunk(int64_t n, int parts, int idx, int64_t& b, int64_t& e) {
+namespace {
+
+void chunk(int64_t n, int parts, int idx, int64_t& b, int64_t& e) {
   int64_t base = n / parts, rem = n % parts;
   b = idx * base + (idx < rem ? idx : rem);
   e = b + base + (idx < rem ? 1 : 0);
 }
 
+// How long a thread polls before it blocks: long enough to bridge the gap between two ops of a
+// forward pass, short enough not to keep a core busy between tokens of a slow sampler.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+// Polls done() until it is true (returns true) or kSpin has passed (returns false).
+template <typename Done>
+bool spin_until(const Done& done) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if ((i & 255) == 255 && std::chrono::steady_clock::now() > until) return false;
+  }
+}
+
+}  // namespace
+
 void ThreadPool::worker(int idx) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t)>* job;
-    int64_t n;
-    {
+    auto ready = [&] {
+      return stop_.load(std::memory_order_acquire) ||
+             generation_.load(std::memory_order_acquire) != seen;
+    };
+    if (!spin_until(ready)) {
       std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      n = job_n_;
+      cv_.wait(lk, ready);
     }
+    if (stop_.load(std::memory_order_acquire)) return;
+    seen = generation_.load(std::memory_order_acquire);
+    const auto* job = job_;
+    const int64_t n = job_n_;
     int64_t b, e;
     chunk(n, n_threads_, idx, b, e);
-    std::exception_ptr err;
     if (b < e) {
       try {
         (*job)(b, e);
       } catch (...) {
-        err = std::current_exception();
+        std::lock_guard<std::mutex> lk(mu_);
+        if (!error_) error_ = std::current_exception();
       }
     }
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      if (err && !error_) error_ = err;
-      if (--pending_ == 0) done_cv_.notify_one();
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lk(mu_);  // the caller may be checking pending_ under mu_
+      done_cv_.notify_one();
     }
   }
 }
@@ -62,13 +85,13 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n);
     return;
   }
+  job_ = &fn;
+  job_n_ = n;
+  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lk(mu_);
-    job_ = &fn;
-    job_n_ = n;
-    pending_ = n_threads_ - 1;
     error_ = nullptr;
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   cv_.notify_all();
   int64_t b, e;
@@ -79,9 +102,16 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   } catch (...) {
     err = std::current_exception();
   }
-  std::unique_lock<std::mutex> lk(mu_);
-  done_cv_.wait(lk, [&] { return pending_ == 0; });
+  auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  std::unique_lock<std::mutex> lk(mu_, std::defer_lock);
+  if (!spin_until(done)) {
+    lk.lock();
+    done_cv_.wait(lk, done);
+  } else {
+    lk.lock();  // error_ is read under mu_
+  }
   if (!err) err = error_;
+  lk.unlock();
   if (err) std::rethrow_exception(err);
 }
 
