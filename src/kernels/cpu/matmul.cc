@@ -92,10 +92,12 @@ constexpr int64_t kPrefetchBytes = 2048;
 
 // acc[t * lda + r * 16 + lane] += the products of x[t * ldx + k] and weight row r over columns
 // [k0, k1) for t < NT, r < NR (weights from rows.data + r * rows.ld, r counted from `r`).
-// `first`: start from zero instead of acc.
+// `first`: start from zero instead of acc. `stream`: the weights come from DRAM this time (the
+// first rows of x to pass over them), so ask for each row kPrefetchBytes ahead (past a short row's
+// end that is the next row, also ours soon).
 template <DType D, int NT, int NR>
 void tile(float* acc, int64_t lda, bool first, const float* x, int64_t ldx, const Rows<D>& rows,
-          int64_t r, int64_t k0, int64_t k1) {
+          int64_t r, int64_t k0, int64_t k1, bool stream) {
   __m512 a[NT][NR];
 #pragma GCC unroll 8
   for (int t = 0; t < NT; ++t)
@@ -123,9 +125,7 @@ void tile(float* acc, int64_t lda, bool first, const float* x, int64_t ldx, cons
 #pragma GCC unroll 8
     for (int i = 0; i < NR; ++i) {
       wv[i] = load16<D>(w + i * rows.ld + k, m);
-      // Decode streams weights from DRAM: ask for each row kPrefetchBytes ahead (past a short
-      // row's end that is the next row, also ours soon).
-      if constexpr (NT == 1)
+      if (stream)
         _mm_prefetch(reinterpret_cast<const char*>(w + i * rows.ld + k) + kPrefetchBytes,
                      _MM_HINT_T0);
       if constexpr (D == DType::F8_E4M3) wv[i] = _mm512_mul_ps(wv[i], sv[i]);
@@ -165,16 +165,20 @@ void panel(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t K, const 
       for (; t + 4 <= tn; t += 4) {
         int64_t r = 0;
         for (; r + 4 <= nr; r += 4)
-          tile<D, 4, 4>(acc + t * lda + r * 16, lda, first, xc + t * ldx, ldx, rows, r, k0, k1);
+          tile<D, 4, 4>(acc + t * lda + r * 16, lda, first, xc + t * ldx, ldx, rows, r, k0, k1,
+                        tc + t == 0);
         for (; r < nr; ++r)
-          tile<D, 4, 1>(acc + t * lda + r * 16, lda, first, xc + t * ldx, ldx, rows, r, k0, k1);
+          tile<D, 4, 1>(acc + t * lda + r * 16, lda, first, xc + t * ldx, ldx, rows, r, k0, k1,
+                        tc + t == 0);
       }
       for (; t < tn; ++t) {
         int64_t r = 0;
         for (; r + 8 <= nr; r += 8)
-          tile<D, 1, 8>(acc + t * lda + r * 16, lda, first, xc + t * ldx, ldx, rows, r, k0, k1);
+          tile<D, 1, 8>(acc + t * lda + r * 16, lda, first, xc + t * ldx, ldx, rows, r, k0, k1,
+                        tc + t == 0);
         for (; r < nr; ++r)
-          tile<D, 1, 1>(acc + t * lda + r * 16, lda, first, xc + t * ldx, ldx, rows, r, k0, k1);
+          tile<D, 1, 1>(acc + t * lda + r * 16, lda, first, xc + t * ldx, ldx, rows, r, k0, k1,
+                        tc + t == 0);
       }
     }
     for (int64_t t = 0; t < tn; ++t)
