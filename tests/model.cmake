@@ -220,3 +220,16 @@ set_tests_properties(model_convert_force model_convert_force_result model_conver
                      model_convert_refuses_input_intact model_convert_refuses_non_empty
                      model_convert_refuses_non_empty_intact model_convert_bad_dtype
                      model_convert_missing_input model_convert_help PROPERTIES LABELS "cli;model")
+
+# Output that cannot be written (a full disk: /dev/full as stdout) is an error, never exit 0 with
+# the output cut short; --version.
+foreach(args "init;--help" "inspect;--preset;tiny" "--help")
+  string(REPLACE ";" "_" name "${args}")
+  add_test(NAME cli_stdout_full${name}
+           COMMAND ${MODEL_CLI} --stdout-to /dev/full --fail --match "writing the output failed"
+                   -- $<TARGET_FILE:dsv3> ${args})
+  set_tests_properties(cli_stdout_full${name} PROPERTIES LABELS "cli")
+endforeach()
+add_test(NAME cli_version
+         COMMAND ${MODEL_CLI} --ok --match "^dsv3 [0-9]+\\.[0-9]+\\.[0-9]+" -- $<TARGET_FILE:dsv3> --version)
+set_tests_properties(cli_version PROPERTIES LABELS "cli")

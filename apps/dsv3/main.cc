@@ -1,5 +1,8 @@
 // dsv3: the command-line entry point. The table below lists every subcommand; each lives in its own
-// cmd_<name>.cc. Errors thrown as dsv3::Error become one message (and a hint) and exit code 1.
+// cmd_<name>.cc. Errors thrown as dsv3::Error become one message (and a hint) and exit code 1, and
+// so does output that could not be written (a full disk): a command never exits 0 with its output
+// cut short. A closed pipe ends the process by SIGPIPE, as for other Unix tools.
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -34,11 +37,23 @@ const Command kCommands[] = {
 void print_usage(FILE* f) {
   std::fprintf(f,
                "dsv3: train and run DeepSeek-V3-architecture language models on the CPU\n\n"
-               "usage: dsv3 <command> [options]    (dsv3 <command> --help for its options)\n\n"
+               "usage: dsv3 <command> [options]    (dsv3 <command> --help for its options)\n"
+               "       dsv3 --version\n\n"
                "commands:\n");
   for (const auto& c : kCommands) std::fprintf(f, "  %-12s %s\n", c.name, c.summary);
   std::fprintf(
       f, "\nModel folders are Hugging Face folders: config.json, *.safetensors, tokenizer.json.\n");
+}
+
+// rc, or 1 after a message when stdout could not be written (ferror, or the final flush failed).
+int check_stdout(const char* what, int rc) {
+  errno = 0;
+  if (std::fflush(stdout) == 0 && !std::ferror(stdout)) return rc;
+  const int err = errno;
+  std::fprintf(stderr, "%s: error: writing the output failed%s%s\n", what, err ? ": " : "",
+               err ? std::strerror(err) : "");
+  std::fprintf(stderr, "hint: check the disk or file the output goes to\n");
+  return 1;
 }
 
 }  // namespace
@@ -47,14 +62,19 @@ int main(int argc, char** argv) {
   if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help") ||
       !std::strcmp(argv[1], "help")) {
     print_usage(stdout);
-    return argc < 2 ? 2 : 0;
+    return check_stdout("dsv3", argc < 2 ? 2 : 0);
+  }
+  if (!std::strcmp(argv[1], "--version") || !std::strcmp(argv[1], "version")) {
+    std::printf("dsv3 %s\n", DSV3_VERSION);
+    return check_stdout("dsv3", 0);
   }
   std::string name = argv[1];
   for (const auto& c : kCommands) {
     if (name != c.name) continue;
     dsv3::cli::Args args(name, std::vector<std::string>(argv + 2, argv + argc));
+    const std::string what = "dsv3 " + name;
     try {
-      return c.run(args);
+      return check_stdout(what.c_str(), c.run(args));
     } catch (const dsv3::Error& e) {
       std::fprintf(stderr, "dsv3 %s: error: %s\n", name.c_str(), e.what());
       if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());

@@ -2,10 +2,12 @@
 """Runs one dsv3 command and checks its exit code and output; optionally first copies a model
 folder and damages it (the bad-input tests of RELIABILITY §1 for model folders).
 
-  cli_check.py [--copy SRC DST] [--edit OP ...]... (--ok | --fail) [--match REGEX]... -- DSV3 ARGS...
+  cli_check.py [--copy SRC DST] [--edit OP ...]... [--stdout-to PATH] (--ok | --fail)
+               [--match REGEX]... -- DSV3 ARGS...
 
 --ok expects exit code 0; --fail expects exit code 1 (an error message, not a crash). Every
---match regex must occur in stdout+stderr. Edits, applied to DST in order:
+--match regex must occur in stdout+stderr (only stderr with --stdout-to, which sends the command's
+stdout to PATH, e.g. /dev/full for a write error). Edits, applied to DST in order:
   drop NAME             remove tensor NAME from the safetensors files
   reshape NAME D0,D1    give tensor NAME another shape with the same element count
   index-missing NAME    write model.safetensors.index.json placing NAME in a shard that does not exist
@@ -94,7 +96,7 @@ def apply_edit(d, op, args):
 def main(argv):
     sep = argv.index("--")
     opts, cmd = argv[:sep], argv[sep + 1:]
-    expect_ok, matches, i = None, [], 0
+    expect_ok, matches, stdout_to, i = None, [], None, 0
     while i < len(opts):
         o = opts[i]
         if o == "--copy":
@@ -109,13 +111,21 @@ def main(argv):
         elif o in ("--ok", "--fail"):
             expect_ok = o == "--ok"
             i += 1
+        elif o == "--stdout-to":
+            stdout_to = opts[i + 1]
+            i += 2
         elif o == "--match":
             matches.append(opts[i + 1])
             i += 2
         else:
             sys.exit("cli_check: unknown option " + o)
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out = r.stdout
+    if stdout_to:
+        with open(stdout_to, "w") as sink:
+            r = subprocess.run(cmd, stdout=sink, stderr=subprocess.PIPE, text=True)
+        out = r.stderr
+    else:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        out = r.stdout
     print(out)
     want = 0 if expect_ok else 1
     if r.returncode != want:
