@@ -36,3 +36,7 @@ add_test(NAME tokenizer_r1_distill_llama_cli
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer/r1_distill_llama_check.sh $<TARGET_FILE:dsv3>
                  ${PROJECT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tokenizer_r1_distill_llama)
 set_tests_properties(tokenizer_r1_distill_llama_cli PROPERTIES LABELS "tokenizer;cli" TIMEOUT 120)
+add_test(NAME tokenizer_train_refuses_overwrite
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer/train_refuses_overwrite.sh $<TARGET_FILE:dsv3>
+                 ${CMAKE_CURRENT_BINARY_DIR}/tokenizer_train_overwrite)
+set_tests_properties(tokenizer_train_refuses_overwrite PROPERTIES LABELS "tokenizer;cli")

@@ -1,6 +1,7 @@
 // dsv3 tokenizer train: learn a byte-level BPE tokenizer in DeepSeek-V3's format.
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -11,6 +12,8 @@
 #include "tokenizer/tokenizer.h"
 
 namespace dsv3::cli {
+
+namespace fs = std::filesystem;
 namespace {
 
 const char kUsage[] =
@@ -29,7 +32,8 @@ const char kUsage[] =
     "(the layout of scripts/fetch-corpus.sh, docs/DATA.md).\n\n"
     "  --input FILE...     training text (repeat --input or list several files)\n"
     "  --vocab-size N      total vocabulary size, special tokens included (at least 263)\n"
-    "  -o, --out DIR       output folder (created)\n"
+    "  -o, --out DIR       output folder (created); one that holds a tokenizer is refused\n"
+    "  --force             replace the tokenizer files already in DIR\n"
     "  --min-frequency N   stop merging when the best pair occurs fewer times (default 2)\n";
 
 }  // namespace
@@ -51,6 +55,7 @@ int cmd_tokenizer(Args& a) {
   opt.vocab_size = int32_option("--vocab-size", 0);
   opt.min_frequency = int32_option("--min-frequency", 2);
   const std::string out = a.require({"-o", "--out"}, "output folder");
+  const bool force = a.flag({"--force"});
   std::vector<std::string> pos = a.positionals();
   DSV3_CHECK(!pos.empty() && pos[0] == "train", "tokenizer: expected the action 'train'",
              "usage: dsv3 tokenizer train --input FILE --vocab-size N -o DIR");
@@ -58,6 +63,11 @@ int cmd_tokenizer(Args& a) {
   a.finish();
   DSV3_CHECK(opt.vocab_size > 0, "tokenizer train: --vocab-size is required");
   DSV3_CHECK(opt.min_frequency >= 1, "tokenizer train: --min-frequency must be at least 1");
+  // Checked before training, which can take minutes: nothing is replaced unasked.
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    DSV3_CHECK(force || !fs::exists(fs::path(out) / f),
+               "tokenizer train: " + (fs::path(out) / f).string() + " already exists",
+               "choose another folder or pass --force to replace it");
   opt.progress = ProgressBar::enabled();
   Timer t;
   const BpeTrainReport r = train_bpe_tokenizer(opt, out);
