@@ -233,3 +233,14 @@ endforeach()
 add_test(NAME cli_version
          COMMAND ${MODEL_CLI} --ok --match "^dsv3 [0-9]+\\.[0-9]+\\.[0-9]+" -- $<TARGET_FILE:dsv3> --version)
 set_tests_properties(cli_version PROPERTIES LABELS "cli")
+
+# Inputs that are not regular files are refused at once (RELIABILITY: never hang, never read a
+# directory as empty): a directory and a FIFO (no writer: opening it would block) as --file.
+add_test(NAME cli_file_is_a_directory
+         COMMAND ${MODEL_CLI} --fail --match "is a directory, not a regular file"
+                 -- $<TARGET_FILE:dsv3> tokenize -m ${MODEL_TMP}/tiny_f32 --file ${MODEL_TMP})
+add_test(NAME cli_file_is_a_fifo
+         COMMAND sh -c "rm -f \"$1\" && mkfifo \"$1\" && timeout 20 ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/model/cli_check.py --fail --match 'is a FIFO' -- \"$0\" tokenize -m \"$2\" --file \"$1\""
+                 $<TARGET_FILE:dsv3> ${MODEL_TMP}/input.fifo ${MODEL_TMP}/tiny_f32)
+set_tests_properties(cli_file_is_a_directory cli_file_is_a_fifo PROPERTIES
+                     FIXTURES_REQUIRED model_tiny_f32 LABELS "cli")

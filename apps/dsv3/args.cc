@@ -121,7 +121,12 @@ std::string read_file_or_stdin(const std::string& path) {
   std::string s;
   char buf[1 << 16];
   size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) s.append(buf, n);
+  while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) {
+    s.append(buf, n);
+    if (s.size() > kMaxReadBytes)
+      throw Error("stdin holds more than the limit of " + std::to_string(kMaxReadBytes) +
+                  " bytes for this input");
+  }
   if (std::ferror(stdin)) throw Error("could not read stdin");
   return s;
 }

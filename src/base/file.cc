@@ -8,8 +8,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "base/error.h"
 
@@ -18,15 +16,66 @@ namespace {
 std::string errno_text() {
   return std::strerror(errno);
 }
+
+const char* file_kind(mode_t m) {
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISSOCK(m)) return "a socket";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  return "not a regular file";
+}
+
+// A read-only descriptor of a regular file, and its size. O_NONBLOCK: opening a FIFO does not wait
+// for a writer, so it is refused at once like every other non-regular file.
+int open_regular(const std::string& path, uint64_t& size) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    const int err = errno;
+    throw Error("cannot open " + path + ": " + std::strerror(err),
+                err == ENOENT   ? "check that the path exists"
+                : err == EACCES ? "check the file's permissions"
+                                : "");
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const std::string why = errno_text();
+    ::close(fd);
+    throw Error("cannot stat " + path + ": " + why);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error(path + " is " + file_kind(st.st_mode) + ", not a regular file",
+                "give the path of a file");
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  size = static_cast<uint64_t>(st.st_size);
+  return fd;
+}
 }  // namespace
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open " + path + ": " + errno_text(), "check that the path exists");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error("error reading " + path);
-  return ss.str();
+std::string read_file(const std::string& path, uint64_t max_bytes) {
+  uint64_t size = 0;
+  const int fd = open_regular(path, size);
+  if (size > max_bytes) {
+    ::close(fd);
+    throw Error(path + " is " + std::to_string(size) + " bytes, over the limit of " +
+                std::to_string(max_bytes) + " bytes for this input");
+  }
+  std::string s(static_cast<size_t>(size), '\0');
+  size_t got = 0;
+  while (got < s.size()) {
+    const ssize_t n = ::read(fd, s.data() + got, s.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string why = n < 0 ? errno_text() : "the file shrank while being read";
+      ::close(fd);
+      throw Error("error reading " + path + ": " + why);
+    }
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  return s;
 }
 
 bool file_exists(const std::string& path) {
@@ -41,19 +90,9 @@ uint64_t file_size(const std::string& path) {
 }
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    throw Error("cannot open " + path + ": " + errno_text(), "check that the path exists");
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    throw Error("cannot stat " + path + ": " + errno_text());
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(path + " is not a regular file");
-  }
-  size_ = static_cast<size_t>(st.st_size);
+  uint64_t size = 0;
+  const int fd = open_regular(path, size);
+  size_ = static_cast<size_t>(size);
   if (size_ > 0) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {

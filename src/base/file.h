@@ -10,7 +10,13 @@
 
 namespace dsv3 {
 
-std::string read_file(const std::string& path);  // throws Error naming the path
+// Inputs are bounded: a file larger than this is refused with an error naming the limit.
+inline constexpr uint64_t kMaxReadBytes = uint64_t{1} << 30;
+
+// The whole of a regular file. Throws Error naming the path for a missing or unreadable file, for
+// anything that is not a regular file (a directory, a FIFO, a device: refused before reading, so
+// a FIFO cannot hang the program and /dev/zero cannot fill memory) and above `max_bytes`.
+std::string read_file(const std::string& path, uint64_t max_bytes = kMaxReadBytes);
 bool file_exists(const std::string& path);
 uint64_t file_size(const std::string& path);
 
