@@ -244,3 +244,11 @@ add_test(NAME cli_file_is_a_fifo
                  $<TARGET_FILE:dsv3> ${MODEL_TMP}/input.fifo ${MODEL_TMP}/tiny_f32)
 set_tests_properties(cli_file_is_a_directory cli_file_is_a_fifo PROPERTIES
                      FIXTURES_REQUIRED model_tiny_f32 LABELS "cli")
+
+# A failing init --force checks everything before it deletes anything: with a --tokenizer folder
+# that has no tokenizer, the old model is left exactly as it was.
+add_test(NAME model_init_force_checks_first
+         COMMAND sh -c "rm -rf \"$1\" && cp -r \"$2\" \"$1\" && ! \"$0\" init --preset tiny -o \"$1\" --force --tokenizer \"$1/none\" && diff -r \"$2\" \"$1\""
+                 $<TARGET_FILE:dsv3> ${MODEL_TMP}/init_force_keep ${MODEL_TMP}/tiny_bf16)
+set_tests_properties(model_init_force_checks_first PROPERTIES FIXTURES_REQUIRED model_tiny_bf16
+                     LABELS "cli;model")

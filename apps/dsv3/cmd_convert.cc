@@ -115,9 +115,10 @@ int cmd_convert(Args& a) {
   Timer timer;
   ModelWeights w = ModelWeights::load(in);
   ParamStore store(w);
-  prepare_output(out, force);
+  const uint64_t freed = check_output(out, force);
   OutputSize size = output_size(store, dtype);
-  check_free_space(out, size.bytes, "free some space or choose another folder");
+  check_free_space(out, size.bytes, freed, "free some space or choose another folder");
+  clear_output(out);  // every check above passed: only now does the old model go
 
   // The tokenizer first and the weights after, so that config.json, written last by save, ends
   // the folder. A file the input lacks is removed from the output: with --force, an old one would

@@ -84,9 +84,9 @@ int cmd_init(Args& a) {
   }
 
   ModelConfig c = preset ? preset_config(*preset) : load_config(*config_file);
-  prepare_output(dir, force);
+  const uint64_t freed = check_output(dir, force);
   uint64_t need = random_model_bytes(c, dtype);
-  check_free_space(dir, need,
+  check_free_space(dir, need, freed,
                    "free some space, choose another folder, or a smaller --preset / --dtype");
 
   // The tokenizer is found before any weight is written, so a bad --tokenizer costs nothing.
@@ -103,6 +103,7 @@ int cmd_init(Args& a) {
   if (tokenizer_dir && !file_exists(path_join(*tokenizer_dir, "tokenizer.json")))
     throw Error(*tokenizer_dir + " has no tokenizer.json", "pass a folder holding a tokenizer");
 
+  clear_output(dir);  // every check above passed: only now does the old model go
   Timer timer;
   write_random_model(c, dir, static_cast<uint64_t>(seed), dtype);
   if (tok_src) install_tokenizer(*tok_src, dir);
