@@ -252,3 +252,10 @@ add_test(NAME model_init_force_checks_first
                  $<TARGET_FILE:dsv3> ${MODEL_TMP}/init_force_keep ${MODEL_TMP}/tiny_bf16)
 set_tests_properties(model_init_force_checks_first PROPERTIES FIXTURES_REQUIRED model_tiny_bf16
                      LABELS "cli;model")
+
+# logits --ids takes what tokenize prints (spaces), as detokenize does.
+add_test(NAME cli_logits_ids_with_spaces
+         COMMAND ${MODEL_CLI} --ok --match "shape \\[3, 4096\\]"
+                 -- $<TARGET_FILE:dsv3> logits -m ${MODEL_TMP}/tiny_f32 --ids "5 7, 9")
+set_tests_properties(cli_logits_ids_with_spaces PROPERTIES FIXTURES_REQUIRED model_tiny_f32
+                     LABELS "cli")

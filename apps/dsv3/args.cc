@@ -116,6 +116,22 @@ void Args::finish() {
   }
 }
 
+std::vector<int32_t> parse_id_list(const std::string& s, const std::string& what) {
+  std::string list = s;
+  for (char& c : list)
+    if (c == ',' || c == '\n' || c == '\t' || c == '\r') c = ' ';
+  std::vector<int32_t> ids;
+  for (const std::string& part : split(list, ' ')) {
+    if (part.empty()) continue;
+    const int64_t id = parse_int(part, what);
+    DSV3_CHECK(id >= INT32_MIN && id <= INT32_MAX,
+               what + ": " + part + " is outside the range of token ids");
+    ids.push_back(static_cast<int32_t>(id));
+  }
+  DSV3_CHECK(!ids.empty(), what + " is empty", "give at least one token id");
+  return ids;
+}
+
 std::string read_file_or_stdin(const std::string& path) {
   if (path != "-") return read_file(path);
   std::string s;

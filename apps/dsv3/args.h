@@ -43,6 +43,10 @@ class Args {
 int threads_arg(Args& a);
 
 // The bytes of the file an option names, or of stdin for "-".
+// Token ids as tokenize prints them and people type them: separated by commas and/or whitespace
+// ("0,1234,5", "0 1234 5"). Each must fit int32 (checked before narrowing: 2^32 + 1 is not 1);
+// an empty list is an error. `what` names the option in errors.
+std::vector<int32_t> parse_id_list(const std::string& s, const std::string& what);
 std::string read_file_or_stdin(const std::string& path);
 
 }  // namespace dsv3::cli

@@ -28,18 +28,12 @@ int cmd_detokenize(Args& a) {
     return 0;
   }
   const std::string dir = a.require({"-m", "--model"}, "model folder");
-  std::string list = a.require({"--ids"}, "token ids");
+  const std::string list = a.require({"--ids"}, "token ids");
   const bool skip = a.flag({"--skip-special"});
   a.finish();
-  for (char& c : list)
-    if (c == ',' || c == '\n' || c == '\t') c = ' ';
-  std::vector<int32_t> ids;
-  for (const std::string& part : split(list, ' ')) {
-    if (part.empty()) continue;
-    const int64_t id = parse_int(part, "detokenize: --ids");
-    DSV3_CHECK(id >= 0 && id <= INT32_MAX, "detokenize: id " + part + " is out of range");
-    ids.push_back(static_cast<int32_t>(id));
-  }
+  const std::vector<int32_t> ids = parse_id_list(list, "detokenize: --ids");
+  for (int32_t id : ids)
+    DSV3_CHECK(id >= 0, "detokenize: id " + std::to_string(id) + " is out of range");
   const Tokenizer tok = Tokenizer::load(dir);
   const std::string text = tok.decode(ids, skip);
   std::fwrite(text.data(), 1, text.size(), stdout);

@@ -24,7 +24,7 @@ const char kUsage[] =
     "Runs the token ids through the model in DIR and writes float32 logits of every position,\n"
     "shape [n_ids, vocab], as a NumPy .npy file (a summary on stdout without --out).\n\n"
     "  -m, --model DIR     Hugging Face model folder (config.json + *.safetensors)\n"
-    "  --ids LIST          comma-separated token ids\n"
+    "  --ids LIST          token ids separated by commas and/or spaces (as tokenize prints)\n"
     "  --out FILE.npy      where to write the logits\n"
     "  --decode            one token at a time through the cache instead of one prefill\n"
     "  --mtp               also the MTP module's logits (DeepSeek with MTP layers), for positions\n"
@@ -33,20 +33,6 @@ const char kUsage[] =
     "  --naive             MLA: the naive attention path (per-head K/V) instead of absorbed\n"
     "  --cache-dtype T     storage of the attention cache: f32 (default) or bf16\n"
     "  -t, --threads N     worker threads (default: physical cores)\n";
-
-std::vector<int32_t> parse_ids(const std::string& s) {
-  std::vector<int32_t> ids;
-  for (const std::string& part : split(s, ',')) {
-    const int64_t id = parse_int(part, "--ids");
-    // Checked before the cast, which would wrap 2^32 + 1 to the valid id 1; the model checks the
-    // vocabulary.
-    DSV3_CHECK(id >= INT32_MIN && id <= INT32_MAX,
-               "logits: --ids: " + part + " is outside the range of token ids");
-    ids.push_back(static_cast<int32_t>(id));
-  }
-  DSV3_CHECK(!ids.empty(), "logits: --ids is empty", "give at least one token id");
-  return ids;
-}
 
 // Runs `run(begin, n)` over [0, total) in one call, or one position at a time with `decode`.
 template <typename F>
@@ -78,7 +64,8 @@ int cmd_logits(Args& a) {
     return 0;
   }
   const std::string dir = a.require({"-m", "--model"}, "model folder");
-  const std::vector<int32_t> ids = parse_ids(a.require({"--ids"}, "token ids"));
+  const std::vector<int32_t> ids =
+      parse_id_list(a.require({"--ids"}, "token ids"), "logits: --ids");
   const auto out = a.get({"--out"});
   const bool decode = a.flag({"--decode"}), mtp = a.flag({"--mtp"}), naive = a.flag({"--naive"});
   const std::string cache_dtype = a.get_or({"--cache-dtype"}, "f32");
