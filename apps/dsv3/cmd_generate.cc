@@ -18,7 +18,8 @@ const char kUsage[] =
     "                     [--hide-reasoning] [-t THREADS]\n\n"
     "Continues PROMPT with the model in DIR, printing the text as it is produced (whole UTF-8\n"
     "characters only), then the prompt and generation speed (tokens/s), the time to the first\n"
-    "token and the peak memory on stderr. Ctrl-C stops the generation early. -n defaults to 256\n"
+    "token and the peak memory on stderr. Ctrl-C stops the generation early (the\n"
+    "figures still follow; exit code 130). -n defaults to 256\n"
     "(generation_config.json's max_new_tokens when it has one).\n\n"
     "  -m, --model DIR      Hugging Face model folder (config.json, *.safetensors, "
     "tokenizer.json)\n"
@@ -79,7 +80,8 @@ int cmd_generate(Args& a) {
     print_ids("generated ids", r.tokens);
   }
   print_generation_stats(r, policy.sampling.seed);
-  return 0;
+  // 128 + SIGINT, as a shell reports a program Ctrl-C stopped: scripts can tell a cut text.
+  return r.reason == StopReason::Interrupted ? 130 : 0;
 }
 
 }  // namespace dsv3::cli

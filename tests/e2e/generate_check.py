@@ -10,7 +10,7 @@ stop:   a stop string that spans a token boundary cuts the text exactly before i
 reasoning: with --chat on an R1-style template (the prompt ends inside <think>), the reasoning is
         marked with <think> tags off a terminal, dimmed (ANSI SGR 2) on one, and left out with
         --hide-reasoning.
-interrupt: Ctrl-C on a terminal stops an endless generation; the figures still follow (exit 0).
+interrupt: Ctrl-C on a terminal stops an endless generation; the figures still follow, exit code 130.
 """
 import json
 import os
@@ -186,7 +186,7 @@ def check_interrupt(dsv3, model):
     code, out = run_in_pty([dsv3, "generate", "-m", model, "-p", PROMPT, "-t", "1", "-n", "-1",
                             "--ignore-eos", "--seed", "1"], interrupt_once_streaming)
     assert sent, out
-    assert code == 0, (code, out)
+    assert code == 130, (code, out)
     m = re.search(rb"generation: (\d+) tokens.*stop: interrupted", out)
     assert m and 0 < int(m.group(1)) < 4000, out
     print(f"interrupt: Ctrl-C stopped the generation after {int(m.group(1))} tokens")
