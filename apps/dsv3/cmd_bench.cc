@@ -91,7 +91,7 @@ double run_tg(InferenceModel& m, const std::vector<std::vector<int32_t>>& ids,
   Timer t;
   for (size_t step = 0; step < ids[0].size(); ++step) {
     batch.clear();
-    for (int64_t b = 0; b < B; ++b) batch.add(&caches[b], {&ids[b][step], 1}, Batch::Logits::Last);
+    for (int64_t b = 0; b < B; ++b) batch.add(&caches[b], {&ids[b][step], 1}, LogitsRows::Last);
     m.model().forward(batch, acts, logits.data());
   }
   return t.seconds();

@@ -28,12 +28,12 @@ int64_t Batch::add_rows(AttentionCache* cache, std::span<const int32_t> ids) {
   return index;
 }
 
-int64_t Batch::add(AttentionCache* cache, std::span<const int32_t> ids, Logits logits) {
+int64_t Batch::add(AttentionCache* cache, std::span<const int32_t> ids, LogitsRows logits) {
   const int64_t seq = add_rows(cache, ids);
   const BatchSeq& s = seqs_.back();
-  if (logits == Logits::All)
+  if (logits == LogitsRows::All)
     for (int64_t i = 0; i < s.count; ++i) logit_rows_.push_back(s.begin + i);
-  if (logits == Logits::Last) logit_rows_.push_back(s.begin + s.count - 1);
+  if (logits == LogitsRows::Last) logit_rows_.push_back(s.begin + s.count - 1);
   return seq;
 }
 

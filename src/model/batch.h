@@ -25,12 +25,9 @@ struct BatchSeq {
 
 class Batch {
  public:
-  // Which of a sequence's rows want logits.
-  enum class Logits { None, Last, All };
-
   // Appends a sequence's tokens as the next rows; returns its index. The positions follow the
   // cache (or start at 0).
-  int64_t add(AttentionCache* cache, std::span<const int32_t> ids, Logits logits);
+  int64_t add(AttentionCache* cache, std::span<const int32_t> ids, LogitsRows logits);
   // The same, with logits for the listed rows of the sequence (offsets in [0, ids.size())).
   int64_t add(AttentionCache* cache, std::span<const int32_t> ids,
               std::span<const int64_t> logit_rows);

@@ -45,14 +45,13 @@ void Model::forward(const int32_t* ids, int64_t T, AttentionCache& cache, float*
   Batch b;
   for (int64_t t0 = 0; t0 < T; t0 += kChunk) {
     const int64_t n = std::min(kChunk, T - t0);
-    const bool last_chunk = t0 + n == T;
-    auto which = Batch::Logits::All;
-    if (!logits || (rows == LogitsRows::Last && !last_chunk)) which = Batch::Logits::None;
-    if (logits && rows == LogitsRows::Last && last_chunk) which = Batch::Logits::Last;
+    // Last: only the final chunk's last row; None when there is nowhere to put logits.
+    LogitsRows which = logits ? rows : LogitsRows::None;
+    if (which == LogitsRows::Last && t0 + n < T) which = LogitsRows::None;
     b.clear();
     b.add(&cache, {ids + t0, static_cast<size_t>(n)}, which);
     float* out = nullptr;
-    if (which != Batch::Logits::None) out = rows == LogitsRows::Last ? logits : logits + t0 * V;
+    if (which != LogitsRows::None) out = rows == LogitsRows::Last ? logits : logits + t0 * V;
     forward(b, *own_acts_, out, hidden ? hidden + t0 * d : nullptr);
   }
 }
@@ -66,7 +65,7 @@ void Model::forward_mtp(const float* hidden, const int32_t* next_ids, int64_t T,
   for (int64_t t0 = 0; t0 < T; t0 += kChunk) {
     const int64_t n = std::min(kChunk, T - t0);
     b.clear();
-    b.add(&mtp_cache, {next_ids + t0, static_cast<size_t>(n)}, Batch::Logits::All);
+    b.add(&mtp_cache, {next_ids + t0, static_cast<size_t>(n)}, LogitsRows::All);
     forward_mtp(b, hidden + t0 * d, *own_acts_, logits + t0 * V);
   }
 }

@@ -46,10 +46,9 @@ struct ComputeContext {
   ThreadPool& pool;
 };
 
-// Which rows of logits a forward pass computes: All gives [T, vocab]; Last gives [vocab] for the
-// last position only, so a prefill runs the LM head (the largest matmul for big vocabularies) on
-// one row.
-enum class LogitsRows { All, Last };
+// Which of a sequence's rows get logits: None, the Last one (a prefill runs the LM head, the
+// largest matmul for big vocabularies, on one row), or All. Batch::add also takes a list of rows.
+enum class LogitsRows { None, Last, All };
 
 struct ForwardActs;  // model/activations.h
 class Batch;         // model/batch.h

@@ -31,8 +31,6 @@ class Moe {
   Moe(const ModelConfig& c, const ParamStore& ps, const std::string& prefix);
   void forward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* x, int64_t T, MoeActs& a,
                float* out) const;
-  // The gate's correction bias (noaux_tc; the trainer's balance update writes it), else null.
-  const Param* correction_bias() const { return bias_; }
 
  private:
   int64_t hidden_;

@@ -38,7 +38,7 @@ struct SeqCase {
   std::vector<int32_t> prefix;  // cached before the batch (empty: a fresh cache)
   std::vector<int32_t> ids;     // the sequence's rows in the batch
   bool cached = true;           // false: a cache-less row (prefix empty)
-  Batch::Logits logits = Batch::Logits::All;
+  LogitsRows logits = LogitsRows::All;
 };
 
 std::vector<SeqCase> random_cases(std::mt19937& rng, int64_t vocab) {
@@ -52,7 +52,7 @@ std::vector<SeqCase> random_cases(std::mt19937& rng, int64_t vocab) {
       for (int i = pre(rng); i > 0; --i) s.prefix.push_back(id(rng));
     // A quarter decode rows (one token after a prefix), the rest prompt chunks.
     for (int i = kind == 3 ? 1 : len(rng); i > 0; --i) s.ids.push_back(id(rng));
-    s.logits = coin(rng) == 0 ? Batch::Logits::Last : Batch::Logits::All;
+    s.logits = coin(rng) == 0 ? LogitsRows::Last : LogitsRows::All;
   }
   return cases;
 }
@@ -98,7 +98,7 @@ void check_batch_equals_alone(const ModelConfig& c, const Kernels& kernels, Atte
                    ", rows " + std::to_string(T) + (s.cached ? "" : ", cache-less"));
       EXPECT_EQ(
           0, std::memcmp(hidden.data() + bs.begin * d, want_hidden.data(), T * d * sizeof(float)));
-      const int64_t first = s.logits == Batch::Logits::Last ? T - 1 : 0;
+      const int64_t first = s.logits == LogitsRows::Last ? T - 1 : 0;
       for (int64_t t = first; t < T; ++t, ++logit_row)
         EXPECT_EQ(
             0, std::memcmp(logits.data() + logit_row * V, want.data() + t * V, V * sizeof(float)))
@@ -160,8 +160,8 @@ TEST(Batch, ExpertLoadCountsEveryRoutedSlot) {
   const ModelWeights w = ModelWeights::random(c, 4, DType::F32);
   auto model = make_model(w, ComputeContext{ref_kernels(), pool});
   Batch b;
-  b.add(nullptr, std::vector<int32_t>{1, 2, 3, 4}, Batch::Logits::None);
-  b.add(nullptr, std::vector<int32_t>{7, 8, 9}, Batch::Logits::None);
+  b.add(nullptr, std::vector<int32_t>{1, 2, 3, 4}, LogitsRows::None);
+  b.add(nullptr, std::vector<int32_t>{7, 8, 9}, LogitsRows::None);
   ForwardActs acts;
   acts.keep_layers = true;
   model->forward(b, acts, nullptr);
@@ -190,8 +190,8 @@ TEST(Batch, AttentionLseIsTheSameOnBothMlaPaths) {
   for (AttentionPath path : {AttentionPath::Naive, AttentionPath::Absorbed}) {
     model->set_attention_path(path);
     Batch b;
-    b.add(nullptr, std::vector<int32_t>{1, 2, 3, 4, 5}, Batch::Logits::None);
-    b.add(nullptr, std::vector<int32_t>{9, 8}, Batch::Logits::None);
+    b.add(nullptr, std::vector<int32_t>{1, 2, 3, 4, 5}, LogitsRows::None);
+    b.add(nullptr, std::vector<int32_t>{9, 8}, LogitsRows::None);
     ForwardActs acts;
     acts.keep_layers = true;
     model->forward(b, acts, nullptr);
@@ -214,19 +214,19 @@ TEST(Batch, Errors) {
   auto model = make_model(w, ComputeContext{ref_kernels(), pool});
   KvCache cache(model->cache_layout(), DType::F32);
   Batch b;
-  b.add(&cache, std::vector<int32_t>{1, 2}, Batch::Logits::Last);
-  EXPECT_THROW(b.add(&cache, std::vector<int32_t>{3}, Batch::Logits::Last), Error);
-  EXPECT_THROW(b.add(nullptr, std::vector<int32_t>{}, Batch::Logits::Last), Error);
+  b.add(&cache, std::vector<int32_t>{1, 2}, LogitsRows::Last);
+  EXPECT_THROW(b.add(&cache, std::vector<int32_t>{3}, LogitsRows::Last), Error);
+  EXPECT_THROW(b.add(nullptr, std::vector<int32_t>{}, LogitsRows::Last), Error);
   EXPECT_THROW(b.add(nullptr, std::vector<int32_t>{1, 2}, std::vector<int64_t>{1, 0}), Error);
   // A bad id in a later sequence: the whole batch is refused and no cache changes.
-  b.add(nullptr, std::vector<int32_t>{1, static_cast<int32_t>(c.vocab_size)}, Batch::Logits::Last);
+  b.add(nullptr, std::vector<int32_t>{1, static_cast<int32_t>(c.vocab_size)}, LogitsRows::Last);
   ForwardActs acts;
   std::vector<float> logits(2 * c.vocab_size);
   EXPECT_THROW(model->forward(b, acts, logits.data()), Error);
   EXPECT_EQ(cache.length(), 0);
   // A cache that moved on after its sequence was added.
   Batch b2;
-  b2.add(&cache, std::vector<int32_t>{1}, Batch::Logits::Last);
+  b2.add(&cache, std::vector<int32_t>{1}, LogitsRows::Last);
   model->forward(b2, acts, logits.data());
   EXPECT_THROW(model->forward(b2, acts, logits.data()), Error);
   EXPECT_EQ(cache.length(), 1);

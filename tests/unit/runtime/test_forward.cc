@@ -102,7 +102,7 @@ TEST(Forward, MlaNaiveEqualsAbsorbedPerLayer) {
     for (int64_t i = 0; i < T * d; ++i) x[i] = static_cast<float>(std::sin(0.37 * i + T));
     rope_tables(rope, cache.length(), T, cos.data(), sin.data());
     Batch b;
-    b.add(&cache, std::vector<int32_t>(T, 0), Batch::Logits::None);
+    b.add(&cache, std::vector<int32_t>(T, 0), LogitsRows::None);
     mla.forward(ctx, AttentionPath::Naive, x.data(), b, cos.data(), sin.data(), acts, naive.data());
     mla.forward(ctx, AttentionPath::Absorbed, x.data(), b, cos.data(), sin.data(), acts,
                 absorbed.data());
