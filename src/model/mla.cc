@@ -128,7 +128,6 @@ void Mla::attend_absorbed(ComputeContext ctx, const Batch& b, MlaActs& a) const 
   const WeightRef& kv_b = kv_b_.weight().value;
   a.q_abs.resize(N * H_ * dl);
   a.o_lat.resize(H_ * N * d_c_);
-  a.o_head.resize(H_ * N * d_v_);
   a.lse.resize(N * H_);
   // q_abs[h] = W_UK[h]ᵀ q_nope[h], W_UK[h] = kv_b rows h*(d_n+d_v) .. + d_n (SPEC §1.3 step 4):
   // all heads in one pass, so every thread reads kv_b even for one decode row.
@@ -170,7 +169,8 @@ void Mla::attend_absorbed(ComputeContext ctx, const Batch& b, MlaActs& a) const 
     at.lse = a.lse.data() + s.begin * H_;
     k.attention(at, ctx.pool);
   }
-  // o[h] = W_UV[h] o_lat[h], W_UV[h] = kv_b rows h*(d_n+d_v) + d_n .. + d_v, all heads at once.
+  // o[h] = W_UV[h] o_lat[h], W_UV[h] = kv_b rows h*(d_n+d_v) + d_n .. + d_v, all heads at once,
+  // written straight into o's [N, H, d_v] layout.
   HeadMatmulArgs uv;
   uv.w = &kv_b;
   uv.n_heads = H_;
@@ -181,13 +181,10 @@ void Mla::attend_absorbed(ComputeContext ctx, const Batch& b, MlaActs& a) const 
   uv.x = a.o_lat.data();
   uv.x_row_stride = d_c_;
   uv.x_head_stride = N * d_c_;
-  uv.y = a.o_head.data();
-  uv.y_row_stride = d_v_;
-  uv.y_head_stride = N * d_v_;
+  uv.y = a.o.data();
+  uv.y_row_stride = H_ * d_v_;
+  uv.y_head_stride = d_v_;
   k.matmul_heads(uv, ctx.pool);
-  for (int64_t t = 0; t < N; ++t)
-    for (int64_t h = 0; h < H_; ++h)
-      std::copy_n(a.o_head.data() + (h * N + t) * d_v_, d_v_, a.o.data() + (t * H_ + h) * d_v_);
 }
 
 }  // namespace dsv3

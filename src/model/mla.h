@@ -22,11 +22,10 @@ struct MlaActs {
   // row kv_row0[s]: c_kv [ΣS, d_c], kv_up [ΣS, H, d_n + d_v] = kv_b_proj(c_kv) (R), k [ΣS, H, dq].
   std::vector<int64_t> kv_row0;
   std::vector<float> c_kv, k_pe, kv_up, k;
-  std::vector<float> q_abs;   // Absorbed: [N, H, d_c + d_r] [W_UK[h]ᵀ q_nope[h]; q_pe[h]]
-  std::vector<float> o_lat;   // Absorbed: [H, N, d_c] Σ_s P c_kv[s]
-  std::vector<float> o_head;  // Absorbed: [H, N, d_v] W_UV[h] o_lat[h]
-  std::vector<float> o;       // [N, H, d_v] attention output, o_proj's input
-  std::vector<float> lse;     // [N, H] log-sum-exp of each row's scaled scores (backward)
+  std::vector<float> q_abs;  // Absorbed: [N, H, d_c + d_r] [W_UK[h]ᵀ q_nope[h]; q_pe[h]]
+  std::vector<float> o_lat;  // Absorbed: [H, N, d_c] Σ_s P c_kv[s]
+  std::vector<float> o;      // [N, H, d_v] attention output, o_proj's input
+  std::vector<float> lse;    // [N, H] log-sum-exp of each row's scaled scores (backward)
   std::vector<float> cache_scratch;
 };
 
