@@ -71,15 +71,13 @@ struct OutputSize {
   uint64_t bytes = 0;  // tensor data, headers excluded
 };
 
-// What ParamStore::save / save_as_stored will write: keep_f32 tensors stay F32, an FP8 save
-// stores the matrices that are not fp8_able as BF16, and each E4M3 matrix adds its F32 scales.
+// What ParamStore::save / save_as_stored will write (storage_dtype per tensor); each E4M3 matrix
+// adds its F32 scales.
 OutputSize output_size(const ParamStore& store, std::optional<DType> dtype) {
   OutputSize n;
   for (const Param& p : store.all()) {
     const ParamSpec& s = *p.spec;
-    DType dt = p.value.dtype;
-    if (dtype) dt = s.keep_f32 ? DType::F32 : *dtype;
-    if (dtype && dt == DType::F8_E4M3 && !s.fp8_able) dt = DType::BF16;
+    const DType dt = dtype ? storage_dtype(s, *dtype) : p.value.dtype;
     n.tensors += 1;
     n.bytes += static_cast<uint64_t>(p.numel) * dtype_size(dt);
     if (dt != DType::F8_E4M3) continue;

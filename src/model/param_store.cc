@@ -149,12 +149,7 @@ void ParamStore::save_impl(const std::string& dir, const DType* dtype) const {
   writer.set_metadata("format", "pt");  // what HF's save_pretrained writes
   for (const Param& p : params_) {
     const ParamSpec& s = *p.spec;
-    DType dt = p.value.dtype;
-    if (dtype) {
-      dt = *dtype;
-      if (s.keep_f32) dt = DType::F32;
-      if (dt == DType::F8_E4M3 && !s.fp8_able) dt = DType::BF16;
-    }
+    const DType dt = dtype ? storage_dtype(s, *dtype) : p.value.dtype;
     if (s.shape.size() == 2 && !s.keep_f32 && dt != DType::F8_E4M3) matrix_dtype = dt;
     any_fp8 = any_fp8 || dt == DType::F8_E4M3;
     const bool raw = dt == p.value.dtype;

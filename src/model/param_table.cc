@@ -175,4 +175,10 @@ ParamCounts count_params(const ModelConfig& c) {
   return n;
 }
 
+DType storage_dtype(const ParamSpec& p, DType dtype) {
+  if (p.keep_f32) return DType::F32;
+  if (dtype == DType::F8_E4M3) return p.fp8_able ? DType::F8_E4M3 : DType::BF16;
+  return dtype;
+}
+
 }  // namespace dsv3

@@ -32,6 +32,11 @@ struct ParamSpec {
 
 std::vector<ParamSpec> param_table(const ModelConfig& c);
 
+// The dtype a tensor is stored in when a model is written in `dtype`: keep_f32 tensors stay F32;
+// an F8_E4M3 model (DeepSeek's FP8 layout, SPEC §3.2) stores the fp8_able matrices as E4M3 and the
+// rest as BF16.
+DType storage_dtype(const ParamSpec& p, DType dtype);
+
 struct ParamCounts {
   uint64_t main_total = 0;
   uint64_t mtp_total = 0;   // every MTP tensor as stored, the embedding and head copies included

@@ -55,12 +55,6 @@ void for_chunks(int64_t numel, ThreadPool& pool, Fn fn) {
   });
 }
 
-DType storage_dtype(const ParamSpec& p, DType dtype) {
-  if (p.keep_f32) return DType::F32;
-  if (dtype == DType::F8_E4M3) return p.fp8_able ? DType::F8_E4M3 : DType::BF16;
-  return dtype;
-}
-
 Shape scale_shape(const ParamSpec& p) {
   return scale_shape_128x128(p.shape[0], p.shape[1]);
 }
