@@ -116,7 +116,7 @@ ModelWeights ModelWeights::random(const ModelConfig& c, uint64_t seed, DType dty
   m.config = c;
   ThreadPool pool(ThreadPool::default_threads());
   for (const ParamSpec& p : param_table(c)) {
-    DType dt = p.keep_f32 ? DType::F32 : dtype;
+    DType dt = storage_dtype(p, dtype);
     size_t nbytes = static_cast<size_t>(shape_numel(p.shape)) * dtype_size(dt);
     auto buf = std::make_unique<std::byte[]>(nbytes);
     fill_random_param(p, seed, dt, buf.get(), pool);
