@@ -55,6 +55,22 @@ struct AttentionArgs {
                          // query row's scaled, masked scores per head, for a backward pass
 };
 
+// The backward pass of `attention` over the same arguments (fwd.out and fwd.lse as the forward
+// wrote them): dq [T, n_heads, dk] is written; dk [S, n_kv_heads, dk] and dv [S, n_kv_heads, dv]
+// are accumulated (+=), since query heads of a group share a key head. Scores are recomputed from
+// q, k and lse (P = exp(scale * q·k - lse)), as FlashAttention's backward does; FP32.
+struct AttentionBackwardArgs {
+  AttentionArgs fwd;
+  const float* dout = nullptr;  // [T, n_heads, dv]
+  int64_t dout_row_stride = 0, dout_head_stride = 0;
+  float* dq = nullptr;
+  int64_t dq_row_stride = 0, dq_head_stride = 0;
+  float* dk = nullptr;
+  int64_t dk_row_stride = 0, dk_head_stride = 0;
+  float* dv = nullptr;
+  int64_t dv_row_stride = 0, dv_head_stride = 0;
+};
+
 // Head-batched matmuls (MLA weight absorption, SPEC §1.5): for h in [0, n_heads), W_h is rows
 // [w_row0 + h * w_head_stride, w_row0 + h * w_head_stride + w_rows) of *w (FP8 slices keep their
 // block scales, like slice_rows); head h of row t of x is at
@@ -99,12 +115,20 @@ struct Kernels {
   // Rows are x_stride / y_stride apart; y may equal x.
   void (*rmsnorm)(float* y, int64_t y_stride, const float* x, int64_t x_stride, const float* g,
                   int64_t T, int64_t n, float eps);
+  // Backward of rmsnorm over the same x and g: dx[t] += dL/dx[t] (rows dx_stride / dy_stride
+  // apart) and dg[i] += Σ_t dy[t, i] * x̂[t, i], x̂ = x * rsqrt(mean(x²) + eps); FP32.
+  void (*rmsnorm_backward)(float* dx, int64_t dx_stride, float* dg, const float* dy,
+                           int64_t dy_stride, const float* x, int64_t x_stride, const float* g,
+                           int64_t T, int64_t n, float eps);
   // y[T, table.cols] = rows ids[0..T) of table. Ids must be in range (checked by the caller).
   void (*embedding)(float* y, const int32_t* ids, int64_t T, const WeightRef& table);
+  // dtable[ids[t]] += dy[t] for t < T (rows of d values; FP32 gradient of embedding).
+  void (*embedding_backward)(float* dtable, const int32_t* ids, const float* dy, int64_t T,
+                             int64_t d);
   // Rotates `dim` values of each of n_heads heads of each of T rows in place; cos/sin are
   // [T, dim/2] (angle of pair i at that row's position, already multiplied by any mscale).
   // interleaved: pairs (x[2i], x[2i+1]) (DeepSeek, SPEC §1.4). half: pairs (x[i], x[i+dim/2])
-  // (rotate_half, Qwen2 / Llama).
+  // (rotate_half, Qwen2 / Llama). The backward is the same op with -sin (a rotation's inverse).
   void (*rope_interleaved)(float* x, int64_t T, int64_t n_heads, int64_t row_stride,
                            int64_t head_stride, int64_t dim, const float* cos, const float* sin);
   void (*rope_half)(float* x, int64_t T, int64_t n_heads, int64_t row_stride, int64_t head_stride,
@@ -114,6 +138,15 @@ struct Kernels {
   void (*sigmoid)(float* x, int64_t n);
   // gate[i] = silu(gate[i]) * up[i] over n values (SwiGLU, SPEC §1.6).
   void (*swiglu)(float* gate, const float* up, int64_t n);
+  // Backward of swiglu from its inputs: dgate[i] = dact[i] * up[i] * silu'(gate[i]),
+  // dup[i] = dact[i] * silu(gate[i]) (both written).
+  void (*swiglu_backward)(float* dgate, float* dup, const float* gate, const float* up,
+                          const float* dact, int64_t n);
+  // Cross-entropy over T rows of V logits: loss[t] = logsumexp(x[t]) - x[t, target[t]] and, in
+  // place, x[t] = scale * (softmax(x[t]) - onehot(target[t])), the gradient of scale * Σ loss.
+  // A row whose target is negative is ignored: loss 0, gradient 0. FP32 with a double sum.
+  void (*cross_entropy)(float* x, const int32_t* target, int64_t T, int64_t V, float scale,
+                        float* loss, ThreadPool& pool);
   // y[i] += a * x[i] over n values (residual adds with a = 1, MoE combine with a = g_i).
   void (*axpy)(float* y, float a, const float* x, int64_t n);
   // y[t, j] += b[j] over T rows of n values (Qwen2 q/k/v biases).
@@ -122,6 +155,7 @@ struct Kernels {
   void (*topk)(int32_t* idx, const float* x, int64_t n, int64_t k);
   // Causal attention (see AttentionArgs), softmax in FP32; memory: one row of scores per thread.
   void (*attention)(const AttentionArgs& a, ThreadPool& pool);
+  void (*attention_backward)(const AttentionBackwardArgs& a, ThreadPool& pool);
 };
 
 // The scalar reference kernels (kernels/ref): slow, simple, the yardstick for faster versions.

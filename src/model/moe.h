@@ -23,6 +23,9 @@ struct MoeActs {
   FfnActs routed;                 // [T * K, moe_inter] in grouped order
   std::vector<float> routed_out;  // [T * K, d] expert outputs, grouped
   FfnActs shared;                 // shared experts: one SwiGLU of width n_shared * moe_inter
+  // [T, E] or empty: the gradient of auxiliary losses (train/balance.h) with respect to the
+  // scores s, set by the trainer between forward and backward and added by Moe::backward.
+  std::vector<float> dscores_aux;
 };
 
 class Moe {

@@ -17,6 +17,7 @@ ALLOWED = {
     "model": {"base", "tensor", "kernels", "model"},
     "tokenizer": {"base", "tokenizer"},
     "runtime": {"base", "tensor", "kernels", "model", "tokenizer", "runtime"},
+    "train": {"base", "tensor", "kernels", "model", "tokenizer", "train"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([A-Za-z0-9_]+)/')
 

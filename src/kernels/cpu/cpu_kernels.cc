@@ -26,16 +26,21 @@ const Kernels& cpu_kernels() {
       .matmul_xw_heads = cpu::matmul_xw_heads,
       .matmul_dw = cpu::matmul_dw,
       .rmsnorm = cpu::rmsnorm,
+      .rmsnorm_backward = ref::rmsnorm_backward,
       .embedding = ref::embedding,
+      .embedding_backward = ref::embedding_backward,
       .rope_interleaved = ref::rope_interleaved,
       .rope_half = ref::rope_half,
       .softmax = cpu::softmax,
       .sigmoid = cpu::sigmoid,
       .swiglu = cpu::swiglu,
+      .swiglu_backward = ref::swiglu_backward,
+      .cross_entropy = ref::cross_entropy,
       .axpy = ref::axpy,
       .add_bias = ref::add_bias,
       .topk = ref::topk,
       .attention = cpu::attention,
+      .attention_backward = ref::attention_backward,
   };
   return k;
 }

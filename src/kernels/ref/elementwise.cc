@@ -45,4 +45,14 @@ void topk(int32_t* idx, const float* x, int64_t n, int64_t k) {
   std::copy(order.begin(), order.begin() + k, idx);
 }
 
+void swiglu_backward(float* dgate, float* dup, const float* gate, const float* up,
+                     const float* dact, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float sg = 1.0f / (1.0f + std::exp(-gate[i]));
+    const float silu = gate[i] * sg;
+    dup[i] = dact[i] * silu;
+    dgate[i] = dact[i] * up[i] * sg * (1.0f + gate[i] * (1.0f - sg));
+  }
+}
+
 }  // namespace dsv3::ref

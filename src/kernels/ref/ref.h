@@ -28,7 +28,11 @@ inline HeadMatmulArgs one_head(float* y, int64_t y_stride, const float* x, int64
 }
 void rmsnorm(float* y, int64_t y_stride, const float* x, int64_t x_stride, const float* g,
              int64_t T, int64_t n, float eps);
+void rmsnorm_backward(float* dx, int64_t dx_stride, float* dg, const float* dy, int64_t dy_stride,
+                      const float* x, int64_t x_stride, const float* g, int64_t T, int64_t n,
+                      float eps);
 void embedding(float* y, const int32_t* ids, int64_t T, const WeightRef& table);
+void embedding_backward(float* dtable, const int32_t* ids, const float* dy, int64_t T, int64_t d);
 void rope_interleaved(float* x, int64_t T, int64_t n_heads, int64_t row_stride, int64_t head_stride,
                       int64_t dim, const float* cos, const float* sin);
 void rope_half(float* x, int64_t T, int64_t n_heads, int64_t row_stride, int64_t head_stride,
@@ -36,9 +40,14 @@ void rope_half(float* x, int64_t T, int64_t n_heads, int64_t row_stride, int64_t
 void softmax(float* x, int64_t T, int64_t n);
 void sigmoid(float* x, int64_t n);
 void swiglu(float* gate, const float* up, int64_t n);
+void swiglu_backward(float* dgate, float* dup, const float* gate, const float* up,
+                     const float* dact, int64_t n);
+void cross_entropy(float* x, const int32_t* target, int64_t T, int64_t V, float scale, float* loss,
+                   ThreadPool& pool);
 void axpy(float* y, float a, const float* x, int64_t n);
 void add_bias(float* y, const float* b, int64_t T, int64_t n);
 void topk(int32_t* idx, const float* x, int64_t n, int64_t k);
 void attention(const AttentionArgs& a, ThreadPool& pool);
+void attention_backward(const AttentionBackwardArgs& a, ThreadPool& pool);
 
 }  // namespace dsv3::ref

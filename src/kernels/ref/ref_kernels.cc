@@ -12,16 +12,21 @@ const Kernels& ref_kernels() {
       .matmul_xw_heads = ref::matmul_xw_heads,
       .matmul_dw = ref::matmul_dw,
       .rmsnorm = ref::rmsnorm,
+      .rmsnorm_backward = ref::rmsnorm_backward,
       .embedding = ref::embedding,
+      .embedding_backward = ref::embedding_backward,
       .rope_interleaved = ref::rope_interleaved,
       .rope_half = ref::rope_half,
       .softmax = ref::softmax,
       .sigmoid = ref::sigmoid,
       .swiglu = ref::swiglu,
+      .swiglu_backward = ref::swiglu_backward,
+      .cross_entropy = ref::cross_entropy,
       .axpy = ref::axpy,
       .add_bias = ref::add_bias,
       .topk = ref::topk,
       .attention = ref::attention,
+      .attention_backward = ref::attention_backward,
   };
   return k;
 }
