@@ -32,6 +32,8 @@ const Command kCommands[] = {
     {"generate", dsv3::cli::cmd_generate, "continue a prompt, streaming the text; speed figures"},
     {"chat", dsv3::cli::cmd_chat, "talk with a model, keeping the cache across turns"},
     {"bench", dsv3::cli::cmd_bench, "prompt and generation tokens/s, as llama-bench"},
+    {"grad", dsv3::cli::cmd_grad,
+     "the training loss and every parameter's gradient (.safetensors)"},
 };
 
 void print_usage(FILE* f) {
