@@ -20,5 +20,6 @@ int cmd_template(Args& a);
 int cmd_generate(Args& a);
 int cmd_chat(Args& a);
 int cmd_bench(Args& a);
+int cmd_plot(Args& a);
 
 }  // namespace dsv3::cli

@@ -32,6 +32,7 @@ const Command kCommands[] = {
     {"generate", dsv3::cli::cmd_generate, "continue a prompt, streaming the text; speed figures"},
     {"chat", dsv3::cli::cmd_chat, "talk with a model, keeping the cache across turns"},
     {"bench", dsv3::cli::cmd_bench, "prompt and generation tokens/s, as llama-bench"},
+    {"plot", dsv3::cli::cmd_plot, "draw training runs' curves (metrics.jsonl) as a PNG (gnuplot)"},
 };
 
 void print_usage(FILE* f) {
