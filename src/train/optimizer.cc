@@ -1,9 +1,11 @@
 // AdamW, the global gradient norm and clipping, and the optimizer state file.
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <string>
 
 #include "base/error.h"
