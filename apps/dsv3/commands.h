@@ -21,5 +21,6 @@ int cmd_generate(Args& a);
 int cmd_chat(Args& a);
 int cmd_bench(Args& a);
 int cmd_grad(Args& a);
+int cmd_plot(Args& a);
 
 }  // namespace dsv3::cli

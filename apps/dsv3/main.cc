@@ -34,6 +34,7 @@ const Command kCommands[] = {
     {"bench", dsv3::cli::cmd_bench, "prompt and generation tokens/s, as llama-bench"},
     {"grad", dsv3::cli::cmd_grad,
      "the training loss and every parameter's gradient (.safetensors)"},
+    {"plot", dsv3::cli::cmd_plot, "draw training runs' curves (metrics.jsonl) as a PNG (gnuplot)"},
 };
 
 void print_usage(FILE* f) {
