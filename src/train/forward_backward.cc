@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "model/param_store.h"
+#include "train/balance.h"
 #include "train/loss.h"
 
 namespace dsv3 {
@@ -31,6 +32,7 @@ LossParts ForwardBackward::pass(const int32_t* windows, int64_t B, int64_t T, co
   const ModelConfig& c = model_.config();
   const int64_t V = c.vocab_size, d = c.hidden_size, N = B * T;
   DSV3_CHECK(B >= 1 && T >= 2, "train: a micro-batch needs at least one window of 3 tokens");
+  DSV3_CHECK(weight > 0, "train: a micro-batch's loss weight must be > 0");
   const bool mtp = w.mtp_lambda > 0 && model_.has_mtp();
   main_.clear();
   mtp_.clear();
@@ -70,10 +72,23 @@ LossParts ForwardBackward::pass(const int32_t* windows, int64_t B, int64_t T, co
   return p;
 }
 
-double ForwardBackward::balance_losses(const LossWeights&, double, bool) {
-  for (LayerActs& la : acts_.layers) la.moe.dscores_aux.clear();
-  acts_.mtp.layer.moe.dscores_aux.clear();
-  return 0.0;
+double ForwardBackward::balance_losses(const LossWeights& w, double weight, bool backward) {
+  const ModelConfig& c = model_.config();
+  const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok;
+  double total = 0;
+  // The gradient is weight * α * dL/ds; the value returned is α * L, unweighted.
+  auto one = [&](MoeActs& a, const Batch& b) {
+    a.dscores_aux.clear();
+    for (auto [alpha, scope] : {std::pair{w.balance_alpha, BalanceScope::Sequence},
+                                std::pair{w.aux_alpha, BalanceScope::Batch}})
+      if (alpha > 0)
+        total += balance_loss(a, b, E, K, alpha * weight, scope, a.dscores_aux) / weight;
+    if (!backward) a.dscores_aux.clear();
+  };
+  for (size_t l = 0; l < acts_.layers.size(); ++l)
+    if (!acts_.expert_load[l].empty()) one(acts_.layers[l].moe, main_);
+  if (mtp_.rows() > 0 && !acts_.mtp.layer.moe.plan.counts.empty()) one(acts_.mtp.layer.moe, mtp_);
+  return total;
 }
 
 }  // namespace dsv3
