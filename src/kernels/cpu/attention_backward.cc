@@ -139,24 +139,24 @@ int64_t packed(int64_t d) {
 constexpr int64_t kGroup = 4;
 
 // Per thread: kGroup key blocks' state, one query block (q, dout, dq), its P and dS, and D for the
-// task's rows.
+// task's rows. Not zeroed: every value read is written first (the dk/dv sums are cleared per key
+// block group), and small calls should not pay for clearing ~700 KB per thread.
 struct Scratch {
   int64_t ldk, ldv;
-  std::vector<float> kr, kt, vt, dk, dv, q, dout, dq, p, ds, d;
-  explicit Scratch(const AttentionArgs& a, int64_t group)
-      : ldk(packed(a.dk)),
-        ldv(packed(a.dv)),
-        kr(kGroup * kB * ldk),
-        kt(kGroup * a.dk * kB),
-        vt(kGroup * a.dv * kB),
-        dk(kGroup * kB * ldk),
-        dv(kGroup * kB * ldv),
-        q(kB * ldk),
-        dout(kB * ldv),
-        dq(kB * ldk),
-        p(kB * kB),
-        ds(kB * kB),
-        d(group * a.T) {}
+  std::unique_ptr<float[]> arena;
+  float *kr, *kt, *vt, *dk, *dv, *q, *dout, *dq, *p, *ds, *d;
+  explicit Scratch(const AttentionArgs& a, int64_t group) : ldk(packed(a.dk)), ldv(packed(a.dv)) {
+    const int64_t sizes[] = {kGroup * kB * ldk, kGroup * a.dk * kB, kGroup * a.dv * kB,
+                             kGroup * kB * ldk, kGroup * kB * ldv,  kB * ldk,
+                             kB * ldv,          kB * ldk,           kB * kB,
+                             kB * kB,           group * a.T};
+    float** parts[] = {&kr, &kt, &vt, &dk, &dv, &q, &dout, &dq, &p, &ds, &d};
+    int64_t total = 0;
+    for (int64_t n : sizes) total += n;
+    arena.reset(new float[total]);
+    float* at = arena.get();
+    for (int i = 0; i < 11; ++i) *parts[i] = at, at += sizes[i];
+  }
 };
 
 // rows x n floats from src (rows ld_src apart) to dst (rows ld_dst apart).
@@ -186,8 +186,7 @@ int64_t first_row(const AttentionArgs& a, int64_t pos) {
 void run_task(const AttentionBackwardArgs& b, const Plan& plan, int64_t g, int64_t c, Scratch& sc) {
   const AttentionArgs& a = b.fwd;
   const int64_t group = plan.group, off = a.S - a.T, t_first = plan.row0[c];
-  // dq rows of this task: row t, head hl of the group at dq + (t - t_first) * dq_row + hl *
-  // dq_head.
+  // This task's dq: row t, head hl of the group at dq + (t - t_first) * dq_row + hl * dq_head.
   float* dq;
   int64_t dq_row, dq_head;
   if (c == 0) {
@@ -225,13 +224,9 @@ void run_task(const AttentionBackwardArgs& b, const Plan& plan, int64_t g, int64
           vt[j * kB + s] = s < nk ? v[(s0 + s) * a.v_row_stride + j] : 0.0f;
       }
     }
-    std::fill(sc.dk.begin(), sc.dk.end(), 0.0f);
-    std::fill(sc.dv.begin(), sc.dv.end(), 0.0f);
-    float* q = sc.q.data();
-    float* dout = sc.dout.data();
-    float* dqb = sc.dq.data();
-    float* p = sc.p.data();
-    float* ds = sc.ds.data();
+    std::fill_n(sc.dk, n_blk * kB * ldk, 0.0f);
+    std::fill_n(sc.dv, n_blk * kB * ldv, 0.0f);
+    float *q = sc.q, *dout = sc.dout, *dqb = sc.dq, *p = sc.p, *ds = sc.ds;
     for (int64_t hl = 0; hl < group; ++hl) {
       const int64_t h = g * group + hl;
       // Query blocks: positions [p0, p1) on the block grid, from the first key block's on; each
