@@ -4,8 +4,9 @@
 // weight stream in GB/s (weight bytes per call), best of several timed calls; then causal
 // attention on MLA (absorbed and naive) and GQA shapes, milliseconds per call; then the absorbed
 // MLA decode projections at DeepSeek-V3 width, one call per head against the head-batched calls;
-// then the weight gradient dW += dYᵀ·X.
-//   bench_kernels [THREADS] [SECONDS_PER_CASE] [all|matmul|attention|mla|dw]
+// then the weight gradient dW += dYᵀ·X; then the training backward kernels: causal attention's
+// backward (GFLOP/s over the unmasked score pairs) and the cross-entropy over a vocabulary.
+//   bench_kernels [THREADS] [SECONDS_PER_CASE] [all|matmul|attention|mla|dw|backward]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -135,6 +136,77 @@ void bench_dw(ThreadPool& pool, double budget) {
   }
 }
 
+// Attention backward on training shapes (T = S, cache-less): MLA's naive path (n_kv_heads =
+// n_heads, dk = d_nope + d_rope) and GQA. GFLOP/s count 2 (3 dk + 2 dv) per unmasked (query, key)
+// pair and head: the recomputed scores, dP = dout·v, and the three gradient products.
+void bench_attention_backward(ThreadPool& pool, double budget) {
+  struct Case {
+    const char* what;
+    int64_t T, n_heads, n_kv_heads, dk, dv;
+  };
+  const Case cases[] = {{"MLA naive small", 128, 4, 4, 48, 32},
+                        {"MLA naive", 512, 16, 16, 192, 128},
+                        {"MLA naive", 1024, 16, 16, 192, 128},
+                        {"MLA naive 8 heads", 1024, 8, 8, 96, 64},
+                        {"GQA 12/2", 512, 12, 2, 128, 128}};
+  std::printf("\n%-18s %5s %5s %4s %4s | %9s %9s | %8s %8s | %7s\n", "attention backward", "T=S",
+              "heads", "dk", "dv", "ref ms", "cpu ms", "ref GF/s", "cpu GF/s", "speedup");
+  for (const Case& c : cases) {
+    AttentionBackwardArgs b;
+    AttentionArgs& a = b.fwd;
+    a.T = a.S = c.T, a.n_heads = c.n_heads, a.n_kv_heads = c.n_kv_heads, a.dk = c.dk;
+    a.dv = c.dv, a.scale = 1 / std::sqrt(float(c.dk));
+    a.q_head_stride = c.dk, a.q_row_stride = c.n_heads * c.dk;
+    a.k_head_stride = c.dk, a.k_row_stride = c.n_kv_heads * c.dk;
+    a.v_head_stride = c.dv, a.v_row_stride = c.n_kv_heads * c.dv;
+    a.out_head_stride = c.dv, a.out_row_stride = c.n_heads * c.dv;
+    std::vector<float> q(c.T * a.q_row_stride), k(c.T * a.k_row_stride), v(c.T * a.v_row_stride);
+    std::vector<float> out(c.T * a.out_row_stride), lse(c.T * c.n_heads), dout(out.size());
+    std::vector<float> dq(q.size()), dk(k.size()), dv(v.size());
+    Rng r(5);
+    for (auto* buf : {&q, &k, &v, &dout})
+      for (auto& x : *buf) x = static_cast<float>(r.normal());
+    a.q = q.data(), a.k = k.data(), a.v = v.data(), a.out = out.data(), a.lse = lse.data();
+    best_kernels().attention(a, pool);
+    b.dout = dout.data(), b.dout_row_stride = a.out_row_stride, b.dout_head_stride = c.dv;
+    b.dq = dq.data(), b.dq_row_stride = a.q_row_stride, b.dq_head_stride = c.dk;
+    b.dk = dk.data(), b.dk_row_stride = a.k_row_stride, b.dk_head_stride = c.dk;
+    b.dv = dv.data(), b.dv_row_stride = a.v_row_stride, b.dv_head_stride = c.dv;
+    const double t_ref = best_time([&] { ref_kernels().attention_backward(b, pool); }, budget);
+    const double t_cpu = best_time([&] { best_kernels().attention_backward(b, pool); }, budget);
+    const double flop =
+        double(c.T) * double(c.T + 1) / 2 * double(c.n_heads) * 2 * (3 * c.dk + 2 * c.dv);
+    std::printf("%-18s %5lld %2lld/%-2lld %4lld %4lld | %9.2f %9.2f | %8.1f %8.1f | %6.1fx\n",
+                c.what, static_cast<long long>(c.T), static_cast<long long>(c.n_heads),
+                static_cast<long long>(c.n_kv_heads), static_cast<long long>(c.dk),
+                static_cast<long long>(c.dv), t_ref * 1e3, t_cpu * 1e3, flop / t_ref * 1e-9,
+                flop / t_cpu * 1e-9, t_ref / t_cpu);
+  }
+}
+
+// Cross-entropy (loss and gradient in place) over T rows of a Qwen2-size vocabulary. The logits
+// are restored before each call (a copy, included in both timings); GB/s count the logits read
+// and written once.
+void bench_cross_entropy(ThreadPool& pool, double budget) {
+  const int64_t T = 64, V = 152064;
+  Rng rng(6);
+  std::vector<float> logits(T * V), x(T * V), loss(T);
+  for (auto& v : logits) v = static_cast<float>(rng.normal() * 3);
+  std::vector<int32_t> target(T);
+  for (int64_t t = 0; t < T; ++t) target[t] = static_cast<int32_t>(rng.uniform() * double(V));
+  std::printf("\n%-22s %-10s | %9s %9s\n", "cross_entropy", "table", "ms", "GB/s");
+  for (const Kernels* k : {&ref_kernels(), &best_kernels()}) {
+    const double t = best_time(
+        [&] {
+          std::copy(logits.begin(), logits.end(), x.begin());
+          k->cross_entropy(x.data(), target.data(), T, V, 1.0f / T, loss.data(), pool);
+        },
+        budget);
+    std::printf("%-22s %-10s | %9.2f %9.1f\n", "T 64, V 152064", k->name, t * 1e3,
+                8.0 * double(T * V) / t * 1e-9);
+  }
+}
+
 int run(int threads, double budget, const std::string& only) {
   ThreadPool pool(threads);
   std::printf("threads %d, tables: ref vs %s\n", threads, best_kernels().name);
@@ -148,6 +220,11 @@ int run(int threads, double budget, const std::string& only) {
   }
   if (only == "dw") {
     bench_dw(pool, budget);
+    return 0;
+  }
+  if (only == "backward") {
+    bench_attention_backward(pool, budget);
+    bench_cross_entropy(pool, budget);
     return 0;
   }
   std::printf("%-6s %-11s %3s | %9s %8s | %9s %8s | %7s %9s\n", "dtype", "rows x cols", "T",
@@ -189,6 +266,8 @@ int run(int threads, double budget, const std::string& only) {
   bench_attention(pool, budget);
   bench_mla_decode(pool, budget);
   bench_dw(pool, budget);
+  bench_attention_backward(pool, budget);
+  bench_cross_entropy(pool, budget);
   return 0;
 }
 
@@ -200,10 +279,11 @@ int main(int argc, char** argv) {
   const double budget = argc > 2 ? std::atof(argv[2]) : 0.5;
   const std::string only = argc > 3 ? argv[3] : "all";
   if (threads < 1 || !(budget > 0) ||
-      (only != "all" && only != "matmul" && only != "attention" && only != "mla" && only != "dw")) {
+      (only != "all" && only != "matmul" && only != "attention" && only != "mla" && only != "dw" &&
+       only != "backward")) {
     std::fprintf(stderr,
                  "usage: bench_kernels [THREADS >= 1] [SECONDS_PER_CASE > 0] "
-                 "[all|matmul|attention|mla|dw]\n");
+                 "[all|matmul|attention|mla|dw|backward]\n");
     return 2;
   }
   return dsv3::run(threads, budget, only);

@@ -27,9 +27,17 @@ void matmul_dw(float* dw, const float* dy, const float* x, int64_t T, int64_t ro
                ThreadPool& pool);
 void rmsnorm(float* y, int64_t y_stride, const float* x, int64_t x_stride, const float* g,
              int64_t T, int64_t n, float eps);
+void rmsnorm_backward(float* dx, int64_t dx_stride, float* dg, const float* dy, int64_t dy_stride,
+                      const float* x, int64_t x_stride, const float* g, int64_t T, int64_t n,
+                      float eps);
 void softmax(float* x, int64_t T, int64_t n);
 void sigmoid(float* x, int64_t n);
 void swiglu(float* gate, const float* up, int64_t n);
+void swiglu_backward(float* dgate, float* dup, const float* gate, const float* up,
+                     const float* dact, int64_t n);
+void cross_entropy(float* x, const int32_t* target, int64_t T, int64_t V, float scale, float* loss,
+                   ThreadPool& pool);
 void attention(const AttentionArgs& a, ThreadPool& pool);
+void attention_backward(const AttentionBackwardArgs& b, ThreadPool& pool);
 
 }  // namespace dsv3::cpu

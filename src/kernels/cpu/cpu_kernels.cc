@@ -1,6 +1,7 @@
 // The AVX-512 dispatch table: kernels/cpu where a SIMD version pays, ref for the rest (embedding
-// and rope are copies / O(n) per row, axpy/add_bias already vectorised by the compiler, topk a
-// sort). Compiled without AVX-512: only the CPU check and the table live here.
+// and rope are copies / O(n) per row, axpy/add_bias and embedding_backward's row adds already
+// vectorised by the compiler, topk a sort). Compiled without AVX-512: only the CPU check and the
+// table live here.
 #include "base/error.h"
 #include "kernels/best_kernels.h"
 #include "kernels/cpu/cpu.h"
@@ -26,7 +27,7 @@ const Kernels& cpu_kernels() {
       .matmul_xw_heads = cpu::matmul_xw_heads,
       .matmul_dw = cpu::matmul_dw,
       .rmsnorm = cpu::rmsnorm,
-      .rmsnorm_backward = ref::rmsnorm_backward,
+      .rmsnorm_backward = cpu::rmsnorm_backward,
       .embedding = ref::embedding,
       .embedding_backward = ref::embedding_backward,
       .rope_interleaved = ref::rope_interleaved,
@@ -34,13 +35,13 @@ const Kernels& cpu_kernels() {
       .softmax = cpu::softmax,
       .sigmoid = cpu::sigmoid,
       .swiglu = cpu::swiglu,
-      .swiglu_backward = ref::swiglu_backward,
-      .cross_entropy = ref::cross_entropy,
+      .swiglu_backward = cpu::swiglu_backward,
+      .cross_entropy = cpu::cross_entropy,
       .axpy = ref::axpy,
       .add_bias = ref::add_bias,
       .topk = ref::topk,
       .attention = cpu::attention,
-      .attention_backward = ref::attention_backward,
+      .attention_backward = cpu::attention_backward,
   };
   return k;
 }

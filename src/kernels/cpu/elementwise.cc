@@ -1,5 +1,5 @@
-// AVX-512 softmax, sigmoid and SwiGLU (SPEC §1.6) on a 16-lane exp: the same formulas as ref with
-// exp's error within a few ulp instead of libm's one.
+// AVX-512 softmax, sigmoid and SwiGLU (SPEC §1.6) with its backward, on a 16-lane exp (simd.h): the
+// same formulas as ref with exp's error within a few ulp instead of libm's one.
 // GCC 12's AVX-512 headers build "undefined" vectors as `__m512 __Y = __Y;`, which its own
 // -Wuninitialized flags once inlined here (GCC PR 105593, fixed in 13): silence just those.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -15,31 +15,6 @@
 #include "kernels/cpu/simd.h"
 
 namespace dsv3::cpu {
-namespace {
-
-// exp(x) = 2^n · exp(r) with n = round(x / ln 2) and r = x − n ln 2 (ln 2 in two parts, the
-// first exact in a few bits, so r is accurate), |r| <= ln 2 / 2, exp(r) by its Taylor series to
-// r^7 (truncation < 6e-9 relative), 2^n applied by scalef (overflow to inf, gradual underflow).
-// Inputs are clamped to [-104, 89] first, beyond which exp is 0 or inf anyway; NaN stays NaN
-// (min/max return their second operand for NaN).
-inline __m512 exp16(__m512 x) {
-  x = _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), x));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
-}
-
-}  // namespace
 
 void softmax(float* x, int64_t T, int64_t n) {
   for (int64_t t = 0; t < T; ++t) {
@@ -88,6 +63,23 @@ void swiglu(float* gate, const float* up, int64_t n) {
     const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
     const __m512 s = _mm512_div_ps(g, _mm512_add_ps(one, e));  // silu(g), as ref
     _mm512_mask_storeu_ps(gate + i, k, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(k, up + i)));
+  }
+}
+
+void swiglu_backward(float* dgate, float* dup, const float* gate, const float* up,
+                     const float* dact, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail_mask(n - i);
+    const __m512 g = _mm512_maskz_loadu_ps(k, gate + i);
+    const __m512 d = _mm512_maskz_loadu_ps(k, dact + i);
+    const __m512 sg =
+        _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+    // ref's order: dup = dact * (g * sg), dgate = ((dact * up) * sg) * (1 + g * (1 - sg)).
+    _mm512_mask_storeu_ps(dup + i, k, _mm512_mul_ps(d, _mm512_mul_ps(g, sg)));
+    const __m512 slope = _mm512_add_ps(one, _mm512_mul_ps(g, _mm512_sub_ps(one, sg)));
+    const __m512 du = _mm512_mul_ps(_mm512_mul_ps(d, _mm512_maskz_loadu_ps(k, up + i)), sg);
+    _mm512_mask_storeu_ps(dgate + i, k, _mm512_mul_ps(du, slope));
   }
 }
 

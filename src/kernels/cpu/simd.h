@@ -23,4 +23,26 @@ inline float hsum(__m512 v) {
   return _mm512_cvtss_f32(v);
 }
 
+// exp(x) = 2^n · exp(r) with n = round(x / ln 2) and r = x − n ln 2 (ln 2 in two parts, the
+// first exact in a few bits, so r is accurate), |r| <= ln 2 / 2, exp(r) by its Taylor series to
+// r^7 (truncation < 6e-9 relative), 2^n applied by scalef (overflow to inf, gradual underflow).
+// Inputs are clamped to [-104, 89] first, beyond which exp is 0 or inf anyway; NaN stays NaN
+// (min/max return their second operand for NaN).
+inline __m512 exp16(__m512 x) {
+  x = _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), x));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
 }  // namespace dsv3::cpu

@@ -393,14 +393,27 @@ TEST(CpuKernels, TablesAreCompleteAndBestPicksCpu) {
   EXPECT_STREQ(cpu().name, "cpu-avx512");
   EXPECT_STREQ(ref_kernels().name, "ref");
   for (const Kernels* k : {&cpu(), &ref_kernels()}) {
-    const void* ptrs[] = {(void*)k->matmul,       (void*)k->matmul_xw,
-                          (void*)k->matmul_heads, (void*)k->matmul_xw_heads,
-                          (void*)k->matmul_dw,    (void*)k->rmsnorm,
-                          (void*)k->embedding,    (void*)k->rope_interleaved,
-                          (void*)k->rope_half,    (void*)k->softmax,
-                          (void*)k->sigmoid,      (void*)k->swiglu,
-                          (void*)k->axpy,         (void*)k->add_bias,
-                          (void*)k->topk,         (void*)k->attention};
+    const void* ptrs[] = {(void*)k->matmul,
+                          (void*)k->matmul_xw,
+                          (void*)k->matmul_heads,
+                          (void*)k->matmul_xw_heads,
+                          (void*)k->matmul_dw,
+                          (void*)k->rmsnorm,
+                          (void*)k->embedding,
+                          (void*)k->rope_interleaved,
+                          (void*)k->rope_half,
+                          (void*)k->softmax,
+                          (void*)k->sigmoid,
+                          (void*)k->swiglu,
+                          (void*)k->axpy,
+                          (void*)k->add_bias,
+                          (void*)k->topk,
+                          (void*)k->attention,
+                          (void*)k->rmsnorm_backward,
+                          (void*)k->embedding_backward,
+                          (void*)k->swiglu_backward,
+                          (void*)k->cross_entropy,
+                          (void*)k->attention_backward};
     for (const void* p : ptrs) EXPECT_NE(p, nullptr) << k->name;
   }
   const char* force = std::getenv("DSV3_KERNELS");
