@@ -20,5 +20,7 @@ int cmd_template(Args& a);
 int cmd_generate(Args& a);
 int cmd_chat(Args& a);
 int cmd_bench(Args& a);
+int cmd_data(Args& a);  // data corpus, data prepare
+int cmd_eval(Args& a);
 
 }  // namespace dsv3::cli

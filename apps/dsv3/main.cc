@@ -32,6 +32,9 @@ const Command kCommands[] = {
     {"generate", dsv3::cli::cmd_generate, "continue a prompt, streaming the text; speed figures"},
     {"chat", dsv3::cli::cmd_chat, "talk with a model, keeping the cache across turns"},
     {"bench", dsv3::cli::cmd_bench, "prompt and generation tokens/s, as llama-bench"},
+    {"data", dsv3::cli::cmd_data,
+     "build the English corpus (data corpus); tokenise text (prepare)"},
+    {"eval", dsv3::cli::cmd_eval, "a model's loss and perplexity on held-out text"},
 };
 
 void print_usage(FILE* f) {
