@@ -207,7 +207,9 @@ int data_prepare(Args& a) {
                  static_cast<long long>(r.special_in_text),
                  tok.id_to_token(r.first_special).c_str());
   }
-  if (r.val.tokens == 0)
+  if (r.val.tokens == 0 && opt.val_fraction == 0 && opt.valid.empty())
+    std::fprintf(stderr, "note: no val split (--val-fraction 0)\n");
+  else if (r.val.tokens == 0)
     std::fprintf(stderr,
                  "warning: the val split is empty (no document's hash fell below "
                  "--val-fraction %g among %lld documents); dsv3 eval --data needs one: pass "

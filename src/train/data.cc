@@ -88,7 +88,9 @@ void scan_payload(const uint32_t* p, uint64_t n, uint64_t& checksum, uint32_t& m
   max_id = m;
 }
 
-int64_t first_at_least(const uint32_t* p, uint64_t n, uint64_t limit) {
+// The first id >= limit, or -1; the scan's max_id spares the search when there is none.
+int64_t first_at_least(const uint32_t* p, uint64_t n, uint32_t max_id, uint64_t limit) {
+  if (max_id < limit) return -1;
   for (uint64_t i = 0; i < n; ++i)
     if (p[i] >= limit) return static_cast<int64_t>(i);
   return -1;
@@ -193,7 +195,7 @@ TokenDataset::TokenDataset(const std::string& dir, int64_t model_vocab, bool pro
                    ", the header says " + hex64(h.checksum) + " and meta.json " + hex64(p.checksum),
                kReprepare);
     if (h.tokens > 0) {
-      const int64_t bad = first_at_least(tokens, h.tokens, static_cast<uint64_t>(vocab_));
+      const int64_t bad = first_at_least(tokens, h.tokens, max_id, static_cast<uint64_t>(vocab_));
       DSV3_CHECK(bad < 0,
                  "token shard " + p.path + " holds id " +
                      std::to_string(bad < 0 ? 0 : tokens[bad]) + " at token " +
@@ -201,7 +203,8 @@ TokenDataset::TokenDataset(const std::string& dir, int64_t model_vocab, bool pro
                  kReprepare);
       max_id_ = std::max<int64_t>(max_id_, max_id);
       if (model_vocab > 0) {
-        const int64_t over = first_at_least(tokens, h.tokens, static_cast<uint64_t>(model_vocab));
+        const int64_t over =
+            first_at_least(tokens, h.tokens, max_id, static_cast<uint64_t>(model_vocab));
         DSV3_CHECK(over < 0,
                    "the data in " + dir + " holds token id " +
                        std::to_string(over < 0 ? 0 : tokens[over]) + " (" + p.name + ", token " +

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -212,9 +213,10 @@ constexpr size_t kBlockBytes = size_t{8} << 20;  // text tokenised per parallel 
 
 PrepareReport prepare_dataset(const PrepareOptions& opt, ThreadPool& pool) {
   DSV3_CHECK(!opt.inputs.empty(), "data prepare: no --input files");
-  DSV3_CHECK(
-      opt.val_fraction >= 0 && opt.val_fraction < 1,
-      "data prepare: --val-fraction must be in [0, 1), not " + std::to_string(opt.val_fraction));
+  char fraction[32];
+  std::snprintf(fraction, sizeof fraction, "%g", opt.val_fraction);
+  DSV3_CHECK(opt.val_fraction >= 0 && opt.val_fraction < 1,
+             "data prepare: --val-fraction must be in [0, 1), not " + std::string(fraction));
   DSV3_CHECK(opt.shard_tokens >= 1, "data prepare: --shard-tokens must be at least 1");
   // Every check before anything is removed or written: output folder, tokenizer, inputs.
   check_out_dir(opt.out_dir, opt.force);
