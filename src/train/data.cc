@@ -147,6 +147,7 @@ TokenDataset::TokenDataset(const std::string& dir, int64_t model_vocab, bool pro
           !file.empty() && file != "." && file != ".." && file.find('/') == std::string::npos,
           where + ": shard file '" + file + "' is not a plain file name", kReprepare);
       const int64_t n = int_field(sh, "tokens", where + " shard " + file, 0, INT64_MAX / 8);
+      DSV3_CHECK(sum <= INT64_MAX / 8 - n, where + ": the shards hold too many tokens", kReprepare);
       sum += n;
       shards.push_back({file, path_join(dir, file), n,
                         hex_field(sh, "fnv1a64", where + " shard " + file),

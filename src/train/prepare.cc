@@ -218,6 +218,13 @@ PrepareReport prepare_dataset(const PrepareOptions& opt, ThreadPool& pool) {
   DSV3_CHECK(opt.val_fraction >= 0 && opt.val_fraction < 1,
              "data prepare: --val-fraction must be in [0, 1), not " + std::string(fraction));
   DSV3_CHECK(opt.shard_tokens >= 1, "data prepare: --shard-tokens must be at least 1");
+  // A file both trained on and held out would make the validation loss meaningless.
+  for (const std::string& v : opt.valid)
+    for (const std::string& in : opt.inputs) {
+      std::error_code e1, e2;
+      DSV3_CHECK(fs::weakly_canonical(v, e1) != fs::weakly_canonical(in, e2),
+                 "data prepare: " + v + " is both an --input and a --valid file");
+    }
   // Every check before anything is removed or written: output folder, tokenizer, inputs.
   check_out_dir(opt.out_dir, opt.force);
   ParallelEncoder enc(opt.tokenizer, pool);

@@ -176,8 +176,12 @@ TEST(Prepare, OutputFolderRules) {
   opt.inputs = {t.file("missing.txt")};
   EXPECT_THROW(prepare_dataset(opt, pool), Error);
   EXPECT_TRUE(file_exists(t.file("data/meta.json")));
-  // Every document in val leaves an empty train split: an error, not an empty data set.
+  // The same file as input and validation text.
   opt.inputs = {t.file("in.txt")};
+  opt.valid = {t.path() + "/./in.txt"};
+  EXPECT_THROW(prepare_dataset(opt, pool), Error);
+  opt.valid.clear();
+  // Every document in val leaves an empty train split: an error, not an empty data set.
   opt.val_fraction = 0.999999;
   EXPECT_THROW(prepare_dataset(opt, pool), Error);
 }
