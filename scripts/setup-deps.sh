@@ -4,7 +4,7 @@
 #   scripts/setup-deps.sh          build + run dependencies
 #   scripts/setup-deps.sh --test   also what the tests need (PyTorch reference, clang for fuzzing, Node.js)
 set -euo pipefail
-pkgs=(build-essential cmake ninja-build ccache pkg-config libpcre2-dev libutf8proc-dev)
+pkgs=(build-essential cmake ninja-build ccache pkg-config libpcre2-dev libutf8proc-dev gnuplot-nox)
 if [[ ${1:-} == --test ]]; then
   pkgs+=(libgtest-dev clang libclang-rt-14-dev
          python3 python3-torch python3-numpy libopenblas0-pthread

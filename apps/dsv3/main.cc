@@ -35,6 +35,9 @@ const Command kCommands[] = {
     {"data", dsv3::cli::cmd_data,
      "build the English corpus (data corpus); tokenise text (prepare)"},
     {"eval", dsv3::cli::cmd_eval, "a model's loss and perplexity on held-out text"},
+    {"grad", dsv3::cli::cmd_grad,
+     "the training loss and every parameter's gradient (.safetensors)"},
+    {"plot", dsv3::cli::cmd_plot, "draw training runs' curves (metrics.jsonl) as a PNG (gnuplot)"},
 };
 
 void print_usage(FILE* f) {

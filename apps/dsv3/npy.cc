@@ -6,7 +6,10 @@
 
 namespace dsv3::cli {
 
-void write_npy_f32(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
+namespace {
+
+void write_npy(const std::string& path, const char* descr, const void* data, size_t elem,
+               const std::vector<int64_t>& shape) {
   std::string dims;
   int64_t n = 1;
   for (int64_t d : shape) {
@@ -14,7 +17,8 @@ void write_npy_f32(const std::string& path, const float* data, const std::vector
     n *= d;
   }
   if (shape.size() > 1) dims.resize(dims.size() - 1);  // "(3, 5)" but "(3,)"
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  std::string header =
+      std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }";
   const size_t preamble = 10;  // magic (6) + version (2) + header length (2)
   header.append(63 - (preamble + header.size()) % 64, ' ');
   header += '\n';
@@ -26,8 +30,19 @@ void write_npy_f32(const std::string& path, const float* data, const std::vector
   head += header;
   write_file_atomic(path, [&](FileWriter& f) {
     f.write(head);
-    f.write(data, n * sizeof(float));  // the host is little-endian (x86-64, aarch64)
+    f.write(data, n * elem);  // the host is little-endian (x86-64, aarch64)
   });
+}
+
+}  // namespace
+
+void write_npy_f32(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
+  write_npy(path, "<f4", data, sizeof(float), shape);
+}
+
+void write_npy_i32(const std::string& path, const int32_t* data,
+                   const std::vector<int64_t>& shape) {
+  write_npy(path, "<i4", data, sizeof(int32_t), shape);
 }
 
 }  // namespace dsv3::cli

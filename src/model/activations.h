@@ -26,6 +26,13 @@ struct ForwardActs {
   // the load the balance update and MaxVio read (SPEC §2).
   std::vector<std::vector<int64_t>> expert_load;
   MtpActs mtp;
+
+  // Backward scratch (Model::backward).
+  std::vector<float> neg_sin;    // -sin
+  std::vector<float> dnormed;    // [N, d]
+  std::vector<float> dhead_in;   // [rows wanting logits, d]
+  std::vector<float> dresid[2];  // [N, d] dL/d(a layer's output / input), in turn
+  LayerGrads grads;
 };
 
 }  // namespace dsv3

@@ -97,4 +97,55 @@ void CausalLm::forward_mtp(const Batch& b, const float* hidden, ForwardActs& a, 
     if (s.cache) s.cache->commit(s.count);
 }
 
+void CausalLm::check_backward(const Batch& b) const {
+  DSV3_CHECK(params_.training(), "model: backward needs training enabled",
+             "call params().enable_training() first");
+  DSV3_CHECK(path_ == AttentionPath::Naive, "model: backward needs the Naive attention path",
+             "set_attention_path(AttentionPath::Naive) before the forward pass");
+  for (const BatchSeq& s : b.seqs())
+    DSV3_CHECK(!s.cache, "model: backward takes cache-less (training) sequences only");
+}
+
+void CausalLm::backward(const Batch& b, ForwardActs& a, const float* dlogits,
+                        const float* dhidden) {
+  check_backward(b);
+  const Kernels& k = ctx_.kernels;
+  const int64_t N = b.rows(), d = c_.hidden_size, L = c_.num_hidden_layers;
+  DSV3_CHECK(a.keep_layers && static_cast<int64_t>(a.resid.size()) == L + 1 &&
+                 static_cast<int64_t>(a.resid[0].size()) == N * d,
+             "model: backward needs the activations of a keep_layers forward of this batch");
+  // logits = head(normed[rows]); hidden = normed.
+  a.dnormed.assign(N * d, 0.0f);
+  if (dhidden) std::copy_n(dhidden, N * d, a.dnormed.data());
+  const std::vector<int64_t>& rows = b.logit_rows();
+  const auto n = static_cast<int64_t>(rows.size());
+  if (dlogits && n > 0) {
+    a.dhead_in.resize(n * d);
+    head_.backward_weight(ctx_, dlogits, a.head_in.data(), n);
+    head_.backward_input(ctx_, dlogits, n, a.dhead_in.data());
+    for (int64_t i = 0; i < n; ++i)
+      k.axpy(a.dnormed.data() + rows[i] * d, 1.0f, a.dhead_in.data() + i * d, d);
+  }
+  float* dcur = (a.dresid[0].assign(N * d, 0.0f), a.dresid[0].data());
+  float* dprev = (a.dresid[1].resize(N * d), a.dresid[1].data());
+  k.rmsnorm_backward(dcur, d, final_norm_.grad, a.dnormed.data(), d, a.resid[L].data(), d,
+                     final_norm_.f32, N, d, static_cast<float>(c_.rms_norm_eps));
+  a.neg_sin.resize(a.sin.size());
+  for (size_t i = 0; i < a.sin.size(); ++i) a.neg_sin[i] = -a.sin[i];
+  for (int64_t l = L - 1; l >= 0; --l) {
+    layers_[l].backward(ctx_, dispatcher_, a.resid[l].data(), b, a.cos.data(), a.neg_sin.data(),
+                        a.layers[l], dcur, a.grads, dprev);
+    std::swap(dcur, dprev);
+  }
+  k.embedding_backward(embed_.grad, b.ids().data(), dcur, N, d);
+}
+
+void CausalLm::backward_mtp(const Batch& b, const float* hidden, ForwardActs& a,
+                            const float* dlogits, float* dhidden) {
+  DSV3_CHECK(mtp_.has_value(), "model: " + c_.model_type + " has no MTP module",
+             "num_nextn_predict_layers is 0 in config.json");
+  check_backward(b);
+  mtp_->backward(ctx_, dispatcher_, hidden, b, a.mtp, dlogits, a.grads, dhidden);
+}
+
 }  // namespace dsv3

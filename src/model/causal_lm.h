@@ -22,11 +22,17 @@ class CausalLm : public Model {
   bool has_mtp() const override { return mtp_.has_value(); }
   CacheLayout mtp_cache_layout() const override;
   void forward_mtp(const Batch& b, const float* hidden, ForwardActs& acts, float* logits) override;
+  void backward(const Batch& b, ForwardActs& acts, const float* dlogits,
+                const float* dhidden) override;
+  void backward_mtp(const Batch& b, const float* hidden, ForwardActs& acts, const float* dlogits,
+                    float* dhidden) override;
   void set_attention_path(AttentionPath p) override { path_ = p; }
 
  private:
   // Throws unless every sequence's cache matches `want` and the batch's positions and ids fit.
   void check_batch(const Batch& b, const CacheLayout& want) const;
+  // Throws unless a backward pass can run on b (training enabled, Naive path, no caches).
+  void check_backward(const Batch& b) const;
 
   ParamStore params_;
   const ModelConfig& c_;

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "base/error.h"
+
 namespace dsv3 {
 
 namespace {
@@ -57,6 +59,29 @@ void DecoderLayer::forward(ComputeContext ctx, AttentionPath path, MoeDispatcher
   }
   std::copy_n(a.h.data(), n, y);
   k.axpy(y, 1.0f, a.ffn_out.data(), n);
+}
+
+void DecoderLayer::backward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* x,
+                            const Batch& b, const float* cos, const float* neg_sin,
+                            const LayerActs& a, const float* dy, LayerGrads& g, float* dx) const {
+  const Kernels& k = ctx.kernels;
+  DSV3_CHECK(mla_.has_value(), "model: training supports MLA (DeepSeek) layers only",
+             "train a deepseek_v3 or deepseek_v2 model");
+  const int64_t N = b.rows(), n = N * d_;
+  g.dh.assign(dy, dy + n);
+  g.dn.resize(n);
+  // y = h + FFN(RMSNorm_ffn(h))
+  if (moe_) {
+    moe_->backward(ctx, dispatcher, a.x_ffn.data(), N, a.moe, dy, g.moe, g.dn.data());
+  } else {
+    dense_->backward(ctx, a.x_ffn.data(), N, a.ffn, 0, dy, g.moe.ffn, g.dn.data());
+  }
+  k.rmsnorm_backward(g.dh.data(), d_, ffn_norm_.grad, g.dn.data(), d_, a.h.data(), d_,
+                     ffn_norm_.f32, N, d_, eps_);
+  // h = x + Attn(RMSNorm_attn(x))
+  mla_->backward(ctx, a.x_attn.data(), b, cos, neg_sin, a.mla, g.dh.data(), g.mla, g.dn.data());
+  std::copy_n(g.dh.data(), n, dx);
+  k.rmsnorm_backward(dx, d_, attn_norm_.grad, g.dn.data(), d_, x, d_, attn_norm_.f32, N, d_, eps_);
 }
 
 }  // namespace dsv3

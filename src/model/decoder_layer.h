@@ -25,6 +25,14 @@ struct LayerActs {
   MoeActs moe;
 };
 
+// Scratch of a backward call, shared by the layers of a stack (one runs at a time).
+struct LayerGrads {
+  std::vector<float> dh;  // [N, d] dL/dh, h = x + attn_out
+  std::vector<float> dn;  // [N, d] dL/d(a norm's output)
+  MlaGrads mla;
+  MoeGrads moe;  // its ffn scratch serves the dense FFN too
+};
+
 // Architecture choices the layer cannot read from the config alone.
 struct LayerOptions {
   bool qkv_bias = false, o_bias = false;  // GQA only
@@ -39,6 +47,12 @@ class DecoderLayer {
   // x [N, d] is the layer input, y [N, d] its output (y may equal x).
   void forward(ComputeContext ctx, AttentionPath path, MoeDispatcher& dispatcher, const float* x,
                float* y, const Batch& b, const float* cos, const float* sin, LayerActs& a) const;
+  // The backward of forward() (Naive MLA, cache-less sequences) over the same x, b and a: writes
+  // dx [N, d] = dL/dx for dy [N, d] = dL/dy (dx != dy) and accumulates every parameter's
+  // gradient. neg_sin: -sin. MLA (DeepSeek) layers only.
+  void backward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* x, const Batch& b,
+                const float* cos, const float* neg_sin, const LayerActs& a, const float* dy,
+                LayerGrads& g, float* dx) const;
   const Moe* moe() const { return moe_ ? &*moe_ : nullptr; }
 
  private:

@@ -30,4 +30,26 @@ void SwiGlu::forward(ComputeContext ctx, const float* x, int64_t T, FfnActs& a, 
   down_.forward(ctx, act, T, out);
 }
 
+void SwiGlu::backward(ComputeContext ctx, const float* x, int64_t T, const FfnActs& a, int64_t row0,
+                      const float* dout, FfnGrads& g, float* dx) const {
+  const int64_t I = inter(), n = T * I, d = down_.out();
+  const float* gate = a.gate.data() + row0 * I;
+  const float* up = a.up.data() + row0 * I;
+  const float* act = a.act.data() + row0 * I;
+  if (static_cast<int64_t>(g.dact.size()) < n) {
+    g.dact.resize(n);
+    g.dgate.resize(n);
+    g.dup.resize(n);
+  }
+  if (static_cast<int64_t>(g.dx_up.size()) < T * d) g.dx_up.resize(T * d);
+  down_.backward_weight(ctx, dout, act, T);
+  down_.backward_input(ctx, dout, T, g.dact.data());
+  ctx.kernels.swiglu_backward(g.dgate.data(), g.dup.data(), gate, up, g.dact.data(), n);
+  gate_.backward_weight(ctx, g.dgate.data(), x, T);
+  up_.backward_weight(ctx, g.dup.data(), x, T);
+  gate_.backward_input(ctx, g.dgate.data(), T, dx);
+  up_.backward_input(ctx, g.dup.data(), T, g.dx_up.data());
+  ctx.kernels.axpy(dx, 1.0f, g.dx_up.data(), T * d);
+}
+
 }  // namespace dsv3

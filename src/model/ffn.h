@@ -15,6 +15,12 @@ struct FfnActs {
   std::vector<float> act;   // SiLU(gate) ⊙ up: down_proj's input
 };
 
+// Scratch of a backward call, reused across calls (grown to the largest T seen).
+struct FfnGrads {
+  std::vector<float> dact, dgate, dup;  // [T, inter]
+  std::vector<float> dx_up;             // [T, hidden] up_proj's share of dx
+};
+
 class SwiGlu {
  public:
   // prefix: "model.layers.0.mlp." (gate_proj, up_proj, down_proj .weight).
@@ -23,6 +29,10 @@ class SwiGlu {
   // out [T, hidden] = FFN(x [T, hidden]); a's buffers hold at least T rows from `row0` on.
   void forward(ComputeContext ctx, const float* x, int64_t T, FfnActs& a, int64_t row0,
                float* out) const;
+  // The backward of forward() over the same x and a (rows from row0): accumulates the three
+  // weight gradients and writes dx [T, hidden] = dL/dx for dout [T, hidden] = dL/dout.
+  void backward(ComputeContext ctx, const float* x, int64_t T, const FfnActs& a, int64_t row0,
+                const float* dout, FfnGrads& g, float* dx) const;
   // Sizes a's buffers for T rows.
   void reserve(FfnActs& a, int64_t T) const;
 

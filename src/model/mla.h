@@ -29,6 +29,20 @@ struct MlaActs {
   std::vector<float> cache_scratch;
 };
 
+// Scratch of a backward call (naive path), reused across calls.
+struct MlaGrads {
+  std::vector<float> d_o;     // [N, H, d_v] dL/d(o_proj input)
+  std::vector<float> dq;      // [N, H, d_n + d_r]
+  std::vector<float> dk;      // [N, H, d_n + d_r]
+  std::vector<float> dkv_up;  // [N, H, d_n + d_v]
+  std::vector<float> dc_kv;   // [N, d_c]
+  std::vector<float> dk_pe;   // [N, d_r]
+  std::vector<float> dkv_a;   // [N, d_c + d_r]
+  std::vector<float> dcq;     // [N, q_lora] dL/d(RMSNorm_q output)
+  std::vector<float> dcq_raw;
+  std::vector<float> dx_q;  // [N, d] the query path's share of dx
+};
+
 class Mla {
  public:
   // prefix: "model.layers.3.self_attn."; cache_layer: this layer's index in its cache.
@@ -38,6 +52,12 @@ class Mla {
   // d].
   void forward(ComputeContext ctx, AttentionPath path, const float* x, const Batch& b,
                const float* cos, const float* sin, MlaActs& a, float* out) const;
+  // The backward of a Naive forward() of cache-less sequences over the same x, b and a (the
+  // training path): accumulates every weight and norm gain gradient and writes dx [N, d] for
+  // dout [N, d]. neg_sin is -sin (RoPE's backward rotates by the opposite angle).
+  void backward(ComputeContext ctx, const float* x, const Batch& b, const float* cos,
+                const float* neg_sin, const MlaActs& a, const float* dout, MlaGrads& g,
+                float* dx) const;
 
  private:
   void attend_naive(ComputeContext ctx, const Batch& b, MlaActs& a) const;

@@ -37,6 +37,16 @@ void Model::forward_mtp(const Batch&, const float*, ForwardActs&, float*) {
               "MTP needs a DeepSeek model with num_nextn_predict_layers > 0");
 }
 
+void Model::backward(const Batch&, ForwardActs&, const float*, const float*) {
+  throw Error("model: training is not supported for " + config().model_type,
+              "train a DeepSeek (MLA) model");
+}
+
+void Model::backward_mtp(const Batch&, const float*, ForwardActs&, const float*, float*) {
+  throw Error("model: " + config().model_type + " has no MTP module to train",
+              "MTP needs a DeepSeek model with num_nextn_predict_layers > 0");
+}
+
 void Model::forward(const int32_t* ids, int64_t T, AttentionCache& cache, float* logits,
                     float* hidden, LogitsRows rows) {
   if (!own_acts_) own_acts_ = std::make_unique<ForwardActs>();

@@ -92,6 +92,18 @@ class Model {
   void forward_mtp(const float* hidden, const int32_t* next_ids, int64_t T,
                    AttentionCache& mtp_cache, float* logits);
 
+  // Training (after params().enable_training(), with a forward of `batch` into `acts` with
+  // keep_layers and the Naive attention path, cache-less sequences only): accumulates dL/dθ into
+  // params().grads() for dlogits [batch.logit_rows().size(), vocab] = dL/dlogits and dhidden
+  // [batch.rows(), hidden_size] = dL/dhidden (the MTP module's share, or null). The MoE layers
+  // add their MoeActs::dscores_aux. MLA (DeepSeek) models only; others throw Error.
+  virtual void backward(const Batch& batch, ForwardActs& acts, const float* dlogits,
+                        const float* dhidden);
+  // The MTP module's backward of a training forward_mtp() over the same batch, hidden and acts:
+  // writes dhidden [batch.rows(), hidden_size] = dL/dhidden and accumulates its gradients.
+  virtual void backward_mtp(const Batch& batch, const float* hidden, ForwardActs& acts,
+                            const float* dlogits, float* dhidden);
+
   // MLA models only; others ignore it. Default: Absorbed.
   virtual void set_attention_path(AttentionPath) {}
 

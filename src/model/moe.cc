@@ -54,4 +54,39 @@ void Moe::forward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* x,
   dispatcher.combine(a.plan, a.routed_out.data(), a.weights.data(), d, out);
 }
 
+void Moe::backward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* x, int64_t T,
+                   const MoeActs& a, const float* dout, MoeGrads& g, float* dx) const {
+  const int64_t E = router_.n_experts, K = router_.top_k, d = hidden_;
+  // Shared experts first: they write dx; everything else adds to it.
+  if (shared_) {
+    shared_->backward(ctx, x, T, a.shared, 0, dout, g.ffn, dx);
+  } else {
+    std::fill_n(dx, T * d, 0.0f);
+  }
+  // 4. Combine: dL/dy per grouped row and dL/dg per slot.
+  g.dy.resize(T * K * d);
+  g.dgrouped.resize(T * K * d);
+  g.dweights.resize(T * K);
+  dispatcher.combine_backward(a.plan, dout, a.routed_out.data(), a.weights.data(), d, g.dy.data(),
+                              g.dweights.data());
+  // 3. Each expert over its own rows.
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t r0 = a.plan.offsets[e], n = a.plan.counts[e];
+    if (n > 0)
+      experts_[e].backward(ctx, a.grouped.data() + r0 * d, n, a.routed, r0, g.dy.data() + r0 * d,
+                           g.ffn, g.dgrouped.data() + r0 * d);
+  }
+  // 2. Dispatch: each token collects its K rows.
+  dispatcher.dispatch_backward(a.plan, g.dgrouped.data(), d, dx);
+  // 1. Route: through the normalised gate weights (and auxiliary losses) into the gate.
+  g.dlogits.resize(T * E);
+  g.dx_gate.resize(T * d);
+  route_tokens_backward(router_, a.scores.data(), a.experts.data(), g.dweights.data(),
+                        a.dscores_aux.empty() ? nullptr : a.dscores_aux.data(), T,
+                        g.dlogits.data());
+  gate_.backward_weight(ctx, g.dlogits.data(), x, T);
+  gate_.backward_input(ctx, g.dlogits.data(), T, g.dx_gate.data());
+  ctx.kernels.axpy(dx, 1.0f, g.dx_gate.data(), T * d);
+}
+
 }  // namespace dsv3

@@ -28,12 +28,28 @@ struct MoeActs {
   std::vector<float> dscores_aux;
 };
 
+// Scratch of a backward call, reused across calls.
+struct MoeGrads {
+  std::vector<float> dy;        // [T * K, d] dL/d(expert outputs), grouped
+  std::vector<float> dgrouped;  // [T * K, d] dL/d(expert inputs), grouped
+  std::vector<float> dweights;  // [T, K] dL/dg
+  std::vector<float> dlogits;   // [T, E] dL/d(W_g u)
+  std::vector<float> dx_gate;   // [T, d]
+  FfnGrads ffn;
+};
+
 class Moe {
  public:
   // prefix: "model.layers.3.mlp."
   Moe(const ModelConfig& c, const ParamStore& ps, const std::string& prefix);
   void forward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* x, int64_t T, MoeActs& a,
                float* out) const;
+  // The backward of forward() over the same x and a: accumulates the gate's, routed and shared
+  // experts' weight gradients (none to the correction bias) and writes dx [T, d] for dout [T, d].
+  // Adds a.dscores_aux (auxiliary losses' dL/ds) when set.
+  void backward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* x, int64_t T,
+                const MoeActs& a, const float* dout, MoeGrads& g, float* dx) const;
+  const RouterSpec& router() const { return router_; }
 
  private:
   int64_t hidden_;

@@ -36,16 +36,49 @@ void LocalDispatcher::dispatch(const DispatchPlan& p, const float* x, int64_t d,
     std::copy_n(x + (p.slot_of_row[r] / p.top_k) * d, d, grouped + r * d);
 }
 
+namespace {
+// Token t's slots ordered by their grouped row: grouped rows ascend with the expert index, so this
+// orders the token's experts (a sum that does not depend on the batch).
+void slots_by_expert(const DispatchPlan& p, int64_t t, std::vector<int32_t>& order) {
+  const int64_t K = p.top_k;
+  order.resize(static_cast<size_t>(K));
+  for (int64_t j = 0; j < K; ++j) order[j] = static_cast<int32_t>(t * K + j);
+  std::sort(order.begin(), order.end(),
+            [&](int32_t a, int32_t b) { return p.row_of_slot[a] < p.row_of_slot[b]; });
+}
+}  // namespace
+
 void LocalDispatcher::combine(const DispatchPlan& p, const float* y, const float* weights,
                               int64_t d, float* out) {
-  const int64_t K = p.top_k;
-  std::vector<int32_t> order(static_cast<size_t>(K));
+  std::vector<int32_t> order;
   for (int64_t t = 0; t < p.tokens; ++t) {
-    // Grouped rows ascend with the expert index, so sorting a token's rows orders its experts.
-    for (int64_t j = 0; j < K; ++j) order[j] = static_cast<int32_t>(t * K + j);
-    std::sort(order.begin(), order.end(),
-              [&](int32_t a, int32_t b) { return p.row_of_slot[a] < p.row_of_slot[b]; });
+    slots_by_expert(p, t, order);
     for (int32_t s : order) k_.axpy(out + t * d, weights[s], y + p.row_of_slot[s] * d, d);
+  }
+}
+
+void LocalDispatcher::combine_backward(const DispatchPlan& p, const float* dout, const float* y,
+                                       const float* weights, int64_t d, float* dy,
+                                       float* dweights) {
+  const int64_t n = p.tokens * p.top_k;
+  for (int64_t s = 0; s < n; ++s) {
+    const float* g = dout + (s / p.top_k) * d;
+    const int64_t r = p.row_of_slot[s];
+    double dot = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      dy[r * d + i] = weights[s] * g[i];
+      dot += static_cast<double>(g[i]) * y[r * d + i];
+    }
+    dweights[s] = static_cast<float>(dot);
+  }
+}
+
+void LocalDispatcher::dispatch_backward(const DispatchPlan& p, const float* dgrouped, int64_t d,
+                                        float* dx) {
+  std::vector<int32_t> order;
+  for (int64_t t = 0; t < p.tokens; ++t) {
+    slots_by_expert(p, t, order);
+    for (int32_t s : order) k_.axpy(dx + t * d, 1.0f, dgrouped + p.row_of_slot[s] * d, d);
   }
 }
 

@@ -32,6 +32,14 @@ class MoeDispatcher {
   // increasing expert order (the same sum whatever the batch).
   virtual void combine(const DispatchPlan& p, const float* y, const float* weights, int64_t d,
                        float* out) = 0;
+  // The backward of combine for dout [T, d] = dL/dout: dy [T * K, d] (grouped) row
+  // row_of_slot[s] = weights[s] * dout[s / K], and dweights[s] = dout[s / K] · y[row_of_slot[s]].
+  virtual void combine_backward(const DispatchPlan& p, const float* dout, const float* y,
+                                const float* weights, int64_t d, float* dy, float* dweights) = 0;
+  // The backward of dispatch: dx [T, d] += Σ_j dgrouped[row_of_slot[t * K + j]], a token's K
+  // rows added in increasing expert order.
+  virtual void dispatch_backward(const DispatchPlan& p, const float* dgrouped, int64_t d,
+                                 float* dx) = 0;
 };
 
 // Every expert in this process.
@@ -41,6 +49,10 @@ class LocalDispatcher final : public MoeDispatcher {
   void dispatch(const DispatchPlan& p, const float* x, int64_t d, float* grouped) override;
   void combine(const DispatchPlan& p, const float* y, const float* weights, int64_t d,
                float* out) override;
+  void combine_backward(const DispatchPlan& p, const float* dout, const float* y,
+                        const float* weights, int64_t d, float* dy, float* dweights) override;
+  void dispatch_backward(const DispatchPlan& p, const float* dgrouped, int64_t d,
+                         float* dx) override;
 
  private:
   const Kernels& k_;

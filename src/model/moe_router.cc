@@ -82,4 +82,35 @@ void route_tokens(const RouterSpec& r, const Kernels& k, float* scores, const fl
   }
 }
 
+void route_tokens_backward(const RouterSpec& r, const float* scores, const int32_t* experts,
+                           const float* dweights, const float* dscores_aux, int64_t T,
+                           float* dlogits) {
+  const int64_t E = r.n_experts, K = r.top_k;
+  const bool norm = r.norm_topk_prob && K > 1;
+  std::vector<double> ds(E);
+  for (int64_t t = 0; t < T; ++t) {
+    const float* s = scores + t * E;
+    const int32_t* idx = experts + t * K;
+    const float* dg = dweights + t * K;
+    for (int64_t e = 0; e < E; ++e) ds[e] = dscores_aux ? dscores_aux[t * E + e] : 0.0;
+    // g_j = scaling * s_j / (S + 1e-20), S = the sum of the selected s (or g_j = scaling * s_j).
+    double S = 0, dot = 0;
+    for (int64_t j = 0; j < K; ++j) {
+      S += s[idx[j]];
+      dot += static_cast<double>(dg[j]) * s[idx[j]];
+    }
+    const double inv = norm ? 1.0 / (S + 1e-20) : 1.0;
+    for (int64_t j = 0; j < K; ++j)
+      ds[idx[j]] += r.scaling * inv * (dg[j] - (norm ? dot * inv : 0.0));
+    float* dl = dlogits + t * E;
+    if (r.sigmoid) {
+      for (int64_t e = 0; e < E; ++e) dl[e] = static_cast<float>(ds[e] * s[e] * (1.0 - s[e]));
+    } else {  // softmax: dl_e = s_e (ds_e - Σ_f s_f ds_f)
+      double sd = 0;
+      for (int64_t e = 0; e < E; ++e) sd += s[e] * ds[e];
+      for (int64_t e = 0; e < E; ++e) dl[e] = static_cast<float>(s[e] * (ds[e] - sd));
+    }
+  }
+}
+
 }  // namespace dsv3

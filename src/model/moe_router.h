@@ -32,4 +32,12 @@ RouterSpec router_spec(const ModelConfig& c);
 void route_tokens(const RouterSpec& r, const Kernels& k, float* scores, const float* bias,
                   int64_t T, int32_t* experts, float* weights);
 
+// The backward of route_tokens' gate weights and scoring function: from dweights [T, top_k] =
+// dL/dg (in route_tokens' order) and dscores_aux [T, E] (extra dL/ds from auxiliary losses, or
+// null), writes dlogits [T, E] = dL/d(W_g u). scores are route_tokens' output s. The bias and the
+// choice of experts get no gradient (SPEC §1.6 step 2, §2).
+void route_tokens_backward(const RouterSpec& r, const float* scores, const int32_t* experts,
+                           const float* dweights, const float* dscores_aux, int64_t T,
+                           float* dlogits);
+
 }  // namespace dsv3

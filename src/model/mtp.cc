@@ -58,4 +58,41 @@ void Mtp::forward(ComputeContext ctx, AttentionPath path, MoeDispatcher& dispatc
   if (n > 0) head_.forward(ctx, a.head_in.data(), n, logits);
 }
 
+void Mtp::backward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* hidden,
+                   const Batch& b, MtpActs& a, const float* dlogits, LayerGrads& g,
+                   float* dhidden) const {
+  const Kernels& k = ctx.kernels;
+  const int64_t d = c_.hidden_size, N = b.rows();
+  const std::vector<int64_t>& rows = b.logit_rows();
+  const auto n = static_cast<int64_t>(rows.size());
+  // logits = head(shared_head.norm(y)) on the rows that want them.
+  a.dnormed.assign(N * d, 0.0f);
+  if (n > 0) {
+    a.dhead_in.resize(n * d);
+    head_.backward_weight(ctx, dlogits, a.head_in.data(), n);
+    head_.backward_input(ctx, dlogits, n, a.dhead_in.data());
+    for (int64_t i = 0; i < n; ++i)
+      k.axpy(a.dnormed.data() + rows[i] * d, 1.0f, a.dhead_in.data() + i * d, d);
+  }
+  a.dy.assign(N * d, 0.0f);
+  k.rmsnorm_backward(a.dy.data(), d, head_norm_.grad, a.dnormed.data(), d, a.y.data(), d,
+                     head_norm_.f32, N, d, eps_);
+  // y = DecoderLayer(x), x = eh_proj(cat[enorm(emb); hnorm(h)]).
+  a.neg_sin.resize(a.sin.size());
+  for (size_t i = 0; i < a.sin.size(); ++i) a.neg_sin[i] = -a.sin[i];
+  a.dx.resize(N * d);
+  layer_.backward(ctx, dispatcher, a.x.data(), b, a.cos.data(), a.neg_sin.data(), a.layer,
+                  a.dy.data(), g, a.dx.data());
+  a.dcat.resize(N * 2 * d);
+  eh_proj_.backward_weight(ctx, a.dx.data(), a.cat.data(), N);
+  eh_proj_.backward_input(ctx, a.dx.data(), N, a.dcat.data());
+  a.demb.assign(N * d, 0.0f);
+  k.rmsnorm_backward(a.demb.data(), d, enorm_.grad, a.dcat.data(), 2 * d, a.emb.data(), d,
+                     enorm_.f32, N, d, eps_);
+  std::fill_n(dhidden, N * d, 0.0f);
+  k.rmsnorm_backward(dhidden, d, hnorm_.grad, a.dcat.data() + d, 2 * d, hidden, d, hnorm_.f32, N, d,
+                     eps_);
+  k.embedding_backward(embed_.grad, b.ids().data(), a.demb.data(), N, d);
+}
+
 }  // namespace dsv3

@@ -22,6 +22,8 @@ struct MtpActs {
   std::vector<float> head_in;  // [rows wanting logits, d]
   std::vector<float> cos, sin;
   LayerActs layer;
+  // Backward scratch.
+  std::vector<float> neg_sin, dnormed, dhead_in, dy, dx, dcat, demb;
 };
 
 class Mtp {
@@ -31,6 +33,11 @@ class Mtp {
   // b: the tokens t_{i+1} with the MTP caches; hidden [N, d]; logits [b.logit_rows(), vocab].
   void forward(ComputeContext ctx, AttentionPath path, MoeDispatcher& dispatcher,
                const float* hidden, const Batch& b, MtpActs& a, float* logits) const;
+  // The backward of a training forward() (Naive, cache-less) over the same hidden, b and a: from
+  // dlogits [b.logit_rows(), vocab] writes dhidden [N, d] = dL/dhidden and accumulates the
+  // module's gradients (the shared embedding and head into the main model's).
+  void backward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* hidden, const Batch& b,
+                MtpActs& a, const float* dlogits, LayerGrads& g, float* dhidden) const;
   const DecoderLayer& layer() const { return layer_; }
 
  private:

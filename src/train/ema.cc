@@ -1,0 +1,97 @@
+// The parameter EMA: its arena, its update, and writing it as a model folder or a state file.
+#include "train/ema.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "base/error.h"
+#include "base/thread_pool.h"
+#include "model/param_store.h"
+#include "tensor/safetensors.h"
+
+namespace dsv3 {
+namespace {
+
+constexpr char kFormat[] = "dsv3-ema";
+constexpr int64_t kChunk = int64_t{1} << 16;
+
+std::span<float> master_of(ParamStore& ps, const ArenaLayout& l, const char* what) {
+  DSV3_CHECK(ps.training(), std::string(what) + ": the parameter store has no master arena",
+             "call ParamStore::enable_training() first");
+  l.check_same(ArenaLayout::of(ps), what);
+  return ps.master();
+}
+
+}  // namespace
+
+ParamEma::ParamEma(ParamStore& ps, double decay) : layout_(ArenaLayout::of(ps)), decay_(decay) {
+  DSV3_CHECK(decay >= 0 && decay < 1, "EMA: decay " + std::to_string(decay) + " is not in [0, 1)");
+  const std::span<float> m = master_of(ps, layout_, "EMA");
+  ema_.assign(m.begin(), m.end());
+}
+
+void ParamEma::update(ParamStore& ps, ThreadPool* pool) {
+  const std::span<float> m = master_of(ps, layout_, "EMA update");
+  const double w = 1 - decay_;
+  const int64_t n = static_cast<int64_t>(ema_.size());
+  auto fn = [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c)
+      for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
+        ema_[i] = static_cast<float>(ema_[i] + w * (static_cast<double>(m[i]) - ema_[i]));
+  };
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  if (pool)
+    pool->parallel_for(chunks, fn);
+  else
+    fn(0, chunks);
+  ++updates_;
+}
+
+void ParamEma::save_model(ParamStore& ps, const std::string& dir, DType dtype) {
+  const std::span<float> m = master_of(ps, layout_, "EMA save");
+  // ParamStore::save reads every value from the master arena (aliases included).
+  std::swap_ranges(m.begin(), m.end(), ema_.begin());
+  try {
+    ps.save(dir, dtype);
+  } catch (...) {
+    std::swap_ranges(m.begin(), m.end(), ema_.begin());
+    throw;
+  }
+  std::swap_ranges(m.begin(), m.end(), ema_.begin());
+}
+
+void ParamEma::save(const std::string& path) const {
+  SafetensorsWriter w;
+  w.add_bytes("ema", DType::F32, Shape{layout_.numel},
+              {reinterpret_cast<const std::byte*>(ema_.data()), ema_.size() * sizeof(float)});
+  w.set_metadata("format", kFormat);
+  w.set_metadata("decay", Json(decay_).dump());
+  w.set_metadata("updates", std::to_string(updates_));
+  w.set_metadata("layout", layout_.to_json().dump());
+  w.write(path);
+}
+
+void ParamEma::load(const std::string& path) {
+  SafetensorsFile f(path);
+  const Json& meta = f.metadata();
+  const Json* format = meta.find("format");
+  DSV3_CHECK(format && format->as_string() == kFormat,
+             path + ": not an EMA file (metadata format is not " + kFormat + ")");
+  const Json* updates = meta.find("updates");
+  const Json* layout = meta.find("layout");
+  DSV3_CHECK(updates && layout, path + ": metadata lacks the update count or the layout");
+  const int64_t n_updates =
+      Json::parse(updates->as_string(), path + " updates").as_int(path + ": updates");
+  DSV3_CHECK(n_updates >= 0, path + ": negative update count");
+  ArenaLayout l = ArenaLayout::from_json(Json::parse(layout->as_string(), path + " layout"), path);
+  l.check_same(layout_, path);
+  const TensorInfo* t = f.find("ema");
+  DSV3_CHECK(t && t->dtype == DType::F32 && t->shape == Shape{layout_.numel},
+             path + ": tensor ema is missing or not F32 [" + std::to_string(layout_.numel) + "]");
+  const std::span<const std::byte> d = f.data(*t);
+  std::memcpy(ema_.data(), d.data(), d.size());
+  updates_ = n_updates;
+}
+
+}  // namespace dsv3
