@@ -57,18 +57,20 @@ int64_t int_field(const Json& obj, std::string_view key, const std::string& wher
   return x;
 }
 
-const std::string& string_field(const Json& obj, std::string_view key, const std::string& where) {
+const std::string& string_field(const Json& obj, std::string_view key, const std::string& where,
+                                const char* hint = kReprepare) {
   const Json* v = obj.find(key);
   const std::string name = where + ": " + std::string(key);
-  DSV3_CHECK(v != nullptr && v->is_string(), name + " must be a string", kReprepare);
+  DSV3_CHECK(v != nullptr && v->is_string(), name + " must be a string", hint);
   return v->as_string();
 }
 
-uint64_t hex_field(const Json& obj, std::string_view key, const std::string& where) {
-  const std::string& s = string_field(obj, key, where);
+uint64_t hex_field(const Json& obj, std::string_view key, const std::string& where,
+                   const char* hint = kReprepare) {
+  const std::string& s = string_field(obj, key, where, hint);
   DSV3_CHECK(s.size() == 16 && s.find_first_not_of("0123456789abcdef") == std::string::npos,
              where + ": " + std::string(key) + " must be 16 lowercase hex digits, not '" + s + "'",
-             kReprepare);
+             hint);
   return std::stoull(s, nullptr, 16);
 }
 
@@ -311,6 +313,34 @@ void BatchSampler::restore(std::string_view blob) {
   DSV3_CHECK(w[5] <= static_cast<uint64_t>(INT64_MAX), "the batch sampler state is damaged");
   rng_.set_state({w[6], w[7], w[8], w[9], w[10], w[11]});
   drawn_ = static_cast<int64_t>(w[5]);
+}
+
+namespace {
+const char* const kSamplerKeys[kSamplerFields] = {
+    "version",      "seed",          "seq_len", "data_fingerprint",
+    "train_tokens", "windows_drawn", "rng0",    "rng1",
+    "rng2",         "rng3",          "rng4",    "rng5"};
+}  // namespace
+
+Json BatchSampler::state_json() const {
+  const std::string blob = state();
+  uint64_t w[kSamplerFields];
+  std::memcpy(w, blob.data() + 8, sizeof w);
+  Json j = Json::object();
+  for (size_t i = 0; i < kSamplerFields; ++i) j[kSamplerKeys[i]] = hex64(w[i]);
+  return j;
+}
+
+void BatchSampler::restore_json(const Json& state) {
+  const char kWhat[] = "the batch sampler state";
+  DSV3_CHECK(state.is_object(), std::string(kWhat) + " is not a JSON object",
+             "the checkpoint's sampler state is damaged");
+  uint64_t w[kSamplerFields];
+  for (size_t i = 0; i < kSamplerFields; ++i)
+    w[i] = hex_field(state, kSamplerKeys[i], kWhat, "the checkpoint's sampler state is damaged");
+  std::string blob(kSamplerMagic, 8);
+  blob.append(reinterpret_cast<const char*>(w), sizeof w);
+  restore(blob);
 }
 
 ValWindows::ValWindows(const TokenStream& split, int64_t seq_len, int64_t max_windows)

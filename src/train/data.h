@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/file.h"
+#include "base/json.h"
 #include "base/rng.h"
 
 namespace dsv3 {
@@ -90,6 +91,9 @@ class BatchSampler {
   // data fingerprint, so that restore() refuses a state from another configuration.
   std::string state() const;
   void restore(std::string_view blob);
+  // The same state as a JSON object of 16-digit hex strings (for trainer_state.json).
+  Json state_json() const;
+  void restore_json(const Json& state);
 
  private:
   const TokenStream& train_;

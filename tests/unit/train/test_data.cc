@@ -231,6 +231,14 @@ TEST(BatchSampler, RestoreDrawsTheSameWindows) {
   EXPECT_EQ(after_a, after_b);
   EXPECT_EQ(b.state(), a.state());
 
+  // The JSON form restores the same state.
+  BatchSampler c(d, 32, 9);
+  c.restore_json(Json::parse(Json(a.state_json()).dump()));
+  EXPECT_EQ(c.state(), a.state());
+  Json broken = a.state_json();
+  broken["rng2"] = "xyz";
+  EXPECT_THROW(c.restore_json(broken), Error);
+
   BatchSampler other_len(d, 31, 9), other_seed(d, 32, 10);
   EXPECT_THROW(other_len.restore(blob), Error);
   EXPECT_THROW(other_seed.restore(blob), Error);
