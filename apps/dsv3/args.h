@@ -14,6 +14,7 @@ class Args {
  public:
   Args(std::string command, std::vector<std::string> argv);
   const std::string& command() const { return command_; }
+  const std::vector<std::string>& argv() const { return argv_; }  // as given, for sub-actions
 
   bool help() const;  // -h or --help anywhere
   // A value option: "--name VALUE" or "--name=VALUE". The last occurrence wins.

@@ -20,6 +20,8 @@ int cmd_template(Args& a);
 int cmd_generate(Args& a);
 int cmd_chat(Args& a);
 int cmd_bench(Args& a);
+int cmd_data(Args& a);  // data corpus, data prepare
+int cmd_eval(Args& a);
 int cmd_grad(Args& a);
 int cmd_plot(Args& a);
 
