@@ -57,3 +57,13 @@ add_test(NAME data_unknown_action
          COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/model/cli_check.py --fail
                  --match "unknown action 'prep'" -- $<TARGET_FILE:dsv3> data prep)
 set_tests_properties(data_eval_help data_help data_unknown_action PROPERTIES LABELS "cli;train")
+
+# dsv3 train (tests/train/train_check.py): exact resume (2N straight == N + resume + N, bit for bit),
+# 1 vs 2 threads, the refusals (used folder, mismatched resume, truncated shard), and that the tiny
+# model learns.
+foreach(case resume threads refuse learns)
+  add_test(NAME train_${case}_cli
+           COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/train/train_check.py ${case}
+                   $<TARGET_FILE:dsv3> ${PROJECT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/train_cli/${case})
+  set_tests_properties(train_${case}_cli PROPERTIES LABELS "train;cli" TIMEOUT 300)
+endforeach()

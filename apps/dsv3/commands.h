@@ -23,6 +23,7 @@ int cmd_bench(Args& a);
 int cmd_data(Args& a);  // data corpus, data prepare
 int cmd_eval(Args& a);
 int cmd_grad(Args& a);
+int cmd_train(Args& a);
 int cmd_plot(Args& a);
 
 }  // namespace dsv3::cli

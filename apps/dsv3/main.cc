@@ -35,6 +35,7 @@ const Command kCommands[] = {
     {"data", dsv3::cli::cmd_data,
      "build the English corpus (data corpus); tokenise text (prepare)"},
     {"eval", dsv3::cli::cmd_eval, "a model's loss and perplexity on held-out text"},
+    {"train", dsv3::cli::cmd_train, "train a model (V3 recipe): metrics, checkpoints, resume"},
     {"grad", dsv3::cli::cmd_grad,
      "the training loss and every parameter's gradient (.safetensors)"},
     {"plot", dsv3::cli::cmd_plot, "draw training runs' curves (metrics.jsonl) as a PNG (gnuplot)"},

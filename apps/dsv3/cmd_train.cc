@@ -1,0 +1,224 @@
+// dsv3 train: the training loop of train/trainer.h behind flags or a JSON config.
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "apps/dsv3/commands.h"
+#include "apps/dsv3/inference.h"
+#include "apps/dsv3/npy.h"
+#include "base/error.h"
+#include "base/file.h"
+#include "base/json.h"
+#include "train/trainer.h"
+
+namespace dsv3::cli {
+
+namespace {
+
+const char kUsage[] =
+    "usage: dsv3 train --data DATA_DIR -o RUN_DIR [--preset NAME | --init MODEL_DIR] [--resume]\n"
+    "                  [--config train.json] [options]\n\n"
+    "Trains a DeepSeek-V3-architecture model with the V3 recipe (SPEC §2, §5): cross-entropy plus\n"
+    "the MTP loss and the sequence-wise balance loss, AdamW with FP32 master weights, clipping by\n"
+    "global norm, V3's LR shape, the aux-loss-free bias update after each step. Writes\n"
+    "RUN_DIR/metrics.jsonl (a line per step: loss, ce, mtp_loss, balance_loss, lr, grad_norm,\n"
+    "tokens_per_s, maxvio per MoE layer; val_loss on validation steps) and checkpoints in\n"
+    "RUN_DIR/checkpoints/step-N (a Hugging Face folder dsv3 generate loads, plus the trainer's\n"
+    "state). Ctrl-C stops after the current step with a checkpoint; --resume continues exactly.\n\n"
+    "  --data DIR            token shards from `dsv3 data prepare`\n"
+    "  -o, --out DIR         the run folder\n"
+    "  --preset NAME         start from the preset's random weights (default tiny; --seed)\n"
+    "  --init DIR            start from a model folder instead\n"
+    "  --resume              continue the run in -o from its last checkpoint\n"
+    "  --config FILE         a JSON object with any of the options below (seq_len, lr, ...);\n"
+    "                        flags given as well override it\n"
+    "  --steps N             optimizer steps (default 100)\n"
+    "  --seq-len N           tokens per window (default 128)\n"
+    "  --batch N             windows per micro-batch (default 8)\n"
+    "  --accum N             micro-batches per optimizer step (default 1)\n"
+    "  --seed N              weights (with --preset) and data order (default 0)\n"
+    "  --lr X                peak learning rate (default 1e-3)\n"
+    "  --final-lr X          learning rate after the cosine decay (default 1e-4)\n"
+    "  --warmup N            linear warmup steps (default 0)\n"
+    "  --decay-start N       last step at the peak, where the cosine decay starts (default:\n"
+    "                        none, the rate stays at the peak)\n"
+    "  --decay-steps N       length of the cosine decay down to --final-lr (default 0)\n"
+    "  --weight-decay X      AdamW decoupled weight decay on matrices (default 0.1)\n"
+    "  --beta1 X, --beta2 X  AdamW betas (default 0.9, 0.95); --eps X (default 1e-8)\n"
+    "  --clip X              clip the global gradient norm to X (default 1.0; 0: off)\n"
+    "  --moments bf16|f32    AdamW moment storage (default bf16, as V3)\n"
+    "  --mtp-lambda X        MTP loss weight (default 0.3; 0: no MTP)\n"
+    "  --balance-alpha X     sequence-wise balance loss weight (default 1e-4; 0: off)\n"
+    "  --aux-alpha X         V2-style expert-level auxiliary loss weight (default 0: off)\n"
+    "  --gamma X             aux-loss-free bias update speed (default 1e-3; 0: off)\n"
+    "  --ema X               keep an EMA of the parameters with this decay (default 0: off)\n"
+    "  --val-every N         validation loss every N steps (default 50) over --val-windows N\n"
+    "                        windows (default 32)\n"
+    "  --ckpt-every N        checkpoint every N steps (default 200) and at the end; --keep K\n"
+    "                        keeps the newest K (default 2)\n"
+    "  --max-bad-steps K     stop after K steps in a row with a non-finite loss (default 5)\n"
+    "  --time-limit T        stop with a checkpoint after T (seconds, or 90s, 10m, 2h)\n"
+    "  --dump-batches F.npy  write every step's token windows [steps, accum*batch, seq_len+1]\n"
+    "  -t, --threads N       worker threads (default: physical cores)\n";
+
+double parse_duration(const std::string& s) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const std::string unit = s.substr(used);
+  const double mult = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : -1;
+  DSV3_CHECK(used > 0 && mult > 0 && v >= 0 && std::isfinite(v),
+             "train: --time-limit '" + s + "' is not a duration", "write e.g. 600, 90s, 10m or 2h");
+  return v * mult;
+}
+
+// --config: a JSON object whose keys are the long options without dashes, '-' as '_'.
+void apply_config(const std::string& path, TrainConfig& c) {
+  const Json j = Json::parse(read_file(path), path);
+  for (const auto& [key, v] : j.as_object(path)) {
+    const std::string what = path + ": " + key;
+    if (key == "data")
+      c.data_dir = v.as_string(what);
+    else if (key == "preset")
+      c.preset = v.as_string(what);
+    else if (key == "init")
+      c.init_dir = v.as_string(what);
+    else if (key == "steps")
+      c.steps = v.as_int(what);
+    else if (key == "seq_len")
+      c.seq_len = v.as_int(what);
+    else if (key == "batch")
+      c.batch = v.as_int(what);
+    else if (key == "accum")
+      c.accum = v.as_int(what);
+    else if (key == "seed")
+      c.seed = static_cast<uint64_t>(v.as_int(what));
+    else if (key == "lr")
+      c.lr = v.as_double(what);
+    else if (key == "final_lr")
+      c.final_lr = v.as_double(what);
+    else if (key == "warmup")
+      c.warmup = v.as_int(what);
+    else if (key == "decay_start")
+      c.decay_start = v.as_int(what);
+    else if (key == "decay_steps")
+      c.decay_steps = v.as_int(what);
+    else if (key == "weight_decay")
+      c.weight_decay = v.as_double(what);
+    else if (key == "beta1")
+      c.beta1 = v.as_double(what);
+    else if (key == "beta2")
+      c.beta2 = v.as_double(what);
+    else if (key == "eps")
+      c.eps = v.as_double(what);
+    else if (key == "clip")
+      c.clip = v.as_double(what);
+    else if (key == "moments")
+      c.bf16_moments = v.as_string(what) == "bf16";
+    else if (key == "mtp_lambda")
+      c.loss.mtp_lambda = v.as_double(what);
+    else if (key == "balance_alpha")
+      c.loss.balance_alpha = v.as_double(what);
+    else if (key == "aux_alpha")
+      c.loss.aux_alpha = v.as_double(what);
+    else if (key == "gamma")
+      c.gamma = v.as_double(what);
+    else if (key == "ema")
+      c.ema_decay = v.as_double(what);
+    else if (key == "val_every")
+      c.val_every = v.as_int(what);
+    else if (key == "val_windows")
+      c.val_windows = v.as_int(what);
+    else if (key == "ckpt_every")
+      c.ckpt_every = v.as_int(what);
+    else if (key == "keep")
+      c.keep_last = static_cast<int>(v.as_int(what));
+    else if (key == "max_bad_steps")
+      c.max_bad_steps = static_cast<int>(v.as_int(what));
+    else if (key == "time_limit")
+      c.time_limit_s = v.is_number() ? v.as_double(what) : parse_duration(v.as_string(what));
+    else
+      throw Error(what + ": unknown option", "see dsv3 train --help for the option names");
+  }
+}
+
+}  // namespace
+
+int cmd_train(Args& a) {
+  if (a.help()) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  TrainConfig c;
+  if (auto f = a.get({"--config"})) apply_config(*f, c);
+  if (auto v = a.get({"--data"})) c.data_dir = *v;
+  if (auto v = a.get({"-o", "--out"})) c.out_dir = *v;
+  const auto preset = a.get({"--preset"});
+  const auto init = a.get({"--init"});
+  DSV3_CHECK(!(preset && init), "train: --preset and --init exclude each other");
+  if (preset) c.preset = *preset, c.init_dir.clear();
+  if (init) c.init_dir = *init;
+  c.resume = a.flag({"--resume"});
+  c.steps = a.int_or({"--steps"}, c.steps);
+  c.seq_len = a.int_or({"--seq-len"}, c.seq_len);
+  c.batch = a.int_or({"--batch"}, c.batch);
+  c.accum = a.int_or({"--accum"}, c.accum);
+  c.seed = static_cast<uint64_t>(a.int_or({"--seed"}, static_cast<int64_t>(c.seed)));
+  c.lr = a.double_or({"--lr"}, c.lr);
+  c.final_lr = a.double_or({"--final-lr"}, c.final_lr);
+  c.warmup = a.int_or({"--warmup"}, c.warmup);
+  c.decay_start = a.int_or({"--decay-start"}, c.decay_start);
+  c.decay_steps = a.int_or({"--decay-steps"}, c.decay_steps);
+  c.weight_decay = a.double_or({"--weight-decay"}, c.weight_decay);
+  c.beta1 = a.double_or({"--beta1"}, c.beta1);
+  c.beta2 = a.double_or({"--beta2"}, c.beta2);
+  c.eps = a.double_or({"--eps"}, c.eps);
+  c.clip = a.double_or({"--clip"}, c.clip);
+  if (auto m = a.get({"--moments"})) {
+    DSV3_CHECK(*m == "bf16" || *m == "f32",
+               "train: --moments must be bf16 or f32, not '" + *m + "'");
+    c.bf16_moments = *m == "bf16";
+  }
+  c.loss.mtp_lambda = a.double_or({"--mtp-lambda"}, c.loss.mtp_lambda);
+  c.loss.balance_alpha = a.double_or({"--balance-alpha"}, c.loss.balance_alpha);
+  c.loss.aux_alpha = a.double_or({"--aux-alpha"}, c.loss.aux_alpha);
+  c.gamma = a.double_or({"--gamma"}, c.gamma);
+  c.ema_decay = a.double_or({"--ema"}, c.ema_decay);
+  c.val_every = a.int_or({"--val-every"}, c.val_every);
+  c.val_windows = a.int_or({"--val-windows"}, c.val_windows);
+  c.ckpt_every = a.int_or({"--ckpt-every"}, c.ckpt_every);
+  c.keep_last = static_cast<int>(a.int_or({"--keep"}, c.keep_last));
+  c.max_bad_steps = static_cast<int>(a.int_or({"--max-bad-steps"}, c.max_bad_steps));
+  if (auto t = a.get({"--time-limit"})) c.time_limit_s = parse_duration(*t);
+  const auto dump = a.get({"--dump-batches"});
+  c.threads = threads_arg(a);
+  a.finish();
+  DSV3_CHECK(!c.data_dir.empty(), "train: --data is required",
+             "make one with dsv3 data prepare --tokenizer DIR --input FILE -o DATA_DIR");
+  DSV3_CHECK(!c.out_dir.empty(), "train: -o RUN_DIR is required");
+  DSV3_CHECK(c.loss.mtp_lambda >= 0 && c.loss.balance_alpha >= 0 && c.loss.aux_alpha >= 0,
+             "train: loss weights must be >= 0");
+
+  InterruptGuard guard;
+  std::vector<int32_t> dumped;
+  WindowsHook hook;
+  if (dump)
+    hook = [&](int64_t, const std::vector<int32_t>& w) {
+      dumped.insert(dumped.end(), w.begin(), w.end());
+    };
+  const int64_t done = train(c, InterruptGuard::flag(), hook);
+  if (dump) {
+    const int64_t per_step = c.accum * c.batch, row = c.seq_len + 1;
+    const auto steps = static_cast<int64_t>(dumped.size()) / (per_step * row);
+    write_npy_i32(*dump, dumped.data(), {steps, per_step, row});
+  }
+  std::fprintf(stderr, "train: stopped at step %lld of %lld; metrics in %s/metrics.jsonl\n",
+               static_cast<long long>(done), static_cast<long long>(c.steps), c.out_dir.c_str());
+  return InterruptGuard::pending() ? 130 : 0;
+}
+
+}  // namespace dsv3::cli

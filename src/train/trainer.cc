@@ -1,0 +1,359 @@
+// The training loop: see trainer.h.
+#include "train/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <sstream>
+
+#include "base/error.h"
+#include "base/file.h"
+#include "base/progress.h"
+#include "base/thread_pool.h"
+#include "base/timer.h"
+#include "kernels/best_kernels.h"
+#include "model/param_store.h"
+#include "model/presets.h"
+#include "model/weights.h"
+#include "train/balance.h"
+#include "train/checkpoint.h"
+#include "train/data.h"
+#include "train/ema.h"
+#include "train/optimizer.h"
+#include "train/schedule.h"
+
+namespace dsv3 {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kRunJson = "run.json";
+constexpr const char* kMetrics = "metrics.jsonl";
+constexpr const char* kOptimizer = "optimizer.safetensors";
+constexpr const char* kEma = "ema.safetensors";
+
+std::string to_hex(std::string_view bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
+}
+
+std::string from_hex(const std::string& hex, const std::string& what) {
+  DSV3_CHECK(hex.size() % 2 == 0, what + ": not a hex string");
+  std::string out;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    auto nib = [&](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      throw Error(what + ": not a hex string");
+    };
+    out += static_cast<char>(nib(hex[i]) * 16 + nib(hex[i + 1]));
+  }
+  return out;
+}
+
+// What a resumed run must share with the run that wrote the checkpoint.
+Json fingerprint(const TrainConfig& c, const ParamStore& ps, const TokenDataset& data) {
+  Json j = Json::object();
+  j["model"] = ArenaLayout::of(ps).to_json();
+  j["data_fingerprint"] = std::to_string(data.train_fingerprint());
+  j["seq_len"] = c.seq_len;
+  j["batch"] = c.batch;
+  j["accum"] = c.accum;
+  j["seed"] = std::to_string(c.seed);
+  j["moments"] = c.bf16_moments ? "bf16" : "f32";
+  return j;
+}
+
+// Keeps the lines of metrics.jsonl up to `step` (a resumed run rewrites what came after).
+void truncate_metrics(const std::string& path, int64_t step) {
+  if (!file_exists(path)) return;
+  std::istringstream in(read_file(path));
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const Json j = Json::parse(line, path);
+    if (j.at("step").as_int(path + ": step") <= step) kept += line + "\n";
+  }
+  write_file_atomic(path, kept);
+}
+
+void append_line(const std::string& path, const std::string& line) {
+  FILE* f = std::fopen(path.c_str(), "a");
+  DSV3_CHECK(f, "train: cannot append to " + path, "check the run folder's permissions");
+  const bool ok = std::fputs(line.c_str(), f) >= 0 && std::fputc('\n', f) != EOF;
+  DSV3_CHECK(std::fclose(f) == 0 && ok, "train: writing " + path + " failed",
+             "free disk space, then resume with --resume");
+}
+
+// A JSON number, or null for NaN / Inf (JSON has neither).
+Json num(double x) {
+  return std::isfinite(x) ? Json(x) : Json();
+}
+
+std::string human(double x) {
+  char buf[32];
+  if (x >= 1e6) {
+    std::snprintf(buf, sizeof buf, "%.2fM", x / 1e6);
+  } else if (x >= 1e3) {
+    std::snprintf(buf, sizeof buf, "%.1fk", x / 1e3);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.0f", x);
+  }
+  return buf;
+}
+
+}  // namespace
+
+Json TrainConfig::to_json() const {
+  Json j = Json::object();
+  j["init"] = init_dir;
+  j["preset"] = preset;
+  j["data"] = data_dir;
+  j["seed"] = std::to_string(seed);
+  j["seq_len"] = seq_len;
+  j["batch"] = batch;
+  j["accum"] = accum;
+  j["steps"] = steps;
+  j["lr"] = lr;
+  j["final_lr"] = final_lr;
+  j["warmup"] = warmup;
+  j["decay_start"] = decay_start;
+  j["decay_steps"] = decay_steps;
+  j["beta1"] = beta1;
+  j["beta2"] = beta2;
+  j["eps"] = eps;
+  j["weight_decay"] = weight_decay;
+  j["clip"] = clip;
+  j["moments"] = bf16_moments ? "bf16" : "f32";
+  j["mtp_lambda"] = loss.mtp_lambda;
+  j["balance_alpha"] = loss.balance_alpha;
+  j["aux_alpha"] = loss.aux_alpha;
+  j["gamma"] = gamma;
+  j["ema_decay"] = ema_decay;
+  return j;
+}
+
+int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
+              const WindowsHook& on_windows) {
+  DSV3_CHECK(!cfg.out_dir.empty(), "train: no run folder", "pass -o RUN_DIR");
+  DSV3_CHECK(!cfg.data_dir.empty(), "train: no data", "pass --data DATA_DIR (dsv3 data prepare)");
+  DSV3_CHECK(cfg.seq_len >= 2 && cfg.batch >= 1 && cfg.accum >= 1 && cfg.steps >= 1,
+             "train: --seq-len must be >= 2 and --batch, --accum, --steps >= 1");
+  DSV3_CHECK(cfg.clip >= 0 && cfg.gamma >= 0 && cfg.ema_decay >= 0 && cfg.ema_decay < 1,
+             "train: --clip and --gamma must be >= 0 and --ema in [0, 1)");
+  const std::string metrics = path_join(cfg.out_dir, kMetrics);
+  const std::string run_json = path_join(cfg.out_dir, kRunJson);
+
+  // Where to start: the last checkpoint (--resume), a model folder, or a preset's random weights.
+  std::string ckpt = cfg.resume ? latest_checkpoint(cfg.out_dir) : "";
+  if (!cfg.resume)
+    DSV3_CHECK(!file_exists(metrics) && latest_checkpoint(cfg.out_dir).empty(),
+               "train: " + cfg.out_dir + " already holds a run",
+               "continue it with --resume, or pass another -o");
+  if (cfg.resume && ckpt.empty())
+    std::fprintf(stderr, "train: no checkpoint in %s yet; starting from step 0\n",
+                 cfg.out_dir.c_str());
+  make_dirs(cfg.out_dir);
+
+  ThreadPool pool(cfg.threads);
+  const Kernels& kernels = best_kernels();
+  ComputeContext ctx{kernels, pool};
+  ModelWeights weights = !ckpt.empty()           ? ModelWeights::load(ckpt)
+                         : !cfg.init_dir.empty() ? ModelWeights::load(cfg.init_dir)
+                                                 : ModelWeights::random(preset_config(cfg.preset),
+                                                                        cfg.seed, DType::F32);
+  std::unique_ptr<Model> model = make_model(weights, ctx);
+  ParamStore& ps = model->params();
+  ps.enable_training();
+  const ModelConfig& mc = model->config();
+
+  TokenDataset data(cfg.data_dir, mc.vocab_size, true);
+  BatchSampler sampler(data, cfg.seq_len, cfg.seed);
+  const Json fp = fingerprint(cfg, ps, data);
+
+  AdamWConfig oc;
+  oc.lr = cfg.lr;
+  oc.beta1 = cfg.beta1;
+  oc.beta2 = cfg.beta2;
+  oc.eps = cfg.eps;
+  oc.weight_decay = cfg.weight_decay;
+  oc.bf16_moments = cfg.bf16_moments;
+  AdamW opt(ps, oc);
+  LrSchedule sched;
+  sched.peak_lr = cfg.lr;
+  sched.final_lr = cfg.final_lr;
+  sched.warmup_steps = cfg.warmup;
+  // Without --decay-start the rate stays at the peak: a default that depended on --steps would
+  // change the schedule of a run continued with a larger --steps.
+  sched.decay_start =
+      cfg.decay_start >= 0 ? cfg.decay_start : std::numeric_limits<int64_t>::max() / 4;
+  sched.decay_steps = cfg.decay_start >= 0 ? std::max<int64_t>(cfg.decay_steps, 0) : 0;
+  validate(sched);
+  std::unique_ptr<ParamEma> ema;
+  if (cfg.ema_decay > 0) ema = std::make_unique<ParamEma>(ps, cfg.ema_decay);
+
+  int64_t step = 0;
+  if (!ckpt.empty()) {
+    const CheckpointState st(ckpt);
+    const Json saved = Json::parse(read_file(run_json), run_json);
+    for (const char* key :
+         {"model", "data_fingerprint", "seq_len", "batch", "accum", "seed", "moments"})
+      DSV3_CHECK(saved.at("fingerprint").at(key).dump() == fp.at(key).dump(),
+                 "train: --resume into " + cfg.out_dir + " with another " + key +
+                     " than the run that wrote it",
+                 "resume with the same model, data and batch settings, or pass another -o");
+    opt.load(path_join(ckpt, kOptimizer));
+    opt.check(ps);
+    if (ema) {
+      DSV3_CHECK(file_exists(path_join(ckpt, kEma)),
+                 "train: --ema is set but " + ckpt + " has no " + kEma,
+                 "resume with the settings of the run");
+      ema->load(path_join(ckpt, kEma));
+    }
+    sampler.restore(from_hex(st.meta().at("sampler").as_string("sampler"), ckpt + ": sampler"));
+    step = st.step();
+    truncate_metrics(metrics, step);
+    std::fprintf(stderr, "train: resuming %s from step %lld\n", cfg.out_dir.c_str(),
+                 static_cast<long long>(step));
+  } else {
+    Json run = Json::object();
+    run["config"] = cfg.to_json();
+    run["fingerprint"] = fp;
+    write_file_atomic(run_json, run.dump(2) + "\n");
+  }
+
+  ForwardBackward fb(*model, ctx);
+  std::vector<int32_t> windows;
+  std::vector<std::vector<int64_t>> load;
+  const int64_t tokens_per_step = cfg.accum * cfg.batch * cfg.seq_len;
+  // The tokenizer files of the data's tokenizer, so a checkpoint generates text as it is.
+  const std::string tok_dir = fs::is_directory(data.tokenizer_path())
+                                  ? data.tokenizer_path()
+                                  : fs::path(data.tokenizer_path()).parent_path().string();
+  const std::vector<std::string> copy_files = {path_join(tok_dir, "tokenizer.json"),
+                                               path_join(tok_dir, "tokenizer_config.json")};
+
+  auto checkpoint = [&](int64_t s) {
+    Json meta = Json::object();
+    meta["sampler"] = to_hex(sampler.state());
+    const std::string dir = write_checkpoint(
+        cfg.out_dir, s, ps, meta, copy_files,
+        [&](const std::string& d) { opt.save(path_join(d, kOptimizer)); }, cfg.keep_last);
+    return dir;
+  };
+  auto validate_loss = [&]() {
+    ValWindows val(data.val(), cfg.seq_len, cfg.val_windows);
+    double sum = 0;
+    int64_t n = 0;
+    for (int64_t first = 0; first < val.count(); first += cfg.batch) {
+      const int64_t b = std::min(cfg.batch, val.count() - first);
+      val.get(first, b, windows);
+      LossWeights lw;
+      lw.mtp_lambda = 0;
+      sum += fb.evaluate(windows.data(), b, cfg.seq_len, lw).ce * static_cast<double>(b);
+      n += b;
+    }
+    return n > 0 ? sum / static_cast<double>(n) : NAN;
+  };
+
+  ProgressBar bar("train", static_cast<uint64_t>(cfg.steps), "steps");
+  bar.set(static_cast<uint64_t>(step));
+  Timer run_timer;
+  int bad = 0;
+  std::string last_ckpt = ckpt;
+  while (step < cfg.steps) {
+    ++step;
+    Timer t;
+    ps.zero_grads();
+    LossParts sum;
+    for (int64_t m = 0; m < cfg.accum; ++m) {
+      sampler.next(cfg.batch, windows);
+      if (on_windows) on_windows(step, windows);
+      const LossParts p = fb.run(windows.data(), cfg.batch, cfg.seq_len, cfg.loss,
+                                 1.0 / static_cast<double>(cfg.accum));
+      sum.total += p.total / static_cast<double>(cfg.accum);
+      sum.ce += p.ce / static_cast<double>(cfg.accum);
+      sum.mtp += p.mtp / static_cast<double>(cfg.accum);
+      sum.balance += p.balance / static_cast<double>(cfg.accum);
+      const auto& l = fb.expert_load();
+      if (m == 0) {
+        load = l;
+      } else {
+        for (size_t i = 0; i < l.size(); ++i)
+          for (size_t e = 0; e < l[i].size(); ++e) load[i][e] += l[i][e];
+      }
+    }
+    const double norm = clip_grads(ps, cfg.clip > 0 ? cfg.clip : INFINITY, &pool);
+    const double lr = lr_at(sched, step);
+    Json line = Json::object();
+    line["step"] = step;
+    if (!std::isfinite(sum.total) || !std::isfinite(norm)) {
+      ++bad;
+      line["skipped"] = true;
+      line["loss"] = num(sum.total);
+      line["grad_norm"] = num(norm);
+      append_line(metrics, line.dump());
+      std::fprintf(stderr, "\ntrain: step %lld has a non-finite loss or gradient; skipped\n",
+                   static_cast<long long>(step));
+      DSV3_CHECK(bad < cfg.max_bad_steps,
+                 "train: " + std::to_string(bad) +
+                     " steps in a row had a non-finite loss or gradient (last: step " +
+                     std::to_string(step) + ")",
+                 "lower --lr or raise --warmup; the last good checkpoint is " +
+                     (last_ckpt.empty() ? std::string("none (no checkpoint yet)") : last_ckpt));
+      continue;
+    }
+    bad = 0;
+    opt.step(ps, lr, &pool);
+    if (ema) ema->update(ps, &pool);
+    // The aux-loss-free rule over the whole step's load (SPEC §2); the MTP layer's gate too.
+    Json maxvio = Json::array();
+    for (size_t i = 0; i < load.size(); ++i) {
+      if (load[i].empty()) continue;
+      const int64_t layer = static_cast<int64_t>(i);
+      const std::string name =
+          "model.layers." + std::to_string(layer) + ".mlp.gate.e_score_correction_bias";
+      if (cfg.gamma > 0 && ps.has(name))
+        update_balance_bias(ps.get(name).f32, load[i].data(), static_cast<int64_t>(load[i].size()),
+                            cfg.gamma);
+      maxvio.push_back(max_violation(load[i].data(), static_cast<int64_t>(load[i].size())));
+    }
+    const double secs = t.seconds();
+    line["loss"] = sum.total;
+    line["ce"] = sum.ce;
+    line["mtp_loss"] = sum.mtp;
+    line["balance_loss"] = sum.balance;
+    line["lr"] = lr;
+    line["grad_norm"] = norm;
+    line["tokens_per_s"] = static_cast<double>(tokens_per_step) / secs;
+    line["maxvio"] = maxvio;
+    const bool last = step == cfg.steps;
+    const bool stopping =
+        (stop && stop->load()) || (cfg.time_limit_s > 0 && run_timer.seconds() >= cfg.time_limit_s);
+    if ((cfg.val_every > 0 && step % cfg.val_every == 0) || last || stopping)
+      line["val_loss"] = num(validate_loss());
+    append_line(metrics, line.dump());
+    const double eta = secs * static_cast<double>(cfg.steps - step);
+    char suffix[160];
+    std::snprintf(suffix, sizeof suffix, "loss %.4f | %s tok/s | ETA %.0fs", sum.ce,
+                  human(static_cast<double>(tokens_per_step) / secs).c_str(), eta);
+    bar.set_suffix(suffix);
+    bar.set(static_cast<uint64_t>(step));
+    if ((cfg.ckpt_every > 0 && step % cfg.ckpt_every == 0) || last || stopping)
+      last_ckpt = checkpoint(step);
+    if (stopping) break;
+  }
+  bar.finish();
+  return step;
+}
+
+}  // namespace dsv3

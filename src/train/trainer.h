@@ -1,0 +1,54 @@
+// The training loop (issue 13): micro-batches from the data pipeline through ForwardBackward, the
+// optimizer step with clipping and V3's LR schedule, the aux-loss-free bias update over the whole
+// global batch (SPEC §2), optional EMA, validation, metrics.jsonl, atomic checkpoints and exact
+// resume (model, moments, step, data cursor).
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/json.h"
+#include "train/forward_backward.h"
+
+namespace dsv3 {
+
+struct TrainConfig {
+  // Model: a folder to start from, else a preset with random weights (seed).
+  std::string init_dir, preset = "tiny";
+  std::string data_dir;
+  std::string out_dir;
+  bool resume = false;
+  uint64_t seed = 0;
+  int threads = 0;
+  // Batch: accum micro-batches of batch windows of seq_len tokens per optimizer step.
+  int64_t seq_len = 128, batch = 8, accum = 1, steps = 100;
+  // AdamW (SPEC §5) and V3's LR shape: warmup, constant until decay_start, cosine over
+  // decay_steps down to final_lr, then constant.
+  double lr = 1e-3, final_lr = 1e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  double weight_decay = 0.1, clip = 1.0;
+  // decay_start: the last step at the peak (-1: no decay); decay_steps: the cosine's length.
+  int64_t warmup = 0, decay_start = -1, decay_steps = 0;
+  bool bf16_moments = true;
+  LossWeights loss;
+  double gamma = 1e-3;   // aux-loss-free bias step; 0 turns the rule off
+  double ema_decay = 0;  // 0: no EMA
+  // Side work.
+  int64_t val_every = 50, val_windows = 32, ckpt_every = 200;
+  int keep_last = 2, max_bad_steps = 5;
+  double time_limit_s = 0;  // stop (with a checkpoint) after this many seconds; 0: no limit
+
+  Json to_json() const;
+};
+
+// Runs cfg to cfg.steps (or the time limit, or until *stop is set, checked after each step).
+// Returns the last step done. Throws Error for bad configurations, a resume that does not match,
+// or too many non-finite steps in a row (the last good checkpoint stays).
+// on_windows, when set, sees every micro-batch's windows [batch, seq_len + 1] in order (reference
+// runs replay them).
+using WindowsHook = std::function<void(int64_t step, const std::vector<int32_t>& windows)>;
+int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
+              const WindowsHook& on_windows = {});
+
+}  // namespace dsv3
