@@ -104,9 +104,11 @@ def case_resume(dsv3, src, work):
     if fa != fb:
         sys.exit("final weights differ between the straight and the resumed run")
     ck = os.path.join(a, "checkpoints")
-    if sorted(os.listdir(ck)) != ["step-00000006", "step-00000008"]:
+    if sorted(os.listdir(ck)) != ["latest", "step-00000006", "step-00000008"]:
         sys.exit("kept checkpoints: %r" % sorted(os.listdir(ck)))
-    r = run([dsv3, "generate", "-m", os.path.join(ck, "step-00000008"), "-p", "The model",
+    if os.readlink(os.path.join(ck, "latest")) != "step-00000008":
+        sys.exit("checkpoints/latest does not name the last checkpoint")
+    r = run([dsv3, "generate", "-m", os.path.join(ck, "latest"), "-p", "The model",
              "-n", "8", "--seed", "1"])
     print(r.stdout)
     print("resume: 8 steps straight == 4 + resume from step 3 + 5, bit for bit")
