@@ -28,7 +28,9 @@ const char kUsage[] =
     "FP32 gradient of every trained parameter under its Hugging Face name (the MTP module's "
     "copies\n"
     "of the embedding and head are the main tensors: only the main names are written). The loss\n"
-    "and its parts are printed and stored in the file's __metadata__ (loss, ce, mtp, balance).\n\n"
+    "and its parts are printed and stored in the file's __metadata__ (loss, ce, mtp, balance, "
+    "aux;\n"
+    "the parts unweighted, loss = ce + lambda mtp + alpha balance + aux_alpha aux).\n\n"
     "  -m, --model DIR       Hugging Face model folder (DeepSeek architecture)\n"
     "  --ids LIST            at least 3 token ids, separated by commas and/or spaces\n"
     "  --out FILE            the gradients (.safetensors)\n"
@@ -84,9 +86,11 @@ int cmd_grad(Args& a) {
   wr.set_metadata("ce", decimal(p.ce));
   wr.set_metadata("mtp", decimal(p.mtp));
   wr.set_metadata("balance", decimal(p.balance));
+  wr.set_metadata("aux", decimal(p.aux));
   wr.write(out);
-  std::printf("loss %.9g (ce %.9g, mtp %.9g, balance %.9g); %zu gradients written to %s\n", p.total,
-              p.ce, p.mtp, p.balance, wr.size(), out.c_str());
+  std::printf(
+      "loss %.9g (ce %.9g, mtp %.9g, balance %.9g, aux %.9g); %zu gradients written to %s\n",
+      p.total, p.ce, p.mtp, p.balance, p.aux, wr.size(), out.c_str());
   return 0;
 }
 

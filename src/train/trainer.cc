@@ -284,6 +284,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
       sum.ce += p.ce / static_cast<double>(cfg.accum);
       sum.mtp += p.mtp / static_cast<double>(cfg.accum);
       sum.balance += p.balance / static_cast<double>(cfg.accum);
+      sum.aux += p.aux / static_cast<double>(cfg.accum);
       const auto& l = fb.expert_load();
       if (m == 0) {
         load = l;
@@ -332,6 +333,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
     line["ce"] = sum.ce;
     line["mtp_loss"] = sum.mtp;
     line["balance_loss"] = sum.balance;
+    if (cfg.loss.aux_alpha > 0) line["aux_loss"] = sum.aux;
     line["lr"] = lr;
     line["grad_norm"] = norm;
     line["tokens_per_s"] = static_cast<double>(tokens_per_step) / secs;
