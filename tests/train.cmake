@@ -18,7 +18,7 @@ add_test(NAME train_plot_help
                  --match "usage: dsv3 plot" --match "gnuplot-nox" -- $<TARGET_FILE:dsv3> plot --help)
 add_test(NAME train_plot_no_runs
          COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/model/cli_check.py --fail
-                 --match "plot: no run folder given" -- $<TARGET_FILE:dsv3> plot -o x.png)
+                 --match "dsv3 plot: error: no run folder given" -- $<TARGET_FILE:dsv3> plot -o x.png)
 add_test(NAME train_plot_bad_size
          COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/model/cli_check.py --fail
                  --match "--size '12' is not WxH" -- $<TARGET_FILE:dsv3> plot run -o x.png --size 12)
@@ -61,7 +61,7 @@ set_tests_properties(data_eval_help data_help data_unknown_action PROPERTIES LAB
 # dsv3 train (tests/train/train_check.py): exact resume (2N straight == N + resume + N, bit for bit),
 # 1 vs 2 threads, the refusals (used folder, mismatched resume, truncated shard), and that the tiny
 # model learns.
-foreach(case resume threads refuse learns)
+foreach(case resume threads refuse nan sigint learns)
   add_test(NAME train_${case}_cli
            COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/train/train_check.py ${case}
                    $<TARGET_FILE:dsv3> ${PROJECT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/train_cli/${case})

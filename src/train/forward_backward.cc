@@ -1,6 +1,7 @@
 // Forward, losses and backward of one micro-batch.
 #include "train/forward_backward.h"
 
+#include <cmath>
 #include <span>
 
 #include "base/error.h"
@@ -54,6 +55,14 @@ LossParts ForwardBackward::pass(const int32_t* windows, int64_t B, int64_t T, co
 
   LossParts p;
   p.ce = cross_entropy_loss(ctx_.kernels, ctx_.pool, logits_.data(), targets_.data(), N, V, weight);
+  // A non-finite loss (diverged weights) ends the pass: the trainer skips the step, and the
+  // balance loss would refuse non-finite scores.
+  auto diverged = [&](double x) {
+    if (std::isfinite(x)) return false;
+    p.total = x;
+    return true;
+  };
+  if (diverged(p.ce)) return p;
   if (mtp) {
     mtp_logits_.resize(N * V);
     model_.forward_mtp(mtp_, hidden_.data(), acts_, mtp_logits_.data());
@@ -61,6 +70,7 @@ LossParts ForwardBackward::pass(const int32_t* windows, int64_t B, int64_t T, co
     p.mtp = cross_entropy_loss(ctx_.kernels, ctx_.pool, mtp_logits_.data(), mtp_targets_.data(), N,
                                V, weight * w.mtp_lambda);
   }
+  if (diverged(p.mtp)) return p;
   balance_losses(w, weight, backward, p);
   p.total = p.ce + w.mtp_lambda * p.mtp + w.balance_alpha * p.balance + w.aux_alpha * p.aux;
   if (!backward) return p;
