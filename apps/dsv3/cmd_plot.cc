@@ -30,7 +30,8 @@ constexpr const char* kUsage =
 
 Draws the training curves of each run (RUN_DIR/metrics.jsonl, one JSON object per line, as the
 trainer writes it) into one PNG, the runs overlaid and named in the legends by their folder:
-  loss            train loss (lines) and validation loss (points)
+  loss            train cross-entropy of the main head (lines; the total loss when no ce is
+                  logged) and validation loss (points)
   MTP loss        the MTP module's loss (SPEC §1.7), when logged
   learning rate
   MaxVio          mean (solid) and max (dashed) over the MoE layers of max load / mean load - 1
@@ -84,7 +85,7 @@ std::vector<Series> series_of(const MetricsLog& log) {
     if (v) s[id].points += std::to_string(step) + " " + num(*v) + "\n";
   };
   for (const MetricsRow& r : log.rows) {
-    add(kLoss, r.step, r.loss);
+    add(kLoss, r.step, r.ce ? r.ce : r.loss);  // the main CE, comparable with val_loss
     add(kVal, r.step, r.val_loss);
     add(kMtp, r.step, r.mtp_loss);
     add(kLr, r.step, r.lr);
