@@ -7,12 +7,16 @@
 #   scripts/ablations.sh mtp [--steps N]       TR Table 4: MTP lambda 0.3 vs no MTP
 #                                              -> runs/ablation/mtp.png
 #   scripts/ablations.sh all [--steps N]
-# Each run goes to runs/ablation/<name>; a finished run is not trained again. Needs build/dsv3 and
-# data/small (scripts/quickstart.sh makes both).
+#   scripts/ablations.sh one NAME [--steps N] one run: auxfree, seqaux, v2aux, nobalance or nomtp
+# Each run goes to runs/ablation/<name>; a finished run is not trained again. Needs build/dsv3 (or
+# $DSV3) and data/small (scripts/quickstart.sh makes both); $THREADS threads per run (default: the
+# cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
 shift || true
+name=
+if [[ $what == one ]]; then name=$1; shift; fi
 steps=300
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -22,28 +26,46 @@ while [[ $# -gt 0 ]]; do
 done
 out=runs/ablation
 mkdir -p "$out"
+dsv3=${DSV3:-build/dsv3}
+threads=()
+if [[ -n ${THREADS:-} ]]; then threads=(-t "$THREADS"); fi
 common=(--preset small --data data/small --steps "$steps" --seq-len 128 --batch 8 --lr 2e-3
-        --warmup 20 --val-every 25 --val-windows 64 --ckpt-every 1000 --seed 0)
+        --warmup 20 --val-every 25 --val-windows 64 --ckpt-every 50 --seed 0 "${threads[@]}")
 
 # One run, resumed if it was interrupted, skipped when it reached --steps.
 run() {
   local name=$1
   shift
-  build/dsv3 train "${common[@]}" -o "$out/$name" --resume "$@"
+  "$dsv3" train "${common[@]}" -o "$out/$name" --resume "$@"
 }
 
 # V3's recipe: the bias rule (gamma 1e-3) with the tiny complementary sequence-wise loss (1e-4).
 auxfree=(--gamma 1e-3 --balance-alpha 1e-4 --aux-alpha 0)
+declare -A runs=(
+  [auxfree]="--mtp-lambda 0.3 ${auxfree[*]}"
+  [seqaux]="--mtp-lambda 0.3 --gamma 0 --balance-alpha 1e-3 --aux-alpha 0"
+  [v2aux]="--mtp-lambda 0.3 --gamma 0 --balance-alpha 0 --aux-alpha 1e-3"
+  [nobalance]="--mtp-lambda 0.3 --gamma 0 --balance-alpha 0 --aux-alpha 0"
+  [nomtp]="--mtp-lambda 0 ${auxfree[*]}"
+)
+if [[ $what == one ]]; then
+  [[ -n ${runs[$name]:-} ]] || { echo "ablations: no run '$name'" >&2; exit 2; }
+  # shellcheck disable=SC2086  # the options are words
+  run "$name" ${runs[$name]}
+  exit 0
+fi
 if [[ $what == balance || $what == all ]]; then
-  run auxfree --mtp-lambda 0.3 "${auxfree[@]}"
-  run seqaux --mtp-lambda 0.3 --gamma 0 --balance-alpha 1e-3 --aux-alpha 0
-  run v2aux --mtp-lambda 0.3 --gamma 0 --balance-alpha 0 --aux-alpha 1e-3
-  run nobalance --mtp-lambda 0.3 --gamma 0 --balance-alpha 0 --aux-alpha 0
-  build/dsv3 plot "$out"/{auxfree,seqaux,v2aux,nobalance} -o "$out/balance.png" \
+  for n in auxfree seqaux v2aux nobalance; do
+    # shellcheck disable=SC2086
+    run "$n" ${runs[$n]}
+  done
+  "$dsv3" plot "$out"/{auxfree,seqaux,v2aux,nobalance} -o "$out/balance.png" \
     --title "load balancing: small preset, $steps steps"
 fi
 if [[ $what == mtp || $what == all ]]; then
-  run auxfree --mtp-lambda 0.3 "${auxfree[@]}"
-  run nomtp --mtp-lambda 0 "${auxfree[@]}"
-  build/dsv3 plot "$out"/{auxfree,nomtp} -o "$out/mtp.png" --title "MTP: small preset, $steps steps"
+  for n in auxfree nomtp; do
+    # shellcheck disable=SC2086
+    run "$n" ${runs[$n]}
+  done
+  "$dsv3" plot "$out"/{auxfree,nomtp} -o "$out/mtp.png" --title "MTP: small preset, $steps steps"
 fi
