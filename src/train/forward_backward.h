@@ -40,6 +40,9 @@ class ForwardBackward {
   // windows [B, T + 1]. Accumulates weight * dL/dθ into model.params().grads() (weight: 1 / the
   // number of micro-batches of an optimizer step) and returns the unweighted loss parts.
   LossParts run(const int32_t* windows, int64_t B, int64_t T, const LossWeights& w, double weight);
+  // Recompute the RMSNorm outputs and MLA up-projections in backward instead of keeping them
+  // (SPEC §3.1): less activation memory, the same gradients bit for bit.
+  void set_recompute(bool on) { acts_.recompute = on; }
   // The loss parts only, no backward (validation).
   LossParts evaluate(const int32_t* windows, int64_t B, int64_t T, const LossWeights& w);
 

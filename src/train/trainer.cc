@@ -139,6 +139,7 @@ Json TrainConfig::to_json() const {
   j["aux_alpha"] = loss.aux_alpha;
   j["gamma"] = gamma;
   j["ema_decay"] = ema_decay;
+  j["recompute"] = recompute;
   return j;
 }
 
@@ -232,6 +233,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
   }
 
   ForwardBackward fb(*model, ctx);
+  fb.set_recompute(cfg.recompute);
   // The memory report: the per-parameter state now, the activations after the first step.
   const auto n_params = static_cast<double>(ps.arena_numel());
   const double moment_bytes = cfg.bf16_moments ? 2 : 4;
