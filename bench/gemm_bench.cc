@@ -90,16 +90,21 @@ void run(int threads, double budget, int64_t T0, const std::string& filter) {
     const char* names[] = {"fprop", "dgrad", "wgrad"};
     for (int i = 0; i < 3; ++i) {
       const GemmArgs& g = *gs[i];
-      const double old = best_time(
-          [&] {
-            if (i == 0) k.matmul(y.data(), x.data(), wr, T, pool);
-            if (i == 1) k.matmul_xw(dx.data(), s.in, dy.data(), s.out, wr, T, pool);
-            if (i == 2) k.matmul_dw(dw.data(), dy.data(), x.data(), T, s.out, s.in, pool);
-          },
-          budget);
-      const double f32 = best_time([&] { cpu::gemm(g, pool); }, budget);
+      const double old =
+          std::getenv("NO_OLD")
+              ? 1e30
+              : best_time(
+                    [&] {
+                      if (i == 0) k.matmul(y.data(), x.data(), wr, T, pool);
+                      if (i == 1) k.matmul_xw(dx.data(), s.in, dy.data(), s.out, wr, T, pool);
+                      if (i == 2) k.matmul_dw(dw.data(), dy.data(), x.data(), T, s.out, s.in, pool);
+                    },
+                    budget);
+      const double f32 =
+          std::getenv("NO_F32") ? 1e30 : best_time([&] { cpu::gemm(g, pool); }, budget);
       const double am = amx ? best_time([&] { cpu::gemm_bf16_amx(g, pool); }, budget) : 0;
-      const double d = dp ? best_time([&] { cpu::gemm_bf16_dp(g, pool); }, budget) : 0;
+      const double d =
+          dp && !std::getenv("NO_DP") ? best_time([&] { cpu::gemm_bf16_dp(g, pool); }, budget) : 0;
       std::printf("%-22s %5lld %-6s | %8.1f %8.1f %8.1f %8.1f\n", i == 0 ? s.name : "",
                   static_cast<long long>(T), names[i], flop / old / 1e9, flop / f32 / 1e9,
                   am > 0 ? flop / am / 1e9 : 0.0, d > 0 ? flop / d / 1e9 : 0.0);

@@ -23,7 +23,8 @@
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/gemm_util.h"
 
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512bf16,amx-tile,amx-bf16")  // after includes
+#pragma GCC target( \
+    "avx512f,avx512bw,avx512vl,avx512bf16,amx-tile,amx-bf16,prfchw")  // after includes
 
 namespace dsv3::cpu {
 
@@ -142,21 +143,34 @@ void amx_segment(const GemmArgs& g, const PackedBf16& pk, int64_t m0, int64_t m1
   for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;
   _tile_loadconfig(&cfg);
   alignas(64) float buf[256];
+  alignas(64) uint32_t band[2 * kKbPass * 256];  // the band's A tiles of one pass, when packed here
+  PackedBf16 p = pk;
   for (int64_t k0 = 0; k0 < pk.kb; k0 += kKbPass) {
     const int64_t k1 = std::min(pk.kb, k0 + kKbPass);
     const bool load = g.accumulate || k0 > 0;
     for (int64_t m = m0; m < m1; m += 32) {
       const int64_t rows = std::min<int64_t>(32, m1 - m);
+      if (pk.a == nullptr) {
+        pack_a_tiles(g, band, m / 16, (m + rows + 15) / 16, k0, k1);
+        p.a = band, p.a_m16 = m / 16, p.a_k32 = k0, p.a_kb = k1 - k0;
+      }
       for (int64_t n = n0; n < n1; n += 32) {
         const int64_t cols = std::min<int64_t>(32, n1 - n);
+        // Ask for the next block's lines of c (to write them) while this block computes: tile
+        // stores that miss the cache otherwise stall the tile unit.
+        if (n + 32 < n1)
+          for (int64_t i = 0; i < rows; ++i)
+            for (int64_t j = 32; j < std::min<int64_t>(64, n1 - n); j += 16)
+              _mm_prefetch(reinterpret_cast<const char*>(g.c + (m + i) * g.ldc + n + j),
+                           _MM_HINT_ET0);
         if (rows > 16 && cols > 16)
-          block<2, 2>(g, pk, m, n, rows, cols, k0, k1, load, buf);
+          block<2, 2>(g, p, m, n, rows, cols, k0, k1, load, buf);
         else if (rows > 16)
-          block<2, 1>(g, pk, m, n, rows, cols, k0, k1, load, buf);
+          block<2, 1>(g, p, m, n, rows, cols, k0, k1, load, buf);
         else if (cols > 16)
-          block<1, 2>(g, pk, m, n, rows, cols, k0, k1, load, buf);
+          block<1, 2>(g, p, m, n, rows, cols, k0, k1, load, buf);
         else
-          block<1, 1>(g, pk, m, n, rows, cols, k0, k1, load, buf);
+          block<1, 1>(g, p, m, n, rows, cols, k0, k1, load, buf);
       }
     }
   }
@@ -166,7 +180,7 @@ void amx_segment(const GemmArgs& g, const PackedBf16& pk, int64_t m0, int64_t m1
 }  // namespace
 
 void gemm_bf16_amx(const GemmArgs& g, ThreadPool& pool) {
-  run_gemm_bf16(g, pool, kBand, kBlock, 32, amx_segment);
+  run_gemm_bf16(g, pool, kBand, kBlock, 32, /*segment_packs_a=*/true, amx_segment);
 }
 
 }  // namespace dsv3::cpu

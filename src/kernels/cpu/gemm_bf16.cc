@@ -165,8 +165,15 @@ void dp_segment(const GemmArgs& g, const PackedBf16& pk, int64_t m0, int64_t m1,
 
 }  // namespace
 
+void pack_a_tiles(const GemmArgs& g, uint32_t* out, int64_t m16_0, int64_t m16_1, int64_t k0,
+                  int64_t k1) {
+  for (int64_t x = m16_0; x < m16_1; ++x)
+    for (int64_t k32 = k0; k32 < k1; ++k32, out += 256)
+      tile_k_in_rows(out, g.a, g.lda, g.M, g.K, x, k32, false);
+}
+
 void run_gemm_bf16(const GemmArgs& g, ThreadPool& pool, int64_t band, int64_t block,
-                   int64_t col_unit, Bf16Segment segment) {
+                   int64_t col_unit, bool segment_packs_a, Bf16Segment segment) {
   ref::check_gemm_args(g);
   if (g.M == 0 || g.N == 0) return;
   if (g.K == 0) {
@@ -177,15 +184,17 @@ void run_gemm_bf16(const GemmArgs& g, ThreadPool& pool, int64_t band, int64_t bl
   PackedBf16 pk;
   pk.kb = (g.K + 31) / 32;
   const int64_t m16 = (g.M + 15) / 16, n16 = (g.N + 15) / 16, tile = 256 * sizeof(uint32_t);
-  auto* a = static_cast<uint32_t*>(gemm_scratch(0, m16 * pk.kb * tile));
+  const bool pack_a = !segment_packs_a || g.a_trans;
+  auto* a = pack_a ? static_cast<uint32_t*>(gemm_scratch(0, m16 * pk.kb * tile)) : nullptr;
   auto* b = static_cast<uint32_t*>(gemm_scratch(1, n16 * pk.kb * tile));
-  pk.a = a, pk.b = b;
+  pk.a = a, pk.a_kb = pk.kb, pk.b = b;
   const bool serial = g.M * g.N * g.K < kGemmSerialMacs || pool.size() == 1;
   // Packing tasks: one per 16 rows of a matrix stored with k along its rows (all its k tiles, each
   // row read front to back), one per 32 k of a matrix with k down its rows (a band of whole rows:
   // walking 32 rows down one 16-wide strip at a time would leave the hardware prefetchers
   // nothing to follow). A's tasks first, then B's.
-  const int64_t a_tasks = g.a_trans ? pk.kb : m16, b_tasks = g.b_trans ? n16 : pk.kb;
+  const int64_t a_tasks = !pack_a ? 0 : g.a_trans ? pk.kb : m16;
+  const int64_t b_tasks = g.b_trans ? n16 : pk.kb;
   const auto pack = [&](int64_t lo, int64_t hi) {
     for (int64_t t = lo; t < hi; ++t) {
       if (t < a_tasks) {
@@ -228,7 +237,7 @@ void run_gemm_bf16(const GemmArgs& g, ThreadPool& pool, int64_t band, int64_t bl
 }
 
 void gemm_bf16_dp(const GemmArgs& g, ThreadPool& pool) {
-  run_gemm_bf16(g, pool, kMR, 480, 16 * kNV, dp_segment);
+  run_gemm_bf16(g, pool, kMR, 480, 16 * kNV, /*segment_packs_a=*/false, dp_segment);
 }
 
 }  // namespace dsv3::cpu

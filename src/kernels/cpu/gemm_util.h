@@ -62,21 +62,33 @@ inline GemmPlan plan_gemm(int64_t M, int64_t N, int64_t band, int64_t block, int
 // its pair-interleaved layout; the tiles of one 16-column panel follow each other, so a panel is
 // [Kp/2][16] like the FP32 GEMM's). Rows and columns past M and N are zero.
 struct PackedBf16 {
+  // A's tiles: (m16, k32) at a + ((m16 - a_m16) * a_kb + k32 - a_k32) * 256, all of A or (a null
+  // on entry to a segment: see run_gemm_bf16) the part a segment packed for itself.
   const uint32_t* a = nullptr;
+  int64_t a_m16 = 0, a_k32 = 0, a_kb = 0;
   const uint32_t* b = nullptr;
   int64_t kb = 0;  // Kp / 32, the tiles per 16 rows or columns
-  const uint32_t* a_tile(int64_t m16, int64_t k32) const { return a + (m16 * kb + k32) * 256; }
+  const uint32_t* a_tile(int64_t m16, int64_t k32) const {
+    return a + ((m16 - a_m16) * a_kb + k32 - a_k32) * 256;
+  }
   const uint32_t* b_tile(int64_t n16, int64_t k32) const { return b + (n16 * kb + k32) * 256; }
 };
+
+// Packs A's tiles (m16, k32) for m16 in [m16_0, m16_1), k32 in [k0, k1) into out, [m16][k32]
+// (a not transposed only: rows of a along k, read front to back).
+void pack_a_tiles(const GemmArgs& g, uint32_t* out, int64_t m16_0, int64_t m16_1, int64_t k0,
+                  int64_t k1);
 
 // Rows [m0, m1) x columns [n0, n1) of c from packed operands (m0 a multiple of the plan's band).
 using Bf16Segment = void (*)(const GemmArgs& g, const PackedBf16& p, int64_t m0, int64_t m1,
                              int64_t n0, int64_t n1);
 
-// Packs both operands (in parallel), then runs `segment` over the tasks of plan_gemm(band, block,
-// col_unit); zero sizes handled. Defined in gemm_bf16.cc (needs AVX512-BF16).
+// Packs B, and A unless `segment_packs_a` and a is not transposed (then the segments get a null
+// p.a and pack their own rows' tiles as they go, into L1, instead of a pass through memory),
+// then runs `segment` over the tasks of plan_gemm(band, block, col_unit); zero sizes handled.
+// Defined in gemm_bf16.cc (needs AVX512-BF16).
 void run_gemm_bf16(const GemmArgs& g, ThreadPool& pool, int64_t band, int64_t block,
-                   int64_t col_unit, Bf16Segment segment);
+                   int64_t col_unit, bool segment_packs_a, Bf16Segment segment);
 
 // Multiply-adds below which an op stays on the calling thread (as run_tasks, cpu.h).
 constexpr int64_t kGemmSerialMacs = int64_t{1} << 18;
