@@ -10,6 +10,7 @@
 #include "base/strings.h"
 #include "base/thread_pool.h"
 #include "kernels/best_kernels.h"
+#include "model/linear.h"
 #include "model/model.h"
 #include "model/param_store.h"
 #include "model/weights.h"
@@ -22,7 +23,7 @@ namespace {
 
 const char kUsage[] =
     "usage: dsv3 grad -m DIR --ids LIST --out FILE.safetensors [--mtp-lambda X]\n"
-    "                 [--balance-alpha X] [--aux-alpha X] [-t THREADS]\n\n"
+    "                 [--balance-alpha X] [--aux-alpha X] [--precision P] [-t THREADS]\n\n"
     "Runs one training forward and backward pass over the token ids (a window: the model reads\n"
     "ids[0 .. n-2] and predicts ids[1 .. n-1]; the MTP module predicts two ahead) and writes the\n"
     "FP32 gradient of every trained parameter under its Hugging Face name (the MTP module's "
@@ -37,6 +38,7 @@ const char kUsage[] =
     "  --mtp-lambda X        weight of the MTP loss (default 0.3; 0: no MTP)\n"
     "  --balance-alpha X     sequence-wise balance loss weight (default 1e-4; 0: off)\n"
     "  --aux-alpha X         V2-style expert-level auxiliary loss weight (default 0: off)\n"
+    "  --precision f32|bf16  the Linears' GEMMs (as dsv3 train; default f32)\n"
     "  -t, --threads N       worker threads (default: physical cores)\n";
 
 std::string decimal(double x) {
@@ -59,6 +61,7 @@ int cmd_grad(Args& a) {
   w.mtp_lambda = a.double_or({"--mtp-lambda"}, w.mtp_lambda);
   w.balance_alpha = a.double_or({"--balance-alpha"}, w.balance_alpha);
   w.aux_alpha = a.double_or({"--aux-alpha"}, w.aux_alpha);
+  const Precision precision = parse_train_precision(a.get({"--precision"}).value_or("f32"));
   const int threads = threads_arg(a);
   a.finish();
   DSV3_CHECK(ids.size() >= 3, "grad: --ids needs at least 3 tokens (a window of T + 1, T >= 2)");
@@ -67,10 +70,11 @@ int cmd_grad(Args& a) {
 
   ModelWeights weights = ModelWeights::load(dir);
   ThreadPool pool(threads);
-  auto model = make_model(weights, ComputeContext{best_kernels(), pool});
+  const ComputeContext ctx{best_kernels(), pool, precision};
+  auto model = make_model(weights, ctx);
   ParamStore& ps = model->params();
   ps.enable_training();
-  ForwardBackward fb(*model, ComputeContext{best_kernels(), pool});
+  ForwardBackward fb(*model, ctx);
   const auto T = static_cast<int64_t>(ids.size()) - 1;
   for (int64_t i = 0; i <= T; ++i) check_tokens(model->config(), ids.data() + i, 1, 0);
   const LossParts p = fb.run(ids.data(), 1, T, w, 1.0);

@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "base/file.h"
 #include "base/json.h"
+#include "model/linear.h"
 #include "train/trainer.h"
 
 namespace dsv3::cli {
@@ -47,6 +48,8 @@ const char kUsage[] =
     "  --beta1 X, --beta2 X  AdamW betas (default 0.9, 0.95); --eps X (default 1e-8)\n"
     "  --clip X              clip the global gradient norm to X (default 1.0; 0: off)\n"
     "  --moments bf16|f32    AdamW moment storage (default bf16, as V3)\n"
+    "  --precision f32|bf16  the Linears' GEMMs: FP32, or BF16 operands with FP32 sums (V3's\n"
+    "                        mixed precision; the MoE gate stays FP32). Default f32\n"
     "  --mtp-lambda X        MTP loss weight (default 0.3; 0: no MTP)\n"
     "  --balance-alpha X     sequence-wise balance loss weight (default 1e-4; 0: off)\n"
     "  --aux-alpha X         V2-style expert-level auxiliary loss weight (default 0: off)\n"
@@ -121,6 +124,8 @@ void apply_config(const std::string& path, TrainConfig& c) {
       c.clip = v.as_double(what);
     else if (key == "moments")
       c.bf16_moments = v.as_string(what) == "bf16";
+    else if (key == "precision")
+      c.precision = parse_train_precision(v.as_string(what));
     else if (key == "mtp_lambda")
       c.loss.mtp_lambda = v.as_double(what);
     else if (key == "balance_alpha")
@@ -187,6 +192,7 @@ int cmd_train(Args& a) {
                "train: --moments must be bf16 or f32, not '" + *m + "'");
     c.bf16_moments = *m == "bf16";
   }
+  if (auto p = a.get({"--precision"})) c.precision = parse_train_precision(*p);
   c.loss.mtp_lambda = a.double_or({"--mtp-lambda"}, c.loss.mtp_lambda);
   c.loss.balance_alpha = a.double_or({"--balance-alpha"}, c.loss.balance_alpha);
   c.loss.aux_alpha = a.double_or({"--aux-alpha"}, c.loss.aux_alpha);

@@ -1,5 +1,6 @@
 #include "base/thread_pool.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <set>
@@ -8,7 +9,7 @@
 namespace dsv3 {
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -22,8 +23,8 @@ ThreadPool::~ThreadPool() {
 
 namespace {
 
-void chunk(int64_t n, int parts, int idx, int64_t& b, int64_t& e) {
-  int64_t base = n / parts, rem = n % parts;
+void chunk(int64_t n, int64_t parts, int64_t idx, int64_t& b, int64_t& e) {
+  const int64_t base = n / parts, rem = n % parts;
   b = idx * base + (idx < rem ? idx : rem);
   e = b + base + (idx < rem ? 1 : 0);
 }
@@ -45,9 +46,35 @@ bool spin_until(const Done& done) {
   }
 }
 
+constexpr uint64_t kGenMask = 0xFFFFFFFFu, kCountMask = 0xFFFF;
+
 }  // namespace
 
-void ThreadPool::worker(int idx) {
+void ThreadPool::run_chunks(uint64_t gen) {
+  uint64_t s = claim_.load(std::memory_order_acquire);
+  for (;;) {
+    const uint64_t total = (s >> 16) & kCountMask, next = s & kCountMask;
+    if ((s >> 32) != (gen & kGenMask) || next >= total) return;
+    if (!claim_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel,
+                                      std::memory_order_acquire))
+      continue;  // s now holds the current value
+    int64_t b, e;
+    chunk(job_n_, static_cast<int64_t>(total), static_cast<int64_t>(next), b, e);
+    try {
+      (*job_)(b, e);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (!error_) error_ = std::current_exception();
+    }
+    if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == static_cast<int64_t>(total)) {
+      std::lock_guard<std::mutex> lk(mu_);  // the caller may be checking done_ under mu_
+      done_cv_.notify_one();
+    }
+    s = claim_.load(std::memory_order_acquire);
+  }
+}
+
+void ThreadPool::worker() {
   uint64_t seen = 0;
   for (;;) {
     auto ready = [&] {
@@ -60,22 +87,7 @@ void ThreadPool::worker(int idx) {
     }
     if (stop_.load(std::memory_order_acquire)) return;
     seen = generation_.load(std::memory_order_acquire);
-    const auto* job = job_;
-    const int64_t n = job_n_;
-    int64_t b, e;
-    chunk(n, n_threads_, idx, b, e);
-    if (b < e) {
-      try {
-        (*job)(b, e);
-      } catch (...) {
-        std::lock_guard<std::mutex> lk(mu_);
-        if (!error_) error_ = std::current_exception();
-      }
-    }
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lk(mu_);  // the caller may be checking pending_ under mu_
-      done_cv_.notify_one();
-    }
+    run_chunks(seen);
   }
 }
 
@@ -85,24 +97,22 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n);
     return;
   }
+  const int64_t total =
+      std::min<int64_t>({n, int64_t{kChunksPerThread} * n_threads_, int64_t{kCountMask}});
+  const uint64_t gen = ++posted_;
   job_ = &fn;
   job_n_ = n;
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lk(mu_);
     error_ = nullptr;
-    generation_.fetch_add(1, std::memory_order_release);
+    claim_.store((gen & kGenMask) << 32 | static_cast<uint64_t>(total) << 16,
+                 std::memory_order_release);
+    generation_.store(gen, std::memory_order_release);
   }
   cv_.notify_all();
-  int64_t b, e;
-  chunk(n, n_threads_, 0, b, e);
-  std::exception_ptr err;
-  try {
-    if (b < e) fn(b, e);
-  } catch (...) {
-    err = std::current_exception();
-  }
-  auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  run_chunks(gen);
+  auto done = [&] { return done_.load(std::memory_order_acquire) == total; };
   std::unique_lock<std::mutex> lk(mu_, std::defer_lock);
   if (!spin_until(done)) {
     lk.lock();
@@ -110,7 +120,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   } else {
     lk.lock();  // error_ is read under mu_
   }
-  if (!err) err = error_;
+  const std::exception_ptr err = error_;
   lk.unlock();
   if (err) std::rethrow_exception(err);
 }

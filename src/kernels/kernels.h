@@ -87,6 +87,25 @@ struct HeadMatmulArgs {
   int64_t y_row_stride = 0, y_head_stride = 0;
 };
 
+// A training GEMM, the three of every Linear (SPEC §3.1): c[M, N] = (accumulate ? c : 0) +
+// op(a) · op(b), float32 row-major with leading dimensions (elements between rows, >= the row's
+// length). op(a) [M, K] is a (a[m * lda + k]) or, with a_trans, aᵀ (a[k * lda + m]); op(b) [K, N]
+// is b (b[k * ldb + n]) or, with b_trans, bᵀ (b[n * ldb + k]). c may not overlap a or b.
+// Linear with W [out, in]: Fprop Y = X·Wᵀ (b_trans), Dgrad dX = dY·W, Wgrad dW += dYᵀ·X
+// (a_trans, accumulate).
+struct GemmArgs {
+  int64_t M = 0, N = 0, K = 0;
+  const float* a = nullptr;
+  int64_t lda = 0;
+  bool a_trans = false;
+  const float* b = nullptr;
+  int64_t ldb = 0;
+  bool b_trans = false;
+  float* c = nullptr;
+  int64_t ldc = 0;
+  bool accumulate = false;
+};
+
 // The dispatch table. Every pointer is set in every table (a backend may reuse ref entries).
 // Tables are written with designated initializers (`.matmul = ref::matmul`): GCC rejects them out
 // of declaration order, and -Wmissing-field-initializers (-Wextra, an error here) rejects a table
@@ -111,6 +130,13 @@ struct Kernels {
   // accumulation.
   void (*matmul_dw)(float* dw, const float* dy, const float* x, int64_t T, int64_t rows,
                     int64_t cols, ThreadPool& pool);
+  // Training GEMMs (GemmArgs). gemm: FP32 products and sums, in an order of the kernel's choosing
+  // (unlike matmul, a row's result may depend on M: training only). gemm_bf16: the same with every
+  // element of a and b rounded to BF16 first (nearest even; the AVX-512 versions also flush
+  // float32 subnormals to zero, as the BF16 instructions do): the products are exact in FP32, the
+  // sums FP32.
+  void (*gemm)(const GemmArgs& g, ThreadPool& pool);
+  void (*gemm_bf16)(const GemmArgs& g, ThreadPool& pool);
   // y[t] = x[t] * rsqrt(mean(x[t]²) + eps) * g over n values per row, in FP32 (SPEC §1.2).
   // Rows are x_stride / y_stride apart; y may equal x.
   void (*rmsnorm)(float* y, int64_t y_stride, const float* x, int64_t x_stride, const float* g,

@@ -40,10 +40,21 @@ struct CacheLayout {
   int64_t n_layers = 0, row_elems = 0;
 };
 
-// Where a model computes: the kernel table and the thread pool, passed explicitly (no globals).
+// The arithmetic of every Linear's GEMMs (the policy itself: model/linear.h).
+//   Inference  the weight as stored through matmul: each row's result is the same whatever else
+//              is in the batch (a prefill row equals its decode bit for bit). What generation uses.
+//   F32        the training GEMMs on the FP32 master weight, FP32 throughout: the exact mode the
+//              gradient checks against PyTorch use.
+//   BF16       the training GEMMs with both operands of each rounded to BF16, FP32 sums (V3's
+//              mixed precision without FP8); the MoE gate stays FP32.
+enum class Precision : uint8_t { Inference, F32, BF16 };
+
+// Where a model computes: the kernel table, the thread pool and the Linears' precision, passed
+// explicitly (no globals).
 struct ComputeContext {
   const Kernels& kernels;
   ThreadPool& pool;
+  Precision precision = Precision::Inference;
 };
 
 // Which of a sequence's rows get logits: None, the Last one (a prefill runs the LM head, the

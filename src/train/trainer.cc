@@ -15,6 +15,7 @@
 #include "base/thread_pool.h"
 #include "base/timer.h"
 #include "kernels/best_kernels.h"
+#include "model/linear.h"
 #include "model/param_store.h"
 #include "model/presets.h"
 #include "model/weights.h"
@@ -134,6 +135,7 @@ Json TrainConfig::to_json() const {
   j["weight_decay"] = weight_decay;
   j["clip"] = clip;
   j["moments"] = bf16_moments ? "bf16" : "f32";
+  j["precision"] = precision_name(precision);
   j["mtp_lambda"] = loss.mtp_lambda;
   j["balance_alpha"] = loss.balance_alpha;
   j["aux_alpha"] = loss.aux_alpha;
@@ -167,7 +169,8 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
 
   ThreadPool pool(cfg.threads);
   const Kernels& kernels = best_kernels();
-  ComputeContext ctx{kernels, pool};
+  DSV3_CHECK(cfg.precision != Precision::Inference, "train: precision must be f32 or bf16");
+  ComputeContext ctx{kernels, pool, cfg.precision};
   ModelWeights weights = !ckpt.empty()           ? ModelWeights::load(ckpt)
                          : !cfg.init_dir.empty() ? ModelWeights::load(cfg.init_dir)
                                                  : ModelWeights::random(preset_config(cfg.preset),

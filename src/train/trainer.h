@@ -31,6 +31,8 @@ struct TrainConfig {
   // decay_start: the last step at the peak (-1: no decay); decay_steps: the cosine's length.
   int64_t warmup = 0, decay_start = -1, decay_steps = 0;
   bool bf16_moments = true;
+  // The Linears' GEMMs (model/linear.h): F32 or BF16.
+  Precision precision = Precision::F32;
   LossWeights loss;
   double gamma = 1e-3;     // aux-loss-free bias step; 0 turns the rule off
   double ema_decay = 0;    // 0: no EMA

@@ -16,6 +16,17 @@ bool cpu_kernels_supported() {
   return ok;
 }
 
+namespace cpu {
+
+void gemm_bf16(const GemmArgs& g, ThreadPool& pool) {
+  static const auto impl = amx_supported()           ? gemm_bf16_amx
+                           : avx512_bf16_supported() ? gemm_bf16_dp
+                                                     : ref::gemm_bf16;
+  impl(g, pool);
+}
+
+}  // namespace cpu
+
 const Kernels& cpu_kernels() {
   DSV3_CHECK(cpu_kernels_supported(), "kernels: this CPU lacks AVX-512 F/BW/VL",
              "use ref_kernels() or best_kernels()");
@@ -26,6 +37,8 @@ const Kernels& cpu_kernels() {
       .matmul_heads = cpu::matmul_heads,
       .matmul_xw_heads = cpu::matmul_xw_heads,
       .matmul_dw = cpu::matmul_dw,
+      .gemm = cpu::gemm,
+      .gemm_bf16 = cpu::gemm_bf16,
       .rmsnorm = cpu::rmsnorm,
       .rmsnorm_backward = cpu::rmsnorm_backward,
       .embedding = ref::embedding,

@@ -23,6 +23,34 @@ inline float hsum(__m512 v) {
   return _mm512_cvtss_f32(v);
 }
 
+// Transposes the 16 x 16 matrix of 32-bit elements r[i] lane j in place (r[j] lane i after):
+// pairs of rows interleaved, then pairs of pairs, then the 128-bit lanes.
+inline void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  // u[g][c], lane L: column 4L + c of rows 4g .. 4g + 3.
+  __m512i u[4][4];
+  for (int g = 0; g < 4; ++g) {
+    u[g][0] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+    u[g][1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+    u[g][2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+    u[g][3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {  // row 4L + c gathers lane L of u[0..3][c]
+    const __m512i v0 = _mm512_shuffle_i32x4(u[0][c], u[1][c], 0x44);
+    const __m512i v1 = _mm512_shuffle_i32x4(u[0][c], u[1][c], 0xEE);
+    const __m512i v2 = _mm512_shuffle_i32x4(u[2][c], u[3][c], 0x44);
+    const __m512i v3 = _mm512_shuffle_i32x4(u[2][c], u[3][c], 0xEE);
+    r[c] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+    r[4 + c] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+    r[8 + c] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+    r[12 + c] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+  }
+}
+
 // exp(x) = 2^n · exp(r) with n = round(x / ln 2) and r = x − n ln 2 (ln 2 in two parts, the
 // first exact in a few bits, so r is accurate), |r| <= ln 2 / 2, exp(r) by its Taylor series to
 // r^7 (truncation < 6e-9 relative), 2^n applied by scalef (overflow to inf, gradual underflow).

@@ -15,6 +15,11 @@ void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
 void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool);
 void matmul_dw(float* dw, const float* dy, const float* x, int64_t T, int64_t rows, int64_t cols,
                ThreadPool& pool);
+void gemm(const GemmArgs& g, ThreadPool& pool);
+void gemm_bf16(const GemmArgs& g, ThreadPool& pool);
+// Throws Error for negative sizes, short leading dimensions or missing buffers (every table's
+// gemm).
+void check_gemm_args(const GemmArgs& g);
 // Throws Error unless every head's rows lie inside *a.w (shared by every table's head matmuls).
 void check_head_args(const HeadMatmulArgs& a);
 // The arguments of the plain matmul / matmul_xw as one head: rows of x and y x_stride / y_stride

@@ -11,6 +11,8 @@ const Kernels& ref_kernels() {
       .matmul_heads = ref::matmul_heads,
       .matmul_xw_heads = ref::matmul_xw_heads,
       .matmul_dw = ref::matmul_dw,
+      .gemm = ref::gemm,
+      .gemm_bf16 = ref::gemm_bf16,
       .rmsnorm = ref::rmsnorm,
       .rmsnorm_backward = ref::rmsnorm_backward,
       .embedding = ref::embedding,

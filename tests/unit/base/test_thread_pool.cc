@@ -1,6 +1,7 @@
 // ThreadPool: every index run exactly once per call, over many back-to-back calls (workers
 // spinning) and calls after the workers went to sleep; exceptions from any thread's chunk reach
-// the caller and leave the pool usable; destruction while workers spin or sleep.
+// the caller and leave the pool usable; destruction while workers spin or sleep; a job finishes
+// while a worker is held up elsewhere (the caller takes its chunks).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -43,6 +44,26 @@ TEST(ThreadPool, ExceptionsReachTheCallerAndThePoolGoesOn) {
                  std::runtime_error);
     expect_each_index_once(pool, 10);
   }
+}
+
+TEST(ThreadPool, CallerTakesTheChunksOfAWorkerThatIsLate) {
+  ThreadPool pool(2);
+  // The first chunk claimed by a worker blocks until the caller has run all the others: the
+  // job can only finish if chunks go to whoever is free rather than one range per thread.
+  std::atomic<int> others{0};
+  std::atomic<bool> blocked{false};
+  const std::thread::id caller = std::this_thread::get_id();
+  const int64_t n = 2 * ThreadPool::kChunksPerThread;
+  pool.parallel_for(n, [&](int64_t b, int64_t e) {
+    if (std::this_thread::get_id() != caller && !blocked.exchange(true)) {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (others.load() < n - 1 && std::chrono::steady_clock::now() < until)
+        std::this_thread::yield();
+      EXPECT_EQ(others.load(), n - 1) << "the caller did not take the remaining chunks";
+    } else {
+      others.fetch_add(static_cast<int>(e - b));
+    }
+  });
 }
 
 TEST(ThreadPool, DestroyedWhileWorkersSpinOrSleep) {

@@ -1,8 +1,9 @@
 // Linear's three GEMMs (model/linear.h) against float64 sums computed here, for F32 and BF16
-// weights, in the ref and the best kernel table. Tolerance: each output is a sum of n products
-// accumulated in FP32, so |computed - exact| <= gamma_n * sum |terms| with gamma_n = n u / (1 - n
-// u), u = 2^-24 (Higham, Accuracy and Stability, eq. 3.5); the test allows 2 gamma_n (the product
-// rounding and the sum in any order) plus the rounding of the result itself.
+// weights (the Inference precision) and the training precisions F32 and BF16, in the ref and the
+// best kernel table. Tolerance: each output is a sum of n products accumulated in FP32, so
+// |computed - exact| <= gamma_n * sum |terms| with gamma_n = n u / (1 - n u), u = 2^-24 (Higham,
+// Accuracy and Stability, eq. 3.5); the test allows 2 gamma_n (the product rounding and the sum in
+// any order) plus the rounding of the result itself.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,6 +16,7 @@
 #include "kernels/best_kernels.h"
 #include "model/linear.h"
 #include "tensor/convert.h"
+#include "tensor/half.h"
 
 namespace dsv3 {
 namespace {
@@ -91,21 +93,34 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
   }
 }
 
-void check(const Case& c, const Kernels& k) {
-  char trace[128];
-  std::snprintf(trace, sizeof trace, "%s %s T=%lld out=%lld in=%lld", k.name,
+// `precision` F32 / BF16 need F32 weights; `fp32` builds the Linear as the MoE gate (F32 GEMMs
+// whatever the precision). Under BF16 the float64 sums take the operands rounded to BF16, as the
+// GEMMs do (products of BF16 values are exact in FP32, so the same FP32 bound holds).
+void check(const Case& c, const Kernels& k, Precision precision = Precision::Inference,
+           bool fp32 = false) {
+  char trace[160];
+  std::snprintf(trace, sizeof trace, "%s %s T=%lld out=%lld in=%lld precision %s%s", k.name,
                 std::string(dtype_name(c.dtype)).c_str(), static_cast<long long>(c.T),
-                static_cast<long long>(c.out), static_cast<long long>(c.in));
+                static_cast<long long>(c.out), static_cast<long long>(c.in),
+                precision_name(precision), fp32 ? " (fp32 Linear)" : "");
   SCOPED_TRACE(trace);
   ThreadPool pool(2);
-  const ComputeContext ctx{k, pool};
+  const ComputeContext ctx{k, pool, precision};
   Fixture f(c);
-  const Linear lin(f.w, &f.b);
-  const std::vector<float> x = random_rows(c.T * c.in, 1), dy = random_rows(c.T * c.out, 2);
+  const Linear lin(f.w, &f.b, fp32);
+  std::vector<float> x = random_rows(c.T * c.in, 1), dy = random_rows(c.T * c.out, 2);
+  const std::vector<float> x_in = x, dy_in = dy;
+  if (precision == Precision::BF16 && !fp32) {  // what the GEMMs multiply
+    auto round = [](std::vector<float>& v) {
+      for (float& e : v) e = bf16_to_f32(f32_to_bf16(e));
+    };
+    round(x), round(dy);
+    for (double& w : f.w64) w = bf16_to_f32(f32_to_bf16(static_cast<float>(w)));
+  }
 
   // Fprop: y = x Wᵀ + b.
   std::vector<float> y(c.T * c.out);
-  lin.forward(ctx, x.data(), c.T, y.data());
+  lin.forward(ctx, x_in.data(), c.T, y.data());
   std::vector<double> want(y.size()), mag(y.size());
   for (int64_t t = 0; t < c.T; ++t)
     for (int64_t o = 0; o < c.out; ++o) {
@@ -121,7 +136,7 @@ void check(const Case& c, const Kernels& k) {
 
   // Dgrad: dx = dy W.
   std::vector<float> dx(c.T * c.in, 123.0f);  // overwritten
-  lin.backward_input(ctx, dy.data(), c.T, dx.data());
+  lin.backward_input(ctx, dy_in.data(), c.T, dx.data());
   want.assign(dx.size(), 0);
   mag.assign(dx.size(), 0);
   for (int64_t t = 0; t < c.T; ++t)
@@ -133,7 +148,7 @@ void check(const Case& c, const Kernels& k) {
   expect_close(dx, want, mag, c.out, "dx");
 
   // Wgrad: dW += dyᵀ x, db += Σ_t dy, onto the gradients already there.
-  lin.backward_weight(ctx, dy.data(), x.data(), c.T);
+  lin.backward_weight(ctx, dy_in.data(), x_in.data(), c.T);
   want.assign(f.wgrad.size(), 0.25);
   mag.assign(f.wgrad.size(), 0.25);
   for (int64_t o = 0; o < c.out; ++o)
@@ -145,9 +160,9 @@ void check(const Case& c, const Kernels& k) {
   expect_close(f.wgrad, want, mag, c.T + 1, "dW");
   std::vector<double> want_b(c.out, -0.5), mag_b(c.out, 0.5);
   for (int64_t t = 0; t < c.T; ++t)
-    for (int64_t o = 0; o < c.out; ++o) {
-      want_b[o] += dy[t * c.out + o];
-      mag_b[o] += std::fabs(dy[t * c.out + o]);
+    for (int64_t o = 0; o < c.out; ++o) {  // the bias gradient sums dy unrounded
+      want_b[o] += dy_in[t * c.out + o];
+      mag_b[o] += std::fabs(dy_in[t * c.out + o]);
     }
   expect_close(f.bgrad, want_b, mag_b, c.T + 1, "db");
 }
@@ -162,6 +177,32 @@ TEST(Linear, ThreeGemmsMatchFloat64) {
     check(c, ref_kernels());
     check(c, best_kernels());
   }
+}
+
+// The training precisions (the training GEMMs on an FP32 master weight), and a gate-like Linear
+// that stays FP32 under BF16.
+TEST(Linear, TrainingPrecisionsMatchFloat64) {
+  const Case cases[] = {{1, 33, 70, DType::F32},
+                        {17, 40, 257, DType::F32},
+                        {64, 96, 200, DType::F32},
+                        {130, 20, 48, DType::F32}};
+  for (const Case& c : cases)
+    for (const Kernels* k : {&ref_kernels(), &best_kernels()}) {
+      check(c, *k, Precision::F32);
+      check(c, *k, Precision::BF16);
+      check(c, *k, Precision::BF16, /*fp32=*/true);
+    }
+}
+
+TEST(Linear, TrainingPrecisionNeedsF32Master) {
+  Case c{2, 4, 8, DType::BF16};
+  Fixture f(c);
+  ThreadPool pool(1);
+  const Linear lin(f.w);
+  std::vector<float> x(16), y(8);
+  EXPECT_THROW(
+      lin.forward(ComputeContext{ref_kernels(), pool, Precision::BF16}, x.data(), 2, y.data()),
+      Error);
 }
 
 TEST(Linear, WeightGradientNeedsTraining) {
