@@ -17,7 +17,7 @@ what=${1:-all}
 shift || true
 name=
 if [[ $what == one ]]; then name=$1; shift; fi
-steps=300
+steps=150
 while [[ $# -gt 0 ]]; do
   case $1 in
     --steps) steps=$2; shift 2 ;;
@@ -29,8 +29,9 @@ mkdir -p "$out"
 dsv3=${DSV3:-build/dsv3}
 threads=()
 if [[ -n ${THREADS:-} ]]; then threads=(-t "$THREADS"); fi
-common=(--preset small --data data/small --steps "$steps" --seq-len 128 --batch 8 --lr 2e-3
-        --warmup 20 --val-every 25 --val-windows 64 --ckpt-every 50 --seed 0 "${threads[@]}")
+common=(--preset small --data data/small --steps "$steps" --seq-len 128 --batch 16 --lr 2e-3
+        --warmup 20 --val-every 25 --val-windows 128 --ckpt-every 50 --seed 0 --precision bf16
+        "${threads[@]}")
 
 # One run, resumed if it was interrupted, skipped when it reached --steps.
 run() {
