@@ -35,4 +35,5 @@ add_test(NAME train_ref_selfcheck_fd
          COMMAND ${DSV3_PYTHON} ${DSV3_TRAIN_REF}/check_train_ref.py --dsv3 $<TARGET_FILE:dsv3>
                  --work ${CMAKE_CURRENT_BINARY_DIR}/train_ref/fd --only fd)
 set_tests_properties(train_ref_selfcheck train_ref_selfcheck_fd PROPERTIES
-                     LABELS "train;ref" TIMEOUT 600 ENVIRONMENT "OMP_NUM_THREADS=1")
+                     LABELS "train;ref" TIMEOUT 600
+                     ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
