@@ -23,10 +23,15 @@ import resource
 import sys
 import time
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as Fn
+# torch's OpenMP threads (elementwise ops) and OpenBLAS's own threads (matmuls; Debian's torch
+# 1.13 uses OpenBLAS) both spin while idle; on 2 cores they then steal each other's time and a step
+# can take 5-10x longer. Passive waiting keeps the step times steady (must precede import torch).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as Fn  # noqa: E402
 
 
 class RMSNorm(nn.Module):
@@ -372,7 +377,7 @@ def main():
     print(json.dumps({
         "bench": "train_torch", "torch": torch.__version__, "model": a.model or a.config,
         "model_type": c["model_type"], "n_params": sum(p.numel() for p in params),
-        "threads": a.threads, "batch": a.batch, "seq": a.seq, "tokens_per_step": tok,
+        "threads": a.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "batch": a.batch, "seq": a.seq, "tokens_per_step": tok,
         "steps": a.steps, "warmup": a.warmup,
         "tokens_per_s": tok * len(timed) / sum(timed),
         "tokens_per_s_median": tok / sorted(timed)[len(timed) // 2],

@@ -93,11 +93,12 @@ add_test(NAME train_ref_selfcheck_fd
          COMMAND ${DSV3_PYTHON} ${DSV3_TRAIN_REF}/check_train_ref.py --dsv3 $<TARGET_FILE:dsv3>
                  --work ${CMAKE_CURRENT_BINARY_DIR}/train_ref/fd --only fd)
 set_tests_properties(train_ref_selfcheck train_ref_selfcheck_fd PROPERTIES
-                     LABELS "train;ref" TIMEOUT 600 ENVIRONMENT "OMP_NUM_THREADS=1")
+                     LABELS "train;ref" TIMEOUT 600
+                     ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
 foreach(case grad trajectory)
   add_test(NAME train_torch_${case}
            COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/train/torch_check.py ${case}
                    $<TARGET_FILE:dsv3> ${PROJECT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/train_torch/${case})
   set_tests_properties(train_torch_${case} PROPERTIES LABELS "train;ref" TIMEOUT 600
-                       ENVIRONMENT "OMP_NUM_THREADS=2")
+                       ENVIRONMENT "OMP_NUM_THREADS=2;OMP_WAIT_POLICY=PASSIVE")
 endforeach()
