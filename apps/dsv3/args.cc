@@ -55,11 +55,13 @@ std::string Args::get_or(std::initializer_list<std::string_view> names, std::str
 
 std::string Args::require(std::initializer_list<std::string_view> names, std::string_view what) {
   auto v = get(names);
-  if (!v)
-    throw Error(
-        command_ + ": missing " + std::string(*names.begin()) + " (" + std::string(what) + ")",
-        "see dsv3 " + command_ + " --help");
-  return *v;
+  if (v) return *v;
+  // Long spelling first in the message: "--model (model folder)".
+  std::string_view name = *names.begin();
+  for (auto n : names)
+    if (n.size() > name.size()) name = n;
+  missing_.push_back(std::string(name) + " (" + std::string(what) + ")");
+  return {};
 }
 
 std::optional<int64_t> Args::get_int(std::initializer_list<std::string_view> names) {
@@ -114,6 +116,10 @@ void Args::finish() {
       throw Error(command_ + ": unknown option " + a, "see dsv3 " + command_ + " --help");
     throw Error(command_ + ": unexpected argument '" + a + "'", "see dsv3 " + command_ + " --help");
   }
+  if (missing_.empty()) return;
+  std::string list;
+  for (const std::string& m : missing_) list += (list.empty() ? "" : ", ") + m;
+  throw Error(command_ + ": missing " + list, "see dsv3 " + command_ + " --help");
 }
 
 std::vector<int32_t> parse_id_list(const std::string& s, const std::string& what) {

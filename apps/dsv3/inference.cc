@@ -120,12 +120,12 @@ DType cache_dtype_arg(Args& a) {
 }  // namespace
 
 GenerationSetup open_for_generation(Args& a, const std::string& dir, int64_t default_max_tokens) {
-  const GenerationDefaults defaults = load_generation_defaults(dir);
   const GenerationOverrides overrides = read_sampling_flags(a);
   GenerationSetup s;
   s.cache_dtype = cache_dtype_arg(a);
   const int threads = threads_arg(a);
-  a.finish();
+  a.finish();  // before `dir` is used: it may be a required option that is missing
+  const GenerationDefaults defaults = load_generation_defaults(dir);
   s.model = std::make_unique<InferenceModel>(dir, threads, /*with_tokenizer=*/true);
   s.policy = resolve_generation_policy(overrides, defaults, default_max_tokens, s.model->config(),
                                        s.model->tokenizer());

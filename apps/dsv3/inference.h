@@ -51,11 +51,11 @@ class InferenceModel {
 // The help text of -n and the sampling flags, which open_for_generation reads.
 extern const char kSamplingFlagsHelp[];
 
-// What dsv3 generate and chat set up alike, in this order: the folder's generation_config.json,
-// -n and the sampling flags (as GenerationOverrides, checked), --cache-dtype (f32|bf16, default
-// f32) and -t; then Args::finish(), so the command reads its own options before; then the model
-// with its tokenizer, and the generation policy (resolve_generation_policy; default_max_tokens
-// when neither -n nor the folder gives a limit).
+// What dsv3 generate and chat set up alike, in this order: -n and the sampling flags (as
+// GenerationOverrides, checked), --cache-dtype (f32|bf16, default f32) and -t; then
+// Args::finish(), so the command reads its own options before; then the folder's
+// generation_config.json, the model with its tokenizer, and the generation policy
+// (resolve_generation_policy; default_max_tokens when neither -n nor the folder gives a limit).
 struct GenerationSetup {
   GenerationPolicy policy;
   DType cache_dtype = DType::F32;
