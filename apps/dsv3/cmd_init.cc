@@ -39,8 +39,10 @@ A tensor's values depend only on the seed and its name.
                        small, the published ones fetched by scripts/fetch-assets.sh for the real
                        shapes; searched under $DSV3_ASSETS and the source tree)
   --no-tokenizer       write no tokenizer
-  --force              write into a non-empty folder (its old model*.safetensors, index and
-                       config.json are removed first)
+  --force              write into a non-empty folder: its old model*.safetensors, index and
+                       config.json are replaced once the new model is complete (it is written
+                       into DIR/dsv3-tmp.PID first, so a failure leaves the old model loadable;
+                       an interrupted run's leftover dsv3-tmp.* is removed)
 )";
 
 }  // namespace
@@ -84,10 +86,10 @@ int cmd_init(Args& a) {
   }
 
   ModelConfig c = preset ? preset_config(*preset) : load_config(*config_file);
-  const uint64_t freed = check_output(dir, force);
+  ModelOutput output(dir, force);
   uint64_t need = random_model_bytes(c, dtype);
-  check_free_space(dir, need, freed,
-                   "free some space, choose another folder, or a smaller --preset / --dtype");
+  output.check_free_space(
+      need, "free some space, choose another folder, or a smaller --preset / --dtype");
 
   // The tokenizer is found before any weight is written, so a bad --tokenizer costs nothing.
   std::optional<std::string> tok_src = tokenizer_dir;
@@ -103,10 +105,13 @@ int cmd_init(Args& a) {
   if (tokenizer_dir && !file_exists(path_join(*tokenizer_dir, "tokenizer.json")))
     throw Error(*tokenizer_dir + " has no tokenizer.json", "pass a folder holding a tokenizer");
 
-  clear_output(dir);  // every check above passed: only now does the old model go
+  // Every check above passed. The new model is written in full beside the old files, which go
+  // only at the end (commit): a failure or a kill on the way leaves the old model loadable.
+  output.begin();
   Timer timer;
-  write_random_model(c, dir, static_cast<uint64_t>(seed), dtype);
-  if (tok_src) install_tokenizer(*tok_src, dir);
+  write_random_model(c, output.staging(), static_cast<uint64_t>(seed), dtype);
+  if (tok_src) install_tokenizer(*tok_src, output.staging());
+  output.commit();
   ParamCounts n = count_params(c);
   std::printf("wrote %s: %s %s, %s parameters + %s MTP, %s of %s weights in %.1f s\n", dir.c_str(),
               std::string(arch_name(c.arch)).c_str(),

@@ -19,13 +19,14 @@ namespace dsv3::cli {
 namespace {
 
 constexpr const char* kUsage =
-    R"(usage: dsv3 inspect (DIR | --config FILE | --preset NAME) [--tensors]
+    R"(usage: dsv3 inspect (-m DIR | DIR | --config FILE | --preset NAME) [--tensors]
 
 Shows a model's architecture, its parameters (total and activated per token, main model and MTP
 module separately), bytes by dtype, KV-cache bytes per token and, with --tensors, every tensor.
 
-  DIR              a Hugging Face model folder (config.json + *.safetensors); every tensor the
-                   config needs is checked (name, shape, dtype, FP8 scales) before anything prints
+  -m, --model DIR  a Hugging Face model folder (config.json + *.safetensors), as every command
+                   takes it (or DIR alone); every tensor the config needs is checked (name,
+                   shape, dtype, FP8 scales) before anything prints
   --config FILE    a config.json alone (sizes are computed; dtypes as the config says)
   --preset NAME    a built-in shape (see dsv3 init --help)
   --tensors        also list every tensor: name, dtype, shape, bytes
@@ -179,18 +180,21 @@ int cmd_inspect(Args& a) {
     std::printf("\n");
     return 0;
   }
+  auto model_dir = a.get({"-m", "--model"});
   auto config_file = a.get({"--config"});
   auto preset = a.get({"--preset"});
   bool tensors = a.flag({"--tensors"});
   auto pos = a.positionals();
   a.finish();
-  int sources = (config_file ? 1 : 0) + (preset ? 1 : 0) + static_cast<int>(pos.size());
+  int sources =
+      (model_dir ? 1 : 0) + (config_file ? 1 : 0) + (preset ? 1 : 0) + static_cast<int>(pos.size());
   if (sources != 1)
-    throw Error("give exactly one of DIR, --config FILE or --preset NAME",
+    throw Error("give exactly one of -m DIR, --config FILE or --preset NAME",
                 "see dsv3 inspect --help");
+  if (!pos.empty()) model_dir = pos[0];
 
-  if (!pos.empty()) {
-    const std::string& dir = pos[0];
+  if (model_dir) {
+    const std::string& dir = *model_dir;
     // Validates every tensor the config needs before printing anything.
     ModelWeights w = ModelWeights::load(dir);
     TensorStore store = TensorStore::open(dir);

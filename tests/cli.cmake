@@ -1,0 +1,83 @@
+# Issue 19: nothing lost, nothing hangs, a CLI a llama.cpp user finds natural. Every test runs on the
+# tiny folders of tests/model.cmake (fixtures model_tiny_*) and works in its own folder under
+# build/tests/cli/. File-system faults are made in those folders: links, FIFOs (mkfifo), a size
+# limit on written files (RLIMIT_FSIZE) standing in for a full disk or a kill mid-write.
+set(CLI_CHECK ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/model/cli_check.py)
+set(CLI_MODELS ${CMAKE_CURRENT_BINARY_DIR}/model_cli)  # tests/model.cmake's fixtures
+set(CLI_TMP ${CMAKE_CURRENT_BINARY_DIR}/cli)
+set(CLI_DSV3 $<TARGET_FILE:dsv3>)
+
+function(cli_test name)
+  cmake_parse_arguments(T "" "FIXTURE" "COMMAND" ${ARGN})
+  add_test(NAME cli_${name} COMMAND ${T_COMMAND})
+  set_tests_properties(cli_${name} PROPERTIES LABELS "cli" TIMEOUT 120)
+  if(T_FIXTURE)
+    set_tests_properties(cli_${name} PROPERTIES FIXTURES_REQUIRED model_tiny_${T_FIXTURE})
+  endif()
+endfunction()
+
+# 1. Replace-at-end writes: a failing or killed --force write leaves the old output loadable; the
+# leftovers of a killed init are named by a plain rerun and removed by --force.
+foreach(case init convert tokenizer logits)
+  set(model ${CLI_MODELS}/tiny_bf16)
+  if(case STREQUAL "logits" OR case STREQUAL "tokenizer")
+    set(model ${CLI_MODELS}/tiny_f32)
+  endif()
+  get_filename_component(fixture ${model} NAME)
+  string(REPLACE "tiny_" "" fixture ${fixture})
+  cli_test(replace_${case} FIXTURE ${fixture}
+           COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/model/replace_check.py ${case}
+                   ${CLI_DSV3} ${CLI_TMP}/replace_${case} ${model})
+endforeach()
+
+# 2. A command never writes over its own input, whatever the spelling of the path.
+cli_test(logits_out_is_input FIXTURE f32
+         COMMAND ${CLI_CHECK} --fail --match "--out .*/tiny_f32/\\./model\\.safetensors is the input .*/tiny_f32/model\\.safetensors"
+                 -- ${CLI_DSV3} logits -m ${CLI_MODELS}/tiny_f32 --ids 1,2
+                 --out ${CLI_MODELS}/tiny_f32/./model.safetensors)
+cli_test(logits_out_is_config FIXTURE f32
+         COMMAND ${CLI_CHECK} --fail --match "config\\.json is an input of this command"
+                 -- ${CLI_DSV3} logits -m ${CLI_MODELS}/tiny_f32 --ids 1,2
+                 --out ${CLI_MODELS}/tiny_f32/config.json)
+cli_test(grad_out_is_input FIXTURE f32
+         COMMAND ${CLI_CHECK} --fail --match "is an input"
+                 -- ${CLI_DSV3} grad -m ${CLI_MODELS}/tiny_f32 --ids 1,2,3
+                 --out ${CLI_MODELS}/tiny_f32/model.safetensors)
+cli_test(logits_out_is_a_directory FIXTURE f32
+         COMMAND ${CLI_CHECK} --fail --match "is a directory, not a regular file: it is never replaced"
+                 -- ${CLI_DSV3} logits -m ${CLI_MODELS}/tiny_f32 --ids 1 --out ${CLI_MODELS})
+# Run as: sh -c SCRIPT DIR COMMAND...: SCRIPT prepares DIR ($0), then runs COMMAND ("$@").
+cli_test(logits_out_fifo_without_reader FIXTURE f32
+         COMMAND sh -c "rm -rf \"$0\" && mkdir -p \"$0\" && mkfifo \"$0/out.npy\" && exec timeout 60 \"$@\""
+                 ${CLI_TMP}/fifo_out ${CLI_CHECK} --fail --match "is a FIFO that no program is reading"
+                 -- ${CLI_DSV3} logits -m ${CLI_MODELS}/tiny_f32 --ids 1 --out ${CLI_TMP}/fifo_out/out.npy)
+cli_test(tokenizer_train_out_is_input FIXTURE f32
+         COMMAND sh -c "rm -rf \"$0\" && mkdir -p \"$0\" && cp ${CLI_MODELS}/tiny_f32/tokenizer.json \"$0/\" && \"$@\" && cmp ${CLI_MODELS}/tiny_f32/tokenizer.json \"$0/tokenizer.json\""
+                 ${CLI_TMP}/tok_self ${CLI_CHECK} --fail --match "which is the input"
+                 -- ${CLI_DSV3} tokenizer train --input ${CLI_TMP}/tok_self/tokenizer.json
+                 --vocab-size 300 -o ${CLI_TMP}/tok_self --force)
+
+# 5. -m DIR for every command that reads a model, inspect included; logits --text.
+cli_test(inspect_dash_m FIXTURE f32
+         COMMAND ${CLI_CHECK} --ok --match "model +deepseek_v3 \\(.*tiny_f32\\)"
+                 -- ${CLI_DSV3} inspect -m ${CLI_MODELS}/tiny_f32)
+cli_test(inspect_two_sources FIXTURE f32
+         COMMAND ${CLI_CHECK} --fail --match "give exactly one of -m DIR"
+                 -- ${CLI_DSV3} inspect -m ${CLI_MODELS}/tiny_f32 --preset tiny)
+cli_test(logits_text FIXTURE f32
+         COMMAND ${CLI_CHECK} --ok --match "ids: 0 79 1136 118 740" --match "shape \\[5, 4096\\]"
+                 -- ${CLI_DSV3} logits -m ${CLI_MODELS}/tiny_f32 --text "Hello world")
+cli_test(logits_text_and_ids FIXTURE f32
+         COMMAND ${CLI_CHECK} --fail --match "give exactly one of --ids and --text"
+                 -- ${CLI_DSV3} logits -m ${CLI_MODELS}/tiny_f32 --text "Hello" --ids 1)
+
+# 9. Unknown options are reported before missing required ones, in every command.
+foreach(cmd init convert inspect logits tokenize detokenize template generate chat bench eval
+            grad train plot tokenizer)
+  cli_test(unknown_option_first_${cmd}
+           COMMAND ${CLI_CHECK} --fail --match "^dsv3 ${cmd}: error: unknown option --bogus"
+                   -- ${CLI_DSV3} ${cmd} --bogus)
+endforeach()
+cli_test(missing_required_named
+         COMMAND ${CLI_CHECK} --fail --match "missing --model \\(model folder\\), --ids \\(token ids\\)"
+                 -- ${CLI_DSV3} detokenize)
