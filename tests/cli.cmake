@@ -57,6 +57,36 @@ cli_test(tokenizer_train_out_is_input FIXTURE f32
                  -- ${CLI_DSV3} tokenizer train --input ${CLI_TMP}/tok_self/tokenizer.json
                  --vocab-size 300 -o ${CLI_TMP}/tok_self --force)
 
+# 3. Configs that pass validation field by field but describe absurd models fail at once, naming
+# the limit, before anything is built for them (TIMEOUT 30: they used to take minutes and 15 GB).
+function(cli_absurd name key value)
+  cmake_parse_arguments(T "" "" "MATCH;COMMAND" ${ARGN})
+  set(dir ${CLI_TMP}/absurd_${name})
+  string(REPLACE "@DIR@" ${dir} cmd "${T_COMMAND}")
+  cli_test(absurd_${name} FIXTURE f32
+           COMMAND ${CLI_CHECK} --copy ${CLI_MODELS}/tiny_f32 ${dir} --edit config ${key} ${value}
+                   --fail --match ${T_MATCH} -- ${CLI_DSV3} ${cmd})
+  set_tests_properties(cli_absurd_${name} PROPERTIES TIMEOUT 30)
+endfunction()
+cli_absurd(layers_inspect num_hidden_layers 1000000000
+           MATCH "num_hidden_layers 1000000000 is over dsv3's limit of 16777216"
+           COMMAND inspect -m @DIR@)
+cli_absurd(experts_init n_routed_experts 100000000
+           MATCH "n_routed_experts 100000000 is over dsv3's limit"
+           COMMAND init --config @DIR@/config.json -o @DIR@/never)
+cli_absurd(tensors_logits n_routed_experts 10000000
+           MATCH "describes a model of 1.2e\\+08 tensors .*over dsv3's limit of 1000000 tensors"
+           COMMAND logits -m @DIR@ --ids 1)
+cli_absurd(tensors_init num_hidden_layers 100000
+           MATCH "over dsv3's limit of 1000000 tensors"
+           COMMAND init --config @DIR@/config.json -o @DIR@/never)
+cli_absurd(more_than_the_files num_hidden_layers 10000
+           MATCH "describes a model of 620019 tensors, but the safetensors files in .* hold 269"
+           COMMAND inspect -m @DIR@)
+cli_absurd(bytes_past_the_files vocab_size 2000000000
+           MATCH "parameters \\(at least .* bytes\\), but the safetensors files in .* hold"
+           COMMAND logits -m @DIR@ --ids 1)
+
 # 5. -m DIR for every command that reads a model, inspect included; logits --text.
 cli_test(inspect_dash_m FIXTURE f32
          COMMAND ${CLI_CHECK} --ok --match "model +deepseek_v3 \\(.*tiny_f32\\)"
