@@ -87,6 +87,28 @@ cli_absurd(bytes_past_the_files vocab_size 2000000000
            MATCH "parameters \\(at least .* bytes\\), but the safetensors files in .* hold"
            COMMAND logits -m @DIR@ --ids 1)
 
+# 4. A prompt from a file (-f) and from stdin (-p -) gives what -p TEXT gives; a 1 MB prompt (too
+# long for argv) arrives whole (200000 words + BOS, refused by the context, not lost on the way);
+# a directory or a FIFO as -f is a named error at once.
+cli_test(generate_prompt_file_and_stdin FIXTURE f32
+         COMMAND sh -c "rm -rf \"$0\" && mkdir -p \"$0\" && printf 'The model of the' > \"$0/p.txt\" && \"$1\" generate -m \"$2\" -p 'The model of the' -n 4 --greedy > \"$0/argv\" && \"$1\" generate -m \"$2\" -f \"$0/p.txt\" -n 4 --greedy > \"$0/file\" && \"$1\" generate -m \"$2\" --file=\"$0/p.txt\" -n 4 --greedy > \"$0/file2\" && \"$1\" generate -m \"$2\" -p - -n 4 --greedy < \"$0/p.txt\" > \"$0/stdin\" && cmp \"$0/argv\" \"$0/file\" && cmp \"$0/argv\" \"$0/file2\" && cmp \"$0/argv\" \"$0/stdin\" && test -s \"$0/argv\""
+                 ${CLI_TMP}/prompt_file ${CLI_DSV3} ${CLI_MODELS}/tiny_f32)
+cli_test(generate_prompt_1mb FIXTURE f32
+         COMMAND sh -c "rm -rf \"$0\" && mkdir -p \"$0\" && ${DSV3_PYTHON} -c \"print('word ' * 200000, end='')\" > \"$0/big.txt\" && \"$@\" \"$0/big.txt\""
+                 ${CLI_TMP}/prompt_1mb ${CLI_CHECK} --fail
+                 --match "the prompt needs 2000[0-9][0-9] positions but the model's context is 4096"
+                 -- ${CLI_DSV3} generate -m ${CLI_MODELS}/tiny_f32 -n 1 -f)
+cli_test(generate_prompt_file_is_a_directory FIXTURE f32
+         COMMAND ${CLI_CHECK} --fail --match "generate: error: .* is a directory, not a regular file"
+                 -- ${CLI_DSV3} generate -m ${CLI_MODELS}/tiny_f32 -f ${CLI_MODELS})
+cli_test(generate_prompt_file_is_a_fifo FIXTURE f32
+         COMMAND sh -c "rm -rf \"$0\" && mkdir -p \"$0\" && mkfifo \"$0/fifo\" && exec timeout 60 \"$@\""
+                 ${CLI_TMP}/prompt_fifo ${CLI_CHECK} --fail --match "is a FIFO, not a regular file"
+                 -- ${CLI_DSV3} generate -m ${CLI_MODELS}/tiny_f32 -f ${CLI_TMP}/prompt_fifo/fifo)
+cli_test(generate_prompt_missing FIXTURE f32
+         COMMAND ${CLI_CHECK} --fail --match "missing the prompt: -p TEXT, -p - \\(stdin\\) or -f FILE"
+                 -- ${CLI_DSV3} generate -m ${CLI_MODELS}/tiny_f32)
+
 # 5. -m DIR for every command that reads a model, inspect included; logits --text.
 cli_test(inspect_dash_m FIXTURE f32
          COMMAND ${CLI_CHECK} --ok --match "model +deepseek_v3 \\(.*tiny_f32\\)"

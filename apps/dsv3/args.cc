@@ -138,15 +138,15 @@ std::vector<int32_t> parse_id_list(const std::string& s, const std::string& what
   return ids;
 }
 
-std::string read_file_or_stdin(const std::string& path) {
-  if (path != "-") return read_file(path);
+std::string read_file_or_stdin(const std::string& path, uint64_t max_bytes) {
+  if (path != "-") return read_file(path, max_bytes);
   std::string s;
   char buf[1 << 16];
   size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) {
     s.append(buf, n);
-    if (s.size() > kMaxReadBytes)
-      throw Error("stdin holds more than the limit of " + std::to_string(kMaxReadBytes) +
+    if (s.size() > max_bytes)
+      throw Error("stdin holds more than the limit of " + std::to_string(max_bytes) +
                   " bytes for this input");
   }
   if (std::ferror(stdin)) throw Error("could not read stdin");

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/file.h"
+
 namespace dsv3::cli {
 
 class Args {
@@ -49,11 +51,12 @@ class Args {
 // Threads for commands that compute: -t/--threads, default physical cores.
 int threads_arg(Args& a);
 
-// The bytes of the file an option names, or of stdin for "-".
 // Token ids as tokenize prints them and people type them: separated by commas and/or whitespace
 // ("0,1234,5", "0 1234 5"). Each must fit int32 (checked before narrowing: 2^32 + 1 is not 1);
 // an empty list is an error. `what` names the option in errors.
 std::vector<int32_t> parse_id_list(const std::string& s, const std::string& what);
-std::string read_file_or_stdin(const std::string& path);
+// The bytes of the file an option names, or of stdin for "-", at most `max_bytes` (an Error names
+// the limit); a directory or FIFO is refused at once (read_file).
+std::string read_file_or_stdin(const std::string& path, uint64_t max_bytes = kMaxReadBytes);
 
 }  // namespace dsv3::cli

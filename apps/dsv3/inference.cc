@@ -119,12 +119,14 @@ DType cache_dtype_arg(Args& a) {
 
 }  // namespace
 
-GenerationSetup open_for_generation(Args& a, const std::string& dir, int64_t default_max_tokens) {
+GenerationSetup open_for_generation(Args& a, const std::string& dir, int64_t default_max_tokens,
+                                    const std::function<void()>& before_loading) {
   const GenerationOverrides overrides = read_sampling_flags(a);
   GenerationSetup s;
   s.cache_dtype = cache_dtype_arg(a);
   const int threads = threads_arg(a);
   a.finish();  // before `dir` is used: it may be a required option that is missing
+  if (before_loading) before_loading();
   const GenerationDefaults defaults = load_generation_defaults(dir);
   s.model = std::make_unique<InferenceModel>(dir, threads, /*with_tokenizer=*/true);
   s.policy = resolve_generation_policy(overrides, defaults, default_max_tokens, s.model->config(),

@@ -4,6 +4,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -56,12 +57,15 @@ extern const char kSamplingFlagsHelp[];
 // Args::finish(), so the command reads its own options before; then the folder's
 // generation_config.json, the model with its tokenizer, and the generation policy
 // (resolve_generation_policy; default_max_tokens when neither -n nor the folder gives a limit).
+// `before_loading` runs after finish() and before the model loads: a command reads its inputs
+// there, so that a bad prompt file fails at once.
 struct GenerationSetup {
   GenerationPolicy policy;
   DType cache_dtype = DType::F32;
   std::unique_ptr<InferenceModel> model;
 };
-GenerationSetup open_for_generation(Args& a, const std::string& dir, int64_t default_max_tokens);
+GenerationSetup open_for_generation(Args& a, const std::string& dir, int64_t default_max_tokens,
+                                    const std::function<void()>& before_loading = {});
 
 // While alive, Ctrl-C (SIGINT) sets flag() instead of ending the process. Restores the previous
 // handler on destruction. Reads interrupted by the signal return with EINTR (no SA_RESTART).
