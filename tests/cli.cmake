@@ -123,6 +123,11 @@ cli_test(logits_text_and_ids FIXTURE f32
          COMMAND ${CLI_CHECK} --fail --match "give exactly one of --ids and --text"
                  -- ${CLI_DSV3} logits -m ${CLI_MODELS}/tiny_f32 --text "Hello" --ids 1)
 
+# 6. One parameter count across init, inspect, generate and bench, and in the README.
+cli_test(one_parameter_count
+         COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/model/param_count_check.py ${CLI_DSV3}
+                 ${CLI_TMP}/param_count ${PROJECT_SOURCE_DIR}/README.md)
+
 # 9. Unknown options are reported before missing required ones, in every command.
 foreach(cmd init convert inspect logits tokenize detokenize template generate chat bench eval
             grad train plot tokenizer)

@@ -112,12 +112,11 @@ int cmd_init(Args& a) {
   write_random_model(c, output.staging(), static_cast<uint64_t>(seed), dtype);
   if (tok_src) install_tokenizer(*tok_src, output.staging());
   output.commit();
-  ParamCounts n = count_params(c);
-  std::printf("wrote %s: %s %s, %s parameters + %s MTP, %s of %s weights in %.1f s\n", dir.c_str(),
+  std::printf("wrote %s: %s %s, %s, %s of %s weights in %.1f s\n", dir.c_str(),
               std::string(arch_name(c.arch)).c_str(),
-              preset ? preset->c_str() : config_file->c_str(), human_count(n.main_total).c_str(),
-              human_count(n.mtp_unique).c_str(), human_bytes(need).c_str(),
-              fp8 ? "fp8" : (dtype == DType::F32 ? "f32" : "bf16"), timer.seconds());
+              preset ? preset->c_str() : config_file->c_str(), parameter_summary(c).c_str(),
+              human_bytes(need).c_str(), fp8 ? "fp8" : (dtype == DType::F32 ? "f32" : "bf16"),
+              timer.seconds());
   if (tok_src) std::printf("tokenizer from %s\n", tok_src->c_str());
   if (!tok_note.empty()) std::fprintf(stderr, "note: %s\n", tok_note.c_str());
   return 0;

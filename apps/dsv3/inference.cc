@@ -10,6 +10,7 @@
 #include "base/strings.h"
 #include "base/timer.h"
 #include "kernels/best_kernels.h"
+#include "model/param_table.h"
 #include "tokenizer/chat_template.h"
 
 namespace dsv3::cli {
@@ -44,18 +45,18 @@ void touch_weights(const ModelWeights& w, uint64_t total_bytes) {
 InferenceModel::InferenceModel(const std::string& dir, int threads, bool with_tokenizer)
     : dir_(dir), weights_(ModelWeights::load(dir)), pool_(threads), kernels_(best_kernels()) {
   Timer clock;
-  for (const WeightView& v : weights_.all()) {
-    params_ += static_cast<uint64_t>(v.numel());
+  for (const WeightView& v : weights_.all())
     bytes_ += static_cast<uint64_t>(v.numel()) * dtype_size(v.dtype);
-  }
+  const ParamCounts counts = count_params(config());
+  params_ = counts.main_total;
+  mtp_params_ = counts.mtp_unique;
   touch_weights(weights_, bytes_);
   model_ = make_model(weights_, ComputeContext{kernels_, pool_});
   if (with_tokenizer) tok_ = std::make_unique<Tokenizer>(Tokenizer::load(dir));
   load_s_ = clock.seconds();
-  std::fprintf(stderr, "loaded %s (%s, %s parameters, %s; %s kernels, %d threads) in %.2f s\n",
-               dir.c_str(), std::string(arch_name(config().arch)).c_str(),
-               human_count(params_).c_str(), human_bytes(bytes_).c_str(), kernels_.name,
-               pool_.size(), load_s_);
+  std::fprintf(stderr, "loaded %s (%s, %s, %s; %s kernels, %d threads) in %.2f s\n", dir.c_str(),
+               std::string(arch_name(config().arch)).c_str(), parameter_summary(config()).c_str(),
+               human_bytes(bytes_).c_str(), kernels_.name, pool_.size(), load_s_);
 }
 
 const Tokenizer& InferenceModel::tokenizer() const {

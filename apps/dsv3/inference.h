@@ -35,7 +35,9 @@ class InferenceModel {
   ThreadPool& pool() { return pool_; }
   const Kernels& kernels() const { return kernels_; }
   uint64_t weight_bytes() const { return bytes_; }
+  // parameter_summary's figure: the main model's parameters, without the MTP module.
   uint64_t parameters() const { return params_; }
+  uint64_t mtp_parameters() const { return mtp_params_; }  // its own, copies left out
   double load_seconds() const { return load_s_; }
 
  private:
@@ -45,7 +47,7 @@ class InferenceModel {
   const Kernels& kernels_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tok_;
-  uint64_t bytes_ = 0, params_ = 0;
+  uint64_t bytes_ = 0, params_ = 0, mtp_params_ = 0;
   double load_s_ = 0;
 };
 

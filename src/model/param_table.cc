@@ -180,6 +180,29 @@ ParamCounts count_params(const ModelConfig& c) {
   return n;
 }
 
+std::string format_params(uint64_t n) {
+  char buf[32];
+  const double v = static_cast<double>(n);
+  if (v >= 100e9)
+    std::snprintf(buf, sizeof buf, "%.1fB", v / 1e9);
+  else if (v >= 1e9)
+    std::snprintf(buf, sizeof buf, "%.2fB", v / 1e9);
+  else if (v >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
+  else if (v >= 1e3)
+    std::snprintf(buf, sizeof buf, "%.2fK", v / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(n));
+  return buf;
+}
+
+std::string parameter_summary(const ModelConfig& c) {
+  const ParamCounts n = count_params(c);
+  std::string s = format_params(n.main_total) + " parameters";
+  if (n.mtp_unique > 0) s += " + " + format_params(n.mtp_unique) + " MTP";
+  return s;
+}
+
 namespace {
 
 ModelSize size_of(const ModelConfig& c) {
