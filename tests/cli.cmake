@@ -128,6 +128,30 @@ cli_test(one_parameter_count
          COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/model/param_count_check.py ${CLI_DSV3}
                  ${CLI_TMP}/param_count ${PROJECT_SOURCE_DIR}/README.md)
 
+# 7. A real-shape preset whose tokenizer is not installed is refused before anything is written
+# ($DSV3_ASSETS points the search at an empty place); --no-tokenizer writes the weights and says
+# last, clearly, that the folder cannot generate yet. A long init reports progress off a terminal
+# too (a line every DSV3_PROGRESS_INTERVAL seconds: 0 here; 5 by default, so tiny prints none).
+cli_test(init_preset_without_tokenizer
+         COMMAND sh -c "rm -rf \"$0\" && \"$@\" && test ! -e \"$0\"" ${CLI_TMP}/no_tok_qwen
+                 env DSV3_ASSETS=${CLI_TMP}/no_assets ${CLI_CHECK} --fail
+                 --match "tokenizer of preset r1-distill-qwen-1.5b \\('qwen2.5-r1-distill'\\) is not installed"
+                 --match "could not tokenize, generate or chat" --match "fetch-assets.sh"
+                 --match "--no-tokenizer"
+                 -- ${CLI_DSV3} init --preset r1-distill-qwen-1.5b -o ${CLI_TMP}/no_tok_qwen)
+cli_test(init_no_tokenizer_says_so
+         COMMAND env DSV3_ASSETS=${CLI_TMP}/no_assets ${CLI_CHECK} --ok
+                 --match "warning: .*no_tok_tiny has no tokenizer: tokenize, generate and chat cannot use it"
+                 -- ${CLI_DSV3} init --preset tiny --no-tokenizer -o ${CLI_TMP}/no_tok_tiny --force)
+cli_test(init_progress_lines_off_a_terminal
+         COMMAND env DSV3_PROGRESS_INTERVAL=0 ${CLI_CHECK} --ok
+                 --match "writing .*/progress/dsv3-tmp\\.[0-9]+: [0-9]+% \\([0-9.]+ [KM]iB / 22.86 MiB\\) after [0-9]+ s"
+                 --match "writing .*/progress/dsv3-tmp\\.[0-9]+: 100% "
+                 -- ${CLI_DSV3} init --preset tiny -o ${CLI_TMP}/progress --force)
+cli_test(init_quick_prints_no_progress
+         COMMAND ${CLI_CHECK} --ok --no-match "writing .*%"
+                 -- ${CLI_DSV3} init --preset tiny -o ${CLI_TMP}/progress_quiet --force)
+
 # 9. Unknown options are reported before missing required ones, in every command.
 foreach(cmd init convert inspect logits tokenize detokenize template generate chat bench eval
             grad train plot tokenizer)

@@ -26,7 +26,7 @@ void on_sigint(int) {
 // Reads one byte of every page of every weight so that the mapped file is in memory.
 void touch_weights(const ModelWeights& w, uint64_t total_bytes) {
   constexpr uint64_t kMiB = 1 << 20, kPage = 4096;
-  ProgressBar bar("loading", total_bytes / kMiB, "MiB");
+  ProgressBar bar("loading", total_bytes / kMiB, "MiB", ProgressBar::Offline::Lines);
   uint64_t done = 0;
   unsigned char sink = 0;
   for (const WeightView& v : w.all()) {
