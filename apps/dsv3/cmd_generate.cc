@@ -93,6 +93,8 @@ int cmd_generate(Args& a) {
   printer.end();
   std::fputc('\n', stdout);
   std::fflush(stdout);
+  if (const std::string n = printer.note(splitter.in_reasoning(), r.reason); !n.empty())
+    std::fprintf(stderr, "note: %s\n", n.c_str());
   if (verbose) {
     print_ids("prompt ids", ids);
     print_ids("generated ids", r.tokens);

@@ -178,6 +178,7 @@ ReasoningPrinter::ReasoningPrinter(bool hide) : hide_(hide), tty_(::isatty(STDOU
 
 void ReasoningPrinter::print(const std::vector<ReasoningSplitter::Piece>& pieces) {
   for (const auto& p : pieces) {
+    (p.reasoning && hide_ ? hidden_ : shown_) += p.text.size();
     if (p.reasoning && hide_) continue;
     if (tty_) {
       std::fputs(p.reasoning ? "\x1b[2m" : "", stdout);  // ANSI dim
@@ -193,9 +194,21 @@ void ReasoningPrinter::print(const std::vector<ReasoningSplitter::Piece>& pieces
 }
 
 void ReasoningPrinter::end() {
-  if (open_) std::fputs("</think>", stdout);
   open_ = false;
   std::fflush(stdout);
+}
+
+std::string ReasoningPrinter::note(bool still_reasoning, StopReason reason) const {
+  const bool cut = reason == StopReason::MaxTokens;
+  if (hide_ && hidden_ > 0 && shown_ == 0)
+    return "--hide-reasoning hid everything generated: " + std::to_string(hidden_) +
+           " bytes of reasoning and " + (still_reasoning ? "no answer yet" : "an empty answer") +
+           (still_reasoning && cut ? " (a larger -n lets the model reach one)" : "") +
+           "; leave out --hide-reasoning to see the reasoning";
+  if (still_reasoning && hidden_ + shown_ > 0)
+    return std::string("the output ended inside the reasoning: the model wrote no </think>") +
+           (cut ? " (a larger -n lets it finish)" : "");
+  return "";
 }
 
 void print_ids(const char* what, const std::vector<int32_t>& ids) {

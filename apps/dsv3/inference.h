@@ -86,16 +86,23 @@ std::string render_chat(const Tokenizer& tok, const Json& messages, bool add_gen
 // True when the rendered prompt leaves the model inside <think> (R1's template ends with it).
 bool prompt_opens_reasoning(std::string_view prompt);
 
-// Prints reasoning and answer pieces to stdout: the reasoning dim on a terminal, between <think>
-// tags otherwise, or not at all when hidden.
+// Prints reasoning and answer pieces to stdout: the reasoning dim on a terminal, after a <think>
+// tag otherwise (and a </think> where the model closed it), or not at all when hidden.
 class ReasoningPrinter {
  public:
   explicit ReasoningPrinter(bool hide);
   void print(const std::vector<ReasoningSplitter::Piece>& pieces);
-  void end();  // closes an open reasoning block
+  // The end of the output. A reasoning block the model left open stays open: a </think> it never
+  // produced is not printed (reasoning_note says why the text ends there).
+  void end();
+  // What the user should know about the output just ended, or "" (nothing hidden, nothing cut):
+  // that --hide-reasoning hid everything generated, or that the output ended inside the reasoning
+  // (`still_reasoning`: the splitter's state at the end), with what to do for the answer.
+  std::string note(bool still_reasoning, StopReason reason) const;
 
  private:
   bool hide_, tty_, open_ = false;
+  uint64_t shown_ = 0, hidden_ = 0;  // bytes of text
 };
 
 // "what: 1 2 3" on stderr.
