@@ -16,11 +16,12 @@ function(cli_test name)
   endif()
 endfunction()
 
-# 1. Replace-at-end writes: a failing or killed --force write leaves the old output loadable; the
-# leftovers of a killed init are named by a plain rerun and removed by --force.
-foreach(case init convert tokenizer logits)
+# 1. Replace-at-end writes (init, convert, tokenizer train, logits, data prepare): a failing or
+# killed --force write leaves the old output loadable; the leftovers of a killed run are named by
+# a plain rerun and removed by --force.
+foreach(case init convert tokenizer logits prepare)
   set(model ${CLI_MODELS}/tiny_bf16)
-  if(case STREQUAL "logits" OR case STREQUAL "tokenizer")
+  if(case STREQUAL "logits" OR case STREQUAL "tokenizer" OR case STREQUAL "prepare")
     set(model ${CLI_MODELS}/tiny_f32)
   endif()
   get_filename_component(fixture ${model} NAME)

@@ -6,8 +6,11 @@
 // removes with --force).
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "base/staged_folder.h"
 
 namespace dsv3::cli {
 
@@ -18,13 +21,12 @@ class ModelOutput {
   // with how to remove them); with `force` too, a file the new model would replace that is not a
   // regular file (a link, a FIFO: never replaced).
   ModelOutput(std::string dir, bool force);
-  ~ModelOutput();  // removes the staging folder of a write that did not commit
   ModelOutput(const ModelOutput&) = delete;
   ModelOutput& operator=(const ModelOutput&) = delete;
 
   const std::string& dir() const { return dir_; }
   // Bytes of leftover temporary files that begin() removes (counted as free space).
-  uint64_t leftover_bytes() const { return leftover_bytes_; }
+  uint64_t leftover_bytes() const { return leftovers_.bytes; }
   // Throws Error (with `hint`) when the disk of `dir` has less than `need` bytes plus a margin for
   // headers and JSON files (1% + 64 MiB, which also leaves the disk usable). The old model stays
   // until commit(), so its bytes are not counted as free.
@@ -32,19 +34,19 @@ class ModelOutput {
 
   // After every check: removes the leftovers, creates `dir` and the staging folder in it.
   void begin();
-  // Where the command writes every file of the new model (begin() first).
-  const std::string& staging() const { return staging_; }
+  // Where the command writes every file of the new model (begin() first). A write that does not
+  // commit removes it when the ModelOutput goes.
+  const std::string& staging() const;
   // Moves the staged files into `dir`: config.json is removed first and put back last (a folder
   // caught in between is never taken for a model), old weight files the new model lacks (shards,
   // index) and the names in `also_remove` are deleted. The staging folder is removed.
   void commit(const std::vector<std::string>& also_remove = {});
 
  private:
-  std::string dir_, staging_;
+  std::string dir_;
   bool force_;
-  std::vector<std::string> leftovers_;  // names in dir_
-  uint64_t leftover_bytes_ = 0;
-  bool committed_ = false;
+  Leftovers leftovers_;
+  std::optional<StagedFolder> staging_;
 };
 
 // Refuses, before any work, an output file path that write_file_atomic would refuse (a directory,

@@ -12,6 +12,8 @@ init, convert  --force over a copy of MODEL_DIR: a failing write leaves the fold
                killed one leaves it loadable plus its staging folder, which a plain rerun names
                (with how to remove it) and --force removes; a link among the files is refused.
 tokenizer      tokenizer train --force whose second file cannot be written keeps the first.
+prepare        data prepare --force that fails (an empty train split, found after the shards are
+               written) or is killed leaves the old data set; leftovers as for init.
 logits         --out through a symlink writes the link's target; with --mtp, an output that cannot
                be written is refused before the other replaces its old file.
 """
@@ -43,8 +45,8 @@ def expect(cond, what):
         sys.exit("replace_check: " + what)
 
 
-def same_tree(a, b):
-    c = filecmp.dircmp(a, b)
+def same_tree(a, b, ignore=()):
+    c = filecmp.dircmp(a, b, ignore=list(ignore))
     if c.left_only or c.right_only or c.diff_files or c.funny_files:
         return False
     # dircmp compares by stat signature; compare contents too.
@@ -74,6 +76,7 @@ def model_case(dsv3, work, model, write):
     expect(r.returncode == -signal.SIGXFSZ, "the write was not killed")
     left = staging_dirs(victim)
     expect(len(left) == 1, "no staging folder left by the killed run: %s" % os.listdir(victim))
+    expect(same_tree(model, victim, ignore=left), "the killed write changed the old files")
     expect(run([dsv3, "inspect", "-m", victim]).returncode == 0, "the old model no longer loads")
     # 3. A plain rerun names the leftover and says how to remove it.
     r = run(write(victim))
@@ -123,6 +126,36 @@ def check_tokenizer(dsv3, work, model):
            "temporary files left: %s" % os.listdir(out))
 
 
+def check_prepare(dsv3, work, model):
+    d = os.path.join(work, "prepare")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    text, empty, data = (os.path.join(d, n) for n in ("text.txt", "empty.txt", "data"))
+    with open(text, "w") as f:
+        f.write("".join("document %d: the cat sat on the mat.\n\x1e\n" % i for i in range(400)))
+    open(empty, "w").close()
+    prepare = [dsv3, "data", "prepare", "--tokenizer", model, "-o", data]
+    r = run(prepare + ["--input", text])
+    expect(r.returncode == 0, "the first data set was not written")
+    good = os.path.join(work, "prepare_good")
+    fresh_copy(data, good)
+    # Fails after writing its shards: the train split is empty.
+    r = run(prepare + ["--input", empty, "--valid", text, "--force"])
+    expect(r.returncode == 1 and "the train split is empty" in r.stderr, "the failing run did not fail")
+    expect(same_tree(good, data), "a failed --force run changed the old data set")
+    r = run(prepare + ["--input", text, "--force", "--shard-tokens", "64"], fsize=4096, killed=True)
+    expect(r.returncode == -signal.SIGXFSZ, "the run was not killed")
+    left = staging_dirs(data)
+    expect(len(left) == 1, "no staging folder left: %s" % os.listdir(data))
+    expect(same_tree(good, data, ignore=left), "the killed run changed the old data set")
+    r = run(prepare + ["--input", text])
+    expect(r.returncode == 1 and "temporary files of an unfinished dsv3 run" in r.stderr,
+           "a plain rerun did not name the leftovers")
+    r = run(prepare + ["--input", text, "--force"])
+    expect(r.returncode == 0 and not staging_dirs(data), "--force did not clean up")
+    expect(same_tree(good, data), "the rewritten data set differs from the first")
+
+
 def check_logits(dsv3, work, model):
     d = os.path.join(work, "logits")
     shutil.rmtree(d, ignore_errors=True)
@@ -145,7 +178,7 @@ def main():
     case, dsv3, work, model = sys.argv[1:5]
     os.makedirs(work, exist_ok=True)
     {"init": check_init, "convert": check_convert, "tokenizer": check_tokenizer,
-     "logits": check_logits}[case](dsv3, work, model)
+     "logits": check_logits, "prepare": check_prepare}[case](dsv3, work, model)
     print("replace_check %s: ok" % case)
 
 
