@@ -110,6 +110,15 @@ cli_test(generate_prompt_missing FIXTURE f32
          COMMAND ${CLI_CHECK} --fail --match "missing the prompt: -p TEXT, -p - \\(stdin\\) or -f FILE"
                  -- ${CLI_DSV3} generate -m ${CLI_MODELS}/tiny_f32)
 
+# A character device at an output path is written through, never replaced by a regular file: a
+# node like /dev/null made in the test's own folder (root only; skipped where mknod is refused).
+add_test(NAME cli_logits_out_device_written_through
+         COMMAND sh -c "[ \"$(id -u)\" = 0 ] || exit 77; rm -rf \"$0\" && mkdir -p \"$0\" && { mknod \"$0/null\" c 1 3 || exit 77; } && \"$@\" && test -c \"$0/null\""
+                 ${CLI_TMP}/device ${CLI_DSV3} logits -m ${CLI_MODELS}/tiny_f32 --ids 1,2
+                 --out ${CLI_TMP}/device/null)
+set_tests_properties(cli_logits_out_device_written_through PROPERTIES LABELS "cli"
+                     SKIP_RETURN_CODE 77 FIXTURES_REQUIRED model_tiny_f32)
+
 # 5. -m DIR for every command that reads a model, inspect included; logits --text.
 cli_test(inspect_dash_m FIXTURE f32
          COMMAND ${CLI_CHECK} --ok --match "model +deepseek_v3 \\(.*tiny_f32\\)"
