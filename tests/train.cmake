@@ -7,7 +7,7 @@ set_tests_properties(train_golden_current PROPERTIES LABELS "train;ref")
 
 # dsv3 plot (tests/train/plot_check.py): a PNG of the requested size from synthetic runs, and the
 # errors for a malformed line, a missing gnuplot and a run without metrics.
-foreach(case png malformed no_gnuplot missing_run)
+foreach(case png malformed no_gnuplot missing_run link)
   add_test(NAME train_plot_${case}
            COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/train/plot_check.py ${case}
                    $<TARGET_FILE:dsv3> ${CMAKE_CURRENT_BINARY_DIR}/train_plot/${case})

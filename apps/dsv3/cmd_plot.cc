@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "apps/dsv3/commands.h"
+#include "apps/dsv3/output_folder.h"
 #include "base/error.h"
 #include "base/file.h"
 #include "train/metrics_log.h"
@@ -243,6 +244,7 @@ int cmd_plot(Args& a) {
     for (const Run& r : runs) *title += " " + r.name;
   }
 
+  check_output_file(out, "-o");  // a directory, a metrics file read above: refused before gnuplot
   const fs::path out_path(out);
   if (out_path.has_parent_path()) make_dirs(out_path.parent_path().string());
   // gnuplot writes a temporary image, renamed over FILE.png only once it is complete.
@@ -258,9 +260,15 @@ int cmd_plot(Args& a) {
     throw Error("plot: gnuplot failed (exit " + std::to_string(rc) + ") on " + script_path,
                 "its messages are above; the script is kept for a look");
   }
+  // Through write_file_atomic, not a rename: a link at FILE.png is followed, never replaced.
   std::error_code ec;
-  fs::rename(tmp_png, out, ec);
-  DSV3_CHECK(!ec, "plot: cannot move the image to " + out + ": " + ec.message());
+  try {
+    write_file_atomic(out, read_file(tmp_png));
+  } catch (...) {
+    fs::remove(tmp_png, ec);
+    throw;
+  }
+  fs::remove(tmp_png, ec);
   fs::remove(script_path, ec);
   std::printf("plot: wrote %s (%zu run%s, %lld points)\n", out.c_str(), runs.size(),
               runs.size() == 1 ? "" : "s", static_cast<long long>(points));
