@@ -23,14 +23,14 @@ mkdir -p data runs
   build/dsv3 data prepare --tokenizer assets/tokenizers/dsv3-en-16k --input data/corpus/train.txt \
     --valid data/corpus/valid.txt -o data/small
 # The V3 recipe at small scale: MTP (lambda 0.3), sequence-wise balance loss (alpha 1e-4), the
-# aux-loss-free bias (gamma 1e-3), AdamW with BF16 moments; a constant rate after the warmup, since
-# a time limit decides the length.
+# aux-loss-free bias (gamma 1e-3), AdamW with BF16 moments, BF16 GEMMs with FP32 sums; a constant
+# rate after the warmup, since a time limit decides the length.
 [[ -e runs/small/checkpoints/latest ]] ||
   build/dsv3 train --preset small --data data/small -o runs/small --steps 1000000 \
     --time-limit "${minutes}m" --seq-len 256 --batch 8 --lr 2e-3 --warmup 30 --val-every 20 \
-    --ckpt-every 100
+    --ckpt-every 100 --precision bf16
 build/dsv3 plot runs/small -o runs/small/curves.png
-build/dsv3 eval -m runs/small/checkpoints/latest --data data/small
+build/dsv3 eval -m runs/small/checkpoints/latest --data data/small --seq-len 256
 build/dsv3 generate -m runs/small/checkpoints/latest -p "It was a dark night, and" -n 120 \
   --temperature 0.8 --seed 1
 echo "curves: runs/small/curves.png; model: runs/small/checkpoints/latest"
