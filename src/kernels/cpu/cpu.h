@@ -23,8 +23,6 @@ void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, con
                int64_t T, ThreadPool& pool);
 void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
 void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool);
-void matmul_dw(float* dw, const float* dy, const float* x, int64_t T, int64_t rows, int64_t cols,
-               ThreadPool& pool);
 // Training GEMMs (kernels.h GemmArgs): FP32 (gemm.cc) and BF16 operands with FP32 sums, on AMX
 // tiles (gemm_amx.cc) or with AVX512-BF16 dot products (gemm_bf16.cc). gemm_bf16 runs the first
 // of those this CPU has (else ref::gemm_bf16); the others are here for tests and benchmarks.

@@ -36,7 +36,6 @@ const Kernels& cpu_kernels() {
       .matmul_xw = cpu::matmul_xw,
       .matmul_heads = cpu::matmul_heads,
       .matmul_xw_heads = cpu::matmul_xw_heads,
-      .matmul_dw = cpu::matmul_dw,
       .gemm = cpu::gemm,
       .gemm_bf16 = cpu::gemm_bf16,
       .rmsnorm = cpu::rmsnorm,

@@ -49,7 +49,7 @@ bool amx_supported() {
 
 namespace {
 
-constexpr int64_t kBand = 32, kBlock = 512, kKbPass = 16;  // k32 tiles per pass (512 k)
+constexpr int64_t kBand = 32, kBlock = 512, kKbPass = 8;  // k32 tiles per pass (512 k)
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1, start_row = 0, reserved[14] = {};
