@@ -21,7 +21,7 @@ namespace cpu {
 void gemm_bf16(const GemmArgs& g, ThreadPool& pool) {
   static const auto impl = amx_supported()           ? gemm_bf16_amx
                            : avx512_bf16_supported() ? gemm_bf16_dp
-                                                     : ref::gemm_bf16;
+                                                     : gemm_bf16_emulated;
   impl(g, pool);
 }
 
