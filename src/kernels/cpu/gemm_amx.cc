@@ -3,11 +3,11 @@
 // 1 KiB tiles are AMX tiles as they lie).
 //
 // Tile registers: 0-3 hold a 2 x 2 block of C (32 x 32), 4-5 two A tiles, 6-7 two B tiles, so each
-// 32-wide step of k loads 4 tiles for 4 products. A thread's rows go 32 at a time (their A tiles,
-// 32 rows x 512 k = 32 KiB, stay in L1) across a block of 512 columns (its B tiles, 512 KiB at
-// most, in L2), k in passes of 512. C tiles start from zero, or from c (accumulating, or after the
-// first pass) through tile loads with c's own stride; tiles that stick out of c go through a
-// 16 x 16 buffer.
+// 32-wide step of k loads 4 tiles for 4 products. k goes in passes of 1024; in a pass a thread's
+// rows go 32 at a time (their A tiles, 64 KiB at most, packed here from a row-major a, else taken
+// from the packed aᵀ) across a block of 512 columns (its B tiles, 1 MiB at most, in L2). C tiles
+// start from zero, or from c (accumulating, or after the first pass) through tile loads with c's
+// own stride; tiles that stick out of c go through a 16 x 16 buffer.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <cpuid.h>
@@ -49,7 +49,7 @@ bool amx_supported() {
 
 namespace {
 
-constexpr int64_t kBand = 32, kBlock = 512, kKbPass = 8;  // k32 tiles per pass (512 k)
+constexpr int64_t kBand = 32, kBlock = 512, kKbPass = 32;  // k32 tiles per pass (1024 k)
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1, start_row = 0, reserved[14] = {};
