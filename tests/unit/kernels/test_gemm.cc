@@ -49,11 +49,12 @@ struct Case {
 };
 // Edges of 16 (vectors, AMX rows), 8 (register tile rows), 32 (AMX k), 48 (register tile
 // columns), 256 (k pass), 480 (column block); a single row or column; K = 1; the training shapes'
-// narrow sides (80, 96, 192) and a Wgrad with long K.
-const Case kCases[] = {{1, 1, 1},      {3, 5, 7},      {8, 16, 32},   {9, 17, 33},
-                       {17, 47, 31},   {33, 49, 65},   {1, 100, 40},  {70, 1, 300},
-                       {64, 80, 256},  {100, 96, 257}, {40, 530, 70}, {130, 192, 600},
-                       {80, 64, 1100}, {0, 5, 5},      {5, 0, 5},     {5, 5, 0}};
+// narrow sides (80, 96, 192), a Wgrad with long K and a K past 4096 (the LM head's Dgrad, whose
+// AMX passes are longer).
+const Case kCases[] = {
+    {1, 1, 1},      {3, 5, 7},      {8, 16, 32},   {9, 17, 33},    {17, 47, 31},  {33, 49, 65},
+    {1, 100, 40},   {70, 1, 300},   {64, 80, 256}, {100, 96, 257}, {40, 530, 70}, {130, 192, 600},
+    {80, 64, 1100}, {20, 40, 4200}, {0, 5, 5},     {5, 0, 5},      {5, 5, 0}};
 
 double bf16_round(float x) {
   return bf16_to_f32(f32_to_bf16(x));
