@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Installs what dsv3 needs from Debian 12's packages, by name. Idempotent: packages already present
 # are skipped, so a second run does nothing. Runs apt as root, or through sudo when not root.
-#   scripts/setup-deps.sh          build + run dependencies
-#   scripts/setup-deps.sh --test   also what the tests need (PyTorch reference, clang for fuzzing, Node.js)
+#   scripts/setup-deps.sh          build + run dependencies (Node.js for the corpus, gnuplot for plots)
+#   scripts/setup-deps.sh --test   also what the tests need (PyTorch reference, clang for fuzzing)
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build ccache pkg-config libpcre2-dev libutf8proc-dev gnuplot-nox)
+# Node.js fetches the training corpus (dsv3 data corpus) and runs the Hugging Face reference
+# tokenizers: Debian's packages unless a Node.js with npm is already there (e.g. NodeSource's
+# nodejs, which bundles npm and conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 if [[ ${1:-} == --test ]]; then
   pkgs+=(libgtest-dev clang libclang-rt-14-dev
          python3 python3-torch python3-numpy libopenblas0-pthread
          tmux python3-jsonschema python3-jinja2)
-  # Node.js for the Hugging Face reference tokenizers: Debian's packages unless a Node.js with npm is
-  # already there (e.g. NodeSource's nodejs, which bundles npm and conflicts with Debian's npm).
-  command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -20,9 +20,9 @@ add_test(NAME forward_logits_rejects_unknown_option
 set_tests_properties(forward_logits_help forward_logits_rejects_unknown_option
                      PROPERTIES LABELS "forward;cli")
 set_tests_properties(forward_logits_rejects_unknown_option
-                     PROPERTIES PASS_REGULAR_EXPRESSION "error: logits: unknown option --bogus")
+                     PROPERTIES PASS_REGULAR_EXPRESSION "dsv3 logits: error: unknown option --bogus")
 # An id past 2^32 must not wrap to a valid one (4294967297 would become 1).
 add_test(NAME forward_logits_rejects_huge_id
          COMMAND $<TARGET_FILE:dsv3> logits -m . --ids 3,4294967297)
 set_tests_properties(forward_logits_rejects_huge_id PROPERTIES LABELS "forward;cli"
-                     PASS_REGULAR_EXPRESSION "error: logits: --ids: 4294967297 is outside the range")
+                     PASS_REGULAR_EXPRESSION "dsv3 logits: error: --ids: 4294967297 is outside the range")

@@ -42,7 +42,7 @@ foreach(cmd generate chat bench)
   add_test(NAME ${cmd}_rejects_unknown_option
            COMMAND $<TARGET_FILE:dsv3> ${cmd} -m ${gen_models}/r1 ${required} --no-such-option)
   set_tests_properties(${cmd}_rejects_unknown_option PROPERTIES LABELS "generation"
-                       PASS_REGULAR_EXPRESSION "error: ${cmd}: unknown option --no-such-option")
+                       PASS_REGULAR_EXPRESSION "dsv3 ${cmd}: error: unknown option --no-such-option")
   set_tests_properties(${cmd}_help PROPERTIES LABELS "generation")
 endforeach()
 

@@ -55,11 +55,13 @@ std::string Args::get_or(std::initializer_list<std::string_view> names, std::str
 
 std::string Args::require(std::initializer_list<std::string_view> names, std::string_view what) {
   auto v = get(names);
-  if (!v)
-    throw Error(
-        command_ + ": missing " + std::string(*names.begin()) + " (" + std::string(what) + ")",
-        "see dsv3 " + command_ + " --help");
-  return *v;
+  if (v) return *v;
+  // Long spelling first in the message: "--model (model folder)".
+  std::string_view name = *names.begin();
+  for (auto n : names)
+    if (n.size() > name.size()) name = n;
+  missing_.push_back(std::string(name) + " (" + std::string(what) + ")");
+  return {};
 }
 
 std::optional<int64_t> Args::get_int(std::initializer_list<std::string_view> names) {
@@ -114,6 +116,10 @@ void Args::finish() {
       throw Error(command_ + ": unknown option " + a, "see dsv3 " + command_ + " --help");
     throw Error(command_ + ": unexpected argument '" + a + "'", "see dsv3 " + command_ + " --help");
   }
+  if (missing_.empty()) return;
+  std::string list;
+  for (const std::string& m : missing_) list += (list.empty() ? "" : ", ") + m;
+  throw Error(command_ + ": missing " + list, "see dsv3 " + command_ + " --help");
 }
 
 std::vector<int32_t> parse_id_list(const std::string& s, const std::string& what) {
@@ -132,15 +138,15 @@ std::vector<int32_t> parse_id_list(const std::string& s, const std::string& what
   return ids;
 }
 
-std::string read_file_or_stdin(const std::string& path) {
-  if (path != "-") return read_file(path);
+std::string read_file_or_stdin(const std::string& path, uint64_t max_bytes) {
+  if (path != "-") return read_file(path, max_bytes);
   std::string s;
   char buf[1 << 16];
   size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) {
     s.append(buf, n);
-    if (s.size() > kMaxReadBytes)
-      throw Error("stdin holds more than the limit of " + std::to_string(kMaxReadBytes) +
+    if (s.size() > max_bytes)
+      throw Error("stdin holds more than the limit of " + std::to_string(max_bytes) +
                   " bytes for this input");
   }
   if (std::ferror(stdin)) throw Error("could not read stdin");

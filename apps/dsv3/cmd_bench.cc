@@ -13,6 +13,7 @@
 #include "base/timer.h"
 #include "model/activations.h"
 #include "model/batch.h"
+#include "model/param_table.h"
 #include "runtime/generate.h"
 #include "runtime/kv_cache.h"
 
@@ -111,7 +112,8 @@ Json to_json(const InferenceModel& m, int threads, int64_t reps,
   model["path"] = m.dir();
   model["model_type"] = m.config().model_type;
   model["size_bytes"] = static_cast<int64_t>(m.weight_bytes());
-  model["n_params"] = static_cast<int64_t>(m.parameters());
+  model["n_params"] = static_cast<int64_t>(m.parameters());  // parameter_summary's figure
+  model["n_params_mtp"] = static_cast<int64_t>(m.mtp_parameters());
   model["n_layers"] = m.config().num_hidden_layers;
   model["vocab_size"] = m.config().vocab_size;
   doc["model"] = std::move(model);
@@ -148,7 +150,7 @@ void print_table(const InferenceModel& m, int threads, const std::vector<TestRes
     auto rates = r.rates();
     std::printf("| %s | %s | %s | %s | %d | %s | %lld | %.2f ± %.2f | %.2f |\n",
                 m.config().model_type.c_str(), human_bytes(m.weight_bytes()).c_str(),
-                human_count(m.parameters()).c_str(), m.kernels().name, threads, r.name.c_str(),
+                format_params(m.parameters()).c_str(), m.kernels().name, threads, r.name.c_str(),
                 static_cast<long long>(r.n_batch), mean(rates), stddev(rates),
                 mean(rates) / static_cast<double>(r.n_batch));
   }

@@ -150,6 +150,9 @@ int cmd_chat(Args& a) {
     printer.print(splitter->flush());
     printer.end();
     std::fputc('\n', stdout);
+    if (const std::string n = printer.note(splitter->in_reasoning(), t.result.reason);
+        !n.empty() && t.result.reason != StopReason::Interrupted)
+      note(n.c_str());
     if (t.result.reason == StopReason::Interrupted) {
       InterruptGuard::clear();
       note("interrupted");

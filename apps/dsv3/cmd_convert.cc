@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "apps/dsv3/commands.h"
 #include "apps/dsv3/output_folder.h"
@@ -44,11 +45,13 @@ them; other files (README, licence) are not.
                               float32 weight_scale_inv per 128x128 block, the rest bf16 (an FP8
                               input keeps its bytes and scales)
                      the router's correction bias stays f32 whatever the dtype
-  --force            write into a non-empty folder (its old model*.safetensors, index and
-                     config.json are removed first)
+  --force            write into a non-empty folder: its old model*.safetensors, index,
+                     config.json (and the copied files above) are replaced
 
-The disk must have room for the new weights before a byte is written. config.json is written
-last, so a folder whose weights failed to write is never taken for a model.
+The disk must have room for the new weights before a byte is written. The new files are written
+into a staging folder inside OUT_DIR (dsv3-tmp.PID) and replace the old ones only when all are
+complete: a failure or a kill on the way leaves the old model loadable, and the next run names
+the leftover folder (--force removes it).
 )";
 
 // The files of a model folder that are not weights and that convert carries over.
@@ -113,26 +116,28 @@ int cmd_convert(Args& a) {
   Timer timer;
   ModelWeights w = ModelWeights::load(in);
   ParamStore store(w);
-  const uint64_t freed = check_output(out, force);
+  ModelOutput output(out, force);
   OutputSize size = output_size(store, dtype);
-  check_free_space(out, size.bytes, freed, "free some space or choose another folder");
-  clear_output(out);  // every check above passed: only now does the old model go
+  output.check_free_space(size.bytes, "free some space or choose another folder");
 
-  // The tokenizer first and the weights after, so that config.json, written last by save, ends
-  // the folder. A file the input lacks is removed from the output: with --force, an old one would
-  // not belong to this model.
-  make_dirs(out);
+  // Every check above passed. The new folder is written in full beside the old files, which go
+  // only at the end (commit): a failure on the way leaves the old model as it was. A file the
+  // input lacks is removed from the output: with --force, an old one would not belong to this
+  // model.
+  output.begin();
+  std::vector<std::string> lacking;
   for (const char* f : kCopied) {
-    std::string src = path_join(in, f), dst = path_join(out, f);
+    const std::string src = path_join(in, f);
     if (file_exists(src))
-      write_file_atomic(dst, read_file(src));
+      write_file_atomic(path_join(output.staging(), f), read_file(src));
     else
-      fs::remove(dst);
+      lacking.emplace_back(f);
   }
   if (dtype)
-    store.save(out, *dtype);
+    store.save(output.staging(), *dtype);
   else
-    store.save_as_stored(out);
+    store.save_as_stored(output.staging());
+  output.commit(lacking);
   std::printf("converted %s to %s: %lld tensors, %s (%s) in %.1f s\n", in.c_str(), out.c_str(),
               static_cast<long long>(size.tensors), human_bytes(size.bytes).c_str(),
               dtype ? dtype_arg.c_str() : "as stored", timer.seconds());

@@ -135,18 +135,22 @@ int data_corpus(Args& a) {
     DSV3_CHECK(file_exists(train_txt) && file_exists(valid_txt),
                "data corpus: the script ended without writing " + train_txt + " and " + valid_txt);
   }
+  // Both files are written before either replaces an old one: the pair stays a pair.
+  StagedFiles files;
+  std::vector<std::string> lines;
   auto copy = [&](const std::string& from, const std::string& to) {
     const std::string text = read_file(from);
     const fs::path parent = fs::path(to).parent_path();
     if (!parent.empty()) make_dirs(parent.string());
-    write_file_atomic(to, text);
-    std::printf("wrote %s: %lld documents, %s\n", to.c_str(),
-                static_cast<long long>(count_documents(text)), human_bytes(text.size()).c_str());
+    files.write(to, text);
+    lines.push_back("wrote " + to + ": " + std::to_string(count_documents(text)) + " documents, " +
+                    human_bytes(text.size()));
   };
   copy(train_txt, out);
-  if (valid)
-    copy(valid_txt, *valid);
-  else
+  if (valid) copy(valid_txt, *valid);
+  files.commit();
+  for (const std::string& l : lines) std::printf("%s\n", l.c_str());
+  if (!valid)
     std::fprintf(stderr,
                  "note: the held-out documents (%s) were not copied; pass --valid FILE for them\n",
                  valid_txt.c_str());

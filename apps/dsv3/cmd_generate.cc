@@ -13,9 +13,11 @@
 namespace dsv3::cli {
 namespace {
 
+constexpr uint64_t kMaxPromptBytes = uint64_t{64} << 20;  // far past any context, bounded still
+
 const char kUsage[] =
-    "usage: dsv3 generate -m DIR -p PROMPT [-n N] [sampling options] [--chat [--system S]]\n"
-    "                     [--hide-reasoning] [-t THREADS]\n\n"
+    "usage: dsv3 generate -m DIR (-p PROMPT | -f FILE) [-n N] [sampling options]\n"
+    "                     [--chat [--system S]] [--hide-reasoning] [-t THREADS]\n\n"
     "Continues PROMPT with the model in DIR, printing the text as it is produced (whole UTF-8\n"
     "characters only), then the prompt and generation speed (tokens/s), the time to the first\n"
     "token and the peak memory on stderr. Ctrl-C stops the generation early (the\n"
@@ -23,7 +25,10 @@ const char kUsage[] =
     "(generation_config.json's max_new_tokens when it has one).\n\n"
     "  -m, --model DIR      Hugging Face model folder (config.json, *.safetensors, "
     "tokenizer.json)\n"
-    "  -p, --prompt TEXT    the prompt (BOS is added when the tokenizer asks for it)\n"
+    "  -p, --prompt TEXT    the prompt (BOS is added when the tokenizer asks for it); '-' reads\n"
+    "                       it from stdin\n"
+    "  -f, --file FILE      the prompt is the bytes of FILE, as they are (a long prompt cannot\n"
+    "                       go through the command line); at most 64 MiB\n"
     "  --chat               treat PROMPT as a user message and apply the chat template\n"
     "  --system TEXT        with --chat: a system message first\n"
     "  --hide-reasoning     R1 models: leave out the reasoning between <think> and </think>\n"
@@ -40,13 +45,26 @@ int cmd_generate(Args& a) {
     return 0;
   }
   const std::string dir = a.require({"-m", "--model"}, "model folder");
-  const std::string prompt = a.require({"-p", "--prompt"}, "prompt");
+  const auto prompt_arg = a.get({"-p", "--prompt"});
+  const auto prompt_file = a.get({"-f", "--file"});
   const bool chat = a.flag({"--chat"});
   const auto system = a.get({"--system"});
   const bool hide_reasoning = a.flag({"--hide-reasoning"});
   const bool verbose = a.flag({"-v", "--verbose"});
-  DSV3_CHECK(!system || chat, "generate: --system needs --chat");
-  GenerationSetup setup = open_for_generation(a, dir, 256);
+  std::string prompt;
+  // Read once the options are known good and before the model loads: a directory or a FIFO as
+  // -f fails at once (read_file refuses them), as does a prompt over the limit.
+  GenerationSetup setup = open_for_generation(a, dir, 256, [&] {
+    DSV3_CHECK(prompt_arg.has_value() != prompt_file.has_value(),
+               prompt_arg ? "generate: give the prompt once: -p or -f, not both"
+                          : "generate: missing the prompt: -p TEXT, -p - (stdin) or -f FILE",
+               "see dsv3 generate --help");
+    DSV3_CHECK(!system || chat, "generate: --system needs --chat");
+    if (prompt_arg && *prompt_arg != "-")
+      prompt = *prompt_arg;
+    else
+      prompt = read_file_or_stdin(prompt_file ? *prompt_file : "-", kMaxPromptBytes);
+  });
   InferenceModel& m = *setup.model;
   const GenerationPolicy& policy = setup.policy;
   const Tokenizer& tok = m.tokenizer();
@@ -75,6 +93,8 @@ int cmd_generate(Args& a) {
   printer.end();
   std::fputc('\n', stdout);
   std::fflush(stdout);
+  if (const std::string n = printer.note(splitter.in_reasoning(), r.reason); !n.empty())
+    std::fprintf(stderr, "note: %s\n", n.c_str());
   if (verbose) {
     print_ids("prompt ids", ids);
     print_ids("generated ids", r.tokens);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "apps/dsv3/commands.h"
+#include "apps/dsv3/output_folder.h"
 #include "base/error.h"
 #include "base/strings.h"
 #include "base/thread_pool.h"
@@ -29,7 +30,9 @@ const char kUsage[] =
     "FP32 gradient of every trained parameter under its Hugging Face name (the MTP module's "
     "copies\n"
     "of the embedding and head are the main tensors: only the main names are written). The loss\n"
-    "and its parts are printed and stored in the file's __metadata__ (loss, ce, mtp, balance).\n\n"
+    "and its parts are printed and stored in the file's __metadata__ (loss, ce, mtp, balance, "
+    "aux;\n"
+    "the parts unweighted, loss = ce + lambda mtp + alpha balance + aux_alpha aux).\n\n"
     "  -m, --model DIR       Hugging Face model folder (DeepSeek architecture)\n"
     "  --ids LIST            at least 3 token ids, separated by commas and/or spaces\n"
     "  --out FILE            the gradients (.safetensors)\n"
@@ -53,7 +56,7 @@ int cmd_grad(Args& a) {
     return 0;
   }
   const std::string dir = a.require({"-m", "--model"}, "model folder");
-  const std::vector<int32_t> ids = parse_id_list(a.require({"--ids"}, "token ids"), "grad: --ids");
+  const std::string id_list = a.require({"--ids"}, "token ids");
   const std::string out = a.require({"--out"}, "output file");
   LossWeights w;
   w.mtp_lambda = a.double_or({"--mtp-lambda"}, w.mtp_lambda);
@@ -62,11 +65,13 @@ int cmd_grad(Args& a) {
   const Precision precision = parse_train_precision(a.get({"--precision"}).value_or("f32"));
   const int threads = threads_arg(a);
   a.finish();
+  const std::vector<int32_t> ids = parse_id_list(id_list, "grad: --ids");
   DSV3_CHECK(ids.size() >= 3, "grad: --ids needs at least 3 tokens (a window of T + 1, T >= 2)");
   DSV3_CHECK(w.mtp_lambda >= 0 && w.balance_alpha >= 0 && w.aux_alpha >= 0,
              "grad: loss weights must be >= 0");
 
   ModelWeights weights = ModelWeights::load(dir);
+  check_output_file(out, "--out");  // before the work: never one of the model's own files
   ThreadPool pool(threads);
   const ComputeContext ctx{best_kernels(), pool, precision};
   auto model = make_model(weights, ctx);
@@ -88,9 +93,11 @@ int cmd_grad(Args& a) {
   wr.set_metadata("ce", decimal(p.ce));
   wr.set_metadata("mtp", decimal(p.mtp));
   wr.set_metadata("balance", decimal(p.balance));
+  wr.set_metadata("aux", decimal(p.aux));
   wr.write(out);
-  std::printf("loss %.9g (ce %.9g, mtp %.9g, balance %.9g); %zu gradients written to %s\n", p.total,
-              p.ce, p.mtp, p.balance, wr.size(), out.c_str());
+  std::printf(
+      "loss %.9g (ce %.9g, mtp %.9g, balance %.9g, aux %.9g); %zu gradients written to %s\n",
+      p.total, p.ce, p.mtp, p.balance, p.aux, wr.size(), out.c_str());
   return 0;
 }
 

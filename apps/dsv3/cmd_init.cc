@@ -37,10 +37,13 @@ A tensor's values depend only on the seed and its name.
   --tokenizer DIR      copy tokenizer.json and tokenizer_config.json from DIR (default: the
                        preset's own tokenizer: the committed dsv3-en-4k / dsv3-en-16k for tiny /
                        small, the published ones fetched by scripts/fetch-assets.sh for the real
-                       shapes; searched under $DSV3_ASSETS and the source tree)
-  --no-tokenizer       write no tokenizer
-  --force              write into a non-empty folder (its old model*.safetensors, index and
-                       config.json are removed first)
+                       shapes; searched under $DSV3_ASSETS, else the source tree). A preset
+                       whose tokenizer is not there is refused unless --no-tokenizer
+  --no-tokenizer       write no tokenizer (the folder cannot generate until one is copied in)
+  --force              write into a non-empty folder: its old model*.safetensors, index and
+                       config.json are replaced once the new model is complete (it is written
+                       into DIR/dsv3-tmp.PID first, so a failure leaves the old model loadable;
+                       an interrupted run's leftover dsv3-tmp.* is removed)
 )";
 
 }  // namespace
@@ -84,37 +87,51 @@ int cmd_init(Args& a) {
   }
 
   ModelConfig c = preset ? preset_config(*preset) : load_config(*config_file);
-  const uint64_t freed = check_output(dir, force);
+  ModelOutput output(dir, force);
   uint64_t need = random_model_bytes(c, dtype);
-  check_free_space(dir, need, freed,
-                   "free some space, choose another folder, or a smaller --preset / --dtype");
+  output.check_free_space(
+      need, "free some space, choose another folder, or a smaller --preset / --dtype");
 
-  // The tokenizer is found before any weight is written, so a bad --tokenizer costs nothing.
+  // The tokenizer is found before any weight is written, so a bad --tokenizer costs nothing. A
+  // preset whose tokenizer is not installed is refused: a multi-GB folder that cannot generate,
+  // with a note that scrolls by, helps nobody; --no-tokenizer asks for exactly that.
   std::optional<std::string> tok_src = tokenizer_dir;
-  std::string tok_note;
   if (!tokenizer_dir && !no_tokenizer && preset) {
-    std::string name = preset_tokenizer(*preset);
+    const std::string name = preset_tokenizer(*preset);
     tok_src = find_tokenizer_dir(name);
     if (!tok_src)
-      tok_note = "no tokenizer installed: '" + name +
-                 "' is not here (scripts/fetch-assets.sh fetches the published ones; or pass "
-                 "--tokenizer DIR)";
+      throw Error("the tokenizer of preset " + *preset + " ('" + name +
+                      "') is not installed under " + tokenizer_search_root() +
+                      ", so the folder could not tokenize, generate or chat",
+                  "run scripts/fetch-assets.sh (it fetches the published tokenizers), pass "
+                  "--tokenizer DIR, or pass --no-tokenizer to write the weights alone");
   }
-  if (tokenizer_dir && !file_exists(path_join(*tokenizer_dir, "tokenizer.json")))
-    throw Error(*tokenizer_dir + " has no tokenizer.json", "pass a folder holding a tokenizer");
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    if (tokenizer_dir && !file_exists(path_join(*tokenizer_dir, f)))
+      throw Error(*tokenizer_dir + " has no " + f,
+                  "pass a folder holding tokenizer.json and tokenizer_config.json");
 
-  clear_output(dir);  // every check above passed: only now does the old model go
+  // Every check above passed. The new model is written in full beside the old files, which go
+  // only at the end (commit): a failure or a kill on the way leaves the old model loadable.
+  output.begin();
   Timer timer;
-  write_random_model(c, dir, static_cast<uint64_t>(seed), dtype);
-  if (tok_src) install_tokenizer(*tok_src, dir);
-  ParamCounts n = count_params(c);
-  std::printf("wrote %s: %s %s, %s parameters + %s MTP, %s of %s weights in %.1f s\n", dir.c_str(),
+  write_random_model(c, output.staging(), static_cast<uint64_t>(seed), dtype);
+  if (tok_src) install_tokenizer(*tok_src, output.staging());
+  output.commit();
+  std::printf("wrote %s: %s %s, %s, %s of %s weights in %.1f s\n", dir.c_str(),
               std::string(arch_name(c.arch)).c_str(),
-              preset ? preset->c_str() : config_file->c_str(), human_count(n.main_total).c_str(),
-              human_count(n.mtp_unique).c_str(), human_bytes(need).c_str(),
-              fp8 ? "fp8" : (dtype == DType::F32 ? "f32" : "bf16"), timer.seconds());
-  if (tok_src) std::printf("tokenizer from %s\n", tok_src->c_str());
-  if (!tok_note.empty()) std::fprintf(stderr, "note: %s\n", tok_note.c_str());
+              preset ? preset->c_str() : config_file->c_str(), parameter_summary(c).c_str(),
+              human_bytes(need).c_str(), fp8 ? "fp8" : (dtype == DType::F32 ? "f32" : "bf16"),
+              timer.seconds());
+  if (tok_src) {
+    std::printf("tokenizer from %s\n", tok_src->c_str());
+  } else {  // the last line, on stderr too: a folder without a tokenizer must not surprise later
+    std::fprintf(stderr,
+                 "warning: %s has no tokenizer: tokenize, generate and chat cannot use it until "
+                 "tokenizer.json and tokenizer_config.json are copied into it (or run init again "
+                 "with --tokenizer DIR)\n",
+                 dir.c_str());
+  }
   return 0;
 }
 

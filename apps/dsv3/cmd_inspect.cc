@@ -19,38 +19,24 @@ namespace dsv3::cli {
 namespace {
 
 constexpr const char* kUsage =
-    R"(usage: dsv3 inspect (DIR | --config FILE | --preset NAME) [--tensors]
+    R"(usage: dsv3 inspect (-m DIR | DIR | --config FILE | --preset NAME) [--tensors]
 
 Shows a model's architecture, its parameters (total and activated per token, main model and MTP
 module separately), bytes by dtype, KV-cache bytes per token and, with --tensors, every tensor.
 
-  DIR              a Hugging Face model folder (config.json + *.safetensors); every tensor the
-                   config needs is checked (name, shape, dtype, FP8 scales) before anything prints
+  -m, --model DIR  a Hugging Face model folder (config.json + *.safetensors), as every command
+                   takes it (or DIR alone); every tensor the config needs is checked (name,
+                   shape, dtype, FP8 scales) before anything prints
   --config FILE    a config.json alone (sizes are computed; dtypes as the config says)
   --preset NAME    a built-in shape (see dsv3 init --help)
   --tensors        also list every tensor: name, dtype, shape, bytes
 
-Activated parameters count what one token's forward pass multiplies with: every weight except
-the routed experts it is not sent to and the embedding (a lookup). The MTP module's copies of the
-embedding and the output head (SPEC §6) are left out of its "unique" count.
+"N parameters + M MTP" is the count every dsv3 command prints for a model: the main model without
+the Multi-Token Prediction module (as DeepSeek counts V3's 671B), then the MTP module's own
+parameters, its copies of the embedding and the output head (SPEC §6) left out. Activated
+parameters count what one token's forward pass multiplies with: every weight except the routed
+experts it is not sent to and the embedding (a lookup).
 )";
-
-// Parameter counts the way the papers print them: 671.0B, 14.77B, 2.45B, 35.1M.
-std::string params_str(uint64_t n) {
-  char buf[32];
-  double v = static_cast<double>(n);
-  if (v >= 100e9)
-    std::snprintf(buf, sizeof buf, "%.1fB", v / 1e9);
-  else if (v >= 1e9)
-    std::snprintf(buf, sizeof buf, "%.2fB", v / 1e9);
-  else if (v >= 1e6)
-    std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
-  else if (v >= 1e3)
-    std::snprintf(buf, sizeof buf, "%.2fK", v / 1e3);
-  else
-    std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(n));
-  return buf;
-}
 
 void print_architecture(const ModelConfig& c, const std::string& source) {
   std::printf("model        %s (%s)\n", std::string(arch_name(c.arch)).c_str(), source.c_str());
@@ -108,14 +94,16 @@ void print_architecture(const ModelConfig& c, const std::string& source) {
 
 void print_counts(const ModelConfig& c) {
   ParamCounts n = count_params(c);
-  std::printf("parameters   main %s total, %s activated per token\n",
-              params_str(n.main_total).c_str(), params_str(n.main_activated).c_str());
+  // The figure every command prints (parameter_summary), then its parts.
+  std::printf("parameters   %s\n", parameter_summary(c).c_str());
+  std::printf("             main %s total, %s activated per token\n",
+              format_params(n.main_total).c_str(), format_params(n.main_activated).c_str());
   if (n.mtp_total > 0)
     std::printf(
         "             MTP  %s unique (%s stored with its copies of the embedding and head), "
         "%s activated\n",
-        params_str(n.mtp_unique).c_str(), params_str(n.mtp_total).c_str(),
-        params_str(n.mtp_activated).c_str());
+        format_params(n.mtp_unique).c_str(), format_params(n.mtp_total).c_str(),
+        format_params(n.mtp_activated).c_str());
   int64_t per_layer = c.kv_cache_elems_per_token_layer();
   int64_t per_token = per_layer * c.num_hidden_layers;
   std::printf(
@@ -179,18 +167,21 @@ int cmd_inspect(Args& a) {
     std::printf("\n");
     return 0;
   }
+  auto model_dir = a.get({"-m", "--model"});
   auto config_file = a.get({"--config"});
   auto preset = a.get({"--preset"});
   bool tensors = a.flag({"--tensors"});
   auto pos = a.positionals();
   a.finish();
-  int sources = (config_file ? 1 : 0) + (preset ? 1 : 0) + static_cast<int>(pos.size());
+  int sources =
+      (model_dir ? 1 : 0) + (config_file ? 1 : 0) + (preset ? 1 : 0) + static_cast<int>(pos.size());
   if (sources != 1)
-    throw Error("give exactly one of DIR, --config FILE or --preset NAME",
+    throw Error("give exactly one of -m DIR, --config FILE or --preset NAME",
                 "see dsv3 inspect --help");
+  if (!pos.empty()) model_dir = pos[0];
 
-  if (!pos.empty()) {
-    const std::string& dir = pos[0];
+  if (model_dir) {
+    const std::string& dir = *model_dir;
     // Validates every tensor the config needs before printing anything.
     ModelWeights w = ModelWeights::load(dir);
     TensorStore store = TensorStore::open(dir);

@@ -5,31 +5,39 @@
 #include <vector>
 
 #include "apps/dsv3/commands.h"
+#include "apps/dsv3/inference.h"
 #include "apps/dsv3/npy.h"
+#include "apps/dsv3/output_folder.h"
 #include "base/error.h"
+#include "base/file.h"
 #include "base/strings.h"
 #include "base/thread_pool.h"
 #include "kernels/best_kernels.h"
 #include "model/model.h"
 #include "model/weights.h"
 #include "runtime/kv_cache.h"
+#include "tokenizer/tokenizer.h"
 
 namespace dsv3::cli {
 
 namespace {
 
 const char kUsage[] =
-    "usage: dsv3 logits -m DIR --ids 0,5,17 [--out FILE.npy] [--decode] [--mtp] [--naive]\n"
-    "                   [--cache-dtype f32|bf16] [-t THREADS]\n\n"
-    "Runs the token ids through the model in DIR and writes float32 logits of every position,\n"
-    "shape [n_ids, vocab], as a NumPy .npy file (a summary on stdout without --out).\n\n"
+    "usage: dsv3 logits -m DIR (--ids 0,5,17 | --text TEXT) [--out FILE.npy] [--decode] [--mtp]\n"
+    "                   [--naive] [--cache-dtype f32|bf16] [-t THREADS]\n\n"
+    "Runs the tokens through the model in DIR and writes float32 logits of every position,\n"
+    "shape [n_tokens, vocab], as a NumPy .npy file (a summary on stdout without --out).\n\n"
     "  -m, --model DIR     Hugging Face model folder (config.json + *.safetensors)\n"
     "  --ids LIST          token ids separated by commas and/or spaces (as tokenize prints)\n"
-    "  --out FILE.npy      where to write the logits\n"
+    "  --text TEXT         text, tokenised with the model's tokenizer (BOS added when it asks\n"
+    "                      for one, as tokenize and generate do); the ids go to stderr\n"
+    "  --out FILE.npy      where to write the logits; never one of the model's own files. An\n"
+    "                      existing file is replaced only once every output is written (a link\n"
+    "                      is followed, a FIFO or device written through)\n"
     "  --decode            one token at a time through the cache instead of one prefill\n"
     "  --mtp               also the MTP module's logits (DeepSeek with MTP layers), for positions\n"
-    "                      0 .. n-2 (row i predicts token i+2), shape [n_ids - 1, vocab], written\n"
-    "                      to FILE.mtp.npy\n"
+    "                      0 .. n-2 (row i predicts token i+2), shape [n_tokens - 1, vocab],\n"
+    "                      written to FILE.mtp.npy\n"
     "  --naive             MLA: the naive attention path (per-head K/V) instead of absorbed\n"
     "  --cache-dtype T     storage of the attention cache: f32 (default) or bf16\n"
     "  -t, --threads N     worker threads (default: physical cores)\n";
@@ -64,17 +72,34 @@ int cmd_logits(Args& a) {
     return 0;
   }
   const std::string dir = a.require({"-m", "--model"}, "model folder");
-  const std::vector<int32_t> ids =
-      parse_id_list(a.require({"--ids"}, "token ids"), "logits: --ids");
+  const auto id_list = a.get({"--ids"});
+  const auto text = a.get({"--text"});
   const auto out = a.get({"--out"});
   const bool decode = a.flag({"--decode"}), mtp = a.flag({"--mtp"}), naive = a.flag({"--naive"});
   const std::string cache_dtype = a.get_or({"--cache-dtype"}, "f32");
-  DSV3_CHECK(cache_dtype == "f32" || cache_dtype == "bf16",
-             "logits: --cache-dtype must be f32 or bf16, not '" + cache_dtype + "'");
   const int threads = threads_arg(a);
   a.finish();
+  DSV3_CHECK(cache_dtype == "f32" || cache_dtype == "bf16",
+             "logits: --cache-dtype must be f32 or bf16, not '" + cache_dtype + "'");
+  DSV3_CHECK(id_list.has_value() != text.has_value(),
+             "logits: give exactly one of --ids and --text", "see dsv3 logits --help");
+  std::vector<int32_t> ids;
+  if (id_list) ids = parse_id_list(*id_list, "logits: --ids");
 
   ModelWeights weights = ModelWeights::load(dir);
+  if (text) {
+    ids = Tokenizer::load(dir).encode(*text, /*add_bos=*/true);
+    DSV3_CHECK(!ids.empty(), "logits: --text gives no tokens", "give some text");
+    print_ids("ids", ids);
+  }
+  // The outputs are checked against every file read so far (weights, config, tokenizer) before
+  // the computation, not after it.
+  std::string mtp_path;
+  if (out) {
+    check_output_file(*out, "--out");
+    mtp_path = (ends_with(*out, ".npy") ? out->substr(0, out->size() - 4) : *out) + ".mtp.npy";
+    if (mtp) check_output_file(mtp_path, "--out");
+  }
   ThreadPool pool(threads);
   auto model = make_model(weights, ComputeContext{best_kernels(), pool});
   if (naive) model->set_attention_path(AttentionPath::Naive);
@@ -101,11 +126,10 @@ int cmd_logits(Args& a) {
   }
 
   if (out) {
-    write_npy_f32(*out, logits.data(), {n, V});
-    if (mtp) {
-      std::string mtp_path = ends_with(*out, ".npy") ? out->substr(0, out->size() - 4) : *out;
-      write_npy_f32(mtp_path + ".mtp.npy", mtp_logits.data(), {n - 1, V});
-    }
+    StagedFiles files;  // both written before either replaces an old file
+    write_npy_f32(*out, logits.data(), {n, V}, &files);
+    if (mtp) write_npy_f32(mtp_path, mtp_logits.data(), {n - 1, V}, &files);
+    files.commit();
   } else {
     summarize("logits", logits, n, V);
     if (mtp) summarize("mtp logits", mtp_logits, n - 1, V);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "apps/dsv3/commands.h"
+#include "apps/dsv3/output_folder.h"
 #include "base/error.h"
 #include "base/file.h"
 #include "train/metrics_log.h"
@@ -30,7 +31,8 @@ constexpr const char* kUsage =
 
 Draws the training curves of each run (RUN_DIR/metrics.jsonl, one JSON object per line, as the
 trainer writes it) into one PNG, the runs overlaid and named in the legends by their folder:
-  loss            train loss (lines) and validation loss (points)
+  loss            train cross-entropy of the main head (lines; the total loss when no ce is
+                  logged) and validation loss (points)
   MTP loss        the MTP module's loss (SPEC §1.7), when logged
   learning rate
   MaxVio          mean (solid) and max (dashed) over the MoE layers of max load / mean load - 1
@@ -84,7 +86,7 @@ std::vector<Series> series_of(const MetricsLog& log) {
     if (v) s[id].points += std::to_string(step) + " " + num(*v) + "\n";
   };
   for (const MetricsRow& r : log.rows) {
-    add(kLoss, r.step, r.loss);
+    add(kLoss, r.step, r.ce ? r.ce : r.loss);  // the main CE, comparable with val_loss
     add(kVal, r.step, r.val_loss);
     add(kMtp, r.step, r.mtp_loss);
     add(kLr, r.step, r.lr);
@@ -242,6 +244,7 @@ int cmd_plot(Args& a) {
     for (const Run& r : runs) *title += " " + r.name;
   }
 
+  check_output_file(out, "-o");  // a directory, a metrics file read above: refused before gnuplot
   const fs::path out_path(out);
   if (out_path.has_parent_path()) make_dirs(out_path.parent_path().string());
   // gnuplot writes a temporary image, renamed over FILE.png only once it is complete.
@@ -257,9 +260,15 @@ int cmd_plot(Args& a) {
     throw Error("plot: gnuplot failed (exit " + std::to_string(rc) + ") on " + script_path,
                 "its messages are above; the script is kept for a look");
   }
+  // Through write_file_atomic, not a rename: a link at FILE.png is followed, never replaced.
   std::error_code ec;
-  fs::rename(tmp_png, out, ec);
-  DSV3_CHECK(!ec, "plot: cannot move the image to " + out + ": " + ec.message());
+  try {
+    write_file_atomic(out, read_file(tmp_png));
+  } catch (...) {
+    fs::remove(tmp_png, ec);
+    throw;
+  }
+  fs::remove(tmp_png, ec);
   fs::remove(script_path, ec);
   std::printf("plot: wrote %s (%zu run%s, %lld points)\n", out.c_str(), runs.size(),
               runs.size() == 1 ? "" : "s", static_cast<long long>(points));

@@ -7,6 +7,7 @@
 
 #include "apps/dsv3/commands.h"
 #include "base/error.h"
+#include "base/file.h"
 #include "base/progress.h"
 #include "base/timer.h"
 #include "tokenizer/tokenizer.h"
@@ -33,7 +34,8 @@ const char kUsage[] =
     "  --input FILE...     training text (repeat --input or list several files)\n"
     "  --vocab-size N      total vocabulary size, special tokens included (at least 263)\n"
     "  -o, --out DIR       output folder (created); one that holds a tokenizer is refused\n"
-    "  --force             replace the tokenizer files already in DIR\n"
+    "  --force             replace the tokenizer files already in DIR (both are written first\n"
+    "                      and replace the old pair together, so a failure leaves it as it was)\n"
     "  --min-frequency N   stop merging when the best pair occurs fewer times (default 2)\n";
 
 }  // namespace
@@ -57,17 +59,25 @@ int cmd_tokenizer(Args& a) {
   const std::string out = a.require({"-o", "--out"}, "output folder");
   const bool force = a.flag({"--force"});
   std::vector<std::string> pos = a.positionals();
+  a.finish();
   DSV3_CHECK(!pos.empty() && pos[0] == "train", "tokenizer: expected the action 'train'",
              "usage: dsv3 tokenizer train --input FILE --vocab-size N -o DIR");
   opt.inputs.insert(opt.inputs.end(), pos.begin() + 1, pos.end());  // --input a.txt b.txt
-  a.finish();
   DSV3_CHECK(opt.vocab_size > 0, "tokenizer train: --vocab-size is required");
   DSV3_CHECK(opt.min_frequency >= 1, "tokenizer train: --min-frequency must be at least 1");
-  // Checked before training, which can take minutes: nothing is replaced unasked.
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-    DSV3_CHECK(force || !fs::exists(fs::path(out) / f),
-               "tokenizer train: " + (fs::path(out) / f).string() + " already exists",
+  // Checked before training, which can take minutes: nothing is replaced unasked, and no input
+  // is ever written over (not even with --force).
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
+    const std::string path = (fs::path(out) / f).string();
+    for (const std::string& in : opt.inputs)
+      DSV3_CHECK(!same_file(in, path),
+                 "tokenizer train: -o " + out + " would write " + path + ", which is the input " +
+                     in + ": writing there would destroy it",
+                 "choose another output folder");
+    DSV3_CHECK(force || !fs::exists(fs::symlink_status(path)),
+               "tokenizer train: " + path + " already exists",
                "choose another folder or pass --force to replace it");
+  }
   opt.progress = ProgressBar::enabled();
   Timer t;
   const BpeTrainReport r = train_bpe_tokenizer(opt, out);

@@ -55,6 +55,8 @@ const char kUsage[] =
     "  --aux-alpha X         V2-style expert-level auxiliary loss weight (default 0: off)\n"
     "  --gamma X             aux-loss-free bias update speed (default 1e-3; 0: off)\n"
     "  --ema X               keep an EMA of the parameters with this decay (default 0: off)\n"
+    "  --recompute           recompute the RMSNorm outputs and MLA up-projections in the\n"
+    "                        backward pass instead of keeping them (less memory, SPEC §3.1)\n"
     "  --val-every N         validation loss every N steps (default 50) over --val-windows N\n"
     "                        windows (default 32)\n"
     "  --ckpt-every N        checkpoint every N steps (default 200) and at the end; --keep K\n"
@@ -132,6 +134,8 @@ void apply_config(const std::string& path, TrainConfig& c) {
       c.loss.aux_alpha = v.as_double(what);
     else if (key == "gamma")
       c.gamma = v.as_double(what);
+    else if (key == "recompute")
+      c.recompute = v.as_bool(what);
     else if (key == "ema")
       c.ema_decay = v.as_double(what);
     else if (key == "val_every")
@@ -194,6 +198,7 @@ int cmd_train(Args& a) {
   c.loss.aux_alpha = a.double_or({"--aux-alpha"}, c.loss.aux_alpha);
   c.gamma = a.double_or({"--gamma"}, c.gamma);
   c.ema_decay = a.double_or({"--ema"}, c.ema_decay);
+  if (a.flag({"--recompute"})) c.recompute = true;
   c.val_every = a.int_or({"--val-every"}, c.val_every);
   c.val_windows = a.int_or({"--val-windows"}, c.val_windows);
   c.ckpt_every = a.int_or({"--ckpt-every"}, c.ckpt_every);

@@ -10,6 +10,7 @@
 #include "base/strings.h"
 #include "base/timer.h"
 #include "kernels/best_kernels.h"
+#include "model/param_table.h"
 #include "tokenizer/chat_template.h"
 
 namespace dsv3::cli {
@@ -25,7 +26,7 @@ void on_sigint(int) {
 // Reads one byte of every page of every weight so that the mapped file is in memory.
 void touch_weights(const ModelWeights& w, uint64_t total_bytes) {
   constexpr uint64_t kMiB = 1 << 20, kPage = 4096;
-  ProgressBar bar("loading", total_bytes / kMiB, "MiB");
+  ProgressBar bar("loading", total_bytes / kMiB, "MiB", ProgressBar::Offline::Lines);
   uint64_t done = 0;
   unsigned char sink = 0;
   for (const WeightView& v : w.all()) {
@@ -44,18 +45,18 @@ void touch_weights(const ModelWeights& w, uint64_t total_bytes) {
 InferenceModel::InferenceModel(const std::string& dir, int threads, bool with_tokenizer)
     : dir_(dir), weights_(ModelWeights::load(dir)), pool_(threads), kernels_(best_kernels()) {
   Timer clock;
-  for (const WeightView& v : weights_.all()) {
-    params_ += static_cast<uint64_t>(v.numel());
+  for (const WeightView& v : weights_.all())
     bytes_ += static_cast<uint64_t>(v.numel()) * dtype_size(v.dtype);
-  }
+  const ParamCounts counts = count_params(config());
+  params_ = counts.main_total;
+  mtp_params_ = counts.mtp_unique;
   touch_weights(weights_, bytes_);
   model_ = make_model(weights_, ComputeContext{kernels_, pool_});
   if (with_tokenizer) tok_ = std::make_unique<Tokenizer>(Tokenizer::load(dir));
   load_s_ = clock.seconds();
-  std::fprintf(stderr, "loaded %s (%s, %s parameters, %s; %s kernels, %d threads) in %.2f s\n",
-               dir.c_str(), std::string(arch_name(config().arch)).c_str(),
-               human_count(params_).c_str(), human_bytes(bytes_).c_str(), kernels_.name,
-               pool_.size(), load_s_);
+  std::fprintf(stderr, "loaded %s (%s, %s, %s; %s kernels, %d threads) in %.2f s\n", dir.c_str(),
+               std::string(arch_name(config().arch)).c_str(), parameter_summary(config()).c_str(),
+               human_bytes(bytes_).c_str(), kernels_.name, pool_.size(), load_s_);
 }
 
 const Tokenizer& InferenceModel::tokenizer() const {
@@ -119,13 +120,15 @@ DType cache_dtype_arg(Args& a) {
 
 }  // namespace
 
-GenerationSetup open_for_generation(Args& a, const std::string& dir, int64_t default_max_tokens) {
-  const GenerationDefaults defaults = load_generation_defaults(dir);
+GenerationSetup open_for_generation(Args& a, const std::string& dir, int64_t default_max_tokens,
+                                    const std::function<void()>& before_loading) {
   const GenerationOverrides overrides = read_sampling_flags(a);
   GenerationSetup s;
   s.cache_dtype = cache_dtype_arg(a);
   const int threads = threads_arg(a);
-  a.finish();
+  a.finish();  // before `dir` is used: it may be a required option that is missing
+  if (before_loading) before_loading();
+  const GenerationDefaults defaults = load_generation_defaults(dir);
   s.model = std::make_unique<InferenceModel>(dir, threads, /*with_tokenizer=*/true);
   s.policy = resolve_generation_policy(overrides, defaults, default_max_tokens, s.model->config(),
                                        s.model->tokenizer());
@@ -175,6 +178,7 @@ ReasoningPrinter::ReasoningPrinter(bool hide) : hide_(hide), tty_(::isatty(STDOU
 
 void ReasoningPrinter::print(const std::vector<ReasoningSplitter::Piece>& pieces) {
   for (const auto& p : pieces) {
+    (p.reasoning && hide_ ? hidden_ : shown_) += p.text.size();
     if (p.reasoning && hide_) continue;
     if (tty_) {
       std::fputs(p.reasoning ? "\x1b[2m" : "", stdout);  // ANSI dim
@@ -190,9 +194,21 @@ void ReasoningPrinter::print(const std::vector<ReasoningSplitter::Piece>& pieces
 }
 
 void ReasoningPrinter::end() {
-  if (open_) std::fputs("</think>", stdout);
   open_ = false;
   std::fflush(stdout);
+}
+
+std::string ReasoningPrinter::note(bool still_reasoning, StopReason reason) const {
+  const bool cut = reason == StopReason::MaxTokens;
+  if (hide_ && hidden_ > 0 && shown_ == 0)
+    return "--hide-reasoning hid everything generated: " + std::to_string(hidden_) +
+           " bytes of reasoning and " + (still_reasoning ? "no answer yet" : "an empty answer") +
+           (still_reasoning && cut ? " (a larger -n lets the model reach one)" : "") +
+           "; leave out --hide-reasoning to see the reasoning";
+  if (still_reasoning && hidden_ + shown_ > 0)
+    return std::string("the output ended inside the reasoning: the model wrote no </think>") +
+           (cut ? " (a larger -n lets it finish)" : "");
+  return "";
 }
 
 void print_ids(const char* what, const std::vector<int32_t>& ids) {

@@ -4,6 +4,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -34,7 +35,9 @@ class InferenceModel {
   ThreadPool& pool() { return pool_; }
   const Kernels& kernels() const { return kernels_; }
   uint64_t weight_bytes() const { return bytes_; }
+  // parameter_summary's figure: the main model's parameters, without the MTP module.
   uint64_t parameters() const { return params_; }
+  uint64_t mtp_parameters() const { return mtp_params_; }  // its own, copies left out
   double load_seconds() const { return load_s_; }
 
  private:
@@ -44,24 +47,27 @@ class InferenceModel {
   const Kernels& kernels_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tok_;
-  uint64_t bytes_ = 0, params_ = 0;
+  uint64_t bytes_ = 0, params_ = 0, mtp_params_ = 0;
   double load_s_ = 0;
 };
 
 // The help text of -n and the sampling flags, which open_for_generation reads.
 extern const char kSamplingFlagsHelp[];
 
-// What dsv3 generate and chat set up alike, in this order: the folder's generation_config.json,
-// -n and the sampling flags (as GenerationOverrides, checked), --cache-dtype (f32|bf16, default
-// f32) and -t; then Args::finish(), so the command reads its own options before; then the model
-// with its tokenizer, and the generation policy (resolve_generation_policy; default_max_tokens
-// when neither -n nor the folder gives a limit).
+// What dsv3 generate and chat set up alike, in this order: -n and the sampling flags (as
+// GenerationOverrides, checked), --cache-dtype (f32|bf16, default f32) and -t; then
+// Args::finish(), so the command reads its own options before; then the folder's
+// generation_config.json, the model with its tokenizer, and the generation policy
+// (resolve_generation_policy; default_max_tokens when neither -n nor the folder gives a limit).
+// `before_loading` runs after finish() and before the model loads: a command reads its inputs
+// there, so that a bad prompt file fails at once.
 struct GenerationSetup {
   GenerationPolicy policy;
   DType cache_dtype = DType::F32;
   std::unique_ptr<InferenceModel> model;
 };
-GenerationSetup open_for_generation(Args& a, const std::string& dir, int64_t default_max_tokens);
+GenerationSetup open_for_generation(Args& a, const std::string& dir, int64_t default_max_tokens,
+                                    const std::function<void()>& before_loading = {});
 
 // While alive, Ctrl-C (SIGINT) sets flag() instead of ending the process. Restores the previous
 // handler on destruction. Reads interrupted by the signal return with EINTR (no SA_RESTART).
@@ -80,16 +86,23 @@ std::string render_chat(const Tokenizer& tok, const Json& messages, bool add_gen
 // True when the rendered prompt leaves the model inside <think> (R1's template ends with it).
 bool prompt_opens_reasoning(std::string_view prompt);
 
-// Prints reasoning and answer pieces to stdout: the reasoning dim on a terminal, between <think>
-// tags otherwise, or not at all when hidden.
+// Prints reasoning and answer pieces to stdout: the reasoning dim on a terminal, after a <think>
+// tag otherwise (and a </think> where the model closed it), or not at all when hidden.
 class ReasoningPrinter {
  public:
   explicit ReasoningPrinter(bool hide);
   void print(const std::vector<ReasoningSplitter::Piece>& pieces);
-  void end();  // closes an open reasoning block
+  // The end of the output. A reasoning block the model left open stays open: a </think> it never
+  // produced is not printed (reasoning_note says why the text ends there).
+  void end();
+  // What the user should know about the output just ended, or "" (nothing hidden, nothing cut):
+  // that --hide-reasoning hid everything generated, or that the output ended inside the reasoning
+  // (`still_reasoning`: the splitter's state at the end), with what to do for the answer.
+  std::string note(bool still_reasoning, StopReason reason) const;
 
  private:
   bool hide_, tty_, open_ = false;
+  uint64_t shown_ = 0, hidden_ = 0;  // bytes of text
 };
 
 // "what: 1 2 3" on stderr.

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <exception>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "apps/dsv3/commands.h"
@@ -83,7 +84,11 @@ int main(int argc, char** argv) {
     try {
       return check_stdout(what.c_str(), c.run(args));
     } catch (const dsv3::Error& e) {
-      std::fprintf(stderr, "dsv3 %s: error: %s\n", name.c_str(), e.what());
+      // Messages thrown from inside a command often start with its name ("train: ..."): say it once.
+      std::string_view msg = e.what();
+      if (msg.starts_with(name + ": ")) msg.remove_prefix(name.size() + 2);
+      std::fprintf(stderr, "dsv3 %s: error: %.*s\n", name.c_str(), static_cast<int>(msg.size()),
+                   msg.data());
       if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());
       return 1;
     } catch (const std::bad_alloc&) {

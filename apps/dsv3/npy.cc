@@ -9,7 +9,7 @@ namespace dsv3::cli {
 namespace {
 
 void write_npy(const std::string& path, const char* descr, const void* data, size_t elem,
-               const std::vector<int64_t>& shape) {
+               const std::vector<int64_t>& shape, StagedFiles* staged) {
   std::string dims;
   int64_t n = 1;
   for (int64_t d : shape) {
@@ -28,21 +28,26 @@ void write_npy(const std::string& path, const char* descr, const void* data, siz
   head += static_cast<char>(header.size() & 0xff);
   head += static_cast<char>(header.size() >> 8);
   head += header;
-  write_file_atomic(path, [&](FileWriter& f) {
+  auto fill = [&](FileWriter& f) {
     f.write(head);
     f.write(data, n * elem);  // the host is little-endian (x86-64, aarch64)
-  });
+  };
+  if (staged)
+    staged->write(path, fill);
+  else
+    write_file_atomic(path, fill);
 }
 
 }  // namespace
 
-void write_npy_f32(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
-  write_npy(path, "<f4", data, sizeof(float), shape);
+void write_npy_f32(const std::string& path, const float* data, const std::vector<int64_t>& shape,
+                   StagedFiles* staged) {
+  write_npy(path, "<f4", data, sizeof(float), shape, staged);
 }
 
 void write_npy_i32(const std::string& path, const int32_t* data,
                    const std::vector<int64_t>& shape) {
-  write_npy(path, "<i4", data, sizeof(int32_t), shape);
+  write_npy(path, "<i4", data, sizeof(int32_t), shape, nullptr);
 }
 
 }  // namespace dsv3::cli

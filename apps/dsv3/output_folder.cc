@@ -1,11 +1,15 @@
-// Output folders of the commands that write a model: refusal without --force, free space.
+// Output folders of the commands that write a model: refusal without --force, free space, and
+// the staged write that replaces the old model only at the end.
 #include "apps/dsv3/output_folder.h"
 
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "base/error.h"
+#include "base/file.h"
+#include "base/staged_folder.h"
 #include "base/strings.h"
 
 namespace dsv3::cli {
@@ -23,44 +27,81 @@ uint64_t free_bytes(const std::string& dir) {
   return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
-}  // namespace
-
-namespace {
-// The files a new model replaces: weights, their index and config.json.
-bool replaced_by_a_model(const fs::path& p) {
-  const std::string name = p.filename().string();
+// The files a new model replaces: weights, their index, config.json; and the ones a model folder
+// may also get written (generation config, tokenizer).
+bool replaced_by_a_model(const std::string& name) {
   return name == "config.json" ||
          (starts_with(name, "model") &&
           (ends_with(name, ".safetensors") || name == "model.safetensors.index.json"));
 }
+bool written_with_a_model(const std::string& name) {
+  return replaced_by_a_model(name) || name == "generation_config.json" ||
+         name == "tokenizer.json" || name == "tokenizer_config.json";
+}
+
 }  // namespace
 
-uint64_t check_output(const std::string& dir, bool force) {
-  if (!fs::exists(dir)) return 0;
-  if (!fs::is_directory(dir)) throw Error(dir + " exists and is not a folder");
-  if (fs::is_empty(dir)) return 0;
-  if (!force)
-    throw Error(dir + " is not empty", "choose another folder or pass --force to overwrite");
-  uint64_t bytes = 0;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (replaced_by_a_model(e.path()) && e.is_regular_file()) bytes += e.file_size();
-  return bytes;
+ModelOutput::ModelOutput(std::string dir, bool force)
+    : dir_(std::move(dir)), force_(force), leftovers_(find_leftovers(dir_)) {
+  std::error_code ec;
+  if (!fs::exists(dir_, ec)) return;
+  if (!fs::is_directory(dir_, ec)) throw Error(dir_ + " exists and is not a folder");
+  if (!leftovers_.empty() && !force) leftovers_.refuse();
+  std::vector<std::string> others;
+  for (const auto& e : fs::directory_iterator(dir_)) {
+    const std::string name = e.path().filename().string();
+    if (!is_temporary_name(name)) others.push_back(name);
+  }
+  if (!others.empty() && !force)
+    throw Error(dir_ + " is not empty", "choose another folder or pass --force to overwrite");
+  // Only regular files are ever replaced: a link could lead into another model's folder.
+  for (const std::string& name : others) {
+    if (!written_with_a_model(name)) continue;
+    const fs::path p = fs::path(dir_) / name;
+    if (!fs::is_regular_file(fs::symlink_status(p, ec)))
+      throw Error(p.string() + " is " +
+                      (fs::is_symlink(fs::symlink_status(p, ec)) ? "a symbolic link"
+                                                                 : "not a regular file") +
+                      ": a new model replaces only regular files",
+                  "remove it (or choose another folder) and run again");
+  }
 }
 
-void clear_output(const std::string& dir) {
-  if (!fs::is_directory(dir)) return;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (replaced_by_a_model(e.path())) fs::remove(e.path());
-}
-
-void check_free_space(const std::string& dir, uint64_t need, uint64_t freed,
-                      const std::string& hint) {
-  uint64_t room = free_bytes(dir) + freed;
-  uint64_t margin = need / 100 + (64ull << 20);
+void ModelOutput::check_free_space(uint64_t need, const std::string& hint) const {
+  const uint64_t room = free_bytes(dir_) + leftovers_.bytes;
+  const uint64_t margin = need / 100 + (64ull << 20);
   if (room < need + margin)
-    throw Error(dir + " needs " + human_bytes(need + margin) + " but its disk has " +
+    throw Error(dir_ + " needs " + human_bytes(need + margin) + " but its disk has " +
                     human_bytes(room) + " free",
-                hint);
+                hint + (force_ ? " (with --force the old model stays until the new one is "
+                                 "complete, so the disk must hold both)"
+                               : ""));
+}
+
+void ModelOutput::begin() {
+  leftovers_.remove();
+  staging_.emplace(dir_);
+}
+
+const std::string& ModelOutput::staging() const {
+  DSV3_CHECK(staging_.has_value(), "internal: ModelOutput::staging() before begin()");
+  return staging_->path();
+}
+
+void ModelOutput::commit(const std::vector<std::string>& also_remove) {
+  staging_->commit("config.json", [&](const std::string& name) {
+    return replaced_by_a_model(name) ||
+           std::find(also_remove.begin(), also_remove.end(), name) != also_remove.end();
+  });
+}
+
+void check_output_file(const std::string& path, const std::string& option) {
+  if (auto in = input_file_at(path))
+    throw Error(option + " " + path + " is " +
+                    (*in == path ? "an input of this command" : "the input " + *in) +
+                    ": writing there would destroy it",
+                "choose another output path");
+  check_output_path(path);
 }
 
 }  // namespace dsv3::cli

@@ -23,15 +23,16 @@ bool has_tokenizer(const std::string& dir) {
 
 }  // namespace
 
+std::string tokenizer_search_root() {
+  const char* env = std::getenv("DSV3_ASSETS");
+  return env && *env ? env : DSV3_SOURCE_DIR;
+}
+
 std::optional<std::string> find_tokenizer_dir(const std::string& name) {
-  std::vector<std::string> roots;
-  if (const char* env = std::getenv("DSV3_ASSETS"); env && *env) roots.emplace_back(env);
-  roots.emplace_back(DSV3_SOURCE_DIR);
-  for (const auto& root : roots)
-    for (const auto& rel : candidates(name)) {
-      std::string dir = path_join(root, rel);
-      if (has_tokenizer(dir)) return dir;
-    }
+  for (const auto& rel : candidates(name)) {
+    std::string dir = path_join(tokenizer_search_root(), rel);
+    if (has_tokenizer(dir)) return dir;
+  }
   return std::nullopt;
 }
 

@@ -14,6 +14,9 @@ struct ForwardActs {
   // true: every layer keeps its own input and LayerActs for a backward pass (training); false: the
   // layers share one LayerActs and update the residual stream in place (inference).
   bool keep_layers = false;
+  // With keep_layers: free each layer's RMSNorm outputs and MLA up-projections after its forward
+  // and recompute them in backward (SPEC §3.1), trading a little compute for activation memory.
+  bool recompute = false;
 
   std::vector<float> cos, sin;  // [N, rope_dim / 2] at each row's position
   // keep_layers: resid[l] [N, d] is layer l's input, resid[L] the stack's output; else resid[0]

@@ -67,6 +67,7 @@ void CausalLm::forward(const Batch& b, ForwardActs& a, float* logits, float* hid
     LayerActs& la = a.layers[a.keep_layers ? l : 0];
     layers_[l].forward(ctx_, path_, dispatcher_, a.resid[in].data(), a.resid[out].data(), b,
                        a.cos.data(), a.sin.data(), la);
+    if (a.keep_layers && a.recompute) DecoderLayer::release_recomputable(la);
     if (layers_[l].moe())
       a.expert_load[l] = la.moe.plan.counts;
     else
@@ -133,8 +134,11 @@ void CausalLm::backward(const Batch& b, ForwardActs& a, const float* dlogits,
   a.neg_sin.resize(a.sin.size());
   for (size_t i = 0; i < a.sin.size(); ++i) a.neg_sin[i] = -a.sin[i];
   for (int64_t l = L - 1; l >= 0; --l) {
+    if (a.recompute)
+      layers_[l].recompute(ctx_, a.resid[l].data(), b, a.cos.data(), a.sin.data(), a.layers[l]);
     layers_[l].backward(ctx_, dispatcher_, a.resid[l].data(), b, a.cos.data(), a.neg_sin.data(),
                         a.layers[l], dcur, a.grads, dprev);
+    if (a.recompute) DecoderLayer::release_recomputable(a.layers[l]);
     std::swap(dcur, dprev);
   }
   k.embedding_backward(embed_.grad, b.ids().data(), dcur, N, d);

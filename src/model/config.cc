@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "base/file.h"
+#include "model/param_table.h"
 
 namespace dsv3 {
 namespace {
@@ -77,11 +78,22 @@ class FieldReader {
   std::string source_, prefix_;
 };
 
-void need_positive(const FieldReader& r, std::string_view key, int64_t v) {
+// Sizes are bounded one by one, so that products of two (a matrix's elements) cannot overflow;
+// model_size() then bounds the whole (check_model_size).
+void need_at_most(const FieldReader& r, std::string_view key, int64_t v, int64_t limit) {
+  if (v > limit)
+    throw Error(r.where(key) + " " + std::to_string(v) + " is over dsv3's limit of " +
+                    std::to_string(limit),
+                "the config describes a model far larger than any dsv3 can hold");
+}
+void need_positive(const FieldReader& r, std::string_view key, int64_t v,
+                   int64_t limit = kMaxConfigDim) {
   if (v <= 0) throw Error(r.where(key) + " must be positive, got " + std::to_string(v));
+  need_at_most(r, key, v, limit);
 }
 void need_nonnegative(const FieldReader& r, std::string_view key, int64_t v) {
   if (v < 0) throw Error(r.where(key) + " must not be negative, got " + std::to_string(v));
+  need_at_most(r, key, v, kMaxConfigDim);
 }
 
 // eos_token_id is an int, or a list of ints in Llama 3.1 configs (the first is the main one).
@@ -146,6 +158,7 @@ void parse_mla(const FieldReader& r, ModelConfig& c) {
     throw Error(r.where("kv_lora_rank") +
                 " must be positive for multi-head latent attention, got " +
                 std::to_string(c.kv_lora_rank));
+  need_at_most(r, "kv_lora_rank", c.kv_lora_rank, kMaxConfigDim);
   c.qk_nope_head_dim = r.integer("qk_nope_head_dim");
   c.qk_rope_head_dim = r.integer("qk_rope_head_dim");
   c.v_head_dim = r.integer("v_head_dim");
@@ -272,13 +285,13 @@ ModelConfig parse_config(const Json& j, const std::string& source) {
   c.num_attention_heads = r.integer("num_attention_heads");
   c.num_key_value_heads = r.integer("num_key_value_heads", c.num_attention_heads);
   c.max_position_embeddings = r.integer("max_position_embeddings");
-  need_positive(r, "vocab_size", c.vocab_size);
+  need_positive(r, "vocab_size", c.vocab_size, kMaxVocab);
   need_positive(r, "hidden_size", c.hidden_size);
   need_positive(r, "intermediate_size", c.intermediate_size);
   need_positive(r, "num_hidden_layers", c.num_hidden_layers);
   need_positive(r, "num_attention_heads", c.num_attention_heads);
   need_positive(r, "num_key_value_heads", c.num_key_value_heads);
-  need_positive(r, "max_position_embeddings", c.max_position_embeddings);
+  need_positive(r, "max_position_embeddings", c.max_position_embeddings, kMaxPositions);
   if (c.hidden_size % c.num_attention_heads)
     throw Error(r.where("hidden_size") + " (" + std::to_string(c.hidden_size) +
                 ") is not divisible by num_attention_heads (" +
@@ -323,6 +336,7 @@ ModelConfig parse_config(const Json& j, const std::string& source) {
         throw Error(qr.where("weight_block_size") + " must be [128, 128] (SPEC §3.2)");
     }
   }
+  check_model_size(c, source);
   return c;
 }
 

@@ -82,8 +82,15 @@ struct ModelConfig {
   int64_t kv_cache_elems_per_token_layer() const;
 };
 
+// Limits on one field: every width, rank, head, layer or expert count; the vocabulary (token ids
+// are int32); the context. model_size() bounds the whole model (param_table.h).
+inline constexpr int64_t kMaxConfigDim = int64_t{1} << 24;
+inline constexpr int64_t kMaxVocab = (int64_t{1} << 31) - 1;
+inline constexpr int64_t kMaxPositions = (int64_t{1} << 31) - 1;
+
 // Parse and validate. Errors name `source` and the field ("config.json: num_attention_heads ...").
-// An unknown model_type is refused by name.
+// An unknown model_type is refused by name, and so is a model over the limits of check_model_size
+// (before anything is allocated for it).
 ModelConfig parse_config(const Json& j, const std::string& source = "config.json");
 ModelConfig load_config(const std::string& path);
 // The HF config.json for this config (raw fields preserved, dsv3's fields written over them).

@@ -84,4 +84,21 @@ void DecoderLayer::backward(ComputeContext ctx, MoeDispatcher& dispatcher, const
   k.rmsnorm_backward(dx, d_, attn_norm_.grad, g.dn.data(), d_, x, d_, attn_norm_.f32, N, d_, eps_);
 }
 
+void DecoderLayer::release_recomputable(LayerActs& a) {
+  std::vector<float>().swap(a.x_attn);
+  std::vector<float>().swap(a.x_ffn);
+  Mla::release_recomputable(a.mla);
+}
+
+void DecoderLayer::recompute(ComputeContext ctx, const float* x, const Batch& b, const float* cos,
+                             const float* sin, LayerActs& a) const {
+  DSV3_CHECK(mla_.has_value(), "model: recomputation supports MLA (DeepSeek) layers only");
+  const int64_t N = b.rows();
+  a.x_attn.resize(N * d_);
+  a.x_ffn.resize(N * d_);
+  ctx.kernels.rmsnorm(a.x_attn.data(), d_, x, d_, attn_norm_.f32, N, d_, eps_);
+  ctx.kernels.rmsnorm(a.x_ffn.data(), d_, a.h.data(), d_, ffn_norm_.f32, N, d_, eps_);
+  mla_->recompute(ctx, a.x_attn.data(), N, cos, sin, a.mla);
+}
+
 }  // namespace dsv3

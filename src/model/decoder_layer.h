@@ -53,6 +53,11 @@ class DecoderLayer {
   void backward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* x, const Batch& b,
                 const float* cos, const float* neg_sin, const LayerActs& a, const float* dy,
                 LayerGrads& g, float* dx) const;
+  // Recomputation (SPEC §3.1, ForwardActs::recompute): frees the RMSNorm outputs and MLA's
+  // up-projections after the forward; recompute() rebuilds them bit for bit before backward().
+  static void release_recomputable(LayerActs& a);
+  void recompute(ComputeContext ctx, const float* x, const Batch& b, const float* cos,
+                 const float* sin, LayerActs& a) const;
   const Moe* moe() const { return moe_ ? &*moe_ : nullptr; }
 
  private:

@@ -81,8 +81,6 @@ void Mla::attend_naive(ComputeContext ctx, const Batch& b, MlaActs& a) const {
   const int64_t total = a.kv_row0.back();
   a.c_kv.resize(total * d_c_);
   a.k_pe.resize(total * d_r_);
-  a.kv_up.resize(total * H_ * dkv);
-  a.k.resize(total * H_ * dq);
   for (size_t i = 0; i < b.seqs().size(); ++i) {
     int64_t S = 0;
     const float* rows = seq_keys(b.seqs()[i], layer_, a.latent.data(), dl, a.cache_scratch, S);
@@ -92,13 +90,7 @@ void Mla::attend_naive(ComputeContext ctx, const Batch& b, MlaActs& a) const {
       std::copy_n(rows + s * dl + d_c_, d_r_, a.k_pe.data() + r * d_r_);
     }
   }
-  kv_b_.forward(ctx, a.c_kv.data(), total, a.kv_up.data());
-  for (int64_t r = 0; r < total; ++r)
-    for (int64_t h = 0; h < H_; ++h) {
-      float* kh = a.k.data() + (r * H_ + h) * dq;
-      std::copy_n(a.kv_up.data() + (r * H_ + h) * dkv, d_n_, kh);
-      std::copy_n(a.k_pe.data() + r * d_r_, d_r_, kh + d_n_);
-    }
+  up_project_keys(ctx, a);
   for (size_t i = 0; i < b.seqs().size(); ++i) {
     const BatchSeq& s = b.seqs()[i];
     const int64_t r0 = a.kv_row0[i];
@@ -120,6 +112,42 @@ void Mla::attend_naive(ComputeContext ctx, const Batch& b, MlaActs& a) const {
     at.lse = a.lse.data() + s.begin * H_;
     ctx.kernels.attention(at, ctx.pool);
   }
+}
+
+void Mla::up_project_keys(ComputeContext ctx, MlaActs& a) const {
+  const int64_t dq = d_n_ + d_r_, dkv = d_n_ + d_v_, total = a.kv_row0.back();
+  a.kv_up.resize(total * H_ * dkv);
+  a.k.resize(total * H_ * dq);
+  kv_b_.forward(ctx, a.c_kv.data(), total, a.kv_up.data());
+  for (int64_t r = 0; r < total; ++r)
+    for (int64_t h = 0; h < H_; ++h) {
+      float* kh = a.k.data() + (r * H_ + h) * dq;
+      std::copy_n(a.kv_up.data() + (r * H_ + h) * dkv, d_n_, kh);
+      std::copy_n(a.k_pe.data() + r * d_r_, d_r_, kh + d_n_);
+    }
+}
+
+void Mla::recompute(ComputeContext ctx, const float* x, int64_t N, const float* cos,
+                    const float* sin, MlaActs& a) const {
+  const Kernels& k = ctx.kernels;
+  const int64_t dq = d_n_ + d_r_;
+  a.q.resize(N * H_ * dq);
+  if (q_lora_ > 0) {
+    a.cq.resize(N * q_lora_);
+    k.rmsnorm(a.cq.data(), q_lora_, a.cq_raw.data(), q_lora_, q_a_norm_->f32, N, q_lora_, eps_);
+    q_b_.forward(ctx, a.cq.data(), N, a.q.data());
+  } else {
+    q_.forward(ctx, x, N, a.q.data());
+  }
+  k.rope_interleaved(a.q.data() + d_n_, N, H_, H_ * dq, dq, d_r_, cos, sin);
+  up_project_keys(ctx, a);
+}
+
+void Mla::release_recomputable(MlaActs& a) {
+  std::vector<float>().swap(a.cq);
+  std::vector<float>().swap(a.q);
+  std::vector<float>().swap(a.kv_up);
+  std::vector<float>().swap(a.k);
 }
 
 void Mla::attend_absorbed(ComputeContext ctx, const Batch& b, MlaActs& a) const {

@@ -58,10 +58,18 @@ class Mla {
   void backward(ComputeContext ctx, const float* x, const Batch& b, const float* cos,
                 const float* neg_sin, const MlaActs& a, const float* dout, MlaGrads& g,
                 float* dx) const;
+  // Recomputation (SPEC §3.1): release_recomputable() frees the (R) buffers after a Naive forward
+  // of cache-less sequences; recompute() rebuilds them, bit for bit, from what stays (cq_raw,
+  // c_kv, k_pe) and x, before backward().
+  static void release_recomputable(MlaActs& a);
+  void recompute(ComputeContext ctx, const float* x, int64_t N, const float* cos, const float* sin,
+                 MlaActs& a) const;
 
  private:
   void attend_naive(ComputeContext ctx, const Batch& b, MlaActs& a) const;
   void attend_absorbed(ComputeContext ctx, const Batch& b, MlaActs& a) const;
+  // kv_up = kv_b_proj(c_kv) and k = [k_nope; k_pe] per head for the kv_row0.back() key rows.
+  void up_project_keys(ComputeContext ctx, MlaActs& a) const;
 
   int64_t d_, H_, q_lora_, d_c_, d_n_, d_r_, d_v_, layer_;
   float eps_, scale_;

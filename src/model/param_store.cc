@@ -186,7 +186,7 @@ void ParamStore::save_impl(const std::string& dir, const DType* dtype) const {
   }
   c.fp8_weights = any_fp8;
   c.torch_dtype = torch_dtype_name(matrix_dtype);
-  ProgressBar bar("saving " + dir, writer.data_bytes(), "bytes");
+  ProgressBar bar("saving " + dir, writer.data_bytes(), "bytes", ProgressBar::Offline::Lines);
   writer.write(dir, &bar);
   bar.finish();
   // config.json last: a folder whose weights failed to write is never taken for a model.

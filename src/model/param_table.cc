@@ -1,6 +1,11 @@
 // The parameter table: every tensor of a HF checkpoint, in the layout of SPEC §6.
 #include "model/param_table.h"
 
+#include <algorithm>
+#include <cstdio>
+
+#include "base/error.h"
+
 namespace dsv3 {
 namespace {
 
@@ -173,6 +178,111 @@ ParamCounts count_params(const ModelConfig& c) {
     n.mtp_activated -= mtp_routed / E * unselected;
   }
   return n;
+}
+
+std::string format_params(uint64_t n) {
+  char buf[32];
+  const double v = static_cast<double>(n);
+  if (v >= 100e9)
+    std::snprintf(buf, sizeof buf, "%.1fB", v / 1e9);
+  else if (v >= 1e9)
+    std::snprintf(buf, sizeof buf, "%.2fB", v / 1e9);
+  else if (v >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
+  else if (v >= 1e3)
+    std::snprintf(buf, sizeof buf, "%.2fK", v / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(n));
+  return buf;
+}
+
+std::string parameter_summary(const ModelConfig& c) {
+  const ParamCounts n = count_params(c);
+  std::string s = format_params(n.main_total) + " parameters";
+  if (n.mtp_unique > 0) s += " + " + format_params(n.mtp_unique) + " MTP";
+  return s;
+}
+
+namespace {
+
+ModelSize size_of(const ModelConfig& c) {
+  ModelSize n;
+  for (const ParamSpec& p : param_table(c)) {
+    n.tensors += 1;
+    n.parameters += static_cast<double>(shape_numel(p.shape));
+  }
+  return n;
+}
+
+// a + k * (b - c), field by field.
+ModelSize add_scaled(ModelSize a, double k, ModelSize b, ModelSize c = {}) {
+  a.tensors += k * (b.tensors - c.tensors);
+  a.parameters += k * (b.parameters - c.parameters);
+  return a;
+}
+
+}  // namespace
+
+// The table is a sum of parts that do not depend on each other: the globals (embedding, norm,
+// head), one dense layer, one MoE layer (linear in the expert count: experts, gate rows, bias), and
+// per MTP module its own tensors plus a layer. Each part comes from the table of a config of at
+// most one layer and two experts.
+ModelSize model_size(const ModelConfig& c) {
+  ModelConfig base = c;
+  base.num_hidden_layers = 0;
+  base.num_nextn_predict_layers = 0;
+  base.n_routed_experts = 0;
+  const ModelSize globals = size_of(base);
+  ModelConfig one = base;
+  one.num_hidden_layers = 1;
+  const ModelSize dense = add_scaled({}, 1, size_of(one), globals);
+  ModelSize moe;
+  if (c.n_routed_experts > 0) {
+    ModelConfig m = one;
+    m.first_k_dense_replace = 0;
+    m.moe_layer_freq = 1;
+    m.n_routed_experts = 1;
+    const ModelSize m1 = add_scaled({}, 1, size_of(m), globals);
+    m.n_routed_experts = 2;
+    const ModelSize m2 = add_scaled({}, 1, size_of(m), globals);
+    moe = add_scaled(m1, static_cast<double>(c.n_routed_experts - 1), m2, m1);
+  }
+  ModelConfig mtp = base;  // one MTP module over a dense layer (no experts in `base`)
+  mtp.num_nextn_predict_layers = 1;
+  const ModelSize mtp_own = add_scaled(add_scaled({}, 1, size_of(mtp), globals), -1, dense);
+
+  // How many of the layers [a, b) are MoE layers (ModelConfig::is_moe_layer), without a loop.
+  const auto moe_layers = [&](int64_t a, int64_t b) -> double {
+    if (c.n_routed_experts == 0) return 0;
+    a = std::max(a, c.first_k_dense_replace);
+    if (a >= b) return 0;
+    const int64_t f = c.moe_layer_freq;
+    const auto multiples = [f](int64_t n) { return (n + f - 1) / f; };  // in [0, n)
+    return static_cast<double>(multiples(b) - multiples(a));
+  };
+  const int64_t L = c.num_hidden_layers, K = c.num_nextn_predict_layers;
+  const double moe_main = moe_layers(0, L), moe_mtp = moe_layers(L, L + K);
+  ModelSize n = globals;
+  n = add_scaled(n, static_cast<double>(L + K) - moe_main - moe_mtp, dense);
+  n = add_scaled(n, moe_main + moe_mtp, moe);
+  n = add_scaled(n, static_cast<double>(K), mtp_own);
+  return n;
+}
+
+void check_model_size(const ModelConfig& c, const std::string& source) {
+  const ModelSize n = model_size(c);
+  char what[160];
+  std::snprintf(what, sizeof what, "%.4g tensors and %.4g parameters", n.tensors, n.parameters);
+  const std::string hint = "check num_hidden_layers (" + std::to_string(c.num_hidden_layers) +
+                           "), n_routed_experts (" + std::to_string(c.n_routed_experts) +
+                           ") and the sizes";
+  if (n.tensors > kMaxTensors)
+    throw Error(source + " describes a model of " + what + ": over dsv3's limit of " +
+                    std::to_string(static_cast<int64_t>(kMaxTensors)) + " tensors",
+                hint);
+  if (n.parameters > kMaxParameters)
+    throw Error(
+        source + " describes a model of " + what + ": over dsv3's limit of 10^13 parameters", hint);
 }
 
 DType storage_dtype(const ParamSpec& p, DType dtype) {

@@ -47,4 +47,27 @@ struct ParamCounts {
 };
 ParamCounts count_params(const ModelConfig& c);
 
+// THE parameter count every command prints for a model (init, inspect, generate, chat, bench):
+// the main model without the MTP module, as DeepSeek reports V3's 671B; the MTP module follows as
+// its own unique parameters (its copies of the embedding and head left out): "7.97M parameters +
+// 1.92M MTP", "1.78B parameters" for a model without one.
+std::string parameter_summary(const ModelConfig& c);
+// A count the way the papers print it: 671.0B, 14.77B, 2.45B, 35.10M, 512.
+std::string format_params(uint64_t n);
+
+// The tensors and parameters of param_table(c), MTP copies included, computed from a few one-layer
+// tables (so a config of a billion layers costs no more than one of three): what loaders and
+// writers check before building anything. Doubles: the counts of an absurd config overflow int64.
+struct ModelSize {
+  double tensors = 0;
+  double parameters = 0;
+};
+ModelSize model_size(const ModelConfig& c);
+
+// dsv3's limits on a whole model (DeepSeek-V3 has about 91 thousand tensors, 685 billion
+// parameters with its MTP module): a config over them is refused, naming the limit.
+inline constexpr double kMaxTensors = 1e6;
+inline constexpr double kMaxParameters = 1e13;
+void check_model_size(const ModelConfig& c, const std::string& source);
+
 }  // namespace dsv3

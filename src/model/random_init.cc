@@ -142,7 +142,7 @@ void write_random_model(const ModelConfig& config, const std::string& dir, uint6
     });
   }
 
-  ProgressBar bar("writing " + dir, writer.data_bytes(), "bytes");
+  ProgressBar bar("writing " + dir, writer.data_bytes(), "bytes", ProgressBar::Offline::Lines);
   writer.write(dir, &bar);
   bar.finish();
   // config.json last: a folder whose weights failed to write (disk full, kill) has none, so it is

@@ -1,6 +1,7 @@
 // ModelWeights: the parameter table checked against a HF folder (or filled at random in memory).
 #include "model/weights.h"
 
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -60,6 +61,36 @@ const float* check_scale_inv(const TensorStore& store, const TensorStore::Tensor
   return scales;
 }
 
+// Before the table is built: a config that needs more tensors or bytes than the files hold is an
+// error at once (an absurd config under the limits of check_model_size would otherwise build a
+// table of a million entries only to miss the first tensor). Lower bounds: the MTP copies of the
+// embedding and head may be left out, and a weight takes at least one byte (E4M3).
+void check_files_hold(const ModelConfig& c, const TensorStore& store,
+                      const std::string& config_path) {
+  const ModelSize need = model_size(c);
+  const double copies = 2.0 * static_cast<double>(c.num_nextn_predict_layers);
+  const double tensors = need.tensors - copies;
+  const double bytes = need.parameters - copies * static_cast<double>(c.vocab_size) *
+                                             static_cast<double>(c.hidden_size);
+  const double have_tensors = static_cast<double>(store.names().size());
+  const double have_bytes = static_cast<double>(store.total_bytes());
+  char buf[256];
+  if (tensors > have_tensors) {
+    std::snprintf(buf, sizeof buf, "%.0f tensors, but the safetensors files in %s hold %.0f",
+                  tensors, store.dir().c_str(), have_tensors);
+    throw Error(config_path + " describes a model of " + buf,
+                "the config does not belong to these weights, or files are missing");
+  }
+  if (bytes > have_bytes) {
+    std::snprintf(buf, sizeof buf,
+                  "%.4g parameters (at least %.4g bytes), but the safetensors files in %s hold "
+                  "%.4g bytes",
+                  bytes, bytes, store.dir().c_str(), have_bytes);
+    throw Error(config_path + " describes a model of " + buf,
+                "the config does not belong to these weights, or files are missing");
+  }
+}
+
 }  // namespace
 
 ModelWeights::ModelWeights() : impl_(std::make_unique<Impl>()) {}
@@ -74,6 +105,7 @@ ModelWeights ModelWeights::load(const std::string& dir) {
   m.config = load_config(config_path);
   m.store.emplace(TensorStore::open(dir));
   const TensorStore& store = *m.store;
+  check_files_hold(m.config, store, config_path);
   for (const ParamSpec& p : param_table(m.config)) {
     auto ref = store.find(p.name);
     // SPEC §6: loaders may alias the MTP copies of the embedding and the head.

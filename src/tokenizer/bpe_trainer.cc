@@ -146,7 +146,8 @@ class Trainer {
   std::priority_queue<Entry> heap_;
 };
 
-void write_tokenizer_json(const std::string& path, const std::vector<std::string>& vocab,
+void write_tokenizer_json(StagedFiles& out, const std::string& path,
+                          const std::vector<std::string>& vocab,
                           const std::vector<std::pair<int32_t, int32_t>>& merges) {
   std::string s =
       "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  "
@@ -176,10 +177,10 @@ void write_tokenizer_json(const std::string& path, const std::vector<std::string
     s += "      [" + json_quote(vocab[merges[i].first]) + ", " +
          json_quote(vocab[merges[i].second]) + "]" + (i + 1 < merges.size() ? ",\n" : "\n");
   s += "    ]\n  }\n}\n";
-  write_file_atomic(path, s);
+  out.write(path, s);
 }
 
-void write_tokenizer_config(const std::string& path) {
+void write_tokenizer_config(StagedFiles& out, const std::string& path) {
   Json cfg = Json::object();
   cfg["add_bos_token"] = true;
   cfg["add_eos_token"] = false;
@@ -191,7 +192,7 @@ void write_tokenizer_config(const std::string& path) {
   cfg["model_max_length"] = int64_t{16384};
   cfg["tokenizer_class"] = "LlamaTokenizerFast";
   cfg["chat_template"] = kChatTemplate;
-  write_file_atomic(path, cfg.dump(2) + "\n");
+  out.write(path, cfg.dump(2) + "\n");
 }
 
 }  // namespace
@@ -284,9 +285,12 @@ BpeTrainReport train_bpe_tokenizer(const BpeTrainOptions& opt, const std::string
   report.merges = static_cast<int32_t>(merges.size());
   report.vocab_size = static_cast<int32_t>(vocab.size());
 
+  // Both files are written before either replaces an old one: a failure leaves the old pair.
   make_dirs(out_dir);
-  write_tokenizer_json(path_join(out_dir, "tokenizer.json"), vocab, merges);
-  write_tokenizer_config(path_join(out_dir, "tokenizer_config.json"));
+  StagedFiles out;
+  write_tokenizer_json(out, path_join(out_dir, "tokenizer.json"), vocab, merges);
+  write_tokenizer_config(out, path_join(out_dir, "tokenizer_config.json"));
+  out.commit();
   return report;
 }
 

@@ -90,7 +90,8 @@ class StreamDecoder {
 };
 
 // Learns a byte-level BPE with DeepSeek-V3's pre-tokenizer and special-token layout, and writes
-// tokenizer.json + tokenizer_config.json (with a chat template) into out_dir. Deterministic.
+// tokenizer.json + tokenizer_config.json (with a chat template) into out_dir, replacing old files
+// of those names only once both new ones are written. Deterministic.
 struct BpeTrainOptions {
   std::vector<std::string> inputs;  // text files; a line holding only U+001E ends a document
   int32_t vocab_size = 4096;        // total, special tokens included

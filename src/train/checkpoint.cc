@@ -63,6 +63,11 @@ std::string write_checkpoint(const std::string& run_dir, int64_t step, const Par
     write_file_atomic((tmp / kStateJson).string(), m.dump(2) + "\n");
     fs::remove_all(final_dir, ec);
     fs::rename(tmp, final_dir);
+    // checkpoints/latest -> step-N, swapped in by a rename so it never dangles or goes missing.
+    const fs::path link_tmp = root / ".latest.tmp";
+    fs::remove(link_tmp, ec);
+    fs::create_directory_symlink(final_dir.filename(), link_tmp);
+    fs::rename(link_tmp, root / "latest");
   } catch (const std::exception& e) {
     fs::remove_all(tmp, ec);
     throw Error("checkpoint: could not write step " + std::to_string(step) + " into " +

@@ -1,6 +1,7 @@
 // Forward, losses and backward of one micro-batch.
 #include "train/forward_backward.h"
 
+#include <cmath>
 #include <span>
 
 #include "base/error.h"
@@ -54,6 +55,14 @@ LossParts ForwardBackward::pass(const int32_t* windows, int64_t B, int64_t T, co
 
   LossParts p;
   p.ce = cross_entropy_loss(ctx_.kernels, ctx_.pool, logits_.data(), targets_.data(), N, V, weight);
+  // A non-finite loss (diverged weights) ends the pass: the trainer skips the step, and the
+  // balance loss would refuse non-finite scores.
+  auto diverged = [&](double x) {
+    if (std::isfinite(x)) return false;
+    p.total = x;
+    return true;
+  };
+  if (diverged(p.ce)) return p;
   if (mtp) {
     mtp_logits_.resize(N * V);
     model_.forward_mtp(mtp_, hidden_.data(), acts_, mtp_logits_.data());
@@ -61,8 +70,9 @@ LossParts ForwardBackward::pass(const int32_t* windows, int64_t B, int64_t T, co
     p.mtp = cross_entropy_loss(ctx_.kernels, ctx_.pool, mtp_logits_.data(), mtp_targets_.data(), N,
                                V, weight * w.mtp_lambda);
   }
-  p.balance = balance_losses(w, weight, backward);
-  p.total = p.ce + w.mtp_lambda * p.mtp + p.balance;
+  if (diverged(p.mtp)) return p;
+  balance_losses(w, weight, backward, p);
+  p.total = p.ce + w.mtp_lambda * p.mtp + w.balance_alpha * p.balance + w.aux_alpha * p.aux;
   if (!backward) return p;
   if (mtp) {
     dhidden_.resize(N * d);
@@ -72,23 +82,25 @@ LossParts ForwardBackward::pass(const int32_t* windows, int64_t B, int64_t T, co
   return p;
 }
 
-double ForwardBackward::balance_losses(const LossWeights& w, double weight, bool backward) {
+void ForwardBackward::balance_losses(const LossWeights& w, double weight, bool backward,
+                                     LossParts& p) {
   const ModelConfig& c = model_.config();
   const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok;
-  double total = 0;
-  // The gradient is weight * α * dL/ds; the value returned is α * L, unweighted.
+  // The gradient is weight * α * dL/ds; balance_loss returns α' L for the α' it is given.
   auto one = [&](MoeActs& a, const Batch& b) {
     a.dscores_aux.clear();
-    for (auto [alpha, scope] : {std::pair{w.balance_alpha, BalanceScope::Sequence},
-                                std::pair{w.aux_alpha, BalanceScope::Batch}})
-      if (alpha > 0)
-        total += balance_loss(a, b, E, K, alpha * weight, scope, a.dscores_aux) / weight;
+    if (w.balance_alpha > 0)
+      p.balance += balance_loss(a, b, E, K, w.balance_alpha * weight, BalanceScope::Sequence,
+                                a.dscores_aux) /
+                   (w.balance_alpha * weight);
+    if (w.aux_alpha > 0)
+      p.aux += balance_loss(a, b, E, K, w.aux_alpha * weight, BalanceScope::Batch, a.dscores_aux) /
+               (w.aux_alpha * weight);
     if (!backward) a.dscores_aux.clear();
   };
   for (size_t l = 0; l < acts_.layers.size(); ++l)
     if (!acts_.expert_load[l].empty()) one(acts_.layers[l].moe, main_);
   if (mtp_.rows() > 0 && !acts_.mtp.layer.moe.plan.counts.empty()) one(acts_.mtp.layer.moe, mtp_);
-  return total;
 }
 
 }  // namespace dsv3

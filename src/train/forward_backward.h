@@ -25,8 +25,10 @@ struct LossWeights {
   double aux_alpha = 0.0;       // α1 of the V2 expert-level auxiliary loss (ablation only)
 };
 
+// total is the weighted sum; the parts are unweighted: mtp the MTP CE, balance Σ over MoE layers
+// of the sequence-wise f·P (mean over sequences), aux Σ over MoE layers of the batch-wise f·P.
 struct LossParts {
-  double total = 0, ce = 0, mtp = 0, balance = 0;
+  double total = 0, ce = 0, mtp = 0, balance = 0, aux = 0;
 };
 
 class ForwardBackward {
@@ -38,6 +40,9 @@ class ForwardBackward {
   // windows [B, T + 1]. Accumulates weight * dL/dθ into model.params().grads() (weight: 1 / the
   // number of micro-batches of an optimizer step) and returns the unweighted loss parts.
   LossParts run(const int32_t* windows, int64_t B, int64_t T, const LossWeights& w, double weight);
+  // Recompute the RMSNorm outputs and MLA up-projections in backward instead of keeping them
+  // (SPEC §3.1): less activation memory, the same gradients bit for bit.
+  void set_recompute(bool on) { acts_.recompute = on; }
   // The loss parts only, no backward (validation).
   LossParts evaluate(const int32_t* windows, int64_t B, int64_t T, const LossWeights& w);
 
@@ -48,7 +53,7 @@ class ForwardBackward {
  private:
   LossParts pass(const int32_t* windows, int64_t B, int64_t T, const LossWeights& w, double weight,
                  bool backward);
-  double balance_losses(const LossWeights& w, double weight, bool backward);
+  void balance_losses(const LossWeights& w, double weight, bool backward, LossParts& p);
 
   Model& model_;
   ComputeContext ctx_;

@@ -23,6 +23,7 @@ MetricsRow parse_row(std::string_view line, const std::string& where) {
     out = v->as_double();
   };
   number("loss", r.loss);
+  number("ce", r.ce);
   number("mtp_loss", r.mtp_loss);
   number("balance_loss", r.balance_loss);
   number("lr", r.lr);

@@ -1,6 +1,6 @@
 // A training run's metrics.jsonl: one JSON object per line, written by the trainer after each step
 // (and with val_loss after each evaluation), read back by `dsv3 plot`. Keys: step (required), loss,
-// mtp_loss, balance_loss, lr, grad_norm, tokens_per_s, val_loss (numbers) and maxvio (an array,
+// ce, mtp_loss, balance_loss, lr, grad_norm, tokens_per_s, val_loss (numbers) and maxvio (an array,
 // one MaxVio per MoE layer, SPEC §2); all but step optional per line, unknown keys ignored (later
 // trainers may log more), null taken as absent.
 #pragma once
@@ -14,7 +14,7 @@ namespace dsv3 {
 
 struct MetricsRow {
   int64_t step = 0;
-  std::optional<double> loss, mtp_loss, balance_loss, lr, grad_norm, tokens_per_s, val_loss;
+  std::optional<double> loss, ce, mtp_loss, balance_loss, lr, grad_norm, tokens_per_s, val_loss;
   std::vector<double> maxvio;  // per MoE layer; empty when not logged
 };
 

@@ -11,6 +11,7 @@
 #include "base/file.h"
 #include "base/json.h"
 #include "base/progress.h"
+#include "base/staged_folder.h"
 #include "base/strings.h"
 #include "train/token_file.h"
 
@@ -188,23 +189,13 @@ void check_out_dir(const std::string& dir, bool force) {
   if (!fs::exists(dir, ec)) return;
   DSV3_CHECK(fs::is_directory(dir, ec), dir + " exists and is not a folder",
              "give -o a folder to create or a data folder to replace with --force");
-  DSV3_CHECK(force || fs::is_empty(dir, ec), dir + " is not empty",
+  const Leftovers left = find_leftovers(dir);
+  if (!left.empty() && !force) left.refuse();
+  bool others = false;
+  for (const auto& e : fs::directory_iterator(dir))
+    others = others || !is_temporary_name(e.path().filename().string());
+  DSV3_CHECK(force || !others, dir + " is not empty",
              "choose an empty folder, or pass --force to replace the data set in it");
-}
-
-// Removes meta.json first (the folder stops being a data set), then the old shards.
-void clear_out_dir(const std::string& dir) {
-  std::error_code ec;
-  if (!fs::exists(dir, ec)) return;
-  fs::remove(fs::path(dir) / "meta.json", ec);
-  DSV3_CHECK(!ec, "cannot remove " + dir + "/meta.json: " + ec.message());
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (ours(name) && e.is_regular_file()) {
-      fs::remove(e.path(), ec);
-      DSV3_CHECK(!ec, "cannot remove " + e.path().string() + ": " + ec.message());
-    }
-  }
 }
 
 constexpr size_t kBlockBytes = size_t{8} << 20;  // text tokenised per parallel step
@@ -243,13 +234,15 @@ PrepareReport prepare_dataset(const PrepareOptions& opt, ThreadPool& pool) {
   for (const auto& f : opt.valid) inputs.push_back({MappedFile(f), true});
   for (const Input& in : inputs) rep.bytes += in.file.size();
 
-  clear_out_dir(opt.out_dir);
-  make_dirs(opt.out_dir);
+  // The new data set is written in full into a staging folder; the old one (meta.json and its
+  // shards) is replaced only at the end, so a failure on the way leaves it usable.
+  find_leftovers(opt.out_dir).remove();  // with --force (check_out_dir refused them otherwise)
+  StagedFolder out(opt.out_dir);
   rep.vocab_size = tok.vocab_size();
   rep.eos_id = eos;
   const auto vocab = static_cast<uint32_t>(rep.vocab_size);
-  SplitWriter train(opt.out_dir, "train", opt.shard_tokens, vocab);
-  SplitWriter val(opt.out_dir, "val", opt.shard_tokens, vocab);
+  SplitWriter train(out.path(), "train", opt.shard_tokens, vocab);
+  SplitWriter val(out.path(), "val", opt.shard_tokens, vocab);
 
   std::optional<ProgressBar> bar;  // constructed only when wanted: it draws at once
   if (opt.progress) bar.emplace("tokenizing", rep.bytes, "B");
@@ -311,7 +304,8 @@ PrepareReport prepare_dataset(const PrepareOptions& opt, ThreadPool& pool) {
   meta["special_tokens_in_text"] = rep.special_in_text;
   meta["train"] = train.meta();
   meta["val"] = val.meta();
-  write_file_atomic(path_join(opt.out_dir, "meta.json"), meta.dump(2) + "\n");
+  write_file_atomic(path_join(out.path(), "meta.json"), meta.dump(2) + "\n");
+  out.commit("meta.json", ours);
   rep.train = train.info;
   rep.val = val.info;
   return rep;

@@ -141,6 +141,7 @@ Json TrainConfig::to_json() const {
   j["aux_alpha"] = loss.aux_alpha;
   j["gamma"] = gamma;
   j["ema_decay"] = ema_decay;
+  j["recompute"] = recompute;
   return j;
 }
 
@@ -235,6 +236,16 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
   }
 
   ForwardBackward fb(*model, ctx);
+  fb.set_recompute(cfg.recompute);
+  // The memory report: the per-parameter state now, the activations after the first step.
+  const auto n_params = static_cast<double>(ps.arena_numel());
+  const double moment_bytes = cfg.bf16_moments ? 2 : 4;
+  std::fprintf(stderr,
+               "memory: %.1fM parameters x (4 B FP32 master + 4 B FP32 gradient + 2 x %.0f B %s "
+               "AdamW moments%s) = %.0f MB\n",
+               n_params / 1e6, moment_bytes, cfg.bf16_moments ? "BF16" : "FP32",
+               ema ? " + 4 B EMA" : "", n_params * (8 + 2 * moment_bytes + (ema ? 4 : 0)) / 1e6);
+  const uint64_t rss_before_step = peak_rss_bytes();
   std::vector<int32_t> windows;
   std::vector<std::vector<int64_t>> load;
   const int64_t tokens_per_step = cfg.accum * cfg.batch * cfg.seq_len;
@@ -268,6 +279,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
     return n > 0 ? sum / static_cast<double>(n) : NAN;
   };
 
+  const int64_t first_step = step + 1;
   ProgressBar bar("train", static_cast<uint64_t>(cfg.steps), "steps");
   bar.set(static_cast<uint64_t>(step));
   Timer run_timer;
@@ -287,6 +299,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
       sum.ce += p.ce / static_cast<double>(cfg.accum);
       sum.mtp += p.mtp / static_cast<double>(cfg.accum);
       sum.balance += p.balance / static_cast<double>(cfg.accum);
+      sum.aux += p.aux / static_cast<double>(cfg.accum);
       const auto& l = fb.expert_load();
       if (m == 0) {
         load = l;
@@ -295,7 +308,8 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
           for (size_t e = 0; e < l[i].size(); ++e) load[i][e] += l[i][e];
       }
     }
-    const double norm = clip_grads(ps, cfg.clip > 0 ? cfg.clip : INFINITY, &pool);
+    const double norm =
+        cfg.clip > 0 ? clip_grads(ps, cfg.clip, &pool) : global_grad_norm(ps, &pool);
     const double lr = lr_at(sched, step);
     Json line = Json::object();
     line["step"] = step;
@@ -331,10 +345,20 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
       maxvio.push_back(max_violation(load[i].data(), static_cast<int64_t>(load[i].size())));
     }
     const double secs = t.seconds();
+    if (step == first_step) {
+      const double act = static_cast<double>(peak_rss_bytes() - rss_before_step);
+      std::fprintf(stderr,
+                   "memory: activations and scratch of a %lld-token micro-batch %.0f MB (%.1f KB "
+                   "per token); peak RSS %.0f MB\n",
+                   static_cast<long long>(cfg.batch * cfg.seq_len), act / 1e6,
+                   act / 1e3 / static_cast<double>(cfg.batch * cfg.seq_len),
+                   static_cast<double>(peak_rss_bytes()) / 1e6);
+    }
     line["loss"] = sum.total;
     line["ce"] = sum.ce;
     line["mtp_loss"] = sum.mtp;
     line["balance_loss"] = sum.balance;
+    if (cfg.loss.aux_alpha > 0) line["aux_loss"] = sum.aux;
     line["lr"] = lr;
     line["grad_norm"] = norm;
     line["tokens_per_s"] = static_cast<double>(tokens_per_step) / secs;
@@ -356,6 +380,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
     if (stopping) break;
   }
   bar.finish();
+  std::fprintf(stderr, "train: peak RSS %.0f MB\n", static_cast<double>(peak_rss_bytes()) / 1e6);
   return step;
 }
 

@@ -34,8 +34,9 @@ struct TrainConfig {
   // The Linears' GEMMs (model/linear.h): F32 or BF16.
   Precision precision = Precision::F32;
   LossWeights loss;
-  double gamma = 1e-3;   // aux-loss-free bias step; 0 turns the rule off
-  double ema_decay = 0;  // 0: no EMA
+  double gamma = 1e-3;     // aux-loss-free bias step; 0 turns the rule off
+  double ema_decay = 0;    // 0: no EMA
+  bool recompute = false;  // SPEC §3.1 recomputation (ForwardBackward::set_recompute)
   // Side work.
   int64_t val_every = 50, val_windows = 32, ckpt_every = 200;
   int keep_last = 2, max_bad_steps = 5;

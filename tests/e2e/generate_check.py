@@ -8,8 +8,9 @@ greedy: greedy generation equals the argmax chain of `dsv3 logits` over prompt +
 seed:   the same seed gives the same tokens and text; another seed gives other tokens.
 stop:   a stop string that spans a token boundary cuts the text exactly before it.
 reasoning: with --chat on an R1-style template (the prompt ends inside <think>), the reasoning is
-        marked with <think> tags off a terminal, dimmed (ANSI SGR 2) on one, and left out with
-        --hide-reasoning.
+        marked with <think> tags off a terminal (</think> only where the model wrote it; a note
+        when -n cut the reasoning), dimmed (ANSI SGR 2) on one, and left out with
+        --hide-reasoning (a note when that hides everything).
 interrupt: Ctrl-C on a terminal stops an endless generation; the figures still follow, exit code 130.
 """
 import json
@@ -46,6 +47,15 @@ def detokenize(dsv3, model, ids):
     p = subprocess.run([dsv3, "detokenize", "-m", model, "--skip-special", "--ids",
                         ",".join(map(str, ids))], capture_output=True, check=True)
     return p.stdout.decode("utf-8")
+
+
+def detokenize_special(dsv3, model, ids):
+    """The text of ids with the special tokens (<think>, </think>) spelled out."""
+    if not ids:
+        return ""
+    p = subprocess.run([dsv3, "detokenize", "-m", model, "--ids", ",".join(map(str, ids))],
+                       capture_output=True, check=True)
+    return p.stdout.decode("utf-8", "replace")
 
 
 def tokenizer_vocab(model):
@@ -127,11 +137,18 @@ def check_reasoning(dsv3, model):
     flags = ["--chat", "-n", "12", "--greedy", "--ignore-eos"]
     shown, _, gen, err = generate(dsv3, model, *flags)
     assert "loading [" not in err, "no progress bar off a terminal"
-    assert shown.startswith("<think>") and "</think>" in shown, shown
-    hidden, _, gen2, _ = generate(dsv3, model, *flags, "--hide-reasoning")
+    # A </think> appears only where the model wrote one: output cut by -n inside the reasoning
+    # ends there, and a note on stderr says so.
+    closed = "</think>" in detokenize_special(dsv3, model, gen)
+    assert shown.startswith("<think>") and ("</think>" in shown) == closed, shown
+    if not closed:
+        assert "ended inside the reasoning: the model wrote no </think>" in err, err
+    hidden, _, gen2, err2 = generate(dsv3, model, *flags, "--hide-reasoning")
     assert gen2 == gen
-    want = re.sub(r"<think>.*?</think>", "", shown, flags=re.S)
+    want = re.sub(r"<think>.*?(</think>|$)", "", shown, flags=re.S)
     assert hidden == want, f"--hide-reasoning printed {hidden!r}, want {want!r}"
+    if not want:  # everything was reasoning: hidden, and said so
+        assert "--hide-reasoning hid everything generated" in err2, err2
     # On a terminal: the reasoning is dimmed and no tag is printed.
     pid, fd = pty.fork()
     if pid == 0:

@@ -3,11 +3,11 @@
 folder and damages it (the bad-input tests of RELIABILITY §1 for model folders).
 
   cli_check.py [--copy SRC DST] [--edit OP ...]... [--stdout-to PATH] (--ok | --fail)
-               [--match REGEX]... -- DSV3 ARGS...
+               [--match REGEX]... [--no-match REGEX]... -- DSV3 ARGS...
 
 --ok expects exit code 0; --fail expects exit code 1 (an error message, not a crash). Every
 --match regex must occur in stdout+stderr (only stderr with --stdout-to, which sends the command's
-stdout to PATH, e.g. /dev/full for a write error). Edits, applied to DST in order:
+stdout to PATH, e.g. /dev/full for a write error); no --no-match regex may occur. Edits, applied to DST in order:
   drop NAME             remove tensor NAME from the safetensors files
   reshape NAME D0,D1    give tensor NAME another shape with the same element count
   index-missing NAME    write model.safetensors.index.json placing NAME in a shard that does not exist
@@ -96,7 +96,7 @@ def apply_edit(d, op, args):
 def main(argv):
     sep = argv.index("--")
     opts, cmd = argv[:sep], argv[sep + 1:]
-    expect_ok, matches, stdout_to, i = None, [], None, 0
+    expect_ok, matches, absent, stdout_to, i = None, [], [], None, 0
     while i < len(opts):
         o = opts[i]
         if o == "--copy":
@@ -117,6 +117,9 @@ def main(argv):
         elif o == "--match":
             matches.append(opts[i + 1])
             i += 2
+        elif o == "--no-match":
+            absent.append(opts[i + 1])
+            i += 2
         else:
             sys.exit("cli_check: unknown option " + o)
     if stdout_to:
@@ -133,6 +136,9 @@ def main(argv):
     for m in matches:
         if not re.search(m, out):
             sys.exit("cli_check: output does not match %r" % m)
+    for m in absent:
+        if re.search(m, out):
+            sys.exit("cli_check: output matches %r" % m)
 
 
 if __name__ == "__main__":

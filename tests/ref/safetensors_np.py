@@ -45,9 +45,19 @@ def read_file(path):
     return out
 
 
-def write_file(path, tensors):
-    """tensors: {name: (dtype_name, numpy array already in that storage type)}"""
+def read_metadata(path):
+    """The header's __metadata__ ({str: str}; {} when absent)."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return json.loads(f.read(n)).get("__metadata__", {})
+
+
+def write_file(path, tensors, metadata=None):
+    """tensors: {name: (dtype_name, numpy array already in that storage type)}; metadata: {str: str}
+    written as the header's __metadata__."""
     header, blobs, off = {}, [], 0
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     for name, (dt, arr) in tensors.items():
         raw = np.ascontiguousarray(arr).tobytes()
         header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(raw)]}

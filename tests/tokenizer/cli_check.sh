@@ -29,7 +29,7 @@ expect_error() {  # expect_error PATTERN CMD...: exit code 1 and PATTERN on stde
 expect_error "unknown option --bogus" "$dsv3" tokenize -m "$m" --text x --bogus
 expect_error "exactly one of --text and --file" "$dsv3" tokenize -m "$m"
 expect_error "out of range" "$dsv3" detokenize -m "$m" --ids 4096
-expect_error "detokenize: --ids" "$dsv3" detokenize -m "$m" --ids 1,x
+expect_error "dsv3 detokenize: error: --ids" "$dsv3" detokenize -m "$m" --ids 1,x
 expect_error "no such file" "$dsv3" tokenize -m "$work/nowhere" --text x
 echo '{"model": {"type": "Unigram"}}' > "$work/bad.json"
 expect_error "pre_tokenizer has no ByteLevel" "$dsv3" tokenize -m "$work/bad.json" --text x

@@ -8,6 +8,8 @@ png          two runs (one with MTP and validation lines, one without MTP and wi
 malformed    a line with a string loss, a line that is not JSON -> exit 1 naming file and line
 no_gnuplot   PATH without gnuplot -> exit 1 naming the Debian package
 missing_run  a folder without metrics.jsonl -> exit 1 naming the path
+link         -o through a symbolic link writes the link's target (the link stays); -o naming the
+             run's own metrics.jsonl is refused, the file intact (issue 19)
 """
 import json
 import math
@@ -91,6 +93,21 @@ def main(case, dsv3, work):
         rc, text = run([dsv3, "plot", os.path.join(work, "empty"), "-o", out])
         expect(rc == 1, "exit code %d, expected 1" % rc)
         expect(re.search(r"empty/metrics\.jsonl", text), "path not named")
+    elif case == "link":
+        run_dir = os.path.join(work, "run")
+        write_run(run_dir, 5, False)
+        os.makedirs(os.path.dirname(out))
+        os.symlink("target.png", out)
+        rc, text = run([dsv3, "plot", run_dir, "-o", out])
+        expect(rc == 0, "exit code %d" % rc)
+        expect(os.path.islink(out), "the link was replaced by a file")
+        with open(os.path.join(os.path.dirname(out), "target.png"), "rb") as f:
+            expect(f.read(8) == b"\x89PNG\r\n\x1a\n", "the link's target is no PNG")
+        metrics = os.path.join(run_dir, "metrics.jsonl")
+        before = open(metrics).read()
+        rc, text = run([dsv3, "plot", run_dir, "-o", metrics])
+        expect(rc == 1 and "is an input of this command" in text, "-o over the input accepted")
+        expect(open(metrics).read() == before, "metrics.jsonl changed")
     else:
         sys.exit("plot_check: unknown case " + case)
 

@@ -12,6 +12,11 @@ threads    the same run on 1 and on 2 threads: losses equal to 1e-5 relative (dq
            backward sums its partial blocks in an order that depends on the pool).
 refuse     a second run into a used folder, a --resume with another batch shape, a truncated
            shard: exit 1 with a message naming the problem.
+nan        a learning rate that blows the weights up: non-finite steps are skipped and logged, and
+           after --max-bad-steps in a row training stops with exit 1 naming the cause and the last
+           good checkpoint.
+sigint     Ctrl-C (SIGINT) mid-run: the step finishes, a checkpoint is written, exit 130; --resume
+           then continues to the end with every step logged once.
 learns     40 steps on the tiny preset bring the training loss down by more than 1 nat from
            ln(vocab) (the model learns), and the MaxVio of every MoE layer is reported.
 bf16       the same 40 steps with --precision bf16 (BF16 GEMM operands) learn as well: the last 5
@@ -107,9 +112,11 @@ def case_resume(dsv3, src, work):
     if fa != fb:
         sys.exit("final weights differ between the straight and the resumed run")
     ck = os.path.join(a, "checkpoints")
-    if sorted(os.listdir(ck)) != ["step-00000006", "step-00000008"]:
+    if sorted(os.listdir(ck)) != ["latest", "step-00000006", "step-00000008"]:
         sys.exit("kept checkpoints: %r" % sorted(os.listdir(ck)))
-    r = run([dsv3, "generate", "-m", os.path.join(ck, "step-00000008"), "-p", "The model",
+    if os.readlink(os.path.join(ck, "latest")) != "step-00000008":
+        sys.exit("checkpoints/latest does not name the last checkpoint")
+    r = run([dsv3, "generate", "-m", os.path.join(ck, "latest"), "-p", "The model",
              "-n", "8", "--seed", "1"])
     print(r.stdout)
     print("resume: 8 steps straight == 4 + resume from step 3 + 5, bit for bit")
@@ -145,6 +152,51 @@ def case_refuse(dsv3, src, work):
     print("refuse: a used folder, a mismatched resume and a truncated shard are named errors")
 
 
+def case_nan(dsv3, src, work):
+    data = prepare(dsv3, src, work)
+    out = os.path.join(work, "run")
+    r = run([dsv3, "train", "--preset", "tiny", "--data", data, "-o", out, "--steps", "20",
+             "--seq-len", str(SEQ), "--batch", str(BATCH), "--lr", "1e30", "--clip", "0",
+             "--ckpt-every", "1", "--max-bad-steps", "3", "-t", "2"], ok=False)
+    print(r.stderr[-2000:])
+    if r.returncode != 1 or "3 steps in a row had a non-finite loss" not in r.stderr:
+        sys.exit("expected a stop after 3 non-finite steps (exit %d)" % r.returncode)
+    m = metrics(out)
+    skipped = [x["step"] for x in m if x.get("skipped")]
+    if len(skipped) != 3 or skipped != list(range(skipped[0], skipped[0] + 3)):
+        sys.exit("skipped steps logged: %r" % skipped)
+    good = [x["step"] for x in m if not x.get("skipped")]
+    latest = os.readlink(os.path.join(out, "checkpoints", "latest"))
+    if latest != "step-%08d" % good[-1] or "last good checkpoint is" not in r.stderr:
+        sys.exit("the last good checkpoint (step %d) is not the one kept/named: %s" % (good[-1],
+                                                                                     latest))
+
+
+def case_sigint(dsv3, src, work):
+    import signal
+    import time
+    data = prepare(dsv3, src, work)
+    out = os.path.join(work, "run")
+    cmd = [dsv3, "train", "--preset", "tiny", "--data", data, "-o", out, "--steps", "400",
+           "--seq-len", str(SEQ), "--batch", str(BATCH), "--ckpt-every", "1000", "-t", "2"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    path = os.path.join(out, "metrics.jsonl")
+    deadline = time.time() + 120
+    while time.time() < deadline and not (os.path.exists(path) and len(metrics(out)) >= 2):
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    print(err[-1000:])
+    if p.returncode != 130:
+        sys.exit("expected exit 130 after SIGINT, got %d" % p.returncode)
+    done = metrics(out)[-1]["step"]
+    if done >= 400 or os.readlink(os.path.join(out, "checkpoints", "latest")) != "step-%08d" % done:
+        sys.exit("no checkpoint at the interrupted step %d" % done)
+    run(cmd[:9] + [str(done + 3)] + cmd[10:] + ["--resume"])
+    if [x["step"] for x in metrics(out)] != list(range(1, done + 4)):
+        sys.exit("steps after resume: %r" % [x["step"] for x in metrics(out)])
+
+
 def case_learns(dsv3, src, work):
     data = prepare(dsv3, src, work)
     out = os.path.join(work, "run")
@@ -176,8 +228,8 @@ def main():
     case, dsv3, src, work = sys.argv[1:5]
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    {"resume": case_resume, "threads": case_threads, "refuse": case_refuse,
-     "learns": case_learns, "bf16": case_bf16}[case](dsv3, src, work)
+    {"resume": case_resume, "threads": case_threads, "refuse": case_refuse, "nan": case_nan,
+     "sigint": case_sigint, "learns": case_learns, "bf16": case_bf16}[case](dsv3, src, work)
 
 
 if __name__ == "__main__":

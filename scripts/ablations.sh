@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The DeepSeek-V3 ablations at small scale (docs/TRAINING.md): the `small` preset on the English
+# corpus, the same data, seed and token budget for every run.
+#   scripts/ablations.sh balance [--steps N]   TR Table 5 / §4.5.3: aux-loss-free (gamma 1e-3) vs
+#                                              sequence-wise aux loss only vs V2 expert-level aux
+#                                              loss vs none -> runs/ablation/balance.png
+#   scripts/ablations.sh mtp [--steps N]       TR Table 4: MTP lambda 0.3 vs no MTP
+#                                              -> runs/ablation/mtp.png
+#   scripts/ablations.sh all [--steps N]
+#   scripts/ablations.sh one NAME [--steps N] one run: auxfree, seqaux, v2aux, nobalance or nomtp
+# Each run goes to runs/ablation/<name>; a finished run is not trained again. Needs build/dsv3 (or
+# $DSV3) and data/small (scripts/quickstart.sh makes both); $THREADS threads per run (default: the
+# cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+shift || true
+name=
+if [[ $what == one ]]; then name=$1; shift; fi
+steps=150
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --steps) steps=$2; shift 2 ;;
+    *) echo "ablations: unknown option '$1' (--steps N)" >&2; exit 2 ;;
+  esac
+done
+out=runs/ablation
+mkdir -p "$out"
+dsv3=${DSV3:-build/dsv3}
+threads=()
+if [[ -n ${THREADS:-} ]]; then threads=(-t "$THREADS"); fi
+common=(--preset small --data data/small --steps "$steps" --seq-len 128 --batch 16 --lr 2e-3
+        --warmup 20 --val-every 25 --val-windows 128 --ckpt-every 50 --seed 0 --precision bf16
+        "${threads[@]}")
+
+# One run, resumed if it was interrupted, skipped when it reached --steps.
+run() {
+  local name=$1
+  shift
+  "$dsv3" train "${common[@]}" -o "$out/$name" --resume "$@"
+}
+
+# V3's recipe: the bias rule (gamma 1e-3) with the tiny complementary sequence-wise loss (1e-4).
+auxfree=(--gamma 1e-3 --balance-alpha 1e-4 --aux-alpha 0)
+declare -A runs=(
+  [auxfree]="--mtp-lambda 0.3 ${auxfree[*]}"
+  [seqaux]="--mtp-lambda 0.3 --gamma 0 --balance-alpha 1e-3 --aux-alpha 0"
+  [v2aux]="--mtp-lambda 0.3 --gamma 0 --balance-alpha 0 --aux-alpha 1e-3"
+  [nobalance]="--mtp-lambda 0.3 --gamma 0 --balance-alpha 0 --aux-alpha 0"
+  [nomtp]="--mtp-lambda 0 ${auxfree[*]}"
+)
+if [[ $what == one ]]; then
+  [[ -n ${runs[$name]:-} ]] || { echo "ablations: no run '$name'" >&2; exit 2; }
+  # shellcheck disable=SC2086  # the options are words
+  run "$name" ${runs[$name]}
+  exit 0
+fi
+if [[ $what == balance || $what == all ]]; then
+  for n in auxfree seqaux v2aux nobalance; do
+    # shellcheck disable=SC2086
+    run "$n" ${runs[$n]}
+  done
+  "$dsv3" plot "$out"/{auxfree,seqaux,v2aux,nobalance} -o "$out/balance.png" \
+    --title "load balancing: small preset, $steps steps"
+fi
+if [[ $what == mtp || $what == all ]]; then
+  for n in auxfree nomtp; do
+    # shellcheck disable=SC2086
+    run "$n" ${runs[$n]}
+  done
+  "$dsv3" plot "$out"/{auxfree,nomtp} -o "$out/mtp.png" --title "MTP: small preset, $steps steps"
+fi
