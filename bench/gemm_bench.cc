@@ -1,9 +1,11 @@
 // Throughput of a Linear's three training GEMMs on the shapes of the tiny and small presets:
 // Fprop Y = X·Wᵀ, Dgrad dX = dY·W, Wgrad dW += dYᵀ·X with W [out, in] and T rows, GFLOP/s
 // (2 T out in per call), best of repeated calls. Columns: the inference kernels training used
-// before (matmul, matmul_xw, matmul_dw of the AVX-512 table), the FP32 training GEMM, and the BF16
-// one on AMX tiles and with AVX512-BF16 dot products (where this CPU has them). One thread is
-// timed by its CPU time, more by the wall clock.
+// before for Fprop and Dgrad (matmul, matmul_xw of the AVX-512 table; 0 for Wgrad, whose kernel
+// gemm replaced), the FP32 training GEMM, and the BF16 one on AMX tiles and with AVX512-BF16 dot
+// products (where this CPU has them; DSV3_AMX=0 turns AMX off). One thread is timed by its CPU
+// time, more by the wall clock. NO_OLD, NO_F32, NO_DP in the environment skip a column, ONLY=fprop
+// (dgrad, wgrad) the other GEMMs.
 //   bench_gemm [THREADS] [SECONDS_PER_CASE] [T] [SHAPE_FILTER]
 #include <algorithm>
 #include <cstdio>
@@ -68,7 +70,9 @@ void run(int threads, double budget, int64_t T0, const std::string& filter) {
       {"small o 384x288", 384, 288, 1},       {"small ffn 1024x384", 1024, 384, 1},
       {"small expert 192x384", 192, 384, 4},  {"small down 384x192", 384, 192, 4},
       {"small head 16384x384", 16384, 384, 1}};
-  const bool amx = cpu::amx_supported(), dp = cpu::avx512_bf16_supported();
+  const bool amx = cpu::amx_supported(), dp = cpu::avx512_bf16_supported() && !std::getenv("NO_DP");
+  const bool use_old = !std::getenv("NO_OLD"), use_f32 = !std::getenv("NO_F32");
+  const char* only = std::getenv("ONLY");  // fprop, dgrad or wgrad
   std::printf("threads %d, T %lld, GFLOP/s (AMX %s, AVX512-BF16 %s)\n", threads,
               static_cast<long long>(T0), amx ? "yes" : "no", dp ? "yes" : "no");
   std::printf("%-22s %5s %-6s | %8s %8s %8s %8s\n", "shape", "rows", "gemm", "old", "f32", "amx",
@@ -89,25 +93,21 @@ void run(int threads, double budget, int64_t T0, const std::string& filter) {
     const GemmArgs* gs[] = {&fprop, &dgrad, &wgrad};
     const char* names[] = {"fprop", "dgrad", "wgrad"};
     for (int i = 0; i < 3; ++i) {
+      if (only != nullptr && std::string(only) != names[i]) continue;
       const GemmArgs& g = *gs[i];
-      const double old =
-          std::getenv("NO_OLD")
-              ? 1e30
-              : best_time(
-                    [&] {
-                      if (i == 0) k.matmul(y.data(), x.data(), wr, T, pool);
-                      if (i == 1) k.matmul_xw(dx.data(), s.in, dy.data(), s.out, wr, T, pool);
-                      if (i == 2) k.matmul_dw(dw.data(), dy.data(), x.data(), T, s.out, s.in, pool);
-                    },
-                    budget);
-      const double f32 =
-          std::getenv("NO_F32") ? 1e30 : best_time([&] { cpu::gemm(g, pool); }, budget);
-      const double am = amx ? best_time([&] { cpu::gemm_bf16_amx(g, pool); }, budget) : 0;
-      const double d =
-          dp && !std::getenv("NO_DP") ? best_time([&] { cpu::gemm_bf16_dp(g, pool); }, budget) : 0;
+      // GFLOP/s of fn, or 0 where not measured.
+      const auto rate = [&](bool on, const auto& fn) {
+        return on ? flop / best_time(fn, budget) / 1e9 : 0.0;
+      };
+      const double old = rate(use_old && i < 2, [&] {
+        if (i == 0) k.matmul(y.data(), x.data(), wr, T, pool);
+        if (i == 1) k.matmul_xw(dx.data(), s.in, dy.data(), s.out, wr, T, pool);
+      });
+      const double f32 = rate(use_f32, [&] { cpu::gemm(g, pool); });
+      const double am = rate(amx, [&] { cpu::gemm_bf16_amx(g, pool); });
+      const double d = rate(dp, [&] { cpu::gemm_bf16_dp(g, pool); });
       std::printf("%-22s %5lld %-6s | %8.1f %8.1f %8.1f %8.1f\n", i == 0 ? s.name : "",
-                  static_cast<long long>(T), names[i], flop / old / 1e9, flop / f32 / 1e9,
-                  am > 0 ? flop / am / 1e9 : 0.0, d > 0 ? flop / d / 1e9 : 0.0);
+                  static_cast<long long>(T), names[i], old, f32, am, d);
     }
   }
 }

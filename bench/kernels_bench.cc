@@ -4,8 +4,9 @@
 // weight stream in GB/s (weight bytes per call), best of several timed calls; then causal
 // attention on MLA (absorbed and naive) and GQA shapes, milliseconds per call; then the absorbed
 // MLA decode projections at DeepSeek-V3 width, one call per head against the head-batched calls;
-// then the weight gradient dW += dYᵀ·X; then the training backward kernels: causal attention's
-// backward (GFLOP/s over the unmasked score pairs) and the cross-entropy over a vocabulary.
+// then the weight gradient dW += dYᵀ·X (the training GEMM); then the training backward kernels:
+// causal attention's backward (GFLOP/s over the unmasked score pairs) and the cross-entropy over a
+// vocabulary.
 //   bench_kernels [THREADS] [SECONDS_PER_CASE] [all|matmul|attention|mla|dw|backward]
 #include <algorithm>
 #include <cmath>
@@ -120,19 +121,22 @@ void bench_mla_decode(ThreadPool& pool, double budget) {
   }
 }
 
-// dW[rows, cols] += dYᵀ[rows, T] · X[T, cols] at a training-like shape, GFLOP/s (2 T rows cols).
+// dW[rows, cols] += dYᵀ[rows, T] · X[T, cols] (the training GEMM, gemm and gemm_bf16, as a
+// Linear's Wgrad) at a training-like shape, GFLOP/s (2 T rows cols).
 void bench_dw(ThreadPool& pool, double budget) {
   const int64_t T = 512, rows = 2048, cols = 1024;
   Rng rng(4);
   std::vector<float> dy(T * rows), x(T * cols), dw(rows * cols, 0.0f);
   for (auto* buf : {&dy, &x})
     for (auto& v : *buf) v = static_cast<float>(rng.normal());
-  std::printf("\n%-22s %-10s | %9s\n", "matmul_dw", "table", "GFLOP/s");
+  const GemmArgs g{rows,     cols, T,     dy.data(), rows, true,
+                   x.data(), cols, false, dw.data(), cols, true};
+  std::printf("\n%-22s %-10s | %9s %9s\n", "Wgrad (gemm)", "table", "f32", "bf16");
   for (const Kernels* k : {&ref_kernels(), &best_kernels()}) {
-    const double t = best_time(
-        [&] { k->matmul_dw(dw.data(), dy.data(), x.data(), T, rows, cols, pool); }, budget);
-    std::printf("%-22s %-10s | %9.1f\n", "T 512, 2048 x 1024", k->name,
-                2.0 * T * rows * cols / t * 1e-9);
+    const double t = best_time([&] { k->gemm(g, pool); }, budget);
+    const double tb = best_time([&] { k->gemm_bf16(g, pool); }, budget);
+    std::printf("%-22s %-10s | %9.1f %9.1f\n", "T 512, 2048 x 1024", k->name,
+                2.0 * T * rows * cols / t * 1e-9, 2.0 * T * rows * cols / tb * 1e-9);
   }
 }
 

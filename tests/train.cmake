@@ -59,9 +59,9 @@ add_test(NAME data_unknown_action
 set_tests_properties(data_eval_help data_help data_unknown_action PROPERTIES LABELS "cli;train")
 
 # dsv3 train (tests/train/train_check.py): exact resume (2N straight == N + resume + N, bit for bit),
-# 1 vs 2 threads, the refusals (used folder, mismatched resume, truncated shard), and that the tiny
-# model learns.
-foreach(case resume threads refuse nan sigint learns)
+# 1 vs 2 threads, the refusals (used folder, mismatched resume, truncated shard), the non-finite
+# and Ctrl-C stops, that the tiny model learns, and learns as well with BF16 GEMMs.
+foreach(case resume threads refuse nan sigint learns bf16)
   add_test(NAME train_${case}_cli
            COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/train/train_check.py ${case}
                    $<TARGET_FILE:dsv3> ${PROJECT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/train_cli/${case})

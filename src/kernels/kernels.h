@@ -125,11 +125,6 @@ struct Kernels {
   // y_h[T, w->cols] = x_h[T, w_rows] · W_h for every head, one parallel pass over all heads'
   // outputs.
   void (*matmul_xw_heads)(const HeadMatmulArgs& a, ThreadPool& pool);
-  // Weight gradient of a Linear (dW += dYᵀ·X): dw[o, i] += sum_t dy[t, o] * x[t, i] for
-  // o < rows, i < cols; dw FP32 [rows, cols] row-major, dy [T, rows], x [T, cols], FP32
-  // accumulation.
-  void (*matmul_dw)(float* dw, const float* dy, const float* x, int64_t T, int64_t rows,
-                    int64_t cols, ThreadPool& pool);
   // Training GEMMs (GemmArgs). gemm: FP32 products and sums, in an order of the kernel's choosing
   // (unlike matmul, a row's result may depend on M: training only). gemm_bf16: the same with every
   // element of a and b rounded to BF16 first (nearest even; the AVX-512 versions also flush

@@ -23,11 +23,9 @@ void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, con
                int64_t T, ThreadPool& pool);
 void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
 void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool);
-void matmul_dw(float* dw, const float* dy, const float* x, int64_t T, int64_t rows, int64_t cols,
-               ThreadPool& pool);
 // Training GEMMs (kernels.h GemmArgs): FP32 (gemm.cc) and BF16 operands with FP32 sums, on AMX
 // tiles (gemm_amx.cc) or with AVX512-BF16 dot products (gemm_bf16.cc). gemm_bf16 runs the first
-// of those this CPU has (else ref::gemm_bf16); the others are here for tests and benchmarks.
+// of those this CPU has (else gemm_bf16_emulated); the others are here for tests and benchmarks.
 // amx_supported() also asks Linux for the tile state, once; DSV3_AMX=0 in the environment turns
 // AMX off (to compare).
 void gemm(const GemmArgs& g, ThreadPool& pool);
@@ -36,6 +34,8 @@ bool avx512_bf16_supported();
 bool amx_supported();
 void gemm_bf16_dp(const GemmArgs& g, ThreadPool& pool);
 void gemm_bf16_amx(const GemmArgs& g, ThreadPool& pool);
+// Without either: the operands rounded into copies, then gemm (BF16 results at FP32 speed).
+void gemm_bf16_emulated(const GemmArgs& g, ThreadPool& pool);
 void rmsnorm(float* y, int64_t y_stride, const float* x, int64_t x_stride, const float* g,
              int64_t T, int64_t n, float eps);
 void rmsnorm_backward(float* dx, int64_t dx_stride, float* dg, const float* dy, int64_t dy_stride,

@@ -21,7 +21,7 @@ namespace cpu {
 void gemm_bf16(const GemmArgs& g, ThreadPool& pool) {
   static const auto impl = amx_supported()           ? gemm_bf16_amx
                            : avx512_bf16_supported() ? gemm_bf16_dp
-                                                     : ref::gemm_bf16;
+                                                     : gemm_bf16_emulated;
   impl(g, pool);
 }
 
@@ -36,7 +36,6 @@ const Kernels& cpu_kernels() {
       .matmul_xw = cpu::matmul_xw,
       .matmul_heads = cpu::matmul_heads,
       .matmul_xw_heads = cpu::matmul_xw_heads,
-      .matmul_dw = cpu::matmul_dw,
       .gemm = cpu::gemm,
       .gemm_bf16 = cpu::gemm_bf16,
       .rmsnorm = cpu::rmsnorm,

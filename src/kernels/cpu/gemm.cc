@@ -175,4 +175,50 @@ void gemm(const GemmArgs& g, ThreadPool& pool) {
     pool.parallel_for(plan.tasks(), run);
 }
 
+namespace {
+
+// x rounded to BF16 as vcvtne2ps2bf16 does (nearest even, NaN kept quiet, float32 subnormals to
+// zero), returned as float32.
+inline __m512 round_bf16(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x), hi = _mm512_set1_epi32(int(0xFFFF0000u));
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r =
+      _mm512_and_si512(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), lsb)), hi);
+  const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  r = _mm512_mask_mov_epi32(r, nan,
+                            _mm512_and_si512(_mm512_or_si512(u, _mm512_set1_epi32(0x400000)), hi));
+  const __mmask16 tiny = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7F800000));
+  r = _mm512_mask_mov_epi32(r, tiny, _mm512_and_si512(u, _mm512_set1_epi32(int(0x80000000u))));
+  return _mm512_castsi512_ps(r);
+}
+
+// rows x cols at p (ld apart) rounded into out (cols apart).
+void rounded_copy(const float* p, int64_t rows, int64_t cols, int64_t ld, float* out,
+                  ThreadPool& pool) {
+  run_tasks(pool, rows, rows * cols / 8, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t c = 0; c < cols; c += 16) {
+        const __mmask16 m = tail_mask(cols - c);
+        _mm512_mask_storeu_ps(out + r * cols + c, m,
+                              round_bf16(_mm512_maskz_loadu_ps(m, p + r * ld + c)));
+      }
+  });
+}
+
+}  // namespace
+
+void gemm_bf16_emulated(const GemmArgs& g, ThreadPool& pool) {
+  ref::check_gemm_args(g);
+  if (g.M == 0 || g.N == 0 || g.K == 0) return gemm(g, pool);
+  const int64_t a_rows = g.a_trans ? g.K : g.M, a_cols = g.a_trans ? g.M : g.K;
+  const int64_t b_rows = g.b_trans ? g.N : g.K, b_cols = g.b_trans ? g.K : g.N;
+  auto* a = static_cast<float*>(gemm_scratch(2, a_rows * a_cols * sizeof(float)));
+  auto* b = static_cast<float*>(gemm_scratch(3, b_rows * b_cols * sizeof(float)));
+  rounded_copy(g.a, a_rows, a_cols, g.lda, a, pool);
+  rounded_copy(g.b, b_rows, b_cols, g.ldb, b, pool);
+  GemmArgs r = g;
+  r.a = a, r.lda = a_cols, r.b = b, r.ldb = b_cols;
+  gemm(r, pool);
+}
+
 }  // namespace dsv3::cpu

@@ -3,11 +3,11 @@
 // 1 KiB tiles are AMX tiles as they lie).
 //
 // Tile registers: 0-3 hold a 2 x 2 block of C (32 x 32), 4-5 two A tiles, 6-7 two B tiles, so each
-// 32-wide step of k loads 4 tiles for 4 products. A thread's rows go 32 at a time (their A tiles,
-// 32 rows x 512 k = 32 KiB, stay in L1) across a block of 512 columns (its B tiles, 512 KiB at
-// most, in L2), k in passes of 512. C tiles start from zero, or from c (accumulating, or after the
-// first pass) through tile loads with c's own stride; tiles that stick out of c go through a
-// 16 x 16 buffer.
+// 32-wide step of k loads 4 tiles for 4 products. k goes in passes (see kKbPassShort); in a pass a
+// thread's rows go 32 at a time (their A tiles, packed here from a row-major a, else taken from the
+// packed aᵀ) across a block of 512 columns (its B tiles, in L2). C tiles
+// start from zero, or from c (accumulating, or after the first pass) through tile loads with c's
+// own stride; tiles that stick out of c go through a 16 x 16 buffer.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <cpuid.h>
@@ -49,7 +49,10 @@ bool amx_supported() {
 
 namespace {
 
-constexpr int64_t kBand = 32, kBlock = 512, kKbPass = 16;  // k32 tiles per pass (512 k)
+constexpr int64_t kBand = 32, kBlock = 512;
+// k32 tiles per pass: 8 (256 k) keep a band's A tiles (16 KiB) in L1 while c stays in cache between
+// passes; over 4096 k (the LM head's Dgrad, whose c is large and reloaded each pass) 32.
+constexpr int64_t kKbPassShort = 8, kKbPassLong = 32;
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1, start_row = 0, reserved[14] = {};
@@ -143,10 +146,11 @@ void amx_segment(const GemmArgs& g, const PackedBf16& pk, int64_t m0, int64_t m1
   for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;
   _tile_loadconfig(&cfg);
   alignas(64) float buf[256];
-  alignas(64) uint32_t band[2 * kKbPass * 256];  // the band's A tiles of one pass, when packed here
+  alignas(64) uint32_t band[2 * kKbPassLong * 256];  // the band's A tiles of a pass, if packed here
+  const int64_t pass = pk.kb > 128 ? kKbPassLong : kKbPassShort;
   PackedBf16 p = pk;
-  for (int64_t k0 = 0; k0 < pk.kb; k0 += kKbPass) {
-    const int64_t k1 = std::min(pk.kb, k0 + kKbPass);
+  for (int64_t k0 = 0; k0 < pk.kb; k0 += pass) {
+    const int64_t k1 = std::min(pk.kb, k0 + pass);
     const bool load = g.accumulate || k0 > 0;
     for (int64_t m = m0; m < m1; m += 32) {
       const int64_t rows = std::min<int64_t>(32, m1 - m);

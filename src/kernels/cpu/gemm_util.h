@@ -20,7 +20,7 @@ inline void* gemm_scratch(int slot, size_t bytes) {
     std::unique_ptr<void, decltype(&std::free)> p{nullptr, &std::free};
     size_t size = 0;
   };
-  thread_local Buf bufs[2];
+  thread_local Buf bufs[4];
   Buf& b = bufs[slot];
   if (b.size < bytes) {
     const size_t size = (std::max(bytes, b.size + b.size / 2) + 63) / 64 * 64;

@@ -2,8 +2,7 @@
 // (F32, BF16, F16, FP8 E4M3 with its block scales), FP32 accumulation throughout. The head-batched
 // versions (matmul_heads, matmul_xw_heads) run the same tiles on each head's rows of w, x and y,
 // all heads' tasks in one pass over the pool; the plain ops are their one-head case, so a head's
-// outputs are bit for bit those of matmul on its slice_rows. The weight gradient matmul_dw
-// (dw += dyᵀ·x) reuses matmul_xw's tile (see there).
+// outputs are bit for bit those of matmul on its slice_rows. (Training's GEMMs are gemm.cc's.)
 //
 // matmul keeps one 16-lane partial sum per output y[t, r], walks the columns in order 16 at a time
 // (a block's tail masked) and reduces the 16 lanes in a fixed order at the end, so every y[t, r]
@@ -329,42 +328,6 @@ void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool) {
 void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, const WeightRef& w,
                int64_t T, ThreadPool& pool) {
   matmul_xw_heads(ref::one_head(y, y_stride, x, x_stride, w, T), pool);
-}
-
-// matmul_dw is x·w's tile with w = x [T, cols] (F32) and "x" = dyᵀ (dy read down its columns,
-// ldr = rows), starting from dw instead of zero. Blocking: tasks of kDwRows output rows run in
-// parallel (no two threads write one row of dw). A task walks T in blocks of kDwT rows; within a
-// block it sweeps the columns 64 at a time and, for each 64-column strip, runs the 4 x 64
-// register tile (4 rows of dw, 16 accumulators) down the block's rows of x: each step loads 4
-// vectors of x[t] and broadcasts 4 values of dy[t], 16 FMAs. The x strip of a block (kDwT x 64
-// floats, 32 KiB) stays in L1 while the task's 8 row tiles pass over it, and the task's dy block
-// (kDwT x kDwRows) stays in L1/L2 across the strips. Each tile loads dw and stores it back after
-// the block, so every dw[o, i] is dw[o, i] + dy[0, o] x[0, i] + dy[1, o] x[1, i] + ... in order of
-// t, by FMAs.
-void matmul_dw(float* dw, const float* dy, const float* x, int64_t T, int64_t rows, int64_t cols,
-               ThreadPool& pool) {
-  constexpr int64_t kDwRows = 32, kDwT = 128;
-  const WeightRef xs{DType::F32, x, T, cols, nullptr};
-  const int64_t tasks = (rows + kDwRows - 1) / kDwRows;
-  run_tasks(pool, tasks, T * rows * cols, [&](int64_t b, int64_t e) {
-    for (int64_t task = b; task < e; ++task) {
-      const int64_t o0 = task * kDwRows, nr = std::min(kDwRows, rows - o0);
-      for (int64_t t0 = 0; t0 < T; t0 += kDwT) {
-        const int64_t nt = std::min(kDwT, T - t0);
-        const Rows<DType::F32> xb(xs, t0);
-        const float* dyb = dy + t0 * rows + o0;
-        for (int64_t c0 = 0; c0 < cols; c0 += 64) {
-          const int64_t nc = std::min<int64_t>(64, cols - c0);
-          float* dwb = dw + o0 * cols + c0;
-          int64_t r = 0;
-          for (; r + 4 <= nr; r += 4)
-            xw_tile<DType::F32, 4>(dwb + r * cols, cols, false, dyb + r, 1, rows, xb, c0, nt, nc);
-          for (; r < nr; ++r)
-            xw_tile<DType::F32, 1>(dwb + r * cols, cols, false, dyb + r, 1, rows, xb, c0, nt, nc);
-        }
-      }
-    }
-  });
 }
 
 }  // namespace dsv3::cpu

@@ -1,6 +1,6 @@
 // Reference matmuls: y = x·wᵀ and y = x·w for any weight storage dtype, FP32 accumulate, per head
-// (the plain ops are the one-head case), and the weight gradient dw += dyᵀ·x. Each matmul task
-// dequantises a few weight rows once and reuses them for all T input rows.
+// (the plain ops are the one-head case). Each matmul task dequantises a few weight rows once and
+// reuses them for all T input rows.
 #include <algorithm>
 #include <vector>
 
@@ -84,15 +84,6 @@ void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool) {
 void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, const WeightRef& w,
                int64_t T, ThreadPool& pool) {
   matmul_xw_heads(one_head(y, y_stride, x, x_stride, w, T), pool);
-}
-
-void matmul_dw(float* dw, const float* dy, const float* x, int64_t T, int64_t rows, int64_t cols,
-               ThreadPool& pool) {
-  // Parallel over output rows; each row adds dy[t, o] * x[t] in order of t.
-  pool.parallel_for(rows, [&](int64_t b, int64_t e) {
-    for (int64_t o = b; o < e; ++o)
-      for (int64_t t = 0; t < T; ++t) axpy(dw + o * cols, dy[t * rows + o], x + t * cols, cols);
-  });
 }
 
 }  // namespace dsv3::ref

@@ -13,8 +13,6 @@ void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, con
                int64_t T, ThreadPool& pool);
 void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
 void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool);
-void matmul_dw(float* dw, const float* dy, const float* x, int64_t T, int64_t rows, int64_t cols,
-               ThreadPool& pool);
 void gemm(const GemmArgs& g, ThreadPool& pool);
 void gemm_bf16(const GemmArgs& g, ThreadPool& pool);
 // Throws Error for negative sizes, short leading dimensions or missing buffers (every table's

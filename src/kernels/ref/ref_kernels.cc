@@ -10,7 +10,6 @@ const Kernels& ref_kernels() {
       .matmul_xw = ref::matmul_xw,
       .matmul_heads = ref::matmul_heads,
       .matmul_xw_heads = ref::matmul_xw_heads,
-      .matmul_dw = ref::matmul_dw,
       .gemm = ref::gemm,
       .gemm_bf16 = ref::gemm_bf16,
       .rmsnorm = ref::rmsnorm,

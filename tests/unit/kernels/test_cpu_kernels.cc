@@ -397,7 +397,6 @@ TEST(CpuKernels, TablesAreCompleteAndBestPicksCpu) {
                           (void*)k->matmul_xw,
                           (void*)k->matmul_heads,
                           (void*)k->matmul_xw_heads,
-                          (void*)k->matmul_dw,
                           (void*)k->gemm,
                           (void*)k->gemm_bf16,
                           (void*)k->rmsnorm,

@@ -1,5 +1,6 @@
 // The training GEMMs (GemmArgs: c (+)= op(a)·op(b)) of every implementation this CPU runs — ref,
-// the AVX-512 FP32 one, and the BF16 ones (ref, AVX512-BF16 dot products, AMX tiles) — against
+// the AVX-512 FP32 one, and the BF16 ones (ref, AVX512-BF16 dot products, AMX tiles, rounded copies
+// through the FP32 one) — against
 // float64 sums written here, on shapes around the 16-lane vectors, the register and AMX tiles, the
 // k passes and column blocks, both transposes of each operand, leading dimensions longer than the
 // rows, overwriting and accumulating (dW +=), 1 and 2 threads. Elements of c outside the M x N
@@ -7,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -38,6 +40,7 @@ std::vector<Impl> impls() {
           {"ref_bf16", ref::gemm_bf16, true, true},
           {"dp_bf16", cpu::gemm_bf16_dp, true, avx && cpu::avx512_bf16_supported()},
           {"amx_bf16", cpu::gemm_bf16_amx, true, avx && cpu::amx_supported()},
+          {"emulated_bf16", cpu::gemm_bf16_emulated, true, avx},
           {"table_bf16", cpu::gemm_bf16, true, avx}};
 }
 
@@ -46,11 +49,12 @@ struct Case {
 };
 // Edges of 16 (vectors, AMX rows), 8 (register tile rows), 32 (AMX k), 48 (register tile
 // columns), 256 (k pass), 480 (column block); a single row or column; K = 1; the training shapes'
-// narrow sides (80, 96, 192) and a Wgrad with long K.
-const Case kCases[] = {{1, 1, 1},      {3, 5, 7},      {8, 16, 32},   {9, 17, 33},
-                       {17, 47, 31},   {33, 49, 65},   {1, 100, 40},  {70, 1, 300},
-                       {64, 80, 256},  {100, 96, 257}, {40, 530, 70}, {130, 192, 600},
-                       {80, 64, 1100}, {0, 5, 5},      {5, 0, 5},     {5, 5, 0}};
+// narrow sides (80, 96, 192), a Wgrad with long K and a K past 4096 (the LM head's Dgrad, whose
+// AMX passes are longer).
+const Case kCases[] = {
+    {1, 1, 1},      {3, 5, 7},      {8, 16, 32},   {9, 17, 33},    {17, 47, 31},  {33, 49, 65},
+    {1, 100, 40},   {70, 1, 300},   {64, 80, 256}, {100, 96, 257}, {40, 530, 70}, {130, 192, 600},
+    {80, 64, 1100}, {20, 40, 4200}, {0, 5, 5},     {5, 0, 5},      {5, 5, 0}};
 
 double bf16_round(float x) {
   return bf16_to_f32(f32_to_bf16(x));
@@ -162,6 +166,36 @@ TEST_P(Gemm, LinearShapesAgreeWithReference) {
             << impl.name << " M " << g.M << " N " << g.N << " K " << g.K << " m " << m << " n "
             << n;
       }
+  }
+}
+
+// BF16 rounding at its edges, c = round(a) · 1 per row: ties go to the even neighbour, the largest
+// floats round up to infinity, NaN stays NaN, and (all but ref, which keeps them) float32
+// subnormals become zero, as the BF16 instructions treat them (-0 · 1 summed from +0 is +0).
+TEST_P(Gemm, Bf16RoundsToNearestEven) {
+  const Impl impl = impls()[GetParam()];
+  if (!impl.runs || !impl.bf16) GTEST_SKIP() << impl.name << ": not a BF16 GEMM here";
+  ThreadPool pool(1);
+  const uint32_t in[] = {0x3F808000u, 0x3F818000u, 0x3F808001u, 0xBF818000u, 0x7F7FFFFFu,
+                         0x7F7F7FFFu, 0x00012345u, 0x80400000u, 0x7FC00001u, 0x00800000u};
+  const uint32_t want[] = {0x3F800000u, 0x3F820000u, 0x3F810000u, 0xBF820000u, 0x7F800000u,
+                           0x7F7F0000u, 0x00000000u, 0x00000000u, 0x7FC00000u, 0x00800000u};
+  const int64_t n = sizeof in / sizeof in[0];
+  std::vector<float> a(n), c(n), one(1, 1.0f);
+  std::memcpy(a.data(), in, sizeof in);
+  GemmArgs g{n, 1, 1, a.data(), 1, false, one.data(), 1, false, c.data(), 1, false};
+  impl.fn(g, pool);
+  const bool keeps_subnormals = std::string(impl.name) == "ref_bf16";
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t got;
+    std::memcpy(&got, &c[i], 4);
+    if (std::isnan(c[i])) {
+      EXPECT_EQ(want[i] & 0x7FC00000u, 0x7FC00000u) << impl.name << " input " << i;
+    } else if (keeps_subnormals && (in[i] & 0x7F800000u) == 0) {
+      EXPECT_EQ(got, in[i] & 0xFFFF0000u) << impl.name << " input " << i;
+    } else {
+      EXPECT_EQ(got, want[i]) << impl.name << " input " << std::hex << in[i];
+    }
   }
 }
 
