@@ -84,7 +84,8 @@ int main(int argc, char** argv) {
     try {
       return check_stdout(what.c_str(), c.run(args));
     } catch (const dsv3::Error& e) {
-      // Messages thrown from inside a command often start with its name ("train: ..."): say it once.
+      // Messages thrown from inside a command often start with its name ("train: ..."): say it
+      // once.
       std::string_view msg = e.what();
       if (msg.starts_with(name + ": ")) msg.remove_prefix(name.size() + 2);
       std::fprintf(stderr, "dsv3 %s: error: %.*s\n", name.c_str(), static_cast<int>(msg.size()),
