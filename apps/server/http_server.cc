@@ -114,11 +114,16 @@ class HttpServer::Impl {
   }
 
  private:
+  // With --api-key every route but the page and /health needs the key (default deny), compared
+  // in constant time (RELIABILITY §2).
   Handled authorize(const Request& req, Response& res) {
-    if (opt_.api_key.empty() || !(starts_with(req.path, "/v1/") || req.path == "/metrics"))
-      return Handled::Unhandled;
-    if (req.get_header_value("Authorization") == "Bearer " + opt_.api_key)
-      return Handled::Unhandled;
+    if (opt_.api_key.empty() || req.path == "/" || req.path == "/health") return Handled::Unhandled;
+    const std::string want = "Bearer " + opt_.api_key;
+    const std::string got = req.get_header_value("Authorization");
+    unsigned char diff = got.size() != want.size();
+    for (size_t i = 0; i < want.size(); ++i)
+      diff |= static_cast<unsigned char>(want[i] ^ (i < got.size() ? got[i] : 0));
+    if (diff == 0) return Handled::Unhandled;
     send_error(res, error(401,
                           "invalid or missing API key: send the header "
                           "'Authorization: Bearer KEY' with the key given to --api-key",

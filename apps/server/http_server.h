@@ -18,7 +18,7 @@ struct HttpOptions {
   int port = 8080;                          // 0: any free port (bind() says which)
   std::string api_key;                      // "": no authentication
   size_t max_body_bytes = size_t{1} << 20;  // larger bodies get 413
-  int threads = 0;                          // HTTP worker threads; 0: slots + queue + 8
+  int threads = 0;                          // HTTP worker threads; 0: 2 (slots + queue) + 32
   int read_timeout_s = 10;                  // a sender slower than this gets its connection closed
 };
 

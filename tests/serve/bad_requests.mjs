@@ -43,6 +43,10 @@ try {
   await expect("top_p 0", 400, /top_p must be above 0/, json({ messages: hello, top_p: 0 }));
   await expect("max_tokens 0", 400, /max_tokens must be in 1 \.\./, json({ messages: hello, max_tokens: 0 }));
   await expect("max_tokens 1.5", 400, /max_tokens must be an integer/, json({ messages: hello, max_tokens: 1.5 }));
+  await expect("max_tokens 2^63", 400, /max_tokens must be an integer/,
+               { body: '{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 9223372036854775808}' });
+  await expect("NaN temperature", 400, /not valid JSON/,
+               { body: '{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}' });
   await expect("n 3", 400, /n must be in 1 \.\. 1/, json({ messages: hello, n: 3 }));
   await expect("stream not a bool", 400, /stream must be true or false/, json({ messages: hello, stream: "yes" }));
   await expect("empty stop", 400, /stop strings cannot be empty/, json({ messages: hello, stop: [""] }));
@@ -60,6 +64,15 @@ try {
   await expect("completions without a prompt", 400, /prompt must be a string or a list of token ids/, json({}),
                srv.url + "/v1/completions");
   await expect("echo", 400, /echo is not supported/, json({ prompt: "a", echo: true }), srv.url + "/v1/completions");
+  // Lone surrogates and NUL characters are text like any other (U+FFFD, U+0000): 200.
+  for (const content of ["\\ud800 lone", "nul \\u0000 inside"]) {
+    const r = await fetch(chat, { method: "POST", headers: { "Content-Type": "application/json" },
+                                  body: '{"messages": [{"role": "user", "content": "' + content + '"}], "max_tokens": 2}' });
+    check(r.status === 200, content + ": " + r.status + " " + await r.text());
+  }
+  // Huge headers: refused by the HTTP library, the server goes on.
+  const big = await fetch(chat, { method: "POST", headers: { "X-Big": "y".repeat(20000) }, body: "{}" }).catch((e) => e);
+  check(big instanceof Error || big.status >= 400, "a 20 kB header is refused");
   const nf = await fetch(srv.url + "/v1/nothing");
   const nfBody = await nf.json();
   check(nf.status === 404 && /no endpoint GET \/v1\/nothing/.test(nfBody.error.message), "404: " + JSON.stringify(nfBody));

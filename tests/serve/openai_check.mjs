@@ -115,6 +115,10 @@ try {
   await expectError("n = 2", 400, /n must be/, client.chat.completions.create({ ...ask, n: 2 }));
   const wrongKey = new OpenAI({ baseURL: srv.url + "/v1", apiKey: "nope", maxRetries: 0 });
   await expectError("wrong key", 401, /API key/, wrongKey.models.list());
+  // With a key every route but the page and /health needs it (default deny).
+  check((await fetch(srv.url + "/metrics")).status === 401, "/metrics without the key: 401");
+  check((await fetch(srv.url + "/nowhere")).status === 401, "an unknown route without the key: 401");
+  check((await fetch(srv.url + "/")).status === 200, "the page without the key: 200");
 
   check(await metric(srv.url, "dsv3_requests_total", { Authorization: "Bearer " + KEY }) >= 8, "requests counted");
   check(await metric(srv.url, "dsv3_completion_tokens_total", { Authorization: "Bearer " + KEY }) > 0, "tokens counted");
