@@ -94,7 +94,7 @@ try {
 
   // A full queue: one slot, a queue of one; of four long requests at once, the last ones get 429
   // with Retry-After.
-  const long = json({ messages: hello, max_tokens: 40, ignore_eos: true });
+  const long = json({ messages: hello, max_tokens: 60, ignore_eos: true });
   const results = await Promise.all([0, 1, 2, 3].map(async () => {
     const r = await fetch(chat, { method: "POST", headers: { "Content-Type": "application/json" }, ...long });
     return { status: r.status, retry: r.headers.get("retry-after"), body: await r.text() };
