@@ -103,6 +103,11 @@ int cmd_serve(Args& a) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
+  if (http.api_key.empty() && http.host != "127.0.0.1" && http.host != "localhost" &&
+      http.host != "::1")
+    std::fprintf(stderr,
+                 "warning: listening on %s without --api-key: anyone who reaches it can use it\n",
+                 http.host.c_str());
   const GenerationDefaults defaults = load_generation_defaults(dir);
   InferenceModel m(dir, threads, /*with_tokenizer=*/true);
   const int64_t max_pos = m.config().max_position_embeddings;
