@@ -185,6 +185,11 @@ size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& 
 
 void BatchScheduler::admit() {
   std::unique_lock<std::mutex> lock(mu_);
+  if (cancel_all_) {  // what runs now; sequences admitted below are not concerned
+    for (auto& s : slots_)
+      if (s->stream) s->stream->cancel();
+    cancel_all_ = false;
+  }
   while (!queue_.empty()) {
     Queued q = std::move(queue_.front());
     if (q.stream->cancelled()) {  // gone before it started
@@ -237,13 +242,8 @@ void BatchScheduler::admit() {
 }
 
 bool BatchScheduler::step() {
-  bool cancel_all = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::swap(cancel_all, cancel_all_);
-  }
   for (auto& s : slots_)
-    if (s->stream && (cancel_all || s->stream->cancelled())) finish(*s, StopReason::Interrupted);
+    if (s->stream && s->stream->cancelled()) finish(*s, StopReason::Interrupted);
 
   // Decode rows first (each running sequence advances every step), then prompt chunks in
   // admission order up to the row budget.

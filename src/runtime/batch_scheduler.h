@@ -124,6 +124,7 @@ class BatchScheduler {
   // on. wait_idle() returns true once nothing is, false at the deadline.
   void shut_down();
   bool wait_idle(std::chrono::milliseconds timeout);
+  // Cancels every sequence queued or running now (they end as StopReason::Interrupted).
   void cancel_all();
 
   SchedulerStats stats() const;

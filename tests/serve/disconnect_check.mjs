@@ -53,4 +53,28 @@ try {
 }
 const { code } = await srv.exited;
 check(code === 0, "exit code after SIGTERM " + code + "\n" + srv.stderr());
+
+// --drain-timeout 0: SIGTERM cancels the running stream at once; it still ends properly.
+const quick = await startServer(dsv3, ["-m", model, "--slots", "1", "--ctx", "4096", "--drain-timeout", "0"]);
+try {
+  const res = await fetch(quick.url + "/v1/chat/completions", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ messages: [{ role: "user", content: "hi" }], stream: true, max_tokens: LONG, ignore_eos: true }) });
+  const reader = res.body.getReader();
+  await reader.read();
+  quick.proc.kill("SIGTERM");
+  let rest = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    rest += new TextDecoder().decode(value);
+  }
+  check(/"finish_reason": ?"cancelled"/.test(rest) && rest.trimEnd().endsWith("data: [DONE]"),
+        "a stream cancelled by the drain timeout ends with finish_reason cancelled and [DONE]: " + rest.slice(-200));
+} catch (e) {
+  fail(e.stack + "\nserver stderr:\n" + quick.stderr());
+}
+const quickExit = await quick.exited;
+check(quickExit.code === 0, "exit code after SIGTERM with --drain-timeout 0: " + quickExit.code);
+check(/cancelling the requests still running/.test(quick.stderr()), "says it cancelled: " + quick.stderr());
 console.log("disconnect and drain checks passed");

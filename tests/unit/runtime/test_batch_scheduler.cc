@@ -163,6 +163,25 @@ TEST(BatchScheduler, CancellingFreesTheSlotAtOnce) {
   EXPECT_EQ(sched.stats().busy_slots, 0);
 }
 
+TEST(BatchScheduler, CancelAllEndsWhatRunsAndWaitsButNotWhatComesLater) {
+  Model2 m;
+  SchedulerOptions opt;
+  opt.slots = 1;
+  opt.max_queue = 2;
+  opt.context = kContext;
+  BatchScheduler sched(*m.model, tokenizer(), opt);
+  auto running = sched.submit(greedy(prompt(1), 1000)).stream;
+  auto queued = sched.submit(greedy(prompt(2), 1000)).stream;
+  SequenceEvent e;
+  ASSERT_TRUE(running->next(e, kWait));
+  sched.cancel_all();
+  EXPECT_EQ(drain(*running).end.reason, StopReason::Interrupted);
+  EXPECT_EQ(drain(*queued).end.reason, StopReason::Interrupted);
+  Outcome later = drain(*sched.submit(greedy(prompt(1), 4)).stream);
+  EXPECT_EQ(later.end.reason, StopReason::MaxTokens);
+  EXPECT_EQ(later.tokens.size(), 4u);
+}
+
 TEST(BatchScheduler, TheQueueIsBoundedAndShutDownRefuses) {
   Model2 m;
   SchedulerOptions opt;
