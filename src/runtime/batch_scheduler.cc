@@ -42,9 +42,11 @@ struct BatchScheduler::Slot {
   std::optional<StreamDecoder> decoder;
   std::optional<StopStringFilter> stops;
   size_t next_prompt = 0;  // the first prompt token not in the cache yet
-  // The rows this step runs for the slot and, when `want_logits`, the sampling after the last.
+  // The rows this step runs for the slot and which get logits: None (a prompt chunk that is not
+  // the last), Last (sample the next token). A speculative step would feed the last token and
+  // its drafts with All, and accept drafts while they match what the logits sample.
   std::vector<int32_t> feed;
-  bool want_logits = false;
+  LogitsRows logits = LogitsRows::None;
   int64_t batch_seq = -1;  // its sequence in this step's batch, -1 when not in it
   int64_t reused = 0, generated = 0, max_new = 0;
 };
@@ -265,14 +267,13 @@ bool BatchScheduler::step() {
       if (n <= 0) continue;
       s->feed.assign(s->req.prompt.begin() + static_cast<int64_t>(s->next_prompt),
                      s->req.prompt.begin() + static_cast<int64_t>(s->next_prompt) + n);
-      s->want_logits = n == left;
+      s->logits = n == left ? LogitsRows::Last : LogitsRows::None;
     } else {
       // s->feed holds the token sampled last step (a speculative step: it and the drafts).
       if (s->feed.empty() || static_cast<int64_t>(s->feed.size()) > rows_left) continue;
-      s->want_logits = true;
+      s->logits = LogitsRows::Last;
     }
-    s->batch_seq =
-        batch.add(&s->cache, s->feed, s->want_logits ? LogitsRows::Last : LogitsRows::None);
+    s->batch_seq = batch.add(&s->cache, s->feed, s->logits);
     rows_left -= static_cast<int64_t>(s->feed.size());
   }
   if (batch.rows() == 0) return false;
@@ -296,7 +297,7 @@ bool BatchScheduler::step() {
       prompt_rows += static_cast<int64_t>(s->feed.size());
     }
     s->feed.clear();
-    if (s->want_logits)
+    if (s->logits != LogitsRows::None)
       sample_slot(*s, logits.data() + batch.last_logit_index(s->batch_seq) * vocab_);
   }
   std::lock_guard<std::mutex> lock(mu_);
