@@ -129,11 +129,12 @@ std::string content_text(const Json& c, const std::string& where) {
 // The prompt must leave room for one token; max_tokens is capped by what the context leaves.
 void fit_context(ApiRequest& r, const ApiModel& m) {
   const int64_t n = static_cast<int64_t>(r.seq.prompt.size());
+  const char* param = r.endpoint == Endpoint::Chat ? "messages" : "prompt";
   if (n >= m.context)
     throw bad("the prompt has " + std::to_string(n) + " tokens but the context of a slot is " +
-                  std::to_string(m.context) + " tokens (--ctx); shorten the messages",
-              "messages");
-  if (n == 0) throw bad("the prompt is empty", "prompt");
+                  std::to_string(m.context) + " tokens (--ctx); shorten the " + param,
+              param);
+  if (n == 0) throw bad("the prompt is empty", param);
   r.seq.stop.max_new_tokens = std::min(r.seq.stop.max_new_tokens, m.context - n);
 }
 
