@@ -7,23 +7,24 @@
 //
 //   node bench/serve_load.js --dsv3 build/dsv3 --model DIR [--slots 8] [--clients 32]
 //        [--max-tokens 64] [--rounds 2] [--sequential 4] [--threads N] [--time-limit 600]
+//        [--temperature T]
 //        [--peer "llama-server -m model.gguf --port {port} -np 8 -c 32768"]
 //
 // Every request: a chat completion with stream: true, max_tokens tokens, ignore_eos (so every
-// reply has the same length), temperature 0. Tokens are counted from the server's usage record.
+// reply has the same length), temperature 0 (--temperature T: sampled, top_p 0.95, seeded). Tokens are counted from the server's usage record.
 "use strict";
 const { spawn } = require("node:child_process");
 const net = require("node:net");
 
 function args() {
-  const a = { slots: 8, clients: 32, "max-tokens": 64, rounds: 2, sequential: 4, "time-limit": 600 };
+  const a = { slots: 8, clients: 32, "max-tokens": 64, rounds: 2, sequential: 4, "time-limit": 600, temperature: 0 };
   const v = process.argv.slice(2);
   for (let i = 0; i < v.length; i += 2) {
     if (!v[i].startsWith("--") || v[i + 1] === undefined) throw new Error("usage: see the comment at the top");
     a[v[i].slice(2)] = v[i + 1];
   }
   if (!a.dsv3 || !a.model) throw new Error("--dsv3 BINARY and --model DIR are required");
-  for (const k of ["slots", "clients", "max-tokens", "rounds", "sequential", "time-limit"]) a[k] = Number(a[k]);
+  for (const k of ["slots", "clients", "max-tokens", "rounds", "sequential", "time-limit", "temperature"]) a[k] = Number(a[k]);
   return a;
 }
 
@@ -56,7 +57,7 @@ async function startServer(name, argv) {
 }
 
 // One streamed request: {ok, ttft (s), tokens, seconds}.
-async function one(url, i, maxTokens) {
+async function one(url, i, maxTokens, temperature) {
   const t0 = performance.now();
   let ttft = null, tokens = 0, done = false;
   try {
@@ -64,7 +65,7 @@ async function one(url, i, maxTokens) {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "Client " + i + ": write a story about the sea." }],
                              stream: true, stream_options: { include_usage: true }, max_tokens: maxTokens,
-                             ignore_eos: true, temperature: 0 }) });
+                             ignore_eos: true, temperature, top_p: temperature ? 0.95 : 1, seed: i }) });
     if (res.status !== 200) return { ok: false, why: "status " + res.status };
     const reader = res.body.getReader();
     const dec = new TextDecoder();
@@ -101,7 +102,7 @@ async function round(srv, a, stats) {
   // One client at a time.
   for (let i = 0; i < a.sequential; ++i) {
     const t0 = performance.now();
-    const r = await one(srv.url, i, a["max-tokens"]);
+    const r = await one(srv.url, i, a["max-tokens"], a.temperature);
     if (!r.ok) { stats.failed++; stats.why.push(r.why); continue; }
     stats.seqTokens += r.tokens;
     stats.seqSeconds += (performance.now() - t0) / 1000;
@@ -109,7 +110,7 @@ async function round(srv, a, stats) {
   }
   // C clients at once.
   const t0 = performance.now();
-  const rs = await Promise.all(Array.from({ length: a.clients }, (_, i) => one(srv.url, i, a["max-tokens"])));
+  const rs = await Promise.all(Array.from({ length: a.clients }, (_, i) => one(srv.url, i, a["max-tokens"], a.temperature)));
   stats.conSeconds += (performance.now() - t0) / 1000;
   for (const r of rs) {
     if (!r.ok) { stats.failed++; stats.why.push(r.why); continue; }

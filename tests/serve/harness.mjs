@@ -20,13 +20,21 @@ export function check(cond, msg) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Servers still running when the test exits (a failed check exits at once) are killed with it.
+const running = new Set();
+process.on("exit", () => { for (const p of running) p.kill("SIGKILL"); });
+
 // {url, proc, exited: Promise<{code, signal}>, stderr(): string, stop()}
 export async function startServer(dsv3, args) {
   const proc = spawn(dsv3, ["serve", "--host", "127.0.0.1", "--port", "0", "-t", "1", ...args],
                      { stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
   proc.stderr.on("data", (d) => { err += d; });
-  const exited = new Promise((resolve) => proc.on("exit", (code, signal) => resolve({ code, signal })));
+  running.add(proc);
+  const exited = new Promise((resolve) => proc.on("exit", (code, signal) => {
+    running.delete(proc);
+    resolve({ code, signal });
+  }));
   const url = await new Promise((resolve, reject) => {
     let out = "";
     const timer = setTimeout(() => reject(new Error("dsv3 serve did not start in 60 s:\n" + err)), 60000);
