@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -128,6 +129,7 @@ int cmd_serve(Args& a) {
               http.host.c_str(), bound, so.slots, static_cast<long long>(so.context), so.max_queue);
   std::fflush(stdout);
 
+  std::atomic<bool> served{false};
   std::thread watcher([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
@@ -141,12 +143,17 @@ int cmd_serve(Args& a) {
       sched.cancel_all();
       sched.wait_idle(std::chrono::seconds(10));
     }
-    srv.stop();
+    // A stop() that comes before serve() has started listening does nothing: repeat it.
+    while (!served) {
+      srv.stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
   });
-  const bool served = srv.serve();  // returns after srv.stop()
-  if (!served) pthread_kill(watcher.native_handle(), SIGTERM);
+  const bool ok = srv.serve();  // returns after srv.stop()
+  served = true;
+  if (!ok) pthread_kill(watcher.native_handle(), SIGTERM);
   watcher.join();
-  DSV3_CHECK(served, "serve: the HTTP server stopped on an error");
+  DSV3_CHECK(ok, "serve: the HTTP server stopped on an error");
   const SchedulerStats st = sched.stats();
   std::fprintf(stderr, "dsv3 serve: stopped after %lld requests, %lld tokens generated\n",
                static_cast<long long>(st.requests), static_cast<long long>(st.completion_tokens));
