@@ -4,7 +4,8 @@
 #   scripts/setup-deps.sh          build + run dependencies (Node.js for the corpus, gnuplot for plots)
 #   scripts/setup-deps.sh --test   also what the tests need (PyTorch reference, clang for fuzzing)
 set -euo pipefail
-pkgs=(build-essential cmake ninja-build ccache pkg-config libpcre2-dev libutf8proc-dev gnuplot-nox)
+pkgs=(build-essential cmake ninja-build ccache pkg-config libpcre2-dev libutf8proc-dev gnuplot-nox
+      libcpp-httplib-dev)  # dsv3 serve's HTTP server, as llama-server's
 # Node.js fetches the training corpus (dsv3 data corpus) and runs the Hugging Face reference
 # tokenizers: Debian's packages unless a Node.js with npm is already there (e.g. NodeSource's
 # nodejs, which bundles npm and conflicts with Debian's npm).
@@ -12,7 +13,8 @@ command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1 || pkgs+=(node
 if [[ ${1:-} == --test ]]; then
   pkgs+=(libgtest-dev clang libclang-rt-14-dev
          python3 python3-torch python3-numpy libopenblas0-pthread
-         tmux python3-jsonschema python3-jinja2)
+         tmux python3-jsonschema python3-jinja2
+         chromium)  # dsv3 serve's chat page, driven by puppeteer-core (tests/serve/web_check.mjs)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -19,6 +19,7 @@ int cmd_tokenizer(Args& a);  // tokenizer train
 int cmd_template(Args& a);
 int cmd_generate(Args& a);
 int cmd_chat(Args& a);
+int cmd_serve(Args& a);
 int cmd_bench(Args& a);
 int cmd_data(Args& a);  // data corpus, data prepare
 int cmd_eval(Args& a);

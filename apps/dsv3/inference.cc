@@ -11,7 +11,6 @@
 #include "base/timer.h"
 #include "kernels/best_kernels.h"
 #include "model/param_table.h"
-#include "tokenizer/chat_template.h"
 
 namespace dsv3::cli {
 namespace {
@@ -112,13 +111,13 @@ GenerationOverrides read_sampling_flags(Args& a) {
   return o;
 }
 
+}  // namespace
+
 DType cache_dtype_arg(Args& a) {
   const std::string t = a.get_or({"--cache-dtype"}, "f32");
   DSV3_CHECK(t == "f32" || t == "bf16", "--cache-dtype must be f32 or bf16, not '" + t + "'");
   return t == "bf16" ? DType::BF16 : DType::F32;
 }
-
-}  // namespace
 
 GenerationSetup open_for_generation(Args& a, const std::string& dir, int64_t default_max_tokens,
                                     const std::function<void()>& before_loading) {
@@ -155,23 +154,6 @@ bool InterruptGuard::pending() {
 }
 void InterruptGuard::clear() {
   g_interrupted.store(false);
-}
-
-std::string render_chat(const Tokenizer& tok, const Json& messages, bool add_generation_prompt) {
-  const std::string& tmpl = tok.chat_template();
-  DSV3_CHECK(
-      !tmpl.empty(), "the model's tokenizer has no chat template",
-      "tokenizer_config.json needs a chat_template; without --chat the prompt is used as is");
-  Json vars = Json::object();
-  vars["bos_token"] = tok.bos_token();
-  vars["eos_token"] = tok.eos_token();
-  return render_chat_template(tmpl, messages, add_generation_prompt, vars);
-}
-
-bool prompt_opens_reasoning(std::string_view prompt) {
-  while (!prompt.empty() && (prompt.back() == '\n' || prompt.back() == ' '))
-    prompt.remove_suffix(1);
-  return ends_with(prompt, "<think>");
 }
 
 ReasoningPrinter::ReasoningPrinter(bool hide) : hide_(hide), tty_(::isatty(STDOUT_FILENO) != 0) {}

@@ -51,6 +51,9 @@ class InferenceModel {
   double load_s_ = 0;
 };
 
+// --cache-dtype: f32 (the default) or bf16.
+DType cache_dtype_arg(Args& a);
+
 // The help text of -n and the sampling flags, which open_for_generation reads.
 extern const char kSamplingFlagsHelp[];
 
@@ -79,12 +82,6 @@ class InterruptGuard {
   static bool pending();
   static void clear();
 };
-
-// The model's chat template (tokenizer_config.json) applied to messages, with its special tokens
-// (bos_token, eos_token) as template variables. Throws Error when the model has no template.
-std::string render_chat(const Tokenizer& tok, const Json& messages, bool add_generation_prompt);
-// True when the rendered prompt leaves the model inside <think> (R1's template ends with it).
-bool prompt_opens_reasoning(std::string_view prompt);
 
 // Prints reasoning and answer pieces to stdout: the reasoning dim on a terminal, after a <think>
 // tag otherwise (and a </think> where the model closed it), or not at all when hidden.

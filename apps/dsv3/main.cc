@@ -32,6 +32,7 @@ const Command kCommands[] = {
     {"template", dsv3::cli::cmd_template, "render a conversation with the model's chat template"},
     {"generate", dsv3::cli::cmd_generate, "continue a prompt, streaming the text; speed figures"},
     {"chat", dsv3::cli::cmd_chat, "talk with a model, keeping the cache across turns"},
+    {"serve", dsv3::cli::cmd_serve, "an OpenAI-compatible HTTP server and chat page (batched)"},
     {"bench", dsv3::cli::cmd_bench, "prompt and generation tokens/s, as llama-bench"},
     {"data", dsv3::cli::cmd_data,
      "build the English corpus (data corpus); tokenise text (prepare)"},

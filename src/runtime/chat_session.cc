@@ -2,8 +2,21 @@
 
 #include "base/error.h"
 #include "base/strings.h"
+#include "tokenizer/chat_template.h"
 
 namespace dsv3 {
+
+std::string render_chat(const Tokenizer& tok, const Json& messages, bool add_generation_prompt) {
+  const std::string& tmpl = tok.chat_template();
+  DSV3_CHECK(
+      !tmpl.empty(), "the model's tokenizer has no chat template",
+      "tokenizer_config.json needs a chat_template; without --chat the prompt is used as is");
+  Json vars = Json::object();
+  vars["bos_token"] = tok.bos_token();
+  vars["eos_token"] = tok.eos_token();
+  return render_chat_template(tmpl, messages, add_generation_prompt, vars);
+}
+
 Json chat_message(std::string_view role, std::string content) {
   Json m = Json::object();
   m["role"] = role;

@@ -18,6 +18,10 @@ namespace dsv3 {
 // {"role": role, "content": content}
 Json chat_message(std::string_view role, std::string content);
 
+// The model's chat template (tokenizer_config.json) applied to messages, with its special tokens
+// (bos_token, eos_token) as template variables. Throws Error when the model has no template.
+std::string render_chat(const Tokenizer& tok, const Json& messages, bool add_generation_prompt);
+
 struct ChatTurn {
   int64_t reused_tokens = 0;     // cached tokens kept from earlier turns
   int64_t prefilled_tokens = 0;  // new tokens run through the model for this turn's prompt

@@ -6,6 +6,12 @@
 
 namespace dsv3 {
 
+bool prompt_opens_reasoning(std::string_view prompt) {
+  while (!prompt.empty() && (prompt.back() == '\n' || prompt.back() == ' '))
+    prompt.remove_suffix(1);
+  return prompt.ends_with("<think>");
+}
+
 size_t partial_match_suffix(std::string_view text, std::string_view pattern) {
   size_t longest = std::min(text.size(), pattern.size() ? pattern.size() - 1 : 0);
   for (size_t n = longest; n > 0; --n)

@@ -34,6 +34,10 @@ class StopStringFilter {
   std::string matched_;
 };
 
+// True when a rendered chat prompt leaves the model inside <think> (R1's template ends with it):
+// the reply starts in its reasoning.
+bool prompt_opens_reasoning(std::string_view prompt);
+
 // Splits the stream into reasoning (between <think> and </think>, R1 models) and answer, dropping
 // the tags themselves.
 class ReasoningSplitter {

@@ -1,0 +1,221 @@
+// BatchScheduler (continuous batching, runtime/batch_scheduler.h) against the one-sequence
+// Generator, which shares none of its batching: greedy tokens are identical whether a sequence runs
+// alone or among others, its prompt prefilled in chunks beside their decode rows, in a reused slot
+// or a fresh one. Also: cancellation frees the slot, the queue bound, prefix reuse, bad requests.
+#include "runtime/batch_scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/file.h"
+#include "base/thread_pool.h"
+#include "kernels/best_kernels.h"
+#include "model/presets.h"
+#include "model/weights.h"
+
+namespace dsv3 {
+namespace {
+
+constexpr int64_t kContext = 128;
+constexpr auto kWait = std::chrono::seconds(60);
+
+const Tokenizer& tokenizer() {
+  static Tokenizer tok = [] {
+    const std::string dir = std::string(DSV3_BINARY_DIR) + "/test_batch_scheduler_tokenizer";
+    make_dirs(dir);
+    std::string text;
+    for (int i = 0; i < 20; ++i) text += "many sequences decode together in one forward pass\n";
+    write_file_atomic(path_join(dir, "text.txt"), text);
+    BpeTrainOptions opt;
+    opt.inputs = {path_join(dir, "text.txt")};
+    opt.vocab_size = 300;
+    opt.progress = false;
+    train_bpe_tokenizer(opt, dir);
+    return Tokenizer::load(dir);
+  }();
+  return tok;
+}
+
+// The model the server runs: the best kernels of this machine (their GEMMs are row-independent).
+struct Model2 {
+  static ModelConfig config() {
+    ModelConfig c = preset_config("tiny");
+    c.vocab_size = 320;
+    c.num_hidden_layers = 2;
+    c.num_nextn_predict_layers = 0;
+    c.max_position_embeddings = kContext;
+    return c;
+  }
+  Model2()
+      : pool(2),
+        weights(ModelWeights::random(config(), 5, DType::F32)),
+        model(make_model(weights, ComputeContext{best_kernels(), pool})) {}
+  ThreadPool pool;
+  ModelWeights weights;
+  std::unique_ptr<Model> model;
+};
+
+// Prompt i: i * 7 + 3 tokens of varied ids.
+std::vector<int32_t> prompt(int i) {
+  std::vector<int32_t> ids;
+  for (int k = 0; k < i * 7 + 3; ++k) ids.push_back(static_cast<int32_t>((k * 31 + i * 17) % 290));
+  return ids;
+}
+
+SequenceRequest greedy(std::vector<int32_t> ids, int64_t n) {
+  SequenceRequest r;
+  r.prompt = std::move(ids);
+  r.sampling.temperature = 0;
+  r.stop.max_new_tokens = n;
+  return r;
+}
+
+struct Outcome {
+  std::vector<int32_t> tokens;
+  SequenceEvent end;
+};
+
+Outcome drain(SequenceStream& s) {
+  Outcome o;
+  for (SequenceEvent e;;) {
+    if (!s.next(e, kWait)) ADD_FAILURE() << "no event in 60 s";
+    if (e.kind == SequenceEvent::Kind::End) {
+      o.end = e;
+      return o;
+    }
+    o.tokens.push_back(e.id);
+  }
+}
+
+TEST(BatchScheduler, BatchedEqualsAlone) {
+  Model2 m;
+  std::vector<std::vector<int32_t>> want;
+  for (int i = 0; i < 6; ++i) {
+    Generator gen(*m.model, tokenizer());
+    SamplingParams p;
+    p.temperature = 0;
+    Sampler s(p);
+    StopConditions stop;
+    stop.max_new_tokens = 12;
+    want.push_back(gen.generate(prompt(i), s, stop, nullptr).tokens);
+  }
+  // 3 slots for 6 sequences, 8 rows a step: prompts of up to 38 tokens go in chunks beside the
+  // decode rows, the last three wait in the queue and then take slots that others used.
+  SchedulerOptions opt;
+  opt.slots = 3;
+  opt.max_batch_rows = 8;
+  opt.max_queue = 6;
+  opt.context = kContext;
+  for (int round = 0; round < 2; ++round) {  // round 1 also reuses the cached prefixes
+    BatchScheduler sched(*m.model, tokenizer(), opt);
+    std::vector<std::shared_ptr<SequenceStream>> streams;
+    for (int i = 0; i < 6; ++i) {
+      auto sub = sched.submit(greedy(prompt(round ? 5 - i : i), 12));
+      ASSERT_EQ(sub.admission, BatchScheduler::Admission::Queued);
+      streams.push_back(sub.stream);
+    }
+    for (int i = 0; i < 6; ++i) {
+      Outcome o = drain(*streams[i]);
+      EXPECT_EQ(o.tokens, want[round ? 5 - i : i]) << "round " << round << " sequence " << i;
+      EXPECT_EQ(o.end.reason, StopReason::MaxTokens);
+      EXPECT_EQ(o.end.completion_tokens, 12);
+    }
+    EXPECT_GT(sched.stats().steps, 12);
+  }
+}
+
+TEST(BatchScheduler, APromptSharingAPrefixReusesTheSlotsCache) {
+  Model2 m;
+  SchedulerOptions opt;
+  opt.slots = 2;
+  opt.context = kContext;
+  BatchScheduler sched(*m.model, tokenizer(), opt);
+  Outcome first = drain(*sched.submit(greedy(prompt(3), 5)).stream);
+  std::vector<int32_t> longer = prompt(3);
+  longer.insert(longer.end(), first.tokens.begin(), first.tokens.end());  // a follow-up turn
+  Outcome second = drain(*sched.submit(greedy(longer, 5)).stream);
+  // The prompt and the fed replies' tokens (all but the last) were cached.
+  EXPECT_EQ(second.end.cached_tokens, static_cast<int64_t>(prompt(3).size() + 4));
+  Outcome again = drain(*sched.submit(greedy(prompt(3), 5)).stream);
+  EXPECT_EQ(again.tokens, first.tokens);
+  EXPECT_EQ(again.end.cached_tokens, static_cast<int64_t>(prompt(3).size()) - 1);
+}
+
+TEST(BatchScheduler, CancellingFreesTheSlotAtOnce) {
+  Model2 m;
+  SchedulerOptions opt;
+  opt.slots = 1;
+  opt.context = kContext;
+  BatchScheduler sched(*m.model, tokenizer(), opt);
+  auto long_one = sched.submit(greedy(prompt(1), 1000)).stream;
+  SequenceEvent e;
+  ASSERT_TRUE(long_one->next(e, kWait));
+  long_one->cancel();
+  Outcome rest = drain(*long_one);
+  EXPECT_EQ(rest.end.reason, StopReason::Interrupted);
+  EXPECT_LT(rest.end.completion_tokens, kContext - 10);
+  Outcome next = drain(*sched.submit(greedy(prompt(2), 3)).stream);
+  EXPECT_EQ(next.tokens.size(), 3u);
+  EXPECT_TRUE(sched.wait_idle(kWait));
+  EXPECT_EQ(sched.stats().busy_slots, 0);
+}
+
+TEST(BatchScheduler, CancelAllEndsWhatRunsAndWaitsButNotWhatComesLater) {
+  Model2 m;
+  SchedulerOptions opt;
+  opt.slots = 1;
+  opt.max_queue = 2;
+  opt.context = kContext;
+  BatchScheduler sched(*m.model, tokenizer(), opt);
+  auto running = sched.submit(greedy(prompt(1), 1000)).stream;
+  auto queued = sched.submit(greedy(prompt(2), 1000)).stream;
+  SequenceEvent e;
+  ASSERT_TRUE(running->next(e, kWait));
+  sched.cancel_all();
+  EXPECT_EQ(drain(*running).end.reason, StopReason::Interrupted);
+  EXPECT_EQ(drain(*queued).end.reason, StopReason::Interrupted);
+  Outcome later = drain(*sched.submit(greedy(prompt(1), 4)).stream);
+  EXPECT_EQ(later.end.reason, StopReason::MaxTokens);
+  EXPECT_EQ(later.tokens.size(), 4u);
+}
+
+TEST(BatchScheduler, TheQueueIsBoundedAndShutDownRefuses) {
+  Model2 m;
+  SchedulerOptions opt;
+  opt.slots = 1;
+  opt.max_queue = 1;
+  opt.context = kContext;
+  BatchScheduler sched(*m.model, tokenizer(), opt);
+  int refused = 0;
+  std::vector<std::shared_ptr<SequenceStream>> held;
+  for (int i = 0; i < 3; ++i) {
+    auto sub = sched.submit(greedy(prompt(1), 100));
+    if (sub.admission == BatchScheduler::Admission::QueueFull) ++refused;
+    if (sub.stream) held.push_back(sub.stream);
+  }
+  EXPECT_GE(refused, 1);
+  sched.shut_down();
+  EXPECT_EQ(sched.submit(greedy(prompt(1), 1)).admission, BatchScheduler::Admission::ShuttingDown);
+  for (auto& s : held) EXPECT_EQ(drain(*s).end.reason, StopReason::MaxTokens);  // drained
+  EXPECT_TRUE(sched.wait_idle(kWait));
+}
+
+TEST(BatchScheduler, RequestsThatCannotRunAreErrors) {
+  Model2 m;
+  SchedulerOptions opt;
+  opt.context = 16;
+  BatchScheduler sched(*m.model, tokenizer(), opt);
+  EXPECT_THROW(sched.submit(greedy({}, 1)), Error);
+  EXPECT_THROW(sched.submit(greedy({1, 320}, 1)), Error);
+  std::vector<int32_t> sixteen(16, 5);
+  EXPECT_THROW(sched.submit(greedy(sixteen, 1)), Error);
+  SequenceRequest r = greedy({1, 2}, 1);
+  r.top_logprobs = 21;
+  EXPECT_THROW(sched.submit(r), Error);
+}
+
+}  // namespace
+}  // namespace dsv3
