@@ -138,9 +138,7 @@ double run_tg_mtp(InferenceModel& m, int64_t n, int64_t draft, double temp, uint
       return true;
     });
   const double s = t.seconds();
-  const SpeculativeStats run = spec.stats().since(before);
-  stats = SpeculativeStats{stats.steps + run.steps, stats.drafted + run.drafted,
-                           stats.accepted + run.accepted, stats.emitted + run.emitted};
+  stats += spec.stats().since(before);
   return s;
 }
 
@@ -190,6 +188,8 @@ Json to_json(const InferenceModel& m, int threads, int64_t reps,
       sp["accepted"] = r.spec.accepted;
       sp["acceptance_rate"] = r.spec.acceptance_rate();
       sp["tokens_per_step"] = r.spec.tokens_per_step();
+      sp["draft_s"] = r.spec.draft_s;
+      sp["verify_s"] = r.spec.verify_s;
       t["speculative"] = std::move(sp);
     }
     tests.push_back(std::move(t));
@@ -213,9 +213,12 @@ void print_table(const InferenceModel& m, int threads, const std::vector<TestRes
   }
   for (const auto& r : results)
     if (r.draft > 0)
-      std::printf("\n%s: %.1f%% of %lld drafts accepted, %.2f tokens per verification pass\n",
-                  r.name.c_str(), 100.0 * r.spec.acceptance_rate(),
-                  static_cast<long long>(r.spec.drafted), r.spec.tokens_per_step());
+      std::printf(
+          "\n%s: %.1f%% of %lld drafts accepted, %.2f tokens per verification pass; per "
+          "step %.2f ms drafting (MTP), %.2f ms verifying\n",
+          r.name.c_str(), 100.0 * r.spec.acceptance_rate(), static_cast<long long>(r.spec.drafted),
+          r.spec.tokens_per_step(), 1e3 * r.spec.draft_s / static_cast<double>(r.spec.steps),
+          1e3 * r.spec.verify_s / static_cast<double>(r.spec.steps));
 }
 
 }  // namespace

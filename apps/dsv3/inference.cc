@@ -259,10 +259,10 @@ void print_generation_stats(const GenerationResult& r, uint64_t seed) {
   if (sp.steps > 0)
     std::fprintf(stderr,
                  "speculative (mtp): %lld steps, %lld of %lld drafts accepted (%.1f%%), %.2f "
-                 "tokens per step\n",
+                 "tokens per step; per step %.2f ms drafting (MTP), %.2f ms verifying\n",
                  static_cast<long long>(sp.steps), static_cast<long long>(sp.accepted),
                  static_cast<long long>(sp.drafted), 100.0 * sp.acceptance_rate(),
-                 sp.tokens_per_step());
+                 sp.tokens_per_step(), 1e3 * sp.draft_s / sp.steps, 1e3 * sp.verify_s / sp.steps);
 }
 
 }  // namespace dsv3::cli

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "base/timer.h"
 #include "model/batch.h"
 #include "runtime/generate.h"
 
@@ -35,6 +36,16 @@ DraftVerdict judge_draft(std::span<const double> p, std::span<const double> q, i
   return {false, draw_token(residual, total, rng)};
 }
 
+SpeculativeStats& SpeculativeStats::operator+=(const SpeculativeStats& o) {
+  steps += o.steps;
+  drafted += o.drafted;
+  accepted += o.accepted;
+  emitted += o.emitted;
+  draft_s += o.draft_s;
+  verify_s += o.verify_s;
+  return *this;
+}
+
 namespace {
 
 CacheLayout mtp_layout(const Model& model) {
@@ -49,8 +60,8 @@ CacheLayout mtp_layout(const Model& model) {
 }  // namespace
 
 SpeculativeStats SpeculativeStats::since(const SpeculativeStats& earlier) const {
-  return {steps - earlier.steps, drafted - earlier.drafted, accepted - earlier.accepted,
-          emitted - earlier.emitted};
+  return {steps - earlier.steps,     drafted - earlier.drafted, accepted - earlier.accepted,
+          emitted - earlier.emitted, draft_s - earlier.draft_s, verify_s - earlier.verify_s};
 }
 
 MtpSpeculator::MtpSpeculator(Model& model, int64_t n_draft, DType cache_dtype, int64_t text_vocab,
@@ -128,6 +139,7 @@ int64_t MtpSpeculator::step(KvCache& cache, int32_t last, Sampler& sampler, int6
   // Draft: the penalties see each draft as accepted, as they will if it is.
   std::vector<int32_t> rows{last};
   q_.resize(n);
+  Timer clock;
   if (n > 0) {
     Sampler draft_sampler = sampler;
     catch_up(last);
@@ -146,6 +158,8 @@ int64_t MtpSpeculator::step(KvCache& cache, int32_t last, Sampler& sampler, int6
     }
     mtp_cache_.truncate(L);  // the chained rows used drafted hidden states
   }
+  stats_.draft_s += clock.seconds();
+  clock.reset();
 
   // Verify: the last accepted token and the drafts in one forward pass of the main model.
   Batch vb;
@@ -179,6 +193,7 @@ int64_t MtpSpeculator::step(KvCache& cache, int32_t last, Sampler& sampler, int6
   }
   const auto e = static_cast<int64_t>(out.size());
   stats_.emitted += e;
+  stats_.verify_s += clock.seconds();
 
   // Roll back to `last` and the emitted tokens but the final one (the next `last`).
   cache.truncate(L + e);

@@ -42,12 +42,16 @@ struct SpeculativeStats {
   int64_t drafted = 0;  // draft tokens proposed
   int64_t accepted = 0;
   int64_t emitted = 0;  // tokens the steps produced (accepted drafts + one per step, at most)
+  // Seconds in the MTP module (catching up and drafting) and in the main model's verification
+  // passes (forward and acceptance): where a step's time goes.
+  double draft_s = 0, verify_s = 0;
 
   double acceptance_rate() const { return drafted ? double(accepted) / double(drafted) : 0.0; }
   // Mean tokens one verification pass produced (1 + accepted drafts, per step).
   double tokens_per_step() const { return steps ? double(emitted) / double(steps) : 0.0; }
   // The counts since `earlier`, a copy taken before.
   SpeculativeStats since(const SpeculativeStats& earlier) const;
+  SpeculativeStats& operator+=(const SpeculativeStats& o);
 };
 
 class MtpSpeculator {

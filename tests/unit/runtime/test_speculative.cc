@@ -208,8 +208,7 @@ TEST(SpeculativeMtp, SampledTokensHaveTheMainModelsJointDistribution) {
         return true;
       });
     ++counts[out[0] * V + out[1]];
-    stats = SpeculativeStats{stats.steps + spec.stats().steps, stats.drafted + spec.stats().drafted,
-                             stats.accepted + spec.stats().accepted, 0};
+    stats += spec.stats();
   }
   const ChiSquare c = chi_square(counts, joint);
   EXPECT_LT(c.stat, chi_square_limit(c.df)) << "df " << c.df;
@@ -240,8 +239,7 @@ void expect_same_greedy(Model& m, const std::vector<int32_t>& prompt, int64_t n_
   EXPECT_EQ(a.decode_tokens, b.decode_tokens);
   EXPECT_EQ(plain.cached_ids(), fast.cached_ids());
   EXPECT_EQ(plain.cache().length(), fast.cache().length());
-  stats = SpeculativeStats{stats.steps + b.speculative.steps, stats.drafted + b.speculative.drafted,
-                           stats.accepted + b.speculative.accepted, 0};
+  stats += b.speculative;
 }
 
 TEST(SpeculativeMtp, GreedyIsIdenticalToPlainDecodingOnManyPrompts) {
