@@ -266,6 +266,32 @@ TEST(SpeculativeMtp, GreedyIsIdenticalToPlainDecodingOnManyPrompts) {
   expect_same_greedy(*t.model, {5, 6, 7}, 2, sp, at_token, stats);
 }
 
+// Later turns, a truncated cache and an empty prompt (chat sessions do all three): the MTP
+// module's cache and hidden states follow the main cache.
+TEST(SpeculativeMtp, GreedyStaysIdenticalAcrossTurnsAndTruncation) {
+  TinyModel t(4096, 96);
+  SamplingParams sp;
+  sp.temperature = 0;
+  StopConditions stop;
+  stop.max_new_tokens = 12;
+  Generator plain(*t.model, tokenizer()), fast(*t.model, tokenizer());
+  fast.enable_speculation(2, 5);
+  Sampler s1(sp), s2(sp);
+  auto both = [&](const std::vector<int32_t>& prompt) {
+    const GenerationResult a = plain.generate(prompt, s1, stop, nullptr);
+    const GenerationResult b = fast.generate(prompt, s2, stop, nullptr);
+    EXPECT_EQ(a.tokens, b.tokens);
+    EXPECT_EQ(plain.cached_ids(), fast.cached_ids());
+  };
+  both({11, 12, 13, 14});
+  both({15, 16});
+  plain.truncate(5);
+  fast.truncate(5);
+  both({17, 18, 19});
+  both({});                                            // the last cached token is fed again
+  EXPECT_THROW(fast.enable_speculation(1, 0), Error);  // only before the first generation
+}
+
 TEST(SpeculativeMtp, AModelWithoutMtpIsANamedError) {
   ModelConfig c = tiny_config(64, 32);
   c.num_nextn_predict_layers = 0;
