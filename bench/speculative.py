@@ -9,7 +9,8 @@ them alike), and prints per setting: the acceptance rate, tokens per verificatio
 decode speed (tokens/s after the first token) and its ratio to plain decoding at the same
 temperature, and where a step's time goes (ms drafting in the MTP module, ms verifying). No
 other CPU engine runs DeepSeek-V3's MTP module as a draft (llama.cpp's is not in mainline), so
-the comparison is dsv3 against itself. The machine's load (uptime) is printed before and after.
+the comparison is dsv3 against itself. Greedy runs must give plain decoding's tokens (checked).
+The machine's load (uptime) is printed before and after.
 """
 import argparse
 import re
@@ -25,13 +26,14 @@ SPEC = re.compile(r"speculative \(mtp\): (\d+) steps, (\d+) of (\d+) drafts acce
 
 def run(args, prompt, temp, draft, seed):
     cmd = [args.dsv3, "generate", "-m", args.model, "-p", prompt, "-n", str(args.n), "-t",
-           str(args.threads), "--ignore-eos", "--seed", str(seed)]
+           str(args.threads), "--ignore-eos", "--seed", str(seed), "-v"]
     cmd += ["--greedy"] if temp == 0 else ["--temp", str(temp)]
     if draft:
         cmd += ["--speculative", "mtp", "--draft", str(draft)]
     err = subprocess.run(cmd, capture_output=True, check=True, text=True).stderr
     g = GEN.search(err)
-    r = {"tps": float(g.group(2))}
+    ids = next(line for line in err.splitlines() if line.startswith("generated ids:"))
+    r = {"tps": float(g.group(2)), "ids": ids}
     s = SPEC.search(err)
     if s:
         steps, acc, drafted = int(s.group(1)), int(s.group(2)), int(s.group(3))
@@ -56,6 +58,9 @@ def main():
                 for draft in (0, 1, 2, 3):
                     r = run(args, prompt, temp, draft, seed=100 * rnd + i)
                     results.setdefault((temp, draft), []).append(r)
+                    if temp == 0 and draft > 0:  # greedy: the same tokens as plain decoding
+                        same = r["ids"] == results[(0, 0)][-1]["ids"]
+                        assert same, f"greedy output differs at --draft {draft}: {prompt!r}"
     print("load after: ", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     print(f"\n{len(PROMPTS)} prompts x {args.rounds} rounds, -n {args.n}, -t {args.threads}\n")
     print("| temperature | draft N | acceptance | tokens / pass | decode t/s | speed-up | "

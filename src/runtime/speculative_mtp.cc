@@ -122,8 +122,8 @@ int32_t MtpSpeculator::draft_from(Sampler& draft_sampler, std::vector<double>& q
   return draw_token(q, total, draft_rng_);
 }
 
-int64_t MtpSpeculator::step(KvCache& cache, int32_t last, Sampler& sampler, int64_t max_tokens,
-                            const std::function<bool(int32_t)>& on_token) {
+std::span<const int32_t> MtpSpeculator::draft(const KvCache& cache, int32_t last,
+                                              const Sampler& sampler, int64_t max_tokens) {
   const int64_t L = cache.length();
   DSV3_CHECK(L == positions(), "speculative: the main cache holds " + std::to_string(L) +
                                    " positions but " + std::to_string(positions()) +
@@ -136,10 +136,10 @@ int64_t MtpSpeculator::step(KvCache& cache, int32_t last, Sampler& sampler, int6
   if (L == 0) n = 0;
   n = std::max<int64_t>(n, 0);
 
-  // Draft: the penalties see each draft as accepted, as they will if it is.
-  std::vector<int32_t> rows{last};
-  q_.resize(n);
+  // The penalties see each draft as accepted, as they will if it is.
   Timer clock;
+  rows_.assign(1, last);
+  q_.resize(n);
   if (n > 0) {
     Sampler draft_sampler = sampler;
     catch_up(last);
@@ -149,27 +149,29 @@ int64_t MtpSpeculator::step(KvCache& cache, int32_t last, Sampler& sampler, int6
         chain_hidden_.assign(acts_.mtp.normed.begin() + r * d_,
                              acts_.mtp.normed.begin() + (r + 1) * d_);
         Batch b;
-        b.add(&mtp_cache_, {&rows.back(), 1}, LogitsRows::Last);
+        b.add(&mtp_cache_, {&rows_.back(), 1}, LogitsRows::Last);
         model_.forward_mtp(b, chain_hidden_.data(), acts_, mtp_logits_.data());
       }
       const int32_t dk = draft_from(draft_sampler, q_[k]);
       draft_sampler.accept(dk);
-      rows.push_back(dk);
+      rows_.push_back(dk);
     }
     mtp_cache_.truncate(L);  // the chained rows used drafted hidden states
   }
   stats_.draft_s += clock.seconds();
-  clock.reset();
+  return rows_;
+}
 
-  // Verify: the last accepted token and the drafts in one forward pass of the main model.
-  Batch vb;
-  vb.add(&cache, rows, LogitsRows::All);
-  logits_.resize((n + 1) * vocab_);
-  verify_hidden_.resize((n + 1) * d_);
-  model_.forward(vb, acts_, logits_.data(), verify_hidden_.data());
-  mask_padding(logits_.data(), n + 1);
+int64_t MtpSpeculator::accept(KvCache& cache, float* logits, const float* hidden, Sampler& sampler,
+                              const std::function<bool(int32_t)>& on_token) {
+  DSV3_CHECK(!rows_.empty(), "speculative: accept() without a draft()");
+  const int64_t n = static_cast<int64_t>(rows_.size()) - 1;
+  const int64_t L = cache.length() - (n + 1);
+  DSV3_CHECK(L == positions(), "speculative: the cache does not hold the verified rows");
+  Timer clock;
+  mask_padding(logits, n + 1);
   auto row = [&](int64_t j) {
-    return std::span<const float>(logits_.data() + j * vocab_, static_cast<size_t>(vocab_));
+    return std::span<const float>(logits + j * vocab_, static_cast<size_t>(vocab_));
   };
   ++stats_.steps;
   stats_.drafted += n;
@@ -178,7 +180,7 @@ int64_t MtpSpeculator::step(KvCache& cache, int32_t last, Sampler& sampler, int6
   bool more = true, all_accepted = true;
   for (int64_t j = 0; j < n && more && all_accepted; ++j) {
     const std::vector<double> p = sampler.distribution(row(j));
-    const DraftVerdict v = judge_draft(p, q_[j], rows[j + 1], sampler.rng());
+    const DraftVerdict v = judge_draft(p, q_[j], rows_[j + 1], sampler.rng());
     all_accepted = v.accepted;
     stats_.accepted += v.accepted;
     sampler.accept(v.token);
@@ -193,14 +195,30 @@ int64_t MtpSpeculator::step(KvCache& cache, int32_t last, Sampler& sampler, int6
   }
   const auto e = static_cast<int64_t>(out.size());
   stats_.emitted += e;
-  stats_.verify_s += clock.seconds();
 
   // Roll back to `last` and the emitted tokens but the final one (the next `last`).
   cache.truncate(L + e);
-  rows.assign(1, last);
-  rows.insert(rows.end(), out.begin(), out.end() - 1);
-  observe(verify_hidden_.data(), rows);
+  rows_.resize(1);
+  rows_.insert(rows_.end(), out.begin(), out.end() - 1);
+  observe(hidden, rows_);
+  rows_.clear();
+  stats_.verify_s += clock.seconds();
   return e;
+}
+
+int64_t MtpSpeculator::step(KvCache& cache, int32_t last, Sampler& sampler, int64_t max_tokens,
+                            const std::function<bool(int32_t)>& on_token) {
+  const std::span<const int32_t> rows = draft(cache, last, sampler, max_tokens);
+  // Verify: the last accepted token and the drafts in one forward pass of the main model.
+  Timer clock;
+  const auto m = static_cast<int64_t>(rows.size());
+  Batch vb;
+  vb.add(&cache, rows, LogitsRows::All);
+  logits_.resize(m * vocab_);
+  verify_hidden_.resize(m * d_);
+  model_.forward(vb, acts_, logits_.data(), verify_hidden_.data());
+  stats_.verify_s += clock.seconds();
+  return accept(cache, logits_.data(), verify_hidden_.data(), sampler, on_token);
 }
 
 }  // namespace dsv3

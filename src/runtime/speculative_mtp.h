@@ -76,9 +76,20 @@ class MtpSpeculator {
   // on_token returns false to stop (end of sequence, stop string, limit): no later token is
   // accepted. On return `cache` holds `last` and every emitted token but the final one, which is
   // the next step's `last`, exactly as token-by-token generation leaves it. Returns the number
-  // of tokens emitted (>= 1). Fewer drafts are made near the end of the context.
+  // of tokens emitted (>= 1). Fewer drafts are made near the end of the context. step() is
+  // draft(), one Model::forward of the rows it returns, then accept().
   int64_t step(KvCache& cache, int32_t last, Sampler& sampler, int64_t max_tokens,
                const std::function<bool(int32_t)>& on_token);
+
+  // The two halves of step() for a scheduler that verifies several sequences in one batch:
+  // draft() runs the MTP module and returns the rows to verify, [last, draft 1 .. n] (valid until
+  // the next call); the caller adds them to a Batch on `cache` with logits for every row
+  // (LogitsRows::All) and the hidden states, runs Model::forward, and passes this sequence's
+  // logits [n + 1, vocab] (masked in place) and hidden [n + 1, hidden_size] to accept().
+  std::span<const int32_t> draft(const KvCache& cache, int32_t last, const Sampler& sampler,
+                                 int64_t max_tokens);
+  int64_t accept(KvCache& cache, float* logits, const float* hidden, Sampler& sampler,
+                 const std::function<bool(int32_t)>& on_token);
 
   const SpeculativeStats& stats() const { return stats_; }
 
@@ -97,6 +108,7 @@ class MtpSpeculator {
   ForwardActs acts_;
   std::vector<float> hidden_;  // [positions(), d] the main model's hidden state per position
   std::vector<int32_t> ids_;   // the token at each position
+  std::vector<int32_t> rows_;  // the rows draft() returned: last, then the drafts
   std::vector<float> mtp_logits_, logits_, verify_hidden_, chain_hidden_;
   std::vector<std::vector<double>> q_;
   SpeculativeStats stats_;

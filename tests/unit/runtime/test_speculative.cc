@@ -18,6 +18,8 @@
 #include "base/error.h"
 #include "base/thread_pool.h"
 #include "kernels/best_kernels.h"
+#include "model/activations.h"
+#include "model/batch.h"
 #include "model/presets.h"
 #include "model/weights.h"
 #include "runtime/generate.h"
@@ -290,6 +292,77 @@ TEST(SpeculativeMtp, GreedyStaysIdenticalAcrossTurnsAndTruncation) {
   both({17, 18, 19});
   both({});                                            // the last cached token is fed again
   EXPECT_THROW(fast.enable_speculation(1, 0), Error);  // only before the first generation
+}
+
+// A server's scheduler verifies several sequences in one forward: draft() for each, one Batch,
+// accept() for each. Greedy, the tokens are those of step() one sequence at a time.
+TEST(SpeculativeMtp, SequencesVerifiedInOneBatchMatchOneAtATime) {
+  TinyModel t(4096, 64);
+  Model& m = *t.model;
+  const int64_t V = m.config().vocab_size, d = m.config().hidden_size, want = 12;
+  SamplingParams sp;
+  sp.temperature = 0;
+  struct Seq {
+    KvCache cache;
+    MtpSpeculator spec;
+    Sampler sampler;
+    int32_t last = -1;
+    std::vector<int32_t> out;
+  };
+  auto start = [&](const std::vector<int32_t>& prompt, int64_t n_draft) {
+    Seq s{KvCache(m.cache_layout(), DType::F32),
+          MtpSpeculator(m, n_draft, DType::F32, V, 1),
+          Sampler(sp),
+          -1,
+          {}};
+    std::vector<float> logits(V), hidden(prompt.size() * d);
+    m.forward(prompt.data(), static_cast<int64_t>(prompt.size()), s.cache, logits.data(),
+              hidden.data(), LogitsRows::Last);
+    s.spec.observe(hidden.data(), prompt);
+    s.last = s.sampler.sample(logits);
+    s.sampler.accept(s.last);
+    return s;
+  };
+  std::vector<Seq> one{start({3, 4, 5}, 1), start({9, 8, 7, 6}, 3)};
+  std::vector<Seq> batched{start({3, 4, 5}, 1), start({9, 8, 7, 6}, 3)};
+  for (Seq& s : one)
+    while (static_cast<int64_t>(s.out.size()) < want)
+      s.spec.step(s.cache, s.last, s.sampler, want - static_cast<int64_t>(s.out.size()),
+                  [&](int32_t id) {
+                    s.out.push_back(id);
+                    s.last = id;
+                    return true;
+                  });
+  ForwardActs acts;
+  std::vector<float> logits, hidden;
+  while (static_cast<int64_t>(batched[0].out.size()) < want ||
+         static_cast<int64_t>(batched[1].out.size()) < want) {
+    Batch b;
+    std::vector<Seq*> in;
+    for (Seq& s : batched) {
+      const int64_t left = want - static_cast<int64_t>(s.out.size());
+      if (left <= 0) continue;
+      b.add(&s.cache, s.spec.draft(s.cache, s.last, s.sampler, left), LogitsRows::All);
+      in.push_back(&s);
+    }
+    logits.resize(b.rows() * V);
+    hidden.resize(b.rows() * d);
+    m.forward(b, acts, logits.data(), hidden.data());
+    for (size_t i = 0; i < in.size(); ++i) {
+      Seq& s = *in[i];
+      const int64_t r0 = b.seqs()[i].begin;
+      s.spec.accept(s.cache, logits.data() + r0 * V, hidden.data() + r0 * d, s.sampler,
+                    [&](int32_t id) {
+                      s.out.push_back(id);
+                      s.last = id;
+                      return true;
+                    });
+    }
+  }
+  for (size_t i = 0; i < one.size(); ++i) {
+    EXPECT_EQ(one[i].out, batched[i].out);
+    EXPECT_EQ(one[i].cache.length(), batched[i].cache.length());
+  }
 }
 
 TEST(SpeculativeMtp, AModelWithoutMtpIsANamedError) {
