@@ -58,3 +58,16 @@ generation_bad_input(top_p_above_1 "top_p 1.500000 is outside" --top-p 1.5)
 generation_bad_input(negative_n "-n must be -1" -n -5)
 generation_bad_input(empty_stop "empty stop string" --stop=)
 generation_bad_input(cache_dtype "must be f32 or bf16" --cache-dtype f16)
+
+# Speculative decoding with the MTP module (issue 17): greedy output identical to plain decoding
+# on the random tiny model and on one trained for a few seconds, and a model without MTP refused.
+foreach(mode random trained no-mtp)
+  add_test(NAME speculative_${mode}
+           COMMAND ${DSV3_PYTHON} ${gen_e2e}/speculative_check.py $<TARGET_FILE:dsv3>
+                   ${gen_models}/r1 ${mode} ${CMAKE_CURRENT_BINARY_DIR}/speculative_${mode})
+  set_tests_properties(speculative_${mode} PROPERTIES FIXTURES_REQUIRED generation_models
+                       LABELS "generation;e2e" TIMEOUT 120)
+endforeach()
+generation_bad_input(speculative_method "--speculative must be 'mtp'" --speculative eagle)
+generation_bad_input(draft_alone "--draft needs --speculative mtp" --draft 2)
+generation_bad_input(draft_range "--draft must be within 1 .. 16" --speculative mtp --draft 0)

@@ -83,6 +83,7 @@ int cmd_chat(Args& a) {
   const GenerationPolicy& policy = setup.policy;
   const Tokenizer& tok = m.tokenizer();
   Generator gen(m.model(), tok, setup.cache_dtype);
+  apply_speculation(gen, setup);
   ChatSession session(gen, tok, [&tok](const Json& messages, bool add_generation_prompt) {
     return render_chat(tok, messages, add_generation_prompt);
   });

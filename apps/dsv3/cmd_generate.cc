@@ -82,6 +82,7 @@ int cmd_generate(Args& a) {
   }
 
   Generator gen(m.model(), tok, setup.cache_dtype);
+  apply_speculation(gen, setup);
   Sampler sampler(policy.sampling);
   ReasoningSplitter splitter(in_reasoning);
   ReasoningPrinter printer(hide_reasoning);

@@ -79,7 +79,13 @@ const char kSamplingFlagsHelp[] =
     "  --seed S                random seed: the same seed gives the same text (default: random,\n"
     "                          printed with the statistics)\n"
     "  --stop TEXT             stop before TEXT (repeatable)\n"
-    "  --ignore-eos            do not stop at end-of-sequence tokens\n";
+    "  --ignore-eos            do not stop at end-of-sequence tokens\n"
+    "speculative decoding (DeepSeek-V3 models with an MTP module):\n"
+    "  --speculative mtp       the model's MTP module drafts tokens and the model checks them in\n"
+    "                          one pass: greedy output is identical, sampled output has the same\n"
+    "                          distribution; acceptance figures follow the statistics\n"
+    "  --draft N               drafts per step, 1 .. 16 (default 1, the depth MTP is trained\n"
+    "                          for; more re-applies it to its own output)\n";
 
 namespace {
 
@@ -124,6 +130,7 @@ GenerationSetup open_for_generation(Args& a, const std::string& dir, int64_t def
   const GenerationOverrides overrides = read_sampling_flags(a);
   GenerationSetup s;
   s.cache_dtype = cache_dtype_arg(a);
+  s.draft = speculative_flags(a);
   const int threads = threads_arg(a);
   a.finish();  // before `dir` is used: it may be a required option that is missing
   if (before_loading) before_loading();
@@ -132,6 +139,26 @@ GenerationSetup open_for_generation(Args& a, const std::string& dir, int64_t def
   s.policy = resolve_generation_policy(overrides, defaults, default_max_tokens, s.model->config(),
                                        s.model->tokenizer());
   return s;
+}
+
+int64_t speculative_flags(Args& a) {
+  const auto method = a.get({"--speculative"});
+  const auto draft = a.get_int({"--draft"});
+  DSV3_CHECK(!draft || method, "--draft needs --speculative mtp");
+  if (!method) return 0;
+  DSV3_CHECK(*method == "mtp", "--speculative must be 'mtp', not '" + *method + "'",
+             "the model's own MTP module is the only draft dsv3 has");
+  const int64_t n = draft.value_or(1);
+  DSV3_CHECK(n >= 1 && n <= 16, "--draft must be within 1 .. 16, not " + std::to_string(n));
+  return n;
+}
+
+void apply_speculation(Generator& gen, const GenerationSetup& setup) {
+  // A stream of its own for the drafts: drawing them from the sampler's would correlate each
+  // draft with the acceptance test that judges it.
+  constexpr uint64_t kDraftStream = 0x9e3779b97f4a7c15ULL;
+  if (setup.draft > 0)
+    gen.enable_speculation(setup.draft, setup.policy.sampling.seed ^ kDraftStream);
 }
 
 InterruptGuard::InterruptGuard() {
@@ -210,6 +237,14 @@ void print_generation_stats(const GenerationResult& r, uint64_t seed) {
   std::fprintf(stderr, " | first token after %.3f s | peak memory %s | stop: %s | seed %llu\n",
                r.ttft_s, human_bytes(peak_rss_bytes()).c_str(), stop_reason_name(r.reason),
                static_cast<unsigned long long>(seed));
+  const SpeculativeStats& sp = r.speculative;
+  if (sp.steps > 0)
+    std::fprintf(stderr,
+                 "speculative (mtp): %lld steps, %lld of %lld drafts accepted (%.1f%%), %.2f "
+                 "tokens per step; per step %.2f ms drafting (MTP), %.2f ms verifying\n",
+                 static_cast<long long>(sp.steps), static_cast<long long>(sp.accepted),
+                 static_cast<long long>(sp.drafted), 100.0 * sp.acceptance_rate(),
+                 sp.tokens_per_step(), 1e3 * sp.draft_s / sp.steps, 1e3 * sp.verify_s / sp.steps);
 }
 
 }  // namespace dsv3::cli

@@ -58,7 +58,8 @@ DType cache_dtype_arg(Args& a);
 extern const char kSamplingFlagsHelp[];
 
 // What dsv3 generate and chat set up alike, in this order: -n and the sampling flags (as
-// GenerationOverrides, checked), --cache-dtype (f32|bf16, default f32) and -t; then
+// GenerationOverrides, checked), --cache-dtype (f32|bf16, default f32), --speculative mtp
+// [--draft N] (speculative_flags) and -t; then
 // Args::finish(), so the command reads its own options before; then the folder's
 // generation_config.json, the model with its tokenizer, and the generation policy
 // (resolve_generation_policy; default_max_tokens when neither -n nor the folder gives a limit).
@@ -67,10 +68,18 @@ extern const char kSamplingFlagsHelp[];
 struct GenerationSetup {
   GenerationPolicy policy;
   DType cache_dtype = DType::F32;
+  int64_t draft = 0;  // --speculative mtp: drafts per step (--draft, default 1); 0: off
   std::unique_ptr<InferenceModel> model;
 };
 GenerationSetup open_for_generation(Args& a, const std::string& dir, int64_t default_max_tokens,
                                     const std::function<void()>& before_loading = {});
+
+// --speculative mtp [--draft N] as the drafts per step (0 without --speculative); Error for any
+// other method, --draft alone or N outside 1 .. 16. generate, chat and bench share it.
+int64_t speculative_flags(Args& a);
+// Makes the generator speculative when setup.draft > 0 (Error for a model without MTP), with the
+// draft's random generator seeded from the sampling seed.
+void apply_speculation(Generator& gen, const GenerationSetup& setup);
 
 // While alive, Ctrl-C (SIGINT) sets flag() instead of ending the process. Restores the previous
 // handler on destruction. Reads interrupted by the signal return with EINTR (no SA_RESTART).

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -14,6 +15,7 @@
 #include "model/model.h"
 #include "runtime/kv_cache.h"
 #include "runtime/sampler.h"
+#include "runtime/speculative_mtp.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dsv3 {
@@ -22,10 +24,12 @@ namespace dsv3 {
 constexpr int64_t kPrefillChunk = 256;
 
 // Runs ids through the model into the cache, kPrefillChunk tokens per forward call, writing the
-// logits of the last position only into last_logits [vocab] (may be null). Checks `interrupt`
-// before each call; returns how many tokens went in (all of them unless interrupted).
+// logits of the last position only into last_logits [vocab] (may be null) and, when `hidden` is
+// given, every position's last hidden state into hidden [ids.size(), hidden_size]. Checks
+// `interrupt` before each call; returns how many tokens went in (all of them unless interrupted).
 int64_t prefill_chunked(Model& model, AttentionCache& cache, std::span<const int32_t> ids,
-                        float* last_logits, const std::atomic<bool>* interrupt = nullptr);
+                        float* last_logits, const std::atomic<bool>* interrupt = nullptr,
+                        float* hidden = nullptr);
 
 // StopConditions::max_new_tokens with no limit: generation runs until the context is full.
 constexpr int64_t kNoTokenLimit = INT64_MAX;
@@ -49,12 +53,20 @@ struct GenerationResult {
   // decoding (from the first token to the last, decode_tokens forward passes of one token).
   double prefill_s = 0, ttft_s = 0, decode_s = 0;
   int64_t decode_tokens = 0;
+  SpeculativeStats speculative;  // this call's, with speculation enabled
 };
 
 class Generator {
  public:
   // The model and tokenizer must outlive the generator. cache_dtype: F32 or BF16.
   Generator(Model& model, const Tokenizer& tok, DType cache_dtype = DType::F32);
+
+  // From now on, decode speculatively: the model's MTP module drafts n_draft tokens per step
+  // (runtime/speculative_mtp.h). Greedy output is the same token for token; sampled output has
+  // the same distribution. Call before the first generate(). Throws Error for a model without
+  // an MTP module.
+  void enable_speculation(int64_t n_draft, uint64_t draft_seed);
+  bool speculative() const { return spec_ != nullptr; }
 
   // Prefills `new_ids` after the cached tokens (they join the sampler's context), then samples.
   // on_text receives the text as it is produced. `interrupt`, when set by another thread or a
@@ -82,6 +94,8 @@ class Generator {
   KvCache cache_;
   std::vector<int32_t> ids_;   // the tokens in the cache, in order
   std::vector<float> logits_;  // [vocab] of the last position fed
+  std::unique_ptr<MtpSpeculator> spec_;
+  std::vector<float> hidden_;  // [tokens fed, hidden_size] for spec_
 };
 
 }  // namespace dsv3

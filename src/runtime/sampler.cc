@@ -27,6 +27,27 @@ void sort_next(It begin, It end, size_t from, size_t to, Less before) {
 
 }  // namespace
 
+int32_t draw_token(std::span<const double> probs, double total, Rng& rng) {
+  int32_t first = -1;
+  bool several = false;
+  for (size_t i = 0; i < probs.size() && !several; ++i) {
+    if (probs[i] <= 0) continue;
+    several = first >= 0;
+    if (first < 0) first = static_cast<int32_t>(i);
+  }
+  DSV3_CHECK(first >= 0 && total > 0, "sampler: drawing from an empty distribution");
+  if (!several) return first;
+  double u = rng.uniform() * total, acc = 0;
+  int32_t last = first;
+  for (size_t i = first; i < probs.size(); ++i) {
+    if (probs[i] <= 0) continue;
+    acc += probs[i];
+    last = static_cast<int32_t>(i);
+    if (acc > u) return last;
+  }
+  return last;  // u within rounding of the total
+}
+
 void SamplingParams::validate() const {
   check_finite(temperature, "temperature");
   check_finite(top_p, "top_p");

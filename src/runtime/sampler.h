@@ -28,6 +28,11 @@
 
 namespace dsv3 {
 
+// A token drawn from probs [vocab] (non-negative, summing to `total` > 0) by the inverse CDF in
+// id order. A distribution with a single non-zero entry returns it without using rng, as
+// Sampler::sample does for greedy, so greedy decoding never advances the generator.
+int32_t draw_token(std::span<const double> probs, double total, Rng& rng);
+
 struct SamplingParams {
   double temperature = 1.0;         // 0: greedy
   int64_t top_k = 0;                // 0: off
@@ -60,6 +65,9 @@ class Sampler {
   // The distribution sample() draws from, as probabilities per token id (0 where filtered out);
   // greedy gives a one-hot vector. For tests and diagnostics; sample() does the same work.
   std::vector<double> distribution(std::span<const float> logits) const;
+  // The sequence's random generator: speculative decoding (runtime/speculative_mtp.h) draws its
+  // acceptance tests and residual samples from it, so one seed fixes the whole output.
+  Rng& rng() { return rng_; }
 
  private:
   struct Candidate {

@@ -19,13 +19,19 @@ def main():
         schema = json.load(f)
     jsonschema.Draft202012Validator.check_schema(schema)
     p = subprocess.run([dsv3, "bench", "-m", model, "-p", "24", "-n", "6", "-b", "1,3", "-r", "3",
-                        "-t", "1", "--json"], capture_output=True, check=True)
+                        "-t", "1", "--speculative", "mtp", "--draft", "2", "--json"],
+                       capture_output=True, check=True)
     doc = json.loads(p.stdout)  # stdout holds the document and nothing else
     jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
 
     assert doc["repetitions"] == 3 and doc["n_threads"] == 1
     assert [(r["test"], r["n_batch"]) for r in doc["results"]] == [("pp24", 1), ("tg6", 1),
-                                                                    ("tg6", 3)]
+                                                                    ("tg6", 3), ("tg6+mtp2", 1)]
+    sp = doc["results"][-1]["speculative"]
+    assert sp["draft"] == 2 and sp["accepted"] <= sp["drafted"] <= 2 * sp["steps"]
+    assert math.isclose(sp["acceptance_rate"], sp["accepted"] / sp["drafted"], rel_tol=1e-12)
+    # 3 repetitions of 6 tokens, each verification pass making 1 + its accepted drafts.
+    assert math.isclose(sp["tokens_per_step"], 18 / sp["steps"], rel_tol=1e-12)
     for r in doc["results"]:
         tokens = (r["n_prompt"] + r["n_gen"]) * r["n_batch"]  # every sequence's tokens
         assert math.isclose(r["avg_ts_per_seq"], r["avg_ts"] / r["n_batch"], rel_tol=1e-12)
