@@ -26,6 +26,15 @@ const srv = await startServer(dsv3, ["-m", model, "--slots", "2", "--ctx", "4096
 try {
   const page = await browser.newPage();
   page.on("pageerror", (e) => fail("page error: " + e.message));
+  // The random model may sample its EOS at any point: the test's requests ask to ignore it, so
+  // that replies run to max_tokens (the page itself sends what the user set).
+  await page.setRequestInterception(true);
+  page.on("request", (r) => {
+    if (!r.url().endsWith("/v1/chat/completions")) return r.continue();
+    const body = JSON.parse(r.postData());
+    body.ignore_eos = true;
+    r.continue({ postData: JSON.stringify(body) });
+  });
   await page.goto(srv.url + "/", { waitUntil: "load" });
   check((await page.title()) === "dsv3 chat", "the page's title");
 
