@@ -189,7 +189,7 @@ TEST(SpeculativeMtp, SampledTokensHaveTheMainModelsJointDistribution) {
   std::vector<float> hidden(prompt.size() * m.config().hidden_size), logits(V);
   m.forward(prompt.data(), static_cast<int64_t>(prompt.size()), base, logits.data(), hidden.data(),
             LogitsRows::Last);
-  const int64_t trials = 3000;
+  const int64_t trials = 2000;
   std::vector<int64_t> counts(V * V, 0);
   SpeculativeStats stats;
   for (int64_t s = 0; s < trials; ++s) {
