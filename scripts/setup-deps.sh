@@ -2,7 +2,8 @@
 # Installs what dsv3 needs from Debian 12's packages, by name. Idempotent: packages already present
 # are skipped, so a second run does nothing. Runs apt as root, or through sudo when not root.
 #   scripts/setup-deps.sh          build + run dependencies (Node.js for the corpus, gnuplot for plots)
-#   scripts/setup-deps.sh --test   also what the tests need (PyTorch reference, clang for fuzzing)
+#   scripts/setup-deps.sh --test   also what the tests need (PyTorch reference, clang for fuzzing,
+#                                  OpenMPI for the distributed build)
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build ccache pkg-config libpcre2-dev libutf8proc-dev gnuplot-nox)
 # Node.js fetches the training corpus (dsv3 data corpus) and runs the Hugging Face reference
@@ -12,7 +13,8 @@ command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1 || pkgs+=(node
 if [[ ${1:-} == --test ]]; then
   pkgs+=(libgtest-dev clang libclang-rt-14-dev
          python3 python3-torch python3-numpy libopenblas0-pthread
-         tmux python3-jsonschema python3-jinja2)
+         tmux python3-jsonschema python3-jinja2
+         libopenmpi-dev openmpi-bin)  # DSV3_MPI=ON: the distributed engine and its tests
 fi
 missing=()
 for p in "${pkgs[@]}"; do
