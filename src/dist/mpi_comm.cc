@@ -93,4 +93,8 @@ void Communicator::allreduce_sum(std::span<int64_t> x) const {
             "MPI_Allreduce");
 }
 
+void Communicator::alltoall(const int64_t* send, int n, int64_t* recv) const {
+  check_mpi(MPI_Alltoall(send, n, MPI_INT64_T, recv, n, MPI_INT64_T, comm_), "MPI_Alltoall");
+}
+
 }  // namespace dsv3

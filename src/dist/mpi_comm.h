@@ -41,6 +41,8 @@ class Communicator {
                  std::span<const int64_t> recv_bounds) const;
   void allgather(const double* send, int n, double* recv) const;
   void allreduce_sum(std::span<int64_t> x) const;
+  // send [size() * n]: elements [j·n, (j+1)·n) to rank j; recv [size() * n] from each in turn.
+  void alltoall(const int64_t* send, int n, int64_t* recv) const;
 
  private:
   MPI_Comm comm_ = MPI_COMM_NULL;
