@@ -2,7 +2,8 @@
 # Installs what dsv3 needs from Debian 12's packages, by name. Idempotent: packages already present
 # are skipped, so a second run does nothing. Runs apt as root, or through sudo when not root.
 #   scripts/setup-deps.sh          build + run dependencies (Node.js for the corpus, gnuplot for plots)
-#   scripts/setup-deps.sh --test   also what the tests need (PyTorch reference, clang for fuzzing)
+#   scripts/setup-deps.sh --test   also what the tests need (PyTorch reference, clang for fuzzing,
+#                                  OpenMPI for the distributed build)
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build ccache pkg-config libpcre2-dev libutf8proc-dev gnuplot-nox
       libcpp-httplib-dev)  # dsv3 serve's HTTP server, as llama-server's
@@ -14,7 +15,8 @@ if [[ ${1:-} == --test ]]; then
   pkgs+=(libgtest-dev clang libclang-rt-14-dev
          python3 python3-torch python3-numpy libopenblas0-pthread
          tmux python3-jsonschema python3-jinja2
-         chromium)  # dsv3 serve's chat page, driven by puppeteer-core (tests/serve/web_check.mjs)
+         chromium  # dsv3 serve's chat page, driven by puppeteer-core (tests/serve/web_check.mjs)
+         libopenmpi-dev openmpi-bin)  # DSV3_MPI=ON: the distributed engine and its tests
 fi
 missing=()
 for p in "${pkgs[@]}"; do

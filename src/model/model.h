@@ -13,6 +13,8 @@
 
 namespace dsv3 {
 
+class MoeDispatcher;
+
 // MLA attention (SPEC §1.3, §1.5): Naive materialises per-head K and V from the latent cache (the
 // training path); Absorbed folds W_UK into the query and W_UV into the output (decoding).
 enum class AttentionPath { Naive, Absorbed };
@@ -117,6 +119,9 @@ class Model {
 
   // MLA models only; others ignore it. Default: Absorbed.
   virtual void set_attention_path(AttentionPath) {}
+  // The MoE layers' dispatcher (model/moe_dispatch.h): an all-to-all between expert-parallel
+  // ranks (src/dist), or null for the local one (the default). Models without MoE ignore it.
+  virtual void set_dispatcher(MoeDispatcher*) {}
 
  private:
   std::unique_ptr<ForwardActs> own_acts_;  // for the one-sequence calls

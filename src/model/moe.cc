@@ -34,13 +34,14 @@ void Moe::forward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* x,
                a.weights.data());
   // 2. Plan and dispatch.
   make_dispatch_plan(a.experts.data(), T, K, E, a.plan);
-  a.grouped.resize(T * K * d);
-  a.routed_out.resize(T * K * d);
-  dispatcher.dispatch(a.plan, x, d, a.grouped.data());
-  // 3. Grouped expert compute: expert e's rows [offsets[e], offsets[e + 1]).
-  if (!experts_.empty()) experts_[0].reserve(a.routed, T * K);
+  dispatcher.dispatch(a.plan, x, d, a.exchange, a.grouped);
+  const int64_t rows = a.exchange.offsets[E];
+  a.routed_out.resize(rows * d);
+  // 3. Grouped expert compute: expert e's rows [offsets[e], offsets[e + 1]) (none for an expert
+  // another expert-parallel rank holds).
+  if (!experts_.empty()) experts_[0].reserve(a.routed, rows);
   for (int64_t e = 0; e < E; ++e) {
-    const int64_t r0 = a.plan.offsets[e], n = a.plan.counts[e];
+    const int64_t r0 = a.exchange.offsets[e], n = a.exchange.counts[e];
     if (n > 0)
       experts_[e].forward(ctx, a.grouped.data() + r0 * d, n, a.routed, r0,
                           a.routed_out.data() + r0 * d);
@@ -52,7 +53,7 @@ void Moe::forward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* x,
   } else {
     std::fill_n(out, T * d, 0.0f);
   }
-  dispatcher.combine(a.plan, a.routed_out.data(), a.weights.data(), d, out);
+  dispatcher.combine(a.plan, a.exchange, a.routed_out.data(), a.weights.data(), d, out);
 }
 
 void Moe::backward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* x, int64_t T,
@@ -65,20 +66,19 @@ void Moe::backward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* x
     std::fill_n(dx, T * d, 0.0f);
   }
   // 4. Combine: dL/dy per grouped row and dL/dg per slot.
-  g.dy.resize(T * K * d);
-  g.dgrouped.resize(T * K * d);
   g.dweights.resize(T * K);
-  dispatcher.combine_backward(a.plan, dout, a.routed_out.data(), a.weights.data(), d, g.dy.data(),
-                              g.dweights.data());
+  dispatcher.combine_backward(a.plan, a.exchange, dout, a.routed_out.data(), a.weights.data(), d,
+                              g.dy, g.dweights.data());
+  g.dgrouped.resize(a.exchange.offsets[E] * d);
   // 3. Each expert over its own rows.
   for (int64_t e = 0; e < E; ++e) {
-    const int64_t r0 = a.plan.offsets[e], n = a.plan.counts[e];
+    const int64_t r0 = a.exchange.offsets[e], n = a.exchange.counts[e];
     if (n > 0)
       experts_[e].backward(ctx, a.grouped.data() + r0 * d, n, a.routed, r0, g.dy.data() + r0 * d,
                            g.ffn, g.dgrouped.data() + r0 * d);
   }
   // 2. Dispatch: each token collects its K rows.
-  dispatcher.dispatch_backward(a.plan, g.dgrouped.data(), d, dx);
+  dispatcher.dispatch_backward(a.plan, a.exchange, g.dgrouped.data(), d, dx);
   // 1. Route: through the normalised gate weights (and auxiliary losses) into the gate.
   g.dlogits.resize(T * E);
   g.dx_gate.resize(T * d);

@@ -19,9 +19,10 @@ struct MoeActs {
   std::vector<int32_t> experts;   // [T, K] selected experts
   std::vector<float> weights;     // [T, K] g_i
   DispatchPlan plan;              // grouping by expert; plan.counts = this call's expert load
-  std::vector<float> grouped;     // [T * K, d] expert inputs, grouped by expert
+  MoeExchange exchange;           // the rows this process computes (dispatcher's output)
+  std::vector<float> grouped;     // [rows, d] expert inputs, grouped by expert (T * K local)
   FfnActs routed;                 // [T * K, moe_inter] in grouped order
-  std::vector<float> routed_out;  // [T * K, d] expert outputs, grouped
+  std::vector<float> routed_out;  // [rows, d] expert outputs, grouped
   FfnActs shared;                 // shared experts: one SwiGLU of width n_shared * moe_inter
   // [T, E] or empty: the gradient of auxiliary losses (train/balance.h) with respect to the
   // scores s, set by the trainer between forward and backward and added by Moe::backward.
@@ -30,8 +31,8 @@ struct MoeActs {
 
 // Scratch of a backward call, reused across calls.
 struct MoeGrads {
-  std::vector<float> dy;        // [T * K, d] dL/d(expert outputs), grouped
-  std::vector<float> dgrouped;  // [T * K, d] dL/d(expert inputs), grouped
+  std::vector<float> dy;        // [rows, d] dL/d(expert outputs), grouped
+  std::vector<float> dgrouped;  // [rows, d] dL/d(expert inputs), grouped
   std::vector<float> dweights;  // [T, K] dL/dg
   std::vector<float> dlogits;   // [T, E] dL/d(W_g u)
   std::vector<float> dx_gate;   // [T, d]

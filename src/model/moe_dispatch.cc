@@ -30,10 +30,14 @@ void make_dispatch_plan(const int32_t* experts, int64_t T, int64_t K, int64_t E,
   }
 }
 
-void LocalDispatcher::dispatch(const DispatchPlan& p, const float* x, int64_t d, float* grouped) {
+void LocalDispatcher::dispatch(const DispatchPlan& p, const float* x, int64_t d, MoeExchange& ex,
+                               std::vector<float>& grouped) {
   const int64_t n = p.tokens * p.top_k;
+  ex.offsets = p.offsets;
+  ex.counts = p.counts;
+  grouped.resize(static_cast<size_t>(n * d));
   for (int64_t r = 0; r < n; ++r)
-    std::copy_n(x + (p.slot_of_row[r] / p.top_k) * d, d, grouped + r * d);
+    std::copy_n(x + (p.slot_of_row[r] / p.top_k) * d, d, grouped.data() + r * d);
 }
 
 namespace {
@@ -48,8 +52,8 @@ void slots_by_expert(const DispatchPlan& p, int64_t t, std::vector<int32_t>& ord
 }
 }  // namespace
 
-void LocalDispatcher::combine(const DispatchPlan& p, const float* y, const float* weights,
-                              int64_t d, float* out) {
+void LocalDispatcher::combine(const DispatchPlan& p, MoeExchange&, const float* y,
+                              const float* weights, int64_t d, float* out) {
   std::vector<int32_t> order;
   for (int64_t t = 0; t < p.tokens; ++t) {
     slots_by_expert(p, t, order);
@@ -57,10 +61,12 @@ void LocalDispatcher::combine(const DispatchPlan& p, const float* y, const float
   }
 }
 
-void LocalDispatcher::combine_backward(const DispatchPlan& p, const float* dout, const float* y,
-                                       const float* weights, int64_t d, float* dy,
-                                       float* dweights) {
+void LocalDispatcher::combine_backward(const DispatchPlan& p, const MoeExchange&, const float* dout,
+                                       const float* y, const float* weights, int64_t d,
+                                       std::vector<float>& dyv, float* dweights) {
   const int64_t n = p.tokens * p.top_k;
+  dyv.resize(static_cast<size_t>(n * d));
+  float* dy = dyv.data();
   for (int64_t s = 0; s < n; ++s) {
     const float* g = dout + (s / p.top_k) * d;
     const int64_t r = p.row_of_slot[s];
@@ -73,8 +79,8 @@ void LocalDispatcher::combine_backward(const DispatchPlan& p, const float* dout,
   }
 }
 
-void LocalDispatcher::dispatch_backward(const DispatchPlan& p, const float* dgrouped, int64_t d,
-                                        float* dx) {
+void LocalDispatcher::dispatch_backward(const DispatchPlan& p, const MoeExchange&,
+                                        const float* dgrouped, int64_t d, float* dx) {
   std::vector<int32_t> order;
   for (int64_t t = 0; t < p.tokens; ++t) {
     slots_by_expert(p, t, order);

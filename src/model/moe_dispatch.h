@@ -23,36 +23,54 @@ struct DispatchPlan {
 // order (a deterministic row order whatever the batch).
 void make_dispatch_plan(const int32_t* experts, int64_t T, int64_t K, int64_t E, DispatchPlan& p);
 
+// What one dispatch produced, kept (in MoeActs) for its combine and the backward: the rows this
+// process computes, grouped by expert — its own plan's (local), or every expert-parallel rank's
+// rows of the experts it holds (all-to-all) — and the dispatcher's bookkeeping.
+struct MoeExchange {
+  std::vector<int64_t> offsets;  // [E + 1] expert e's rows in the grouped buffer
+  std::vector<int64_t> counts;   // [E] (0 for an expert another rank holds)
+  // All-to-all only: [ranks, E / ranks] rows each rank sent of each expert this rank holds, and
+  // the expert outputs back in this rank's plan order [T * K, d] (combine's y for the backward).
+  std::vector<int64_t> by_source;
+  std::vector<float> returned;
+};
+
 class MoeDispatcher {
  public:
   virtual ~MoeDispatcher() = default;
-  // grouped [T * K, d]: row r = x[slot_of_row[r] / K].
-  virtual void dispatch(const DispatchPlan& p, const float* x, int64_t d, float* grouped) = 0;
-  // out [T, d] += Σ_j weights[t, j] * y[row_of_slot[t * K + j]], the K terms of a token added in
-  // increasing expert order (the same sum whatever the batch).
-  virtual void combine(const DispatchPlan& p, const float* y, const float* weights, int64_t d,
-                       float* out) = 0;
-  // The backward of combine for dout [T, d] = dL/dout: dy [T * K, d] (grouped) row
-  // row_of_slot[s] = weights[s] * dout[s / K], and dweights[s] = dout[s / K] · y[row_of_slot[s]].
-  virtual void combine_backward(const DispatchPlan& p, const float* dout, const float* y,
-                                const float* weights, int64_t d, float* dy, float* dweights) = 0;
-  // The backward of dispatch: dx [T, d] += Σ_j dgrouped[row_of_slot[t * K + j]], a token's K
+  // Fills ex and grouped [rows, d]: local, row r = x[slot_of_row[r] / K] (rows = T * K).
+  virtual void dispatch(const DispatchPlan& p, const float* x, int64_t d, MoeExchange& ex,
+                        std::vector<float>& grouped) = 0;
+  // out [T, d] += Σ_j weights[t, j] * y[row_of_slot[t * K + j]] for y the expert outputs in
+  // grouped order, the K terms of a token added in increasing expert order (the same sum
+  // whatever the batch).
+  virtual void combine(const DispatchPlan& p, MoeExchange& ex, const float* y, const float* weights,
+                       int64_t d, float* out) = 0;
+  // The backward of combine for dout [T, d] = dL/dout: dy [rows, d] in grouped order, the row of
+  // slot s = weights[s] * dout[s / K], and dweights[s] = dout[s / K] · y's row of slot s.
+  virtual void combine_backward(const DispatchPlan& p, const MoeExchange& ex, const float* dout,
+                                const float* y, const float* weights, int64_t d,
+                                std::vector<float>& dy, float* dweights) = 0;
+  // The backward of dispatch: dx [T, d] += Σ_j dgrouped's row of slot t * K + j, a token's K
   // rows added in increasing expert order.
-  virtual void dispatch_backward(const DispatchPlan& p, const float* dgrouped, int64_t d,
-                                 float* dx) = 0;
+  virtual void dispatch_backward(const DispatchPlan& p, const MoeExchange& ex,
+                                 const float* dgrouped, int64_t d, float* dx) = 0;
 };
 
-// Every expert in this process.
+// Every expert in this process. Its four steps over the plan's own grouping are what an
+// all-to-all dispatcher runs on each rank around the exchange.
 class LocalDispatcher final : public MoeDispatcher {
  public:
   explicit LocalDispatcher(const Kernels& k) : k_(k) {}
-  void dispatch(const DispatchPlan& p, const float* x, int64_t d, float* grouped) override;
-  void combine(const DispatchPlan& p, const float* y, const float* weights, int64_t d,
-               float* out) override;
-  void combine_backward(const DispatchPlan& p, const float* dout, const float* y,
-                        const float* weights, int64_t d, float* dy, float* dweights) override;
-  void dispatch_backward(const DispatchPlan& p, const float* dgrouped, int64_t d,
-                         float* dx) override;
+  void dispatch(const DispatchPlan& p, const float* x, int64_t d, MoeExchange& ex,
+                std::vector<float>& grouped) override;
+  void combine(const DispatchPlan& p, MoeExchange& ex, const float* y, const float* weights,
+               int64_t d, float* out) override;
+  void combine_backward(const DispatchPlan& p, const MoeExchange& ex, const float* dout,
+                        const float* y, const float* weights, int64_t d, std::vector<float>& dy,
+                        float* dweights) override;
+  void dispatch_backward(const DispatchPlan& p, const MoeExchange& ex, const float* dgrouped,
+                         int64_t d, float* dx) override;
 
  private:
   const Kernels& k_;

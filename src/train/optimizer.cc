@@ -296,13 +296,20 @@ void AdamW::load(const std::string& path) {
       bf16_to_f32(h.data(), mv[k].data(), static_cast<int64_t>(h.size()));
     }
   }
+  set_state(mv[0], mv[1], steps);
+}
+
+void AdamW::set_state(std::span<const float> m, std::span<const float> v, int64_t steps) {
+  check_arena(layout_, m.size(), "AdamW::set_state exp_avg");
+  check_arena(layout_, v.size(), "AdamW::set_state exp_avg_sq");
+  DSV3_CHECK(steps >= 0, "AdamW::set_state: negative step count " + std::to_string(steps));
   step_ = steps;
   if (cfg_.bf16_moments) {
-    f32_to_bf16(mv[0].data(), m16_.data(), layout_.numel);
-    f32_to_bf16(mv[1].data(), v16_.data(), layout_.numel);
+    f32_to_bf16(m.data(), m16_.data(), layout_.numel);
+    f32_to_bf16(v.data(), v16_.data(), layout_.numel);
   } else {
-    m32_ = std::move(mv[0]);
-    v32_ = std::move(mv[1]);
+    m32_.assign(m.begin(), m.end());
+    v32_.assign(v.begin(), v.end());
   }
 }
 

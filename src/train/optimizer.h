@@ -64,6 +64,10 @@ class AdamW {
   // Reads a file save() wrote. Its layout must equal this optimizer's (Error naming the first
   // tensor that differs); moments saved in the other dtype are converted (FP32 -> BF16 rounds).
   void load(const std::string& path);
+  // Replaces the moments ([layout().numel] each, FP32; rounded to BF16 when bf16_moments, which
+  // is exact for values exp_avg() returned) and the step count: ZeRO-1 shards gather and scatter
+  // the state through this (train/zero1.h).
+  void set_state(std::span<const float> m, std::span<const float> v, int64_t steps);
   // Throws Error naming the first tensor where the store's layout differs from this optimizer's.
   void check(const ParamStore& ps) const;
 

@@ -25,6 +25,7 @@
 #include "train/ema.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
+#include "train/zero1.h"
 
 namespace dsv3 {
 
@@ -145,14 +146,24 @@ Json TrainConfig::to_json() const {
   return j;
 }
 
-int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
-              const WindowsHook& on_windows) {
+int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const WindowsHook& on_windows,
+              DataParallelGroup* group) {
   DSV3_CHECK(!cfg.out_dir.empty(), "train: no run folder", "pass -o RUN_DIR");
   DSV3_CHECK(!cfg.data_dir.empty(), "train: no data", "pass --data DATA_DIR (dsv3 data prepare)");
   DSV3_CHECK(cfg.seq_len >= 2 && cfg.batch >= 1 && cfg.accum >= 1 && cfg.steps >= 1,
              "train: --seq-len must be >= 2 and --batch, --accum, --steps >= 1");
   DSV3_CHECK(cfg.clip >= 0 && cfg.gamma >= 0 && cfg.ema_decay >= 0 && cfg.ema_decay < 1,
              "train: --clip and --gamma must be >= 0 and --ema in [0, 1)");
+  DSV3_CHECK(cfg.dp >= 1 && cfg.accum % cfg.dp == 0,
+             "train: --accum " + std::to_string(cfg.accum) + " does not split into --dp " +
+                 std::to_string(cfg.dp) + " equal parts",
+             "make --accum a multiple of --dp (each rank runs accum / dp micro-batches)");
+  DSV3_CHECK(!group || group->size() == cfg.dp,
+             "train: --dp " + std::to_string(cfg.dp) + " but " +
+                 std::to_string(group ? group->size() : 0) + " processes",
+             "start as many processes as --dp (mpirun -np D dsv3 train --dp D ...)");
+  // Rank 0 (or the only process) writes the run folder and prints; every rank computes.
+  const bool lead = !group || group->rank() == 0;
   const std::string metrics = path_join(cfg.out_dir, kMetrics);
   const std::string run_json = path_join(cfg.out_dir, kRunJson);
 
@@ -191,7 +202,13 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
   oc.eps = cfg.eps;
   oc.weight_decay = cfg.weight_decay;
   oc.bf16_moments = cfg.bf16_moments;
-  AdamW opt(ps, oc);
+  // One process keeps the whole AdamW state; a data-parallel group shards it (ZeRO-1).
+  std::unique_ptr<AdamW> opt;
+  std::unique_ptr<Zero1AdamW> zopt;
+  if (group)
+    zopt = std::make_unique<Zero1AdamW>(ArenaLayout::of(ps), oc, *group);
+  else
+    opt = std::make_unique<AdamW>(ps, oc);
   LrSchedule sched;
   sched.peak_lr = cfg.lr;
   sched.final_lr = cfg.final_lr;
@@ -215,8 +232,12 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
                  "train: --resume into " + cfg.out_dir + " with another " + key +
                      " than the run that wrote it",
                  "resume with the same model, data and batch settings, or pass another -o");
-    opt.load(path_join(ckpt, kOptimizer));
-    opt.check(ps);
+    if (zopt) {
+      zopt->load(path_join(ckpt, kOptimizer));
+    } else {
+      opt->load(path_join(ckpt, kOptimizer));
+      opt->check(ps);
+    }
     if (ema) {
       DSV3_CHECK(file_exists(path_join(ckpt, kEma)),
                  "train: --ema is set but " + ckpt + " has no " + kEma,
@@ -225,10 +246,12 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
     }
     sampler.restore(from_hex(st.meta().at("sampler").as_string("sampler"), ckpt + ": sampler"));
     step = st.step();
-    truncate_metrics(metrics, step);
-    std::fprintf(stderr, "train: resuming %s from step %lld\n", cfg.out_dir.c_str(),
-                 static_cast<long long>(step));
-  } else {
+    if (lead) {
+      truncate_metrics(metrics, step);
+      std::fprintf(stderr, "train: resuming %s from step %lld\n", cfg.out_dir.c_str(),
+                   static_cast<long long>(step));
+    }
+  } else if (lead) {
     Json run = Json::object();
     run["config"] = cfg.to_json();
     run["fingerprint"] = fp;
@@ -240,11 +263,12 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
   // The memory report: the per-parameter state now, the activations after the first step.
   const auto n_params = static_cast<double>(ps.arena_numel());
   const double moment_bytes = cfg.bf16_moments ? 2 : 4;
-  std::fprintf(stderr,
-               "memory: %.1fM parameters x (4 B FP32 master + 4 B FP32 gradient + 2 x %.0f B %s "
-               "AdamW moments%s) = %.0f MB\n",
-               n_params / 1e6, moment_bytes, cfg.bf16_moments ? "BF16" : "FP32",
-               ema ? " + 4 B EMA" : "", n_params * (8 + 2 * moment_bytes + (ema ? 4 : 0)) / 1e6);
+  if (lead)
+    std::fprintf(stderr,
+                 "memory: %.1fM parameters x (4 B FP32 master + 4 B FP32 gradient + 2 x %.0f B %s "
+                 "AdamW moments%s) = %.0f MB\n",
+                 n_params / 1e6, moment_bytes, cfg.bf16_moments ? "BF16" : "FP32",
+                 ema ? " + 4 B EMA" : "", n_params * (8 + 2 * moment_bytes + (ema ? 4 : 0)) / 1e6);
   const uint64_t rss_before_step = peak_rss_bytes();
   std::vector<int32_t> windows;
   std::vector<std::vector<int64_t>> load;
@@ -257,11 +281,22 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
                                                path_join(tok_dir, "tokenizer_config.json")};
 
   auto checkpoint = [&](int64_t s) {
+    // ZeRO-1's save is collective: the other ranks send their shards of the state, rank 0 writes.
+    if (!lead) {
+      zopt->save("");
+      return std::string();
+    }
     Json meta = Json::object();
     meta["sampler"] = to_hex(sampler.state());
     const std::string dir = write_checkpoint(
         cfg.out_dir, s, ps, meta, copy_files,
-        [&](const std::string& d) { opt.save(path_join(d, kOptimizer)); }, cfg.keep_last);
+        [&](const std::string& d) {
+          if (zopt)
+            zopt->save(path_join(d, kOptimizer));
+          else
+            opt->save(path_join(d, kOptimizer));
+        },
+        cfg.keep_last);
     return dir;
   };
   auto validate_loss = [&]() {
@@ -280,6 +315,12 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
   };
 
   const int64_t first_step = step + 1;
+  // The micro-batches of part p are [p·per_part, (p+1)·per_part); this process runs parts
+  // [part0, part1): its rank's one, or all of them without a group.
+  const int64_t per_part = cfg.accum / cfg.dp;
+  const int64_t part0 = group ? group->rank() : 0, part1 = group ? part0 + 1 : cfg.dp;
+  std::vector<float> parts_sum;  // earlier parts' gradient sum, when one process runs several
+  std::vector<int64_t> flat_load;
   ProgressBar bar("train", static_cast<uint64_t>(cfg.steps), "steps");
   bar.set(static_cast<uint64_t>(step));
   Timer run_timer;
@@ -289,38 +330,67 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
     ++step;
     Timer t;
     ps.zero_grads();
-    LossParts sum;
+    // The loss parts of the step: each part's sum over its micro-batches, the parts added in
+    // order (the order a group's reduction uses).
+    double sum[5] = {0, 0, 0, 0, 0}, part_sum[5] = {0, 0, 0, 0, 0};
+    const auto a = static_cast<double>(cfg.accum);
     for (int64_t m = 0; m < cfg.accum; ++m) {
+      // Every rank draws the whole global batch (the sampler's state stays the same everywhere).
       sampler.next(cfg.batch, windows);
       if (on_windows) on_windows(step, windows);
-      const LossParts p = fb.run(windows.data(), cfg.batch, cfg.seq_len, cfg.loss,
-                                 1.0 / static_cast<double>(cfg.accum));
-      sum.total += p.total / static_cast<double>(cfg.accum);
-      sum.ce += p.ce / static_cast<double>(cfg.accum);
-      sum.mtp += p.mtp / static_cast<double>(cfg.accum);
-      sum.balance += p.balance / static_cast<double>(cfg.accum);
-      sum.aux += p.aux / static_cast<double>(cfg.accum);
+      const int64_t part = m / per_part;
+      if (part < part0 || part >= part1) continue;
+      const LossParts p =
+          fb.run(windows.data(), cfg.batch, cfg.seq_len, cfg.loss, 1.0 / static_cast<double>(a));
+      const double parts[5] = {p.total, p.ce, p.mtp, p.balance, p.aux};
+      for (int k = 0; k < 5; ++k) part_sum[k] += parts[k] / a;
       const auto& l = fb.expert_load();
-      if (m == 0) {
+      if (m == part0 * per_part) {
         load = l;
       } else {
         for (size_t i = 0; i < l.size(); ++i)
           for (size_t e = 0; e < l[i].size(); ++e) load[i][e] += l[i][e];
       }
+      if ((m + 1) % per_part != 0) continue;
+      // The part is done: fold its loss and (when this process runs more parts) its gradient.
+      for (int k = 0; k < 5; ++k) sum[k] += part_sum[k], part_sum[k] = 0;
+      if (part1 - part0 == 1) continue;
+      const std::span<float> g = ps.grads();
+      if (part == part0)
+        parts_sum.assign(g.begin(), g.end());
+      else
+        for (size_t i = 0; i < g.size(); ++i) parts_sum[i] += g[i];
+      if (part + 1 < part1)
+        ps.zero_grads();
+      else
+        std::copy(parts_sum.begin(), parts_sum.end(), g.begin());
     }
+    if (group) {
+      // ZeRO-1's shards double as the reduce-scatter's: rank r sums its shard, then all gather.
+      group->sum_in_rank_order(ps.grads(), zopt->bounds());
+      group->sum_in_rank_order(std::span<double>(sum, 5));
+      flat_load.clear();
+      for (const auto& l : load) flat_load.insert(flat_load.end(), l.begin(), l.end());
+      group->sum(flat_load);
+      size_t at = 0;
+      for (auto& l : load)
+        for (int64_t& x : l) x = flat_load[at++];
+    }
+    const LossParts total{sum[0], sum[1], sum[2], sum[3], sum[4]};
     const double norm =
         cfg.clip > 0 ? clip_grads(ps, cfg.clip, &pool) : global_grad_norm(ps, &pool);
     const double lr = lr_at(sched, step);
     Json line = Json::object();
     line["step"] = step;
-    if (!std::isfinite(sum.total) || !std::isfinite(norm)) {
+    if (!std::isfinite(total.total) || !std::isfinite(norm)) {
       ++bad;
       line["skipped"] = true;
-      line["loss"] = num(sum.total);
+      line["loss"] = num(total.total);
       line["grad_norm"] = num(norm);
-      append_line(metrics, line.dump());
-      std::fprintf(stderr, "\ntrain: step %lld has a non-finite loss or gradient; skipped\n",
-                   static_cast<long long>(step));
+      if (lead) append_line(metrics, line.dump());
+      if (lead)
+        std::fprintf(stderr, "\ntrain: step %lld has a non-finite loss or gradient; skipped\n",
+                     static_cast<long long>(step));
       DSV3_CHECK(bad < cfg.max_bad_steps,
                  "train: " + std::to_string(bad) +
                      " steps in a row had a non-finite loss or gradient (last: step " +
@@ -330,7 +400,10 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
       continue;
     }
     bad = 0;
-    opt.step(ps, lr, &pool);
+    if (zopt)
+      zopt->step(ps.master(), ps.grads(), lr, &pool);
+    else
+      opt->step(ps, lr, &pool);
     if (ema) ema->update(ps, &pool);
     // The aux-loss-free rule over the whole step's load (SPEC §2); the MTP layer's gate too.
     Json maxvio = Json::array();
@@ -345,7 +418,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
       maxvio.push_back(max_violation(load[i].data(), static_cast<int64_t>(load[i].size())));
     }
     const double secs = t.seconds();
-    if (step == first_step) {
+    if (step == first_step && lead) {
       const double act = static_cast<double>(peak_rss_bytes() - rss_before_step);
       std::fprintf(stderr,
                    "memory: activations and scratch of a %lld-token micro-batch %.0f MB (%.1f KB "
@@ -354,24 +427,29 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
                    act / 1e3 / static_cast<double>(cfg.batch * cfg.seq_len),
                    static_cast<double>(peak_rss_bytes()) / 1e6);
     }
-    line["loss"] = sum.total;
-    line["ce"] = sum.ce;
-    line["mtp_loss"] = sum.mtp;
-    line["balance_loss"] = sum.balance;
-    if (cfg.loss.aux_alpha > 0) line["aux_loss"] = sum.aux;
+    line["loss"] = total.total;
+    line["ce"] = total.ce;
+    line["mtp_loss"] = total.mtp;
+    line["balance_loss"] = total.balance;
+    if (cfg.loss.aux_alpha > 0) line["aux_loss"] = total.aux;
     line["lr"] = lr;
     line["grad_norm"] = norm;
     line["tokens_per_s"] = static_cast<double>(tokens_per_step) / secs;
     line["maxvio"] = maxvio;
     const bool last = step == cfg.steps;
-    const bool stopping =
+    bool stopping =
         (stop && stop->load()) || (cfg.time_limit_s > 0 && run_timer.seconds() >= cfg.time_limit_s);
-    if ((cfg.val_every > 0 && step % cfg.val_every == 0) || last || stopping)
+    if (group) {  // any rank's Ctrl-C or time limit stops them all after the same step
+      int64_t flag = stopping ? 1 : 0;
+      group->sum(std::span<int64_t>(&flag, 1));
+      stopping = flag > 0;
+    }
+    if (lead && ((cfg.val_every > 0 && step % cfg.val_every == 0) || last || stopping))
       line["val_loss"] = num(validate_loss());
-    append_line(metrics, line.dump());
+    if (lead) append_line(metrics, line.dump());
     const double eta = secs * static_cast<double>(cfg.steps - step);
     char suffix[160];
-    std::snprintf(suffix, sizeof suffix, "loss %.4f | %s tok/s | ETA %.0fs", sum.ce,
+    std::snprintf(suffix, sizeof suffix, "loss %.4f | %s tok/s | ETA %.0fs", total.ce,
                   human(static_cast<double>(tokens_per_step) / secs).c_str(), eta);
     bar.set_suffix(suffix);
     bar.set(static_cast<uint64_t>(step));
@@ -380,7 +458,8 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
     if (stopping) break;
   }
   bar.finish();
-  std::fprintf(stderr, "train: peak RSS %.0f MB\n", static_cast<double>(peak_rss_bytes()) / 1e6);
+  if (lead)
+    std::fprintf(stderr, "train: peak RSS %.0f MB\n", static_cast<double>(peak_rss_bytes()) / 1e6);
   return step;
 }
 

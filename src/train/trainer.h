@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/json.h"
+#include "train/data_parallel.h"
 #include "train/forward_backward.h"
 
 namespace dsv3 {
@@ -24,6 +25,11 @@ struct TrainConfig {
   int threads = 0;
   // Batch: accum micro-batches of batch windows of seq_len tokens per optimizer step.
   int64_t seq_len = 128, batch = 8, accum = 1, steps = 100;
+  // Data parallelism (SPEC §5): the accum micro-batches of a step split into dp contiguous parts
+  // (accum % dp == 0); each part's gradient is accumulated on its own and the parts are summed in
+  // order, part 0 first. With a DataParallelGroup of dp ranks, rank r runs part r; without one,
+  // this process runs every part in turn: the same sums bit for bit (data_parallel.h).
+  int64_t dp = 1;
   // AdamW (SPEC §5) and V3's LR shape: warmup, constant until decay_start, cosine over
   // decay_steps down to final_lr, then constant.
   double lr = 1e-3, final_lr = 1e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
@@ -50,8 +56,11 @@ struct TrainConfig {
 // or too many non-finite steps in a row (the last good checkpoint stays).
 // on_windows, when set, sees every micro-batch's windows [batch, seq_len + 1] in order (reference
 // runs replay them).
+// group: the data-parallel ranks (src/dist) when cfg.dp > 1 runs over several processes: every
+// rank draws the whole global batch and runs its part, the optimizer state is sharded (ZeRO-1,
+// zero1.h), and only rank 0 writes the run folder (checkpoints hold the whole state).
 using WindowsHook = std::function<void(int64_t step, const std::vector<int32_t>& windows)>;
 int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
-              const WindowsHook& on_windows = {});
+              const WindowsHook& on_windows = {}, DataParallelGroup* group = nullptr);
 
 }  // namespace dsv3

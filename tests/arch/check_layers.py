@@ -18,6 +18,7 @@ ALLOWED = {
     "tokenizer": {"base", "tokenizer"},
     "runtime": {"base", "tensor", "kernels", "model", "tokenizer", "runtime"},
     "train": {"base", "tensor", "kernels", "model", "tokenizer", "train"},
+    "dist": {"base", "tensor", "kernels", "model", "tokenizer", "train", "dist"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([A-Za-z0-9_]+)/')
 

@@ -1,0 +1,55 @@
+// A thin RAII layer over MPI (issue 18): the session (MPI_Init_thread / MPI_Finalize) and a
+// communicator (a duplicate of MPI_COMM_WORLD, freed on destruction) whose calls throw Error
+// naming the collective instead of returning codes. Only src/dist and the CLI see MPI; everything
+// below knows the collectives through train/data_parallel.h.
+#pragma once
+#include <mpi.h>
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace dsv3 {
+
+class MpiSession {
+ public:
+  MpiSession();  // initialises MPI (threads: funneled; only the main thread calls MPI)
+  ~MpiSession();
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+
+  // Ends every rank with `code` (MPI_Abort): what a rank that failed must do, since the others
+  // would otherwise wait for it in their next collective forever.
+  [[noreturn]] static void abort(int code);
+};
+
+class Communicator {
+ public:
+  Communicator();  // every rank of the job
+  ~Communicator();
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  MPI_Comm get() const { return comm_; }
+  void barrier() const;
+
+  // The calls the data-parallel group needs; counts and displacements in elements.
+  void allgatherv_inplace(std::span<float> x, std::span<const int64_t> bounds) const;
+  void alltoallv(const float* send, std::span<const int64_t> send_bounds, float* recv,
+                 std::span<const int64_t> recv_bounds) const;
+  void allgather(const double* send, int n, double* recv) const;
+  void allreduce_sum(std::span<int64_t> x) const;
+  // send [size() * n]: elements [j·n, (j+1)·n) to rank j; recv [size() * n] from each in turn.
+  void alltoall(const int64_t* send, int n, int64_t* recv) const;
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1;
+};
+
+// Throws Error naming `call` when rc is not MPI_SUCCESS.
+void check_mpi(int rc, const std::string& call);
+
+}  // namespace dsv3

@@ -1,0 +1,117 @@
+// The all-to-all MoE dispatcher: see mpi_expert_dispatcher.h.
+#include "dist/mpi_expert_dispatcher.h"
+
+#include <algorithm>
+
+#include "base/error.h"
+
+namespace dsv3 {
+
+MpiExpertDispatcher::MpiExpertDispatcher(const Communicator& comm, const Kernels& k,
+                                         int64_t n_experts)
+    : comm_(comm), local_(k), n_experts_(n_experts), per_(n_experts / comm.size()) {
+  DSV3_CHECK(n_experts > 0 && n_experts % comm.size() == 0,
+             "expert parallel: " + std::to_string(n_experts) +
+                 " routed experts do not divide over " + std::to_string(comm.size()) + " ranks",
+             "use a number of ranks that divides the model's n_routed_experts");
+}
+
+std::vector<int64_t> MpiExpertDispatcher::plan_bounds(const DispatchPlan& p, int64_t d) const {
+  std::vector<int64_t> b(static_cast<size_t>(comm_.size()) + 1);
+  for (int j = 0; j <= comm_.size(); ++j) b[static_cast<size_t>(j)] = p.offsets[j * per_] * d;
+  return b;
+}
+
+std::vector<int64_t> MpiExpertDispatcher::source_bounds(const MoeExchange& ex, int64_t d) const {
+  std::vector<int64_t> b(static_cast<size_t>(comm_.size()) + 1, 0);
+  for (int i = 0; i < comm_.size(); ++i) {
+    int64_t rows = 0;
+    for (int64_t e = 0; e < per_; ++e) rows += ex.by_source[static_cast<size_t>(i * per_ + e)];
+    b[static_cast<size_t>(i) + 1] = b[static_cast<size_t>(i)] + rows * d;
+  }
+  return b;
+}
+
+void MpiExpertDispatcher::regroup(const MoeExchange& ex, const float* in, float* out, int64_t d,
+                                  bool to_expert_major) const {
+  int64_t src_at = 0;  // source-major row
+  for (int i = 0; i < comm_.size(); ++i)
+    for (int64_t e = 0; e < per_; ++e) {
+      // Expert-major: this expert's rows start at its offset, after the earlier sources' rows.
+      const int64_t ge = first_expert() + e;
+      int64_t dst_at = ex.offsets[ge];
+      for (int k = 0; k < i; ++k) dst_at += ex.by_source[static_cast<size_t>(k * per_ + e)];
+      const int64_t n = ex.by_source[static_cast<size_t>(i * per_ + e)];
+      if (to_expert_major)
+        std::copy_n(in + src_at * d, n * d, out + dst_at * d);
+      else
+        std::copy_n(in + dst_at * d, n * d, out + src_at * d);
+      src_at += n;
+    }
+}
+
+void MpiExpertDispatcher::to_owners(const DispatchPlan& p, const MoeExchange& ex, const float* rows,
+                                    int64_t d, std::vector<float>& out) {
+  const std::vector<int64_t> sb = plan_bounds(p, d), rb = source_bounds(ex, d);
+  recv_.resize(static_cast<size_t>(rb.back()));
+  comm_.alltoallv(rows, sb, recv_.data(), rb);
+  const auto me = static_cast<size_t>(comm_.rank());
+  bytes_sent_ += static_cast<int64_t>(sizeof(float)) * (sb.back() - (sb[me + 1] - sb[me]));
+  out.resize(static_cast<size_t>(ex.offsets[n_experts_] * d));
+  regroup(ex, recv_.data(), out.data(), d, true);
+}
+
+void MpiExpertDispatcher::to_sources(const DispatchPlan& p, const MoeExchange& ex,
+                                     const float* rows, int64_t d, std::vector<float>& out) {
+  const std::vector<int64_t> sb = source_bounds(ex, d), rb = plan_bounds(p, d);
+  send_.resize(static_cast<size_t>(sb.back()));
+  regroup(ex, rows, send_.data(), d, false);
+  out.resize(static_cast<size_t>(p.tokens * p.top_k * d));
+  comm_.alltoallv(send_.data(), sb, out.data(), rb);
+  const auto me = static_cast<size_t>(comm_.rank());
+  bytes_sent_ += static_cast<int64_t>(sizeof(float)) * (sb.back() - (sb[me + 1] - sb[me]));
+}
+
+void MpiExpertDispatcher::dispatch(const DispatchPlan& p, const float* x, int64_t d,
+                                   MoeExchange& ex, std::vector<float>& grouped) {
+  DSV3_CHECK(p.n_experts == n_experts_, "expert parallel: a plan over " +
+                                            std::to_string(p.n_experts) + " experts, expected " +
+                                            std::to_string(n_experts_));
+  // This rank's rows grouped by expert, hence by owner.
+  std::vector<float> mine;
+  local_.dispatch(p, x, d, ex, mine);
+  // Counts first: rank i learns how many rows of each of its experts every rank sends.
+  ex.by_source.resize(static_cast<size_t>(comm_.size() * per_));
+  comm_.alltoall(p.counts.data(), static_cast<int>(per_), ex.by_source.data());
+  ex.counts.assign(static_cast<size_t>(n_experts_), 0);
+  for (int i = 0; i < comm_.size(); ++i)
+    for (int64_t e = 0; e < per_; ++e)
+      ex.counts[static_cast<size_t>(first_expert() + e)] +=
+          ex.by_source[static_cast<size_t>(i * per_ + e)];
+  ex.offsets.assign(static_cast<size_t>(n_experts_) + 1, 0);
+  for (int64_t e = 0; e < n_experts_; ++e) ex.offsets[e + 1] = ex.offsets[e] + ex.counts[e];
+  to_owners(p, ex, mine.data(), d, grouped);
+}
+
+void MpiExpertDispatcher::combine(const DispatchPlan& p, MoeExchange& ex, const float* y,
+                                  const float* weights, int64_t d, float* out) {
+  to_sources(p, ex, y, d, ex.returned);
+  local_.combine(p, ex, ex.returned.data(), weights, d, out);
+}
+
+void MpiExpertDispatcher::combine_backward(const DispatchPlan& p, const MoeExchange& ex,
+                                           const float* dout, const float*, const float* weights,
+                                           int64_t d, std::vector<float>& dy, float* dweights) {
+  std::vector<float> mine;
+  local_.combine_backward(p, ex, dout, ex.returned.data(), weights, d, mine, dweights);
+  to_owners(p, ex, mine.data(), d, dy);
+}
+
+void MpiExpertDispatcher::dispatch_backward(const DispatchPlan& p, const MoeExchange& ex,
+                                            const float* dgrouped, int64_t d, float* dx) {
+  std::vector<float> mine;
+  to_sources(p, ex, dgrouped, d, mine);
+  local_.dispatch_backward(p, ex, mine.data(), d, dx);
+}
+
+}  // namespace dsv3
