@@ -7,11 +7,10 @@
 // of x and NR weight rows; it must compute each y[t][i] by the same instructions in the same
 // order whatever NT and NR are, so an output depends on its own row of x only: a prefill row
 // equals its decode bit for bit (tests/unit/kernels/test_qmatmul.cc checks it).
-// Include after the file's target pragma, and after <cstring>, kernels/cpu/cpu.h and
+// Include after the file's target pragma, and after kernels/cpu/cpu.h and
 // kernels/ref/ref.h (included before the pragma, so that only this code takes the file's target);
 // everything here is file-local (an anonymous namespace), so each ISA's file has its own copy.
 #pragma once
-#include <cstring>
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/quant_acts.h"
@@ -35,13 +34,6 @@ struct QRows {
         m(w.block_min ? w.block_min + r0 * (w.cols / 32) : nullptr),
         blocks(w.cols / 32) {}
 };
-
-// Two consecutive F16 scales (the second 0 when `two` is false, past a row's last block).
-inline uint32_t load_f16_pair(const uint16_t* p, bool two) {
-  uint16_t v[2] = {0, 0};
-  std::memcpy(v, p, two ? 4 : 2);
-  return v[0] | (static_cast<uint32_t>(v[1]) << 16);
-}
 
 template <class Isa, BlockFormat F>
 void qpanel(float* y, int64_t ldy, const QuantActs& qa, int64_t arow, int64_t T, const QRows& w,
