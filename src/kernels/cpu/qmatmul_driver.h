@@ -53,20 +53,24 @@ void qpanel(float* y, int64_t ldy, const QuantActs& qa, int64_t arow, int64_t T,
   }
 }
 
+constexpr int64_t kRowsPerTask = 16;  // weight rows per task
+
 template <class Isa, BlockFormat F>
 void qmatmul_format(const HeadMatmulArgs& a, const QuantActs& qa, ThreadPool& pool) {
-  constexpr int64_t kRowsPerTask = 16;
   const WeightRef& w = *a.w;
   const int64_t per_head = (a.w_rows + kRowsPerTask - 1) / kRowsPerTask;
-  run_tasks(pool, a.n_heads * per_head, a.n_heads * a.T * a.w_rows * w.cols,
-            [&](int64_t b, int64_t e) {
-              for (int64_t task = b; task < e; ++task) {
-                const int64_t h = task / per_head, r0 = task % per_head * kRowsPerTask;
-                const int64_t nr = std::min(kRowsPerTask, a.w_rows - r0);
-                qpanel<Isa, F>(a.y + h * a.y_head_stride + r0, a.y_row_stride, qa, h * a.T, a.T,
-                               QRows(w, a.w_row0 + h * a.w_head_stride + r0), nr, w.cols);
-              }
-            });
+  // The task captures two references only, so std::function (ThreadPool::parallel_for) keeps it
+  // in place instead of allocating: nothing on the heap per call.
+  const auto task = [&a, &qa](int64_t b, int64_t e) {
+    const int64_t per = (a.w_rows + kRowsPerTask - 1) / kRowsPerTask;
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t h = i / per, r0 = i % per * kRowsPerTask;
+      const int64_t nr = std::min(kRowsPerTask, a.w_rows - r0);
+      qpanel<Isa, F>(a.y + h * a.y_head_stride + r0, a.y_row_stride, qa, h * a.T, a.T,
+                     QRows(*a.w, a.w_row0 + h * a.w_head_stride + r0), nr, a.w->cols);
+    }
+  };
+  run_tasks(pool, a.n_heads * per_head, a.n_heads * a.T * a.w_rows * w.cols, task);
 }
 
 template <class Isa>
