@@ -1,9 +1,7 @@
 // dsv3 convert: a model folder written again, as stored or in another dtype (SPEC §3.2, §6).
 #include <cstdio>
-#include <filesystem>
 #include <optional>
 #include <string>
-#include <system_error>
 #include <vector>
 
 #include "apps/dsv3/commands.h"
@@ -18,8 +16,6 @@
 
 namespace dsv3::cli {
 namespace {
-
-namespace fs = std::filesystem;
 
 constexpr const char* kUsage =
     R"(usage: dsv3 convert -m IN_DIR -o OUT_DIR [--dtype same|f32|bf16|f16|fp8] [--force]
@@ -53,10 +49,6 @@ into a staging folder inside OUT_DIR (dsv3-tmp.PID) and replace the old ones onl
 complete: a failure or a kill on the way leaves the old model loadable, and the next run names
 the leftover folder (--force removes it).
 )";
-
-// The files of a model folder that are not weights and that convert carries over.
-constexpr const char* kCopied[] = {"tokenizer.json", "tokenizer_config.json",
-                                   "generation_config.json"};
 
 // nullopt: "same" (each tensor as stored).
 std::optional<DType> parse_dtype(const std::string& s) {
@@ -105,13 +97,7 @@ int cmd_convert(Args& a) {
   a.finish();
   std::optional<DType> dtype = parse_dtype(dtype_arg);
 
-  // Never write over the folder being read: its tensors are memory-mapped, and --force would
-  // remove them. equivalent() compares the folders themselves, so links and "a/../b" count too.
-  std::error_code ec;
-  if (fs::equivalent(in, out, ec))
-    throw Error("-o " + out + " is the folder being read (-m " + in + ")",
-                "convert writes a new folder; choose another -o (and move it over the old one "
-                "afterwards if you mean to replace it)");
+  check_not_input_folder(in, out);
 
   Timer timer;
   ModelWeights w = ModelWeights::load(in);
@@ -125,14 +111,7 @@ int cmd_convert(Args& a) {
   // input lacks is removed from the output: with --force, an old one would not belong to this
   // model.
   output.begin();
-  std::vector<std::string> lacking;
-  for (const char* f : kCopied) {
-    const std::string src = path_join(in, f);
-    if (file_exists(src))
-      write_file_atomic(path_join(output.staging(), f), read_file(src));
-    else
-      lacking.emplace_back(f);
-  }
+  const std::vector<std::string> lacking = copy_model_side_files(in, output.staging());
   if (dtype)
     store.save(output.staging(), *dtype);
   else

@@ -30,7 +30,7 @@ void touch_weights(const ModelWeights& w, uint64_t total_bytes) {
   unsigned char sink = 0;
   for (const WeightView& v : w.all()) {
     const auto* p = static_cast<const unsigned char*>(v.data);
-    const uint64_t n = static_cast<uint64_t>(v.numel()) * dtype_size(v.dtype);
+    const uint64_t n = v.data_bytes();
     for (uint64_t i = 0; i < n; i += kPage) sink ^= p[i];
     done += n;
     bar.set(done / kMiB);
@@ -44,8 +44,7 @@ void touch_weights(const ModelWeights& w, uint64_t total_bytes) {
 InferenceModel::InferenceModel(const std::string& dir, int threads, bool with_tokenizer)
     : dir_(dir), weights_(ModelWeights::load(dir)), pool_(threads), kernels_(best_kernels()) {
   Timer clock;
-  for (const WeightView& v : weights_.all())
-    bytes_ += static_cast<uint64_t>(v.numel()) * dtype_size(v.dtype);
+  for (const WeightView& v : weights_.all()) bytes_ += v.stored_bytes();
   const ParamCounts counts = count_params(config());
   params_ = counts.main_total;
   mtp_params_ = counts.mtp_unique;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <system_error>
 
 #include "base/error.h"
 #include "base/file.h"
@@ -93,6 +94,27 @@ void ModelOutput::commit(const std::vector<std::string>& also_remove) {
     return replaced_by_a_model(name) ||
            std::find(also_remove.begin(), also_remove.end(), name) != also_remove.end();
   });
+}
+
+void check_not_input_folder(const std::string& in, const std::string& out) {
+  // equivalent() compares the folders themselves, so links and "a/../b" count too.
+  std::error_code ec;
+  if (fs::equivalent(in, out, ec))
+    throw Error("-o " + out + " is the folder being read (-m " + in + ")",
+                "this command writes a new folder; choose another -o (and move it over the old "
+                "one afterwards if you mean to replace it)");
+}
+
+std::vector<std::string> copy_model_side_files(const std::string& in, const std::string& to) {
+  std::vector<std::string> lacking;
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json"}) {
+    const std::string src = path_join(in, f);
+    if (file_exists(src))
+      write_file_atomic(path_join(to, f), read_file(src));
+    else
+      lacking.emplace_back(f);
+  }
+  return lacking;
 }
 
 void check_output_file(const std::string& path, const std::string& option) {

@@ -49,6 +49,15 @@ class ModelOutput {
   std::optional<StagedFolder> staging_;
 };
 
+// For commands that write a model read from `in` into `out` (convert, quantize): refuses an `out`
+// that is the input folder itself (its tensors are memory-mapped, and --force would remove them;
+// links and other spellings count too).
+void check_not_input_folder(const std::string& in, const std::string& out);
+// Copies the files of model folder `in` that are not weights (tokenizer.json,
+// tokenizer_config.json, generation_config.json) into `to`; returns those `in` lacks, for
+// ModelOutput::commit to remove (with --force an old one would not belong to the new model).
+std::vector<std::string> copy_model_side_files(const std::string& in, const std::string& to);
+
 // Refuses, before any work, an output file path that write_file_atomic would refuse (a directory,
 // a device other than a character device) and one that is a file this command has read as an
 // input (links and other spellings of the path included): `option` names it ("--out").

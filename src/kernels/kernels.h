@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "base/thread_pool.h"
+#include "tensor/block_format.h"
 #include "tensor/dtype.h"
 
 namespace dsv3 {
@@ -17,6 +18,9 @@ namespace dsv3 {
 // or F8_E4M3. F8_E4M3 carries float32 scale_inv [ceil(rows/block_rows), ceil(cols/block_cols)]
 // and dequantises as w[i,j] = q[i,j] * scale_inv[i/block_rows][j/block_cols] (SPEC §3.2).
 // A vector (norm gain, bias) is a WeightRef with rows = 1.
+// An integer block format (quant set: Q8_0, Q4_0, Q4_1; tensor/block_format.h) keeps its quants
+// in data (dtype I8 or U8, quant->quant_row_bytes(cols) per row) and one F16 scale (and Q4_1 one
+// F16 minimum) per 32 values of a row in block_scale / block_min [rows, cols / 32].
 struct WeightRef {
   DType dtype = DType::F32;
   const void* data = nullptr;
@@ -24,9 +28,18 @@ struct WeightRef {
   const float* scale_inv = nullptr;
   int64_t block_rows = 128, block_cols = 128;
   int64_t scale_row0 = 0;  // index of row 0 in the scaled matrix (a slice of rows, see slice_rows)
+  const BlockFormatTraits* quant = nullptr;
+  const uint16_t* block_scale = nullptr;
+  const uint16_t* block_min = nullptr;
+
+  // Bytes between rows of data.
+  int64_t row_bytes() const {
+    return quant ? quant->quant_row_bytes(cols) : cols * static_cast<int64_t>(dtype_size(dtype));
+  }
 };
 
-// Rows [r0, r0 + n) of w as a WeightRef of its own (FP8 slices keep their block scales).
+// Rows [r0, r0 + n) of w as a WeightRef of its own (FP8 slices keep their block scales, integer
+// block formats their scale rows).
 WeightRef slice_rows(const WeightRef& w, int64_t r0, int64_t n);
 
 // The block w[r0 : r0 + nr, c0 : c0 + nc] as float32 into out [nr, nc] (FP8: dequantised with the

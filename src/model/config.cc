@@ -321,8 +321,19 @@ ModelConfig parse_config(const Json& j, const std::string& source) {
     if (!q->is_object()) throw Error(r.where("quantization_config") + " must be an object");
     FieldReader qr(*q, source, "quantization_config.");
     std::string method = qr.string("quant_method", "");
+    if (method == "dsv3_blocks") {
+      c.block_quant = qr.string("fmt", "");
+      if (c.block_quant != "q8_0" && c.block_quant != "q4_0" && c.block_quant != "q4_mixed")
+        throw Error(qr.where("fmt") + " '" + c.block_quant +
+                    "' is not a dsv3 block format (q8_0, q4_0, q4_mixed)");
+      if (qr.number("block_size", 32) != 32)
+        throw Error(qr.where("block_size") + " must be 32 (docs/QUANTIZATION.md)");
+      check_model_size(c, source);
+      return c;
+    }
     if (method != "fp8")
-      throw Error(qr.where("quant_method") + " '" + method + "' is not supported (fp8 only)");
+      throw Error(qr.where("quant_method") + " '" + method +
+                  "' is not supported (fp8, or dsv3_blocks from dsv3 quantize)");
     std::string fmt = qr.string("fmt", "e4m3");
     if (fmt != "e4m3") throw Error(qr.where("fmt") + " '" + fmt + "' is not supported (e4m3 only)");
     c.fp8_weights = true;
@@ -424,6 +435,13 @@ Json config_to_json(const ModelConfig& c) {
     q["quant_method"] = Json("fp8");
     q["weight_block_size"] =
         Json(Json::Array{Json(c.weight_block_rows), Json(c.weight_block_cols)});
+    set("quantization_config", std::move(q));
+  } else if (!c.block_quant.empty()) {
+    Json q = Json::object();
+    q["quant_method"] = Json("dsv3_blocks");
+    q["fmt"] = Json(c.block_quant);
+    q["block_size"] = Json(32);
+    q["scale_dtype"] = Json("F16");
     set("quantization_config", std::move(q));
   } else if (j.contains("quantization_config")) {
     j.as_object().erase(

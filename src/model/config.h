@@ -67,6 +67,10 @@ struct ModelConfig {
   // DeepSeek FP8 checkpoints (SPEC §3.2): quantization_config.quant_method == "fp8".
   bool fp8_weights = false;
   int64_t weight_block_rows = 128, weight_block_cols = 128;
+  // Block-quantized weights (dsv3 quantize; docs/QUANTIZATION.md): quantization_config with
+  // quant_method "dsv3_blocks" and fmt "q8_0", "q4_0" or "q4_mixed"; empty for none. Each tensor's
+  // format is in its own dtype (I8 / U8) and companions (NAME_scale, NAME_min).
+  std::string block_quant;
 
   Json raw;  // the config.json as read, written back unchanged where dsv3 has no field
 

@@ -19,6 +19,25 @@ void value_f32(const Param& p, float* out) {
   weight_block_f32(p.value, 0, p.value.rows, 0, p.value.cols, out);
 }
 
+}  // namespace
+
+void write_int_blocks(ShardedWriter& writer, const std::string& name, const WeightRef& w) {
+  const BlockFormatTraits& f = *w.quant;
+  const auto bytes = [](const void* p, int64_t n) {
+    return std::span<const std::byte>(static_cast<const std::byte*>(p), static_cast<size_t>(n));
+  };
+  const int64_t blocks = w.cols / f.block_cols;
+  writer.add_bytes(name, f.quant_dtype, {w.rows, w.cols / f.values_per_elem},
+                   bytes(w.data, w.rows * w.row_bytes()));
+  writer.add_bytes(name + "_scale", DType::F16, {w.rows, blocks},
+                   bytes(w.block_scale, w.rows * blocks * 2));
+  if (f.has_min)
+    writer.add_bytes(name + "_min", DType::F16, {w.rows, blocks},
+                     bytes(w.block_min, w.rows * blocks * 2));
+}
+
+namespace {
+
 const char* torch_dtype_name(DType t) {
   return t == DType::F32 ? "float32" : t == DType::F16 ? "float16" : "bfloat16";
 }
@@ -48,6 +67,9 @@ ParamStore::ParamStore(const ModelWeights& w) : config_(w.config()), specs_(para
     p.value.scale_inv = v.scale_inv;
     p.value.block_rows = v.block_rows;
     p.value.block_cols = v.block_cols;
+    p.value.quant = v.quant;
+    p.value.block_scale = v.block_scale;
+    p.value.block_min = v.block_min;
     p.offset = arena_numel_;
     arena_numel_ += p.numel;
     if (s.shape.size() == 1) {
@@ -111,6 +133,8 @@ void ParamStore::enable_training() {
     p.value.data = m;
     p.value.scale_inv = nullptr;
     p.value.scale_row0 = 0;
+    p.value.quant = nullptr;
+    p.value.block_scale = p.value.block_min = nullptr;
     p.f32 = m;
     // SPEC §2: the correction bias is set by the balance rule, never by a gradient.
     p.grad = p.spec->has_grad ? grads_.data() + p.offset : nullptr;
@@ -155,6 +179,10 @@ void ParamStore::save_impl(const std::string& dir, const DType* dtype) const {
     const bool raw = dt == p.value.dtype;
     const Shape scales =
         s.shape.size() == 2 ? scale_shape_128x128(s.shape[0], s.shape[1]) : Shape{};
+    if (!dtype && p.value.quant) {  // integer block formats: quants, scales, minimums
+      write_int_blocks(writer, s.name, p.value);
+      continue;
+    }
     if (raw) {
       const auto* bytes = static_cast<const std::byte*>(p.value.data);
       writer.add_bytes(s.name, dt, s.shape, {bytes, static_cast<size_t>(p.numel) * dtype_size(dt)});
@@ -185,6 +213,7 @@ void ParamStore::save_impl(const std::string& dir, const DType* dtype) const {
                [sc](std::byte* dst) { std::memcpy(dst, sc->data(), sc->size() * sizeof(float)); });
   }
   c.fp8_weights = any_fp8;
+  if (dtype) c.block_quant.clear();  // converted: no block-quantized tensor left
   c.torch_dtype = torch_dtype_name(matrix_dtype);
   ProgressBar bar("saving " + dir, writer.data_bytes(), "bytes", ProgressBar::Offline::Lines);
   writer.write(dir, &bar);

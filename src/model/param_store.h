@@ -39,6 +39,12 @@ struct Param {
   const std::string& name() const { return spec->name; }
 };
 
+class ShardedWriter;
+
+// Adds an integer block-format weight (w.quant set) to `writer` as stored: NAME (I8 / U8 quants),
+// NAME_scale and, for Q4_1, NAME_min (F16 [rows, cols / 32]; docs/QUANTIZATION.md).
+void write_int_blocks(ShardedWriter& writer, const std::string& name, const WeightRef& w);
+
 class ParamStore {
  public:
   // Views of `w`'s tensors (which must outlive the store); vectors converted to FP32.

@@ -61,17 +61,67 @@ const float* check_scale_inv(const TensorStore& store, const TensorStore::Tensor
   return scales;
 }
 
+// An F16 [rows, cols / 32] companion of an integer block-format weight (NAME_scale, NAME_min),
+// copied into `memory` when the file's bytes are not aligned for uint16_t access.
+const uint16_t* block_companion(const TensorStore& store, const std::string& name,
+                                const Shape& want, const std::string& weight,
+                                std::vector<std::unique_ptr<std::byte[]>>& memory) {
+  auto s = store.find(name);
+  if (!s)
+    throw Error(
+        store.dir() + ": quantized tensor '" + weight + "' has no '" + name + "'",
+        "I8 / U8 weights are block-quantized: each needs its F16 NAME_scale [rows, cols/32] "
+        "(docs/QUANTIZATION.md); re-run dsv3 quantize");
+  const std::string where = *s->file + ": tensor '" + name + "'";
+  if (s->info->dtype != DType::F16)
+    throw Error(where + " must be F16, not " + std::string(dtype_name(s->info->dtype)));
+  if (s->info->shape != want)
+    throw Error(where + " has shape " + shape_str(s->info->shape) + ", expected " +
+                shape_str(want) + " (one per 32 values of each row)");
+  const auto* p = reinterpret_cast<const uint16_t*>(s->data.data());
+  if (reinterpret_cast<uintptr_t>(p) % alignof(uint16_t) != 0) {
+    memory.push_back(std::make_unique<std::byte[]>(s->data.size()));
+    std::memcpy(memory.back().get(), s->data.data(), s->data.size());
+    p = reinterpret_cast<const uint16_t*>(memory.back().get());
+  }
+  return p;
+}
+
+// An I8 / U8 tensor standing for matrix p: an integer block format (docs/QUANTIZATION.md). Fills
+// v's quant, block_scale and block_min; checks the quants' shape against p's.
+void load_int_blocks(const TensorStore& store, const TensorStore::TensorRef& w, const ParamSpec& p,
+                     std::vector<std::unique_ptr<std::byte[]>>& memory, WeightView& v) {
+  const std::string& file = *w.file;
+  const DType dt = w.info->dtype;
+  if (p.shape.size() != 2 || p.shape[1] % 32 != 0)
+    throw Error(file + ": tensor '" + p.name + "' " + shape_str(p.shape) + " is " +
+                    std::string(dtype_name(dt)) +
+                    ", but only matrices with a multiple of 32 columns can be block-quantized",
+                "store this tensor as BF16");
+  const bool has_min = store.find(p.name + "_min").has_value();
+  const BlockFormatTraits& f = block_format_traits(*int_block_format(dt, has_min));
+  const Shape want{p.shape[0], p.shape[1] / f.values_per_elem};
+  if (w.info->shape != want)
+    throw Error(file + ": tensor '" + p.name + "' (" + f.name + ") has shape " +
+                shape_str(w.info->shape) + ", but the config needs " + shape_str(want) +
+                " for the matrix " + shape_str(p.shape));
+  const Shape scales{p.shape[0], p.shape[1] / 32};
+  v.quant = &f;
+  v.block_scale = block_companion(store, p.name + "_scale", scales, p.name, memory);
+  if (has_min) v.block_min = block_companion(store, p.name + "_min", scales, p.name, memory);
+}
+
 // Before the table is built: a config that needs more tensors or bytes than the files hold is an
 // error at once (an absurd config under the limits of check_model_size would otherwise build a
 // table of a million entries only to miss the first tensor). Lower bounds: the MTP copies of the
-// embedding and head may be left out, and a weight takes at least one byte (E4M3).
+// embedding and head may be left out, and a weight takes at least half a byte (4-bit blocks).
 void check_files_hold(const ModelConfig& c, const TensorStore& store,
                       const std::string& config_path) {
   const ModelSize need = model_size(c);
   const double copies = 2.0 * static_cast<double>(c.num_nextn_predict_layers);
   const double tensors = need.tensors - copies;
-  const double bytes = need.parameters - copies * static_cast<double>(c.vocab_size) *
-                                             static_cast<double>(c.hidden_size);
+  const double bytes = 0.5 * (need.parameters - copies * static_cast<double>(c.vocab_size) *
+                                                    static_cast<double>(c.hidden_size));
   const double have_tensors = static_cast<double>(store.names().size());
   const double have_bytes = static_cast<double>(store.total_bytes());
   char buf[256];
@@ -85,7 +135,7 @@ void check_files_hold(const ModelConfig& c, const TensorStore& store,
     std::snprintf(buf, sizeof buf,
                   "%.4g parameters (at least %.4g bytes), but the safetensors files in %s hold "
                   "%.4g bytes",
-                  bytes, bytes, store.dir().c_str(), have_bytes);
+                  2 * bytes, bytes, store.dir().c_str(), have_bytes);
     throw Error(config_path + " describes a model of " + buf,
                 "the config does not belong to these weights, or files are missing");
   }
@@ -119,16 +169,20 @@ ModelWeights ModelWeights::load(const std::string& dir) {
                     config_path
               : config_path + " (" + m.config.model_type + ") needs every tensor of SPEC §6");
     const TensorInfo& t = *ref->info;
-    if (t.shape != p.shape)
+    WeightView v;
+    if (t.dtype == DType::I8 || t.dtype == DType::U8) {
+      load_int_blocks(store, *ref, p, m.memory, v);
+    } else if (t.shape != p.shape) {
       throw Error(*ref->file + ": tensor '" + p.name + "' has shape " + shape_str(t.shape) +
                   ", but " + config_path + " needs " + shape_str(p.shape));
-    if (!is_weight_dtype(t.dtype))
+    } else if (!is_weight_dtype(t.dtype)) {
       throw Error(*ref->file + ": tensor '" + p.name + "' has dtype " +
-                  std::string(dtype_name(t.dtype)) + "; weights must be F32, F16, BF16 or F8_E4M3");
-    WeightView v;
+                  std::string(dtype_name(t.dtype)) +
+                  "; weights must be F32, F16, BF16, F8_E4M3 or block-quantized I8 / U8");
+    }
     v.name = p.name;
     v.dtype = t.dtype;
-    v.shape = t.shape;
+    v.shape = p.shape;
     v.data = ref->data.data();
     if (t.dtype == DType::F8_E4M3) {
       v.scale_inv = check_scale_inv(store, *ref, p, m.memory);

@@ -10,6 +10,7 @@
 
 #include "model/config.h"
 #include "model/param_table.h"
+#include "tensor/block_format.h"
 #include "tensor/dtype.h"
 
 namespace dsv3 {
@@ -22,17 +23,34 @@ struct WeightView {
   // F8_E4M3 only: float32 [ceil(rows/128), ceil(cols/128)] (SPEC §3.2), dequant = q * scale_inv.
   const float* scale_inv = nullptr;
   int64_t block_rows = 128, block_cols = 128;
+  // Integer block formats (Q8_0, Q4_0, Q4_1; docs/QUANTIZATION.md): data holds the quants (I8, or
+  // U8 with two 4-bit values a byte, shape [rows, cols / 2]), block_scale the F16 NAME_scale and
+  // block_min the F16 NAME_min [rows, cols / 32]. `shape` is the matrix's [rows, cols].
+  const BlockFormatTraits* quant = nullptr;
+  const uint16_t* block_scale = nullptr;
+  const uint16_t* block_min = nullptr;
 
   int64_t rows() const { return shape.empty() ? 1 : shape[0]; }
   int64_t cols() const { return shape.size() < 2 ? (shape.empty() ? 1 : shape[0]) : shape[1]; }
   int64_t numel() const { return shape_numel(shape); }
+  // Bytes of `data` (integer block formats: the quants alone).
+  uint64_t data_bytes() const {
+    return quant ? static_cast<uint64_t>(rows() * quant->quant_row_bytes(cols()))
+                 : static_cast<uint64_t>(numel()) * dtype_size(dtype);
+  }
+  // Bytes the weight takes: data_bytes() plus the block scales and minimums.
+  uint64_t stored_bytes() const {
+    return quant ? static_cast<uint64_t>(numel() / quant->block_cols) * quant->bytes_per_block
+                 : data_bytes();
+  }
 };
 
 class ModelWeights {
  public:
   // Opens a HF folder: config.json + model.safetensors or model.safetensors.index.json shards.
   // Every tensor of param_table(config) must be present with its shape; FP8 tensors need their
-  // weight_scale_inv. Errors name the file and the tensor.
+  // weight_scale_inv, integer block formats (I8 / U8 quants) their F16 NAME_scale (and NAME_min).
+  // Errors name the file and the tensor.
   static ModelWeights load(const std::string& dir);
   // Random weights initialised as SPEC §1.2, held in memory in `dtype` (F32, BF16 or F16), with
   // the same values write_random_model writes for the same seed.

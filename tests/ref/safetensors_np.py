@@ -10,7 +10,8 @@ import struct
 import numpy as np
 
 _NP = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np.uint16,
-       "F8_E4M3": np.uint8, "I64": np.int64, "I32": np.int32, "U8": np.uint8}
+       "F8_E4M3": np.uint8, "I64": np.int64, "I32": np.int32, "I8": np.int8,
+       "U8": np.uint8}
 
 
 def e4m3_table():

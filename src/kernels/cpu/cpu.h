@@ -36,6 +36,16 @@ void gemm_bf16_dp(const GemmArgs& g, ThreadPool& pool);
 void gemm_bf16_amx(const GemmArgs& g, ThreadPool& pool);
 // Without either: the operands rounded into copies, then gemm (BF16 results at FP32 speed).
 void gemm_bf16_emulated(const GemmArgs& g, ThreadPool& pool);
+// Integer block-format weights (Q8_0, Q4_0, Q4_1; WeightRef::quant) through matmul_heads:
+// activations quantized to int8 per 32-block, integer dot products (ref::qmatmul_heads states the
+// arithmetic). qmatmul_heads runs the first this CPU has: AVX-512 VNNI (qmatmul.cc), else AVX2
+// (qmatmul_avx2.cc; needs only AVX2, FMA and F16C), else the ref version. The others are here for
+// tests and benchmarks.
+void qmatmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
+bool avx512_vnni_supported();
+bool avx2_supported();
+void qmatmul_heads_vnni(const HeadMatmulArgs& a, ThreadPool& pool);
+void qmatmul_heads_avx2(const HeadMatmulArgs& a, ThreadPool& pool);
 void rmsnorm(float* y, int64_t y_stride, const float* x, int64_t x_stride, const float* g,
              int64_t T, int64_t n, float eps);
 void rmsnorm_backward(float* dx, int64_t dx_stride, float* dg, const float* dy, int64_t dy_stride,

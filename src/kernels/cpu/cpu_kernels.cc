@@ -25,7 +25,42 @@ void gemm_bf16(const GemmArgs& g, ThreadPool& pool) {
   impl(g, pool);
 }
 
+void qmatmul_heads(const HeadMatmulArgs& a, ThreadPool& pool) {
+  static const auto impl = avx512_vnni_supported() ? qmatmul_heads_vnni
+                           : avx2_supported()      ? qmatmul_heads_avx2
+                                                   : ref::qmatmul_heads;
+  impl(a, pool);
+}
+
 }  // namespace cpu
+
+namespace {
+
+// The AVX2 table's matmuls: integer block-format weights through qmatmul_avx2.cc, the rest ref.
+void avx2_matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool) {
+  if (a.w != nullptr && a.w->quant) return cpu::qmatmul_heads_avx2(a, pool);
+  ref::matmul_heads(a, pool);
+}
+
+void avx2_matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool& pool) {
+  avx2_matmul_heads(ref::one_head(y, w.rows, x, w.cols, w, T), pool);
+}
+
+}  // namespace
+
+const Kernels& avx2_kernels() {
+  DSV3_CHECK(cpu::avx2_supported(), "kernels: this CPU lacks AVX2, FMA or F16C",
+             "use ref_kernels() or best_kernels()");
+  // The ref table with the two matmuls replaced (the other ops have no AVX2 versions yet).
+  static const Kernels k = [] {
+    Kernels t = ref_kernels();
+    t.name = "ref-avx2-int8";
+    t.matmul = avx2_matmul;
+    t.matmul_heads = avx2_matmul_heads;
+    return t;
+  }();
+  return k;
+}
 
 const Kernels& cpu_kernels() {
   DSV3_CHECK(cpu_kernels_supported(), "kernels: this CPU lacks AVX-512 F/BW/VL",

@@ -215,6 +215,7 @@ void matmul_heads_dtype(const HeadMatmulArgs& a, ThreadPool& pool) {
 void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool) {
   ref::check_head_args(a);
   const WeightRef& w = *a.w;
+  if (w.quant) return qmatmul_heads(a, pool);  // integer block formats
   switch (w.dtype) {
     case DType::F32:
       return matmul_heads_dtype<DType::F32>(a, pool);

@@ -1,6 +1,7 @@
 // The scalar reference kernels, one file per op family; ref_kernels.cc gathers them into a table.
 #pragma once
 #include "kernels/kernels.h"
+#include "kernels/quant_acts.h"
 
 namespace dsv3::ref {
 
@@ -13,6 +14,12 @@ void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, con
                int64_t T, ThreadPool& pool);
 void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
 void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool);
+// matmul_heads for an integer block-format weight (Q8_0, Q4_0, Q4_1) the way the SIMD kernels
+// compute it: activations quantized to int8 per 32-block, exact integer block sums, FP32 scales
+// and sums in block order (qmatmul.cc). Single-threaded; the yardstick of kernels/cpu's qmatmul.
+void qmatmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
+// Every head's rows of x quantized into qa (row h * T + t), as qmatmul kernels do first.
+void quantize_head_acts(const HeadMatmulArgs& a, QuantActs& qa, ThreadPool& pool);
 void gemm(const GemmArgs& g, ThreadPool& pool);
 void gemm_bf16(const GemmArgs& g, ThreadPool& pool);
 // Throws Error for negative sizes, short leading dimensions or missing buffers (every table's
