@@ -169,7 +169,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
 
   ThreadPool pool(cfg.threads);
   const Kernels& kernels = best_kernels();
-  DSV3_CHECK(cfg.precision != Precision::Inference, "train: precision must be f32 or bf16");
+  DSV3_CHECK(cfg.precision != Precision::Inference, "train: precision must be f32, bf16 or fp8");
   ComputeContext ctx{kernels, pool, cfg.precision};
   ModelWeights weights = !ckpt.empty()           ? ModelWeights::load(ckpt)
                          : !cfg.init_dir.empty() ? ModelWeights::load(cfg.init_dir)

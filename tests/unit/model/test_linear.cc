@@ -107,7 +107,7 @@ void check(const Case& c, const Kernels& k, Precision precision = Precision::Inf
   ThreadPool pool(2);
   const ComputeContext ctx{k, pool, precision};
   Fixture f(c);
-  const Linear lin(f.w, &f.b, fp32);
+  const Linear lin(f.w, &f.b, fp32 ? LinearKind::Fp32 : LinearKind::Default);
   std::vector<float> x = random_rows(c.T * c.in, 1), dy = random_rows(c.T * c.out, 2);
   const std::vector<float> x_in = x, dy_in = dy;
   if (precision == Precision::BF16 && !fp32) {  // what the GEMMs multiply
