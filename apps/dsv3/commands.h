@@ -11,6 +11,7 @@ namespace dsv3::cli {
 // process exit code. Errors are thrown as dsv3::Error and printed by main.
 int cmd_init(Args& a);
 int cmd_convert(Args& a);
+int cmd_quantize(Args& a);
 int cmd_inspect(Args& a);
 int cmd_logits(Args& a);
 int cmd_tokenize(Args& a);
