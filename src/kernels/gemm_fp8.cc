@@ -57,9 +57,16 @@ void gemm_direct(const Fp8Matrix& a, const Fp8Matrix& b, float* c, int64_t ldc, 
       for (int64_t m = 0; m < M; ++m) {
         float acc = accumulate ? c[m * ldc + n] : 0.0f;
         for (int64_t k0 = 0; k0 < K; k0 += len) {
-          float part = 0.0f;
           const float* x = ad.data() + m * K;
-          for (int64_t k = k0; k < std::min(K, k0 + len); ++k) part += x[k] * row[k];
+          const int64_t k1 = std::min(K, k0 + len);
+          // 16 lanes of partial sums (the compiler keeps them in one vector register).
+          float lanes[16] = {};
+          int64_t k = k0;
+          for (; k + 16 <= k1; k += 16)
+            for (int l = 0; l < 16; ++l) lanes[l] += x[k + l] * row[k + l];
+          float part = 0.0f;
+          for (; k < k1; ++k) part += x[k] * row[k];
+          for (float l : lanes) part += l;
           acc += part * (a.scale_at(m, k0) * b.scale_at(n, k0));
         }
         c[m * ldc + n] = acc;
