@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <memory>
-#include <vector>
 
 #include "base/error.h"
 #include "kernels/gemm_fp8.h"
