@@ -25,6 +25,7 @@ ties to the even code, saturating at +-448.
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -108,7 +109,8 @@ def run(cmd):
 
 
 def cmd_quantize(dsv3, work):
-    os.makedirs(work, exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
     inputs = crafted()
     src = os.path.join(work, "in.safetensors")
     st.write_file(src, {k: ("F32", v) for k, v in inputs.items()})
@@ -158,7 +160,8 @@ def official_fp8(name):
 
 
 def cmd_checkpoint(dsv3, work):
-    os.makedirs(work, exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
     src, out = os.path.join(work, "tiny"), os.path.join(work, "tiny_fp8")
     run([dsv3, "init", "--preset", "tiny", "-o", src, "--seed", "1"])
     run([dsv3, "quantize", "-m", src, "-o", out, "--type", "fp8", "--force"])
