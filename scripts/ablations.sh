@@ -6,8 +6,12 @@
 #                                              loss vs none -> runs/ablation/balance.png
 #   scripts/ablations.sh mtp [--steps N]       TR Table 4: MTP lambda 0.3 vs no MTP
 #                                              -> runs/ablation/mtp.png
+#   scripts/ablations.sh fp8 [--steps N]       TR §3.3 / Fig. 10: BF16 vs the FP8 recipe (1x128 tiles,
+#                                              128x128 blocks) vs FP8 with per-tensor scales, all
+#                                              without MTP -> runs/ablation/fp8.png (docs/FP8.md)
 #   scripts/ablations.sh all [--steps N]
-#   scripts/ablations.sh one NAME [--steps N] one run: auxfree, seqaux, v2aux, nobalance or nomtp
+#   scripts/ablations.sh one NAME [--steps N] one run: auxfree, seqaux, v2aux, nobalance, nomtp,
+#                                              fp8tile or fp8tensor
 # Each run goes to runs/ablation/<name>; a finished run is not trained again. Needs build/dsv3 (or
 # $DSV3) and data/small (scripts/quickstart.sh makes both); $THREADS threads per run (default: the
 # cores).
@@ -48,6 +52,8 @@ declare -A runs=(
   [v2aux]="--mtp-lambda 0.3 --gamma 0 --balance-alpha 0 --aux-alpha 1e-3"
   [nobalance]="--mtp-lambda 0.3 --gamma 0 --balance-alpha 0 --aux-alpha 0"
   [nomtp]="--mtp-lambda 0 ${auxfree[*]}"
+  [fp8tile]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --fp8-scaling tile"
+  [fp8tensor]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --fp8-scaling tensor"
 )
 if [[ $what == one ]]; then
   [[ -n ${runs[$name]:-} ]] || { echo "ablations: no run '$name'" >&2; exit 2; }
@@ -69,4 +75,12 @@ if [[ $what == mtp || $what == all ]]; then
     run "$n" ${runs[$n]}
   done
   "$dsv3" plot "$out"/{auxfree,nomtp} -o "$out/mtp.png" --title "MTP: small preset, $steps steps"
+fi
+if [[ $what == fp8 || $what == all ]]; then
+  for n in nomtp fp8tile fp8tensor; do  # nomtp is the BF16 baseline
+    # shellcheck disable=SC2086
+    run "$n" ${runs[$n]}
+  done
+  "$dsv3" plot "$out"/{nomtp,fp8tile,fp8tensor} -o "$out/fp8.png" \
+    --title "BF16 (nomtp) vs FP8 tile vs FP8 tensor: small preset, $steps steps"
 fi

@@ -95,7 +95,7 @@ add_test(NAME train_ref_selfcheck_fd
 set_tests_properties(train_ref_selfcheck train_ref_selfcheck_fd PROPERTIES
                      LABELS "train;ref" TIMEOUT 600
                      ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
-foreach(case grad trajectory)
+foreach(case grad trajectory fp8grad)
   add_test(NAME train_torch_${case}
            COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/train/torch_check.py ${case}
                    $<TARGET_FILE:dsv3> ${PROJECT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/train_torch/${case})

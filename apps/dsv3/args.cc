@@ -153,6 +153,20 @@ std::string read_file_or_stdin(const std::string& path, uint64_t max_bytes) {
   return s;
 }
 
+const char kFp8GemmHelp[] =
+    "  --fp8-gemm M         FP8 (E4M3 128x128) weights: dequant (default) multiplies FP32\n"
+    "                       activations by the weights dequantised on the fly; native quantizes\n"
+    "                       the activations per 1x128 tile (DeepSeek's act_quant) and runs the "
+    "FP8\n"
+    "                       GEMM with the block scales (fp8_gemm) in every Linear; docs/FP8.md\n";
+
+bool fp8_gemm_arg(Args& a) {
+  const std::string m = a.get_or({"--fp8-gemm"}, "dequant");
+  DSV3_CHECK(m == "native" || m == "dequant",
+             a.command() + ": --fp8-gemm must be native or dequant, not '" + m + "'");
+  return m == "native";
+}
+
 int threads_arg(Args& a) {
   int64_t t = a.int_or({"-t", "--threads"}, ThreadPool::default_threads());
   if (t < 1 || t > 1024) throw Error(a.command() + ": --threads must be between 1 and 1024");

@@ -50,6 +50,11 @@ class Args {
 
 // Threads for commands that compute: -t/--threads, default physical cores.
 int threads_arg(Args& a);
+// --fp8-gemm native|dequant (default dequant): how FP8 checkpoint weights are multiplied
+// (ComputeContext::fp8_native_gemm); true for native.
+bool fp8_gemm_arg(Args& a);
+// The help line of --fp8-gemm, shared by the inference commands.
+extern const char kFp8GemmHelp[];
 
 // Token ids as tokenize prints them and people type them: separated by commas and/or whitespace
 // ("0,1234,5", "0 1234 5"). Each must fit int32 (checked before narrowing: 2^32 + 1 is not 1);

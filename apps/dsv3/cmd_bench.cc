@@ -225,7 +225,7 @@ void print_table(const InferenceModel& m, int threads, const std::vector<TestRes
 
 int cmd_bench(Args& a) {
   if (a.help()) {
-    std::fputs(kUsage, stdout);
+    std::printf("%s%s", kUsage, kFp8GemmHelp);
     return 0;
   }
   const std::string dir = a.require({"-m", "--model"}, "model folder");
@@ -242,6 +242,7 @@ int cmd_bench(Args& a) {
   const int64_t draft = speculative_flags(a);
   const double temp = a.get_double({"--temp"}).value_or(0.0);
   const int threads = threads_arg(a);
+  const bool fp8_native = fp8_gemm_arg(a);
   a.finish();
   DSV3_CHECK(n_prompt >= 0 && n_gen >= 0, "bench: -p and -n must be >= 0");
   DSV3_CHECK(n_prompt + n_gen > 0, "bench: nothing to measure", "give -p or -n above 0");
@@ -249,7 +250,7 @@ int cmd_bench(Args& a) {
   DSV3_CHECK(std::isfinite(temp) && temp >= 0, "bench: --temp must be >= 0 (0: greedy)");
   DSV3_CHECK(draft == 0 || n_gen > 1, "bench: --speculative needs -n above 1");
 
-  InferenceModel m(dir, threads, /*with_tokenizer=*/false);
+  InferenceModel m(dir, threads, /*with_tokenizer=*/false, fp8_native);
   const int64_t ctx = m.config().max_position_embeddings;
   DSV3_CHECK(n_prompt <= ctx && n_gen <= ctx,
              "bench: -p " + std::to_string(n_prompt) + " / -n " + std::to_string(n_gen) +

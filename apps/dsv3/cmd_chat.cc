@@ -71,7 +71,7 @@ void note(const char* text) {
 
 int cmd_chat(Args& a) {
   if (a.help()) {
-    std::printf("%s%s%s", kUsage, kReplHelp, kSamplingFlagsHelp);
+    std::printf("%s%s%s%s", kUsage, kFp8GemmHelp, kReplHelp, kSamplingFlagsHelp);
     return 0;
   }
   const std::string dir = a.require({"-m", "--model"}, "model folder");

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "apps/dsv3/commands.h"
+#include "apps/dsv3/convert_folder.h"
 #include "apps/dsv3/output_folder.h"
 #include "base/error.h"
 #include "base/file.h"
@@ -85,18 +86,8 @@ OutputSize output_size(const ParamStore& store, std::optional<DType> dtype) {
 
 }  // namespace
 
-int cmd_convert(Args& a) {
-  if (a.help()) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  std::string in = a.require({"-m", "--model"}, "the model folder to read");
-  std::string out = a.require({"-o", "--output"}, "the folder to write");
-  std::string dtype_arg = a.get_or({"--dtype"}, "same");
-  bool force = a.flag({"--force"});
-  a.finish();
-  std::optional<DType> dtype = parse_dtype(dtype_arg);
-
+ConvertResult convert_folder(const std::string& in, const std::string& out,
+                             std::optional<DType> dtype, bool force) {
   check_not_input_folder(in, out);
 
   Timer timer;
@@ -119,7 +110,22 @@ int cmd_convert(Args& a) {
   output.commit(lacking);
   std::printf("converted %s to %s: %lld tensors, %s (%s) in %.1f s\n", in.c_str(), out.c_str(),
               static_cast<long long>(size.tensors), human_bytes(size.bytes).c_str(),
-              dtype ? dtype_arg.c_str() : "as stored", timer.seconds());
+              dtype ? std::string(dtype_name(*dtype)).c_str() : "as stored", timer.seconds());
+  return {size.tensors, size.bytes};
+}
+
+int cmd_convert(Args& a) {
+  if (a.help()) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  std::string in = a.require({"-m", "--model"}, "the model folder to read");
+  std::string out = a.require({"-o", "--output"}, "the folder to write");
+  std::string dtype_arg = a.get_or({"--dtype"}, "same");
+  bool force = a.flag({"--force"});
+  a.finish();
+
+  convert_folder(in, out, parse_dtype(dtype_arg), force);
   return 0;
 }
 

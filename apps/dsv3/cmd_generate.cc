@@ -41,7 +41,7 @@ const char kUsage[] =
 
 int cmd_generate(Args& a) {
   if (a.help()) {
-    std::printf("%s%s", kUsage, kSamplingFlagsHelp);
+    std::printf("%s%s%s", kUsage, kFp8GemmHelp, kSamplingFlagsHelp);
     return 0;
   }
   const std::string dir = a.require({"-m", "--model"}, "model folder");

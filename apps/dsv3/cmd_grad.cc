@@ -39,7 +39,8 @@ const char kUsage[] =
     "  --mtp-lambda X        weight of the MTP loss (default 0.3; 0: no MTP)\n"
     "  --balance-alpha X     sequence-wise balance loss weight (default 1e-4; 0: off)\n"
     "  --aux-alpha X         V2-style expert-level auxiliary loss weight (default 0: off)\n"
-    "  --precision f32|bf16  the Linears' GEMMs (as dsv3 train; default f32)\n"
+    "  --precision f32|bf16|fp8  the Linears' GEMMs (as dsv3 train; default f32)\n"
+    "  --fp8-scaling tile|tensor  with fp8: tiles and blocks (default) or per tensor\n"
     "  -t, --threads N       worker threads (default: physical cores)\n";
 
 std::string decimal(double x) {
@@ -62,7 +63,9 @@ int cmd_grad(Args& a) {
   w.mtp_lambda = a.double_or({"--mtp-lambda"}, w.mtp_lambda);
   w.balance_alpha = a.double_or({"--balance-alpha"}, w.balance_alpha);
   w.aux_alpha = a.double_or({"--aux-alpha"}, w.aux_alpha);
-  const Precision precision = parse_train_precision(a.get({"--precision"}).value_or("f32"));
+  const Precision precision =
+      with_fp8_scaling(parse_train_precision(a.get({"--precision"}).value_or("f32")),
+                       a.get({"--fp8-scaling"}).value_or("tile"));
   const int threads = threads_arg(a);
   a.finish();
   const std::vector<int32_t> ids = parse_id_list(id_list, "grad: --ids");

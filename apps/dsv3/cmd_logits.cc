@@ -68,7 +68,7 @@ void summarize(const char* what, const std::vector<float>& logits, int64_t n, in
 
 int cmd_logits(Args& a) {
   if (a.help()) {
-    std::fputs(kUsage, stdout);
+    std::printf("%s%s", kUsage, kFp8GemmHelp);
     return 0;
   }
   const std::string dir = a.require({"-m", "--model"}, "model folder");
@@ -78,6 +78,7 @@ int cmd_logits(Args& a) {
   const bool decode = a.flag({"--decode"}), mtp = a.flag({"--mtp"}), naive = a.flag({"--naive"});
   const std::string cache_dtype = a.get_or({"--cache-dtype"}, "f32");
   const int threads = threads_arg(a);
+  const bool fp8_native = fp8_gemm_arg(a);
   a.finish();
   DSV3_CHECK(cache_dtype == "f32" || cache_dtype == "bf16",
              "logits: --cache-dtype must be f32 or bf16, not '" + cache_dtype + "'");
@@ -101,7 +102,9 @@ int cmd_logits(Args& a) {
     if (mtp) check_output_file(mtp_path, "--out");
   }
   ThreadPool pool(threads);
-  auto model = make_model(weights, ComputeContext{best_kernels(), pool});
+  ComputeContext ctx{best_kernels(), pool};
+  ctx.fp8_native_gemm = fp8_native;
+  auto model = make_model(weights, ctx);
   if (naive) model->set_attention_path(AttentionPath::Naive);
   DSV3_CHECK(!mtp || model->has_mtp(), "logits: " + dir + " has no MTP module",
              "--mtp needs a DeepSeek model with num_nextn_predict_layers > 0");

@@ -60,8 +60,13 @@ const char kUsage[] =
     "  --beta1 X, --beta2 X  AdamW betas (default 0.9, 0.95); --eps X (default 1e-8)\n"
     "  --clip X              clip the global gradient norm to X (default 1.0; 0: off)\n"
     "  --moments bf16|f32    AdamW moment storage (default bf16, as V3)\n"
-    "  --precision f32|bf16  the Linears' GEMMs: FP32, or BF16 operands with FP32 sums (V3's\n"
-    "                        mixed precision; the MoE gate stays FP32). Default f32\n"
+    "  --precision f32|bf16|fp8  the Linears' GEMMs: FP32; BF16 operands with FP32 sums (V3's\n"
+    "                        mixed precision; the MoE gate stays FP32); or V3's FP8 recipe (E4M3\n"
+    "                        Fprop, Dgrad and Wgrad with FP32 promotion every 128; the embedding,\n"
+    "                        heads and MTP eh_proj in BF16, the MoE gate FP32; docs/FP8.md).\n"
+    "                        Default f32\n"
+    "  --fp8-scaling tile|tensor  with fp8: 1x128 activation tiles and 128x128 weight blocks\n"
+    "                        (default, the recipe), or one scale per tensor (the baseline)\n"
     "  --mtp-lambda X        MTP loss weight (default 0.3; 0: no MTP)\n"
     "  --balance-alpha X     sequence-wise balance loss weight (default 1e-4; 0: off)\n"
     "  --aux-alpha X         V2-style expert-level auxiliary loss weight (default 0: off)\n"
@@ -208,6 +213,7 @@ int cmd_train(Args& a) {
     c.bf16_moments = *m == "bf16";
   }
   if (auto p = a.get({"--precision"})) c.precision = parse_train_precision(*p);
+  if (auto f = a.get({"--fp8-scaling"})) c.precision = with_fp8_scaling(c.precision, *f);
   c.loss.mtp_lambda = a.double_or({"--mtp-lambda"}, c.loss.mtp_lambda);
   c.loss.balance_alpha = a.double_or({"--balance-alpha"}, c.loss.balance_alpha);
   c.loss.aux_alpha = a.double_or({"--aux-alpha"}, c.loss.aux_alpha);

@@ -41,7 +41,8 @@ void touch_weights(const ModelWeights& w, uint64_t total_bytes) {
 
 }  // namespace
 
-InferenceModel::InferenceModel(const std::string& dir, int threads, bool with_tokenizer)
+InferenceModel::InferenceModel(const std::string& dir, int threads, bool with_tokenizer,
+                               bool fp8_native)
     : dir_(dir), weights_(ModelWeights::load(dir)), pool_(threads), kernels_(best_kernels()) {
   Timer clock;
   for (const WeightView& v : weights_.all()) bytes_ += v.stored_bytes();
@@ -49,7 +50,9 @@ InferenceModel::InferenceModel(const std::string& dir, int threads, bool with_to
   params_ = counts.main_total;
   mtp_params_ = counts.mtp_unique;
   touch_weights(weights_, bytes_);
-  model_ = make_model(weights_, ComputeContext{kernels_, pool_});
+  ComputeContext ctx{kernels_, pool_};
+  ctx.fp8_native_gemm = fp8_native;
+  model_ = make_model(weights_, ctx);
   if (with_tokenizer) tok_ = std::make_unique<Tokenizer>(Tokenizer::load(dir));
   load_s_ = clock.seconds();
   std::fprintf(stderr, "loaded %s (%s, %s, %s; %s kernels, %d threads) in %.2f s\n", dir.c_str(),
@@ -131,10 +134,11 @@ GenerationSetup open_for_generation(Args& a, const std::string& dir, int64_t def
   s.cache_dtype = cache_dtype_arg(a);
   s.draft = speculative_flags(a);
   const int threads = threads_arg(a);
+  const bool fp8_native = fp8_gemm_arg(a);
   a.finish();  // before `dir` is used: it may be a required option that is missing
   if (before_loading) before_loading();
   const GenerationDefaults defaults = load_generation_defaults(dir);
-  s.model = std::make_unique<InferenceModel>(dir, threads, /*with_tokenizer=*/true);
+  s.model = std::make_unique<InferenceModel>(dir, threads, /*with_tokenizer=*/true, fp8_native);
   s.policy = resolve_generation_policy(overrides, defaults, default_max_tokens, s.model->config(),
                                        s.model->tokenizer());
   return s;

@@ -24,7 +24,8 @@ namespace dsv3::cli {
 // (on a terminal), so the first token is not charged for reading the file.
 class InferenceModel {
  public:
-  InferenceModel(const std::string& dir, int threads, bool with_tokenizer);
+  // fp8_native: ComputeContext::fp8_native_gemm (--fp8-gemm native).
+  InferenceModel(const std::string& dir, int threads, bool with_tokenizer, bool fp8_native = false);
   InferenceModel(const InferenceModel&) = delete;
   InferenceModel& operator=(const InferenceModel&) = delete;
 

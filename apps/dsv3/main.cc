@@ -25,7 +25,7 @@ const Command kCommands[] = {
     {"init", dsv3::cli::cmd_init, "create a model folder with random weights (HF layout)"},
     {"convert", dsv3::cli::cmd_convert, "rewrite a model folder, as stored or in another dtype"},
     {"quantize", dsv3::cli::cmd_quantize,
-     "rewrite a model folder with block-quantized weights (q8_0, q4_0, q4_mixed)"},
+     "write a model with quantized weights (q8_0, q4_0, q4_mixed, fp8)"},
     {"inspect", dsv3::cli::cmd_inspect, "show a model's architecture, parameters and tensors"},
     {"logits", dsv3::cli::cmd_logits, "run token ids through a model and write the logits (.npy)"},
     {"tokenize", dsv3::cli::cmd_tokenize, "encode text to token ids with the model's tokenizer"},

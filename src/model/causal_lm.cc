@@ -14,7 +14,8 @@ CausalLm::CausalLm(const ModelWeights& w, ComputeContext ctx, const LayerOptions
       ctx_(ctx),
       rope_(rope_params(c_)),
       head_(params_.matrix(c_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight",
-                           c_.vocab_size, c_.hidden_size)),
+                           c_.vocab_size, c_.hidden_size),
+            nullptr, LinearKind::KeepBf16),
       embed_(params_.matrix("model.embed_tokens.weight", c_.vocab_size, c_.hidden_size)),
       final_norm_(params_.vector("model.norm.weight", c_.hidden_size)),
       local_(ctx.kernels) {

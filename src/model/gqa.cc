@@ -27,7 +27,7 @@ GqaAttention::GqaAttention(const ModelConfig& c, const ParamStore& ps, const std
       v_(ps.matrix(p + "v_proj.weight", kvh_ * hd_, d_),
          bias_or_null(ps, qkv_bias, p + "v_proj.bias", kvh_ * hd_)),
       o_(ps.matrix(p + "o_proj.weight", d_, H_ * hd_),
-         bias_or_null(ps, o_bias, p + "o_proj.bias", d_)) {}
+         bias_or_null(ps, o_bias, p + "o_proj.bias", d_), LinearKind::AttnOut) {}
 
 void GqaAttention::forward(ComputeContext ctx, const float* x, const Batch& b, const float* cos,
                            const float* sin, GqaActs& a, float* out) const {

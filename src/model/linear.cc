@@ -1,14 +1,62 @@
 // Linear's three GEMMs and its precision policy (SPEC §3.1; see linear.h).
 #include "model/linear.h"
 
+#include <algorithm>
+#include <memory>
+
 #include "base/error.h"
+#include "kernels/gemm_fp8.h"
+#include "tensor/fp8_tiles.h"
 
 namespace dsv3 {
+namespace {
+
+// The tiling of an FP8 operand [rows, cols] (K along cols) under p: tile_rows x 128 tiles, or
+// one scale for the tensor.
+struct Tiling {
+  int64_t br, bc;
+};
+Tiling tiling(Precision p, int64_t rows, int64_t cols, int64_t tile_rows) {
+  if (p == Precision::FP8Tensor) return {std::max<int64_t>(rows, 1), std::max<int64_t>(cols, 1)};
+  return {tile_rows, 128};
+}
+
+// x [rows, cols] quantized as an activation (1x128 tiles) or a weight (128x128 blocks).
+Fp8Tiles quantize(ComputeContext ctx, Precision p, const float* x, int64_t rows, int64_t cols,
+                  int64_t tile_rows, bool pow2) {
+  const Tiling t = tiling(p, rows, cols, tile_rows);
+  Fp8Tiles q;
+  quantize_e4m3_tiles(x, rows, cols, cols, t.br, t.bc, pow2, q, &ctx.pool);
+  return q;
+}
+
+// x [T, n] regrouped for Wgrad: quantized in 128x1 tiles (128 tokens of a channel) and
+// transposed into [n, T] with 1x128 tiles along K = tokens.
+Fp8Tiles regroup_128x1(ComputeContext ctx, const float* x, int64_t T, int64_t n, bool pow2) {
+  Fp8Tiles q;
+  if (ctx.precision == Precision::FP8Tensor)
+    quantize_e4m3_tiles(x, T, n, n, std::max<int64_t>(T, 1), std::max<int64_t>(n, 1), pow2, q,
+                        &ctx.pool);
+  else
+    quantize_e4m3_tiles(x, T, n, n, 128, 1, pow2, q, &ctx.pool);
+  return transpose_tiles(q);
+}
+
+}  // namespace
 
 Precision parse_train_precision(const std::string& s) {
   if (s == "f32") return Precision::F32;
   if (s == "bf16") return Precision::BF16;
-  throw Error("unknown precision '" + s + "'", "use f32 or bf16");
+  if (s == "fp8") return Precision::FP8;
+  if (s == "fp8-tensor") return Precision::FP8Tensor;
+  throw Error("unknown precision '" + s + "'", "use f32, bf16 or fp8");
+}
+
+Precision with_fp8_scaling(Precision p, const std::string& scaling) {
+  if (scaling == "tile") return p;
+  DSV3_CHECK(scaling == "tensor", "unknown --fp8-scaling '" + scaling + "'", "use tile or tensor");
+  DSV3_CHECK(is_fp8(p), "--fp8-scaling tensor needs --precision fp8");
+  return Precision::FP8Tensor;
 }
 
 const char* precision_name(Precision p) {
@@ -17,24 +65,54 @@ const char* precision_name(Precision p) {
       return "f32";
     case Precision::BF16:
       return "bf16";
+    case Precision::FP8:
+      return "fp8";
+    case Precision::FP8Tensor:
+      return "fp8-tensor";
     default:
       return "inference";
   }
+}
+
+bool is_fp8(Precision p) {
+  return p == Precision::FP8 || p == Precision::FP8Tensor;
+}
+
+bool Linear::fp8(ComputeContext ctx) const {
+  return is_fp8(ctx.precision) && (kind_ == LinearKind::Default || kind_ == LinearKind::AttnOut);
 }
 
 Linear::GemmFn Linear::gemm(ComputeContext ctx) const {
   DSV3_CHECK(w_->value.dtype == DType::F32,
              "Linear: " + w_->name() + " is not an FP32 master weight",
              "training GEMMs need ParamStore::enable_training()");
-  return ctx.precision == Precision::BF16 && !fp32_ ? ctx.kernels.gemm_bf16 : ctx.kernels.gemm;
+  const bool bf16 = ctx.precision == Precision::BF16 || is_fp8(ctx.precision);
+  return bf16 && kind_ != LinearKind::Fp32 ? ctx.kernels.gemm_bf16 : ctx.kernels.gemm;
 }
 
 void Linear::forward(ComputeContext ctx, const float* x, int64_t T, float* y) const {
-  if (ctx.precision == Precision::Inference) {
-    ctx.kernels.matmul(y, x, w_->value, T, ctx.pool);
+  const WeightRef& w = w_->value;
+  if (ctx.precision == Precision::Inference && ctx.fp8_native_gemm && w.dtype == DType::F8_E4M3 &&
+      w.block_rows == 128 && w.block_cols == 128 && w.scale_row0 % 128 == 0) {
+    const Fp8Tiles xq = quantize(ctx, Precision::FP8, x, T, in(), 1, false);
+    const Fp8Matrix wq{static_cast<const uint8_t*>(w.data),
+                       w.scale_inv + (w.scale_row0 / 128) * ((in() + 127) / 128),
+                       out(),
+                       in(),
+                       128,
+                       128};
+    gemm_e4m3_1x128_128x128(ctx.kernels, xq.view(), wq, y, out(), false, ctx.pool);
+  } else if (ctx.precision == Precision::Inference) {
+    ctx.kernels.matmul(y, x, w, T, ctx.pool);
+  } else if (fp8(ctx)) {
+    gemm(ctx);  // checks the master weight
+    const Fp8Tiles xq = quantize(ctx, ctx.precision, x, T, in(), 1, kind_ == LinearKind::AttnOut);
+    const Fp8Tiles wq =
+        quantize(ctx, ctx.precision, static_cast<const float*>(w.data), out(), in(), 128, false);
+    gemm_e4m3(ctx.kernels, xq.view(), wq.view(), y, out(), false, ctx.pool);
   } else {
-    const auto* w = static_cast<const float*>(w_->value.data);
-    gemm(ctx)({T, out(), in(), x, in(), false, w, in(), true, y, out(), false}, ctx.pool);
+    const auto* wf = static_cast<const float*>(w.data);
+    gemm(ctx)({T, out(), in(), x, in(), false, wf, in(), true, y, out(), false}, ctx.pool);
   }
   if (b_) ctx.kernels.add_bias(y, b_->f32, T, out());
 }
@@ -42,16 +120,38 @@ void Linear::forward(ComputeContext ctx, const float* x, int64_t T, float* y) co
 void Linear::backward_input(ComputeContext ctx, const float* dy, int64_t T, float* dx) const {
   if (ctx.precision == Precision::Inference)
     return ctx.kernels.matmul_xw(dx, in(), dy, out(), w_->value, T, ctx.pool);
+  const GemmFn fn = gemm(ctx);
   const auto* w = static_cast<const float*>(w_->value.data);
-  gemm(ctx)({T, in(), out(), dy, out(), false, w, in(), false, dx, in(), false}, ctx.pool);
+  if (!fp8(ctx))
+    return fn({T, in(), out(), dy, out(), false, w, in(), false, dx, in(), false}, ctx.pool);
+  const Fp8Tiles dyq = quantize(ctx, ctx.precision, dy, T, out(), 1, false);
+  // W's 128x128 blocks, transposed: the blocks of Wᵀ [in, out] with K = out along its rows.
+  const Fp8Tiles wt = transpose_tiles(quantize(ctx, ctx.precision, w, out(), in(), 128, false));
+  gemm_e4m3(ctx.kernels, dyq.view(), wt.view(), dx, in(), false, ctx.pool);
 }
 
 void Linear::backward_weight(ComputeContext ctx, const float* dy, const float* x, int64_t T) const {
   DSV3_CHECK(w_->grad, "Linear: " + w_->name() + " has no gradient",
              "call ParamStore::enable_training() before a backward pass");
-  // Under Inference too: the weight gradient does not read the weight.
-  const auto fn = ctx.precision == Precision::Inference ? ctx.kernels.gemm : gemm(ctx);
-  fn({out(), in(), T, dy, out(), true, x, in(), false, w_->grad, in(), true}, ctx.pool);
+  if (fp8(ctx)) {
+    // The input as the FP8 cache holds it: the Fprop's E4M3 tiles, or E5M6 (power-of-two
+    // scales) for the attention output projection.
+    const std::unique_ptr<float[]> cached(new float[T * in()]);  // fully written below
+    const bool attn_out = kind_ == LinearKind::AttnOut;
+    if (attn_out && ctx.precision == Precision::FP8) {
+      std::copy(x, x + T * in(), cached.get());
+      fake_quantize(cached.get(), T, in(), 1, 128, MiniFloat::E5M6, true);
+    } else {
+      dequantize_e4m3_tiles(quantize(ctx, ctx.precision, x, T, in(), 1, attn_out), cached.get());
+    }
+    const Fp8Tiles xt = regroup_128x1(ctx, cached.get(), T, in(), attn_out);
+    const Fp8Tiles dyt = regroup_128x1(ctx, dy, T, out(), false);
+    gemm_e4m3(ctx.kernels, dyt.view(), xt.view(), w_->grad, in(), true, ctx.pool);
+  } else {
+    // Under Inference too: the weight gradient does not read the weight.
+    const auto fn = ctx.precision == Precision::Inference ? ctx.kernels.gemm : gemm(ctx);
+    fn({out(), in(), T, dy, out(), true, x, in(), false, w_->grad, in(), true}, ctx.pool);
+  }
   if (b_) {
     DSV3_CHECK(b_->grad, "Linear: " + b_->name() + " has no gradient");
     for (int64_t t = 0; t < T; ++t) ctx.kernels.axpy(b_->grad, 1.0f, dy + t * out(), out());

@@ -7,16 +7,28 @@
 // Precision (ComputeContext::precision, model.h):
 //   Inference  Fprop and Dgrad through kernels.matmul / matmul_xw on the weight as stored
 //              (F32/BF16/F16, FP8 blocks dequantised on the fly), FP32 activations and sums; rows
-//              independent of the batch. Wgrad through kernels.gemm (FP32).
+//              independent of the batch. Wgrad through kernels.gemm (FP32). With
+//              ctx.fp8_native_gemm an E4M3 weight's Fprop is native instead: x quantized per 1x128
+//              tile (act_quant), gemm_e4m3_1x128_128x128 with the checkpoint's block scales.
 //   F32        all three GEMMs through kernels.gemm on the FP32 master weight.
 //   BF16       all three through kernels.gemm_bf16: X, W and dY rounded to BF16 as each GEMM reads
 //              them, products exact, sums FP32, outputs FP32. The backward is the gradient of the
 //              forward computed (of bf16(X)·bf16(W)ᵀ: dX = bf16(dY)·bf16(W), dW +=
-//              bf16(dY)ᵀ·bf16(X)), with dY rounded as well. Linears built with `fp32` (the MoE
-//              gate, SPEC §3.1: its scores pick the experts) use F32 instead. The LM heads follow
-//              the precision: V3 keeps its output head in BF16 (SPEC §3.1 keeps it out of FP8
-//              only), and at a 16K vocabulary the head is half of the model's multiply-adds; the
-//              logits and the loss stay FP32.
+//              bf16(dY)ᵀ·bf16(X)), with dY rounded as well. Linears of kind Fp32 (the MoE gate,
+//              SPEC §3.1: its scores pick the experts) use F32 instead. The LM heads follow the
+//              precision: V3 keeps its output head in BF16 (SPEC §3.1 keeps it out of FP8 only),
+//              and at a 16K vocabulary the head is half of the model's multiply-adds; the logits
+//              and the loss stay FP32.
+//   FP8        (TR §3.3) the three GEMMs in E4M3 (kernels/gemm_fp8.h), FP32 promotion every 128:
+//              Fprop  X 1x128 tiles x W 128x128 blocks
+//              Dgrad  dY 1x128 tiles x W 128x128 blocks (the same blocks, transposed)
+//              Wgrad  dYᵀ x Xᵀ, K = tokens: dY and the cached X regrouped into 128x1 tiles
+//              The cached X is the Fprop's FP8 input (re-quantizing x gives the same codes, so
+//              the input is not stored twice); the attention output projection (kind AttnOut)
+//              caches its input in E5M6 instead, and every scale of its input (Fprop, cache,
+//              regrouping) is a power of two (TR §3.3.3), so regrouping adds no scale error. Kinds
+//              KeepBf16 (LM heads, eh_proj) run BF16, Fp32 F32.
+//   FP8Tensor  FP8 with one scale per operand tensor instead of tiles and blocks.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -26,17 +38,25 @@
 
 namespace dsv3 {
 
-// "f32" / "bf16" (the training precisions, as flags and configs spell them); throws Error for
-// anything else.
+// "f32" / "bf16" / "fp8" (the training precisions, as flags and configs spell them) and
+// "fp8-tensor" (fp8 with --fp8-scaling tensor, as configs record it); throws Error otherwise.
 Precision parse_train_precision(const std::string& s);
-const char* precision_name(Precision p);  // "inference", "f32", "bf16"
+// p with `--fp8-scaling tile|tensor` applied (p itself when it is not FP8); throws Error for
+// another scaling, or for tensor scaling with a precision that is not FP8.
+Precision with_fp8_scaling(Precision p, const std::string& scaling);
+const char* precision_name(Precision p);  // "inference", "f32", "bf16", "fp8", "fp8-tensor"
+bool is_fp8(Precision p);
+
+// What a Linear is to the precision policy (see above).
+enum class LinearKind : uint8_t { Default, Fp32, KeepBf16, AttnOut };
 
 class Linear {
  public:
   Linear() = default;
-  // w: [out, in]; bias: [out] or null; fp32: F32 GEMMs whatever the context's precision.
-  explicit Linear(const Param& w, const Param* bias = nullptr, bool fp32 = false)
-      : w_(&w), b_(bias), fp32_(fp32) {}
+  // w: [out, in]; bias: [out] or null.
+  explicit Linear(const Param& w, const Param* bias = nullptr,
+                  LinearKind kind = LinearKind::Default)
+      : w_(&w), b_(bias), kind_(kind) {}
   int64_t in() const { return w_->value.cols; }
   int64_t out() const { return w_->value.rows; }
   const Param& weight() const { return *w_; }
@@ -50,12 +70,13 @@ class Linear {
 
  private:
   using GemmFn = void (*)(const GemmArgs&, ThreadPool&);
-  // The training GEMM for ctx, after checking the weight is the FP32 master.
+  // The training GEMM for ctx when it is not FP8, after checking the weight is the FP32 master.
   GemmFn gemm(ComputeContext ctx) const;
+  bool fp8(ComputeContext ctx) const;  // this Linear's GEMMs run in FP8 under ctx
 
   const Param* w_ = nullptr;
   const Param* b_ = nullptr;
-  bool fp32_ = false;
+  LinearKind kind_ = LinearKind::Default;
 };
 
 }  // namespace dsv3

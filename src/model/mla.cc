@@ -20,7 +20,7 @@ Mla::Mla(const ModelConfig& c, const ParamStore& ps, const std::string& p, int64
       scale_(static_cast<float>(attention_softmax_scale(c))),
       kv_a_(ps.matrix(p + "kv_a_proj_with_mqa.weight", d_c_ + d_r_, d_)),
       kv_b_(ps.matrix(p + "kv_b_proj.weight", H_ * (d_n_ + d_v_), d_c_)),
-      o_(ps.matrix(p + "o_proj.weight", d_, H_ * d_v_)),
+      o_(ps.matrix(p + "o_proj.weight", d_, H_ * d_v_), nullptr, LinearKind::AttnOut),
       kv_a_norm_(ps.vector(p + "kv_a_layernorm.weight", d_c_)) {
   const int64_t dq = d_n_ + d_r_;
   if (q_lora_ > 0) {

@@ -49,7 +49,12 @@ struct CacheLayout {
 //              gradient checks against PyTorch use.
 //   BF16       the training GEMMs with both operands of each rounded to BF16, FP32 sums (V3's
 //              mixed precision without FP8); the MoE gate stays FP32.
-enum class Precision : uint8_t { Inference, F32, BF16 };
+//   FP8        the recipe of SPEC §3.1: Fprop, Dgrad and Wgrad of every Linear but the embedding,
+//              the LM heads, MTP's eh_proj (BF16) and the MoE gate (FP32) in E4M3 with 1x128
+//              activation tiles and 128x128 weight blocks, FP32 promotion every 128 of K.
+//   FP8Tensor  the same with one scale per tensor: the baseline fine-grained scaling is measured
+//              against (`--fp8-scaling tensor`).
+enum class Precision : uint8_t { Inference, F32, BF16, FP8, FP8Tensor };
 
 // Where a model computes: the kernel table, the thread pool and the Linears' precision, passed
 // explicitly (no globals).
@@ -57,6 +62,10 @@ struct ComputeContext {
   const Kernels& kernels;
   ThreadPool& pool;
   Precision precision = Precision::Inference;
+  // Inference on FP8 (E4M3 128x128) weights: false dequantises the weight on the fly (FP32
+  // activations); true quantizes the activations per 1x128 tile as DeepSeek's act_quant and runs
+  // the FP8 GEMM (fp8_gemm), as the official inference code does (`--fp8-gemm native`).
+  bool fp8_native_gemm = false;
 };
 
 // Which of a sequence's rows get logits: None, the Last one (a prefill runs the LM head, the

@@ -9,7 +9,7 @@ Moe::Moe(const ModelConfig& c, const ParamStore& ps, const std::string& prefix)
     : hidden_(c.hidden_size),
       router_(router_spec(c)),
       gate_(ps.matrix(prefix + "gate.weight", c.n_routed_experts, c.hidden_size), nullptr,
-            /*fp32=*/true) {
+            LinearKind::Fp32) {
   if (router_.method == RouterSpec::Method::NoauxTc)
     bias_ = &ps.vector(prefix + "gate.e_score_correction_bias", c.n_routed_experts);
   experts_.reserve(c.n_routed_experts);

@@ -59,13 +59,7 @@ const std::array<float, 256>& e5m2_table() {
 }  // namespace
 
 uint8_t f32_to_e4m3(float x) {
-  const uint32_t bits = std::bit_cast<uint32_t>(x);
-  const uint8_t sign = static_cast<uint8_t>((bits >> 24) & 0x80u);
-  const uint32_t abs_bits = bits & 0x7FFFFFFFu;
-  if (abs_bits > 0x7F800000u) return sign | kE4M3NaN;
-  if (abs_bits == 0x7F800000u) return sign | kE4M3MaxCode;  // no inf in E4M3FN: saturate
-  const uint32_t code = minifloat::round_abs(abs_bits, 3, 7);
-  return sign | static_cast<uint8_t>(code > kE4M3MaxCode ? kE4M3MaxCode : code);
+  return minifloat::e4m3_encode(x);
 }
 
 float e4m3_to_f32(uint8_t code) {
@@ -87,7 +81,7 @@ float e5m2_to_f32(uint8_t code) {
 }
 
 void f32_to_e4m3(const float* in, uint8_t* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = f32_to_e4m3(in[i]);
+  for (int64_t i = 0; i < n; ++i) out[i] = minifloat::e4m3_encode(in[i]);
 }
 void e4m3_to_f32(const uint8_t* in, float* out, int64_t n) {
   const auto& t = e4m3_table();

@@ -1,6 +1,8 @@
 // Rounding an f32 into a narrower binary float format (f16, E4M3, E5M2): the shared core of half.cc
 // and fp8.cc. Internal to the tensor module.
 #pragma once
+#include <bit>
+#include <cmath>
 #include <cstdint>
 
 namespace dsv3::minifloat {
@@ -29,6 +31,23 @@ inline uint32_t round_abs(uint32_t abs_bits, int mant_bits, int bias) {
   const uint64_t q = mant >> shift, rem = mant & ((uint64_t{1} << shift) - 1);
   const uint64_t half = uint64_t{1} << (shift - 1);
   return static_cast<uint32_t>(q + ((rem > half || (rem == half && (q & 1))) ? 1 : 0));
+}
+
+// f32 -> E4M3 (fp8.h: nearest even, subnormals, saturating at 0x7E, NaN -> 0x7F), inline and
+// branch-free so that the FP8 recipe's quantizers vectorize: it encodes every activation several
+// times a step. Normal results (|x| >= 2^-6): the f32 mantissa rounded to 3 bits in place, ties to
+// even (a carry rolls into the exponent), re-biased; below 2^-6 the code is the count of 2^-9
+// quanta, rint(|x| * 2^9) (a count of 8 is the code of 2^-6, the smallest normal).
+inline uint8_t e4m3_encode(float x) {
+  const uint32_t bits = std::bit_cast<uint32_t>(x);
+  const uint32_t sign = (bits >> 24) & 0x80u, abs_bits = bits & 0x7FFFFFFFu;
+  const uint32_t normal = ((abs_bits + 0x7FFFFu + ((abs_bits >> 20) & 1u)) >> 20) - (120u << 3);
+  const float small = std::fmin(std::bit_cast<float>(abs_bits), 0.015625f);  // NaN -> 2^-6
+  const uint32_t sub = static_cast<uint32_t>(static_cast<int32_t>(std::nearbyint(small * 512.0f)));
+  uint32_t code = abs_bits >= 0x3C800000u ? normal : sub;
+  code = code > 0x7Eu ? 0x7Eu : code;
+  code = abs_bits > 0x7F800000u ? 0x7Fu : code;
+  return static_cast<uint8_t>(sign | code);
 }
 
 }  // namespace dsv3::minifloat

@@ -63,6 +63,34 @@ std::string from_hex(const std::string& hex, const std::string& what) {
 }
 
 // What a resumed run must share with the run that wrote the checkpoint.
+// The FP8 recipe's memory (SPEC §3.1) against BF16, per parameter and per token: the weights as
+// the GEMMs read them (E4M3 + an F32 scale per 128x128 block, against BF16) and the Linear inputs
+// kept for Wgrad (E4M3 + an F32 scale per 1x128 tile; o_proj's E5M6, 12 bits; against BF16).
+// Inputs shared by two Linears (gate/up, q_a/kv_a) count once; routed experts see top-k / E of
+// the tokens. This CPU emulation keeps its activations in FP32 (the values are the FP8 ones), so
+// the activation line of the report does not shrink.
+void fp8_memory_report(const ParamStore& ps, const ModelConfig& mc) {
+  double weights = 0, inputs = 0, inputs_e5m6 = 0;
+  for (const Param& p : ps.all()) {
+    if (!p.spec->fp8_able || p.alias) continue;
+    weights += static_cast<double>(p.numel);
+    const std::string& n = p.name();
+    if (n.ends_with("up_proj.weight") || n.ends_with("kv_a_proj_with_mqa.weight")) continue;
+    const double share =
+        n.find(".mlp.experts.") != std::string::npos && mc.n_routed_experts > 0
+            ? static_cast<double>(mc.num_experts_per_tok) / static_cast<double>(mc.n_routed_experts)
+            : 1.0;
+    (n.ends_with("o_proj.weight") ? inputs_e5m6 : inputs) += share * p.value.cols;
+  }
+  const double fp8_b = 1.0 + 4.0 / 128;  // a code and its share of the tile's scale
+  std::fprintf(stderr,
+               "memory: FP8 recipe: %.1fM Linear weights read as FP8 %.0f MB (BF16 %.0f MB); "
+               "Linear inputs kept for Wgrad %.1f KB per token in FP8/E5M6 (BF16 %.1f KB)\n",
+               weights / 1e6, weights * fp8_b / 1e6, weights * 2 / 1e6,
+               (inputs * fp8_b + inputs_e5m6 * (1.5 + 4.0 / 128)) / 1e3,
+               (inputs + inputs_e5m6) * 2 / 1e3);
+}
+
 Json fingerprint(const TrainConfig& c, const ParamStore& ps, const TokenDataset& data) {
   Json j = Json::object();
   j["model"] = ArenaLayout::of(ps).to_json();
@@ -180,7 +208,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
 
   ThreadPool pool(cfg.threads);
   const Kernels& kernels = best_kernels();
-  DSV3_CHECK(cfg.precision != Precision::Inference, "train: precision must be f32 or bf16");
+  DSV3_CHECK(cfg.precision != Precision::Inference, "train: precision must be f32, bf16 or fp8");
   ComputeContext ctx{kernels, pool, cfg.precision};
   ModelWeights weights = !ckpt.empty()           ? ModelWeights::load(ckpt)
                          : !cfg.init_dir.empty() ? ModelWeights::load(cfg.init_dir)
@@ -269,6 +297,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
                  "AdamW moments%s) = %.0f MB\n",
                  n_params / 1e6, moment_bytes, cfg.bf16_moments ? "BF16" : "FP32",
                  ema ? " + 4 B EMA" : "", n_params * (8 + 2 * moment_bytes + (ema ? 4 : 0)) / 1e6);
+  if (lead && is_fp8(cfg.precision)) fp8_memory_report(ps, mc);
   const uint64_t rss_before_step = peak_rss_bytes();
   std::vector<int32_t> windows;
   std::vector<std::vector<int64_t>> load;

@@ -32,6 +32,10 @@ class Reference:
             y = y + self.w[name + ".bias"]
         return y
 
+    def head_mm(self, x, w):
+        """x @ w.T for the LM heads and MTP's eh_proj (a hook: the FP8 reference rounds them to BF16)."""
+        return x @ w.T
+
     def norm(self, x, name):
         return self.w[name + ".weight"] * x / torch.sqrt((x * x).mean(-1, keepdim=True) + self.eps)
 
@@ -200,7 +204,7 @@ class Reference:
             x = self.layer(x, l, pos)
         h = self.norm(x, "model.norm")
         head = self.w.get("lm_head.weight", self.w["model.embed_tokens.weight"])
-        return h @ head.T, h
+        return self.head_mm(h, head), h
 
     def mtp(self, hidden, ids):
         """MTP logits [T-1, V]: row i from h_i and t_{i+1} predicts t_{i+2} (SPEC §1.7, §9)."""
@@ -208,7 +212,7 @@ class Reference:
         emb = self.w.get(p + "embed_tokens.weight", self.w["model.embed_tokens.weight"])
         e = emb[torch.tensor(ids[1:])]
         x = torch.cat([self.norm(e, p + "enorm"), self.norm(hidden[:-1], p + "hnorm")], -1)
-        x = x @ self.w[p + "eh_proj.weight"].T
+        x = self.head_mm(x, self.w[p + "eh_proj.weight"])
         x = self.layer(x, self.L, torch.arange(len(ids) - 1))
         head = self.w.get(p + "shared_head.head.weight", self.w["lm_head.weight"])
-        return self.norm(x, p + "shared_head.norm") @ head.T
+        return self.head_mm(self.norm(x, p + "shared_head.norm"), head)

@@ -5,7 +5,7 @@ SPEC §1-§2 and §5 on top of deepseek_ref.py's forward; shares no code with ds
 Subcommands (every number float64 unless said otherwise):
 
   train_ref.py grad --model DIR --ids 1,2,3,... [--ids ...] [--lambda 0.3] [--alpha 1e-4]
-                    [--aux-alpha 0] [--dtype f64|f32] --out FILE.safetensors
+                    [--aux-alpha 0] [--dtype f64|f32] [--fp8 tile|tensor] --out FILE.safetensors
       The loss of the windows given (each --ids one window w[0..T] of T+1 ids) and its gradient
       with respect to every trainable tensor, written under the main HF names.
   train_ref.py compare-grad REF.safetensors OTHER.safetensors [--rtol 1e-5] [--loss-rtol R]
@@ -247,7 +247,11 @@ def grad_metadata(r, a_lambda, a_alpha, a_aux, windows):
 def cmd_grad(a):
     torch.set_num_threads(1)
     cfg, weights = load_model(a.model)
-    ref = TrainRef(cfg, weights)
+    if a.fp8:
+        from fp8_torch import fp8_reference  # noqa: E402  (torch float64 emulation of SPEC §3.1)
+        ref = fp8_reference(TrainRef, a.fp8)(cfg, weights)
+    else:
+        ref = TrainRef(cfg, weights)
     windows = [parse_ids(s) for s in a.ids]
     V = cfg["vocab_size"]
     for w in windows:
@@ -455,6 +459,8 @@ def main(argv=None):
                    help="one window w[0..T] (T+1 comma-separated ids); repeat for a batch")
     loss_flags(g)
     g.add_argument("--dtype", choices=["f64", "f32"], default="f64")
+    g.add_argument("--fp8", choices=["tile", "tensor"], default=None,
+                   help="the FP8 recipe's Linears (fake-quantized, tests/ref/fp8_torch.py)")
     g.add_argument("--out", required=True)
 
     c = sub.add_parser("compare-grad", help="per-tensor relative error of two gradient files")

@@ -16,6 +16,7 @@
 #include "kernels/best_kernels.h"
 #include "model/linear.h"
 #include "tensor/convert.h"
+#include "tensor/fp8_tiles.h"
 #include "tensor/half.h"
 
 namespace dsv3 {
@@ -107,7 +108,7 @@ void check(const Case& c, const Kernels& k, Precision precision = Precision::Inf
   ThreadPool pool(2);
   const ComputeContext ctx{k, pool, precision};
   Fixture f(c);
-  const Linear lin(f.w, &f.b, fp32);
+  const Linear lin(f.w, &f.b, fp32 ? LinearKind::Fp32 : LinearKind::Default);
   std::vector<float> x = random_rows(c.T * c.in, 1), dy = random_rows(c.T * c.out, 2);
   const std::vector<float> x_in = x, dy_in = dy;
   if (precision == Precision::BF16 && !fp32) {  // what the GEMMs multiply
@@ -214,6 +215,85 @@ TEST(Linear, WeightGradientNeedsTraining) {
   std::vector<float> x(16), dy(8);
   EXPECT_THROW(lin.backward_weight(ComputeContext{ref_kernels(), pool}, dy.data(), x.data(), 2),
                Error);
+}
+
+}  // namespace
+}  // namespace dsv3
+
+namespace dsv3 {
+namespace {
+
+// x [r, c] replaced by the values of its E4M3 tile quantization (the quantizer itself is checked
+// bit for bit against tests/ref/fp8_ref.py).
+std::vector<double> fq(const std::vector<float>& x, int64_t r, int64_t c, int64_t br, int64_t bc,
+                       bool pow2 = false) {
+  Fp8Tiles t;
+  quantize_e4m3_tiles(x.data(), r, c, c, br, bc, pow2, t);
+  std::vector<float> v(x.size());
+  dequantize_e4m3_tiles(t, v.data());
+  return {v.begin(), v.end()};
+}
+
+// The FP8 recipe's plumbing (linear.h): which operand is tiled how in each of the three GEMMs,
+// for tiles and per-tensor scales, and for the attention output projection (power-of-two scales
+// on its input, cached in E5M6). The expected values are float64 sums of the fake-quantized
+// operands; the GEMM sums in FP32 (promoted per 128), so the bound is gamma_n * Σ|terms| as above.
+void check_fp8(Precision p, LinearKind kind) {
+  SCOPED_TRACE(std::string(precision_name(p)) + (kind == LinearKind::AttnOut ? " o_proj" : ""));
+  const Case c{130, 200, 300, DType::F32};
+  ThreadPool pool(2);
+  const ComputeContext ctx{best_kernels(), pool, p};
+  Fixture f(c);
+  const Linear lin(f.w, nullptr, kind);
+  const bool tensor = p == Precision::FP8Tensor, attn = kind == LinearKind::AttnOut;
+  const int64_t act = tensor ? c.T : 1;  // tile rows of an activation
+  const std::vector<float> x = random_rows(c.T * c.in, 1), dy = random_rows(c.T * c.out, 2);
+  const std::vector<float> w32(f.w64.begin(), f.w64.end());
+  auto cols = [&](int64_t n) { return tensor ? n : 128; };
+  const std::vector<double> xq = fq(x, c.T, c.in, act, cols(c.in), attn);
+  const std::vector<double> wq = fq(w32, c.out, c.in, tensor ? c.out : 128, cols(c.in));
+  const std::vector<double> dyq = fq(dy, c.T, c.out, act, cols(c.out));
+  std::vector<float> cache(xq.begin(), xq.end());
+  if (attn && !tensor) {
+    cache = x;
+    fake_quantize(cache.data(), c.T, c.in, 1, 128, MiniFloat::E5M6, true);
+  }
+  const std::vector<double> xr = fq(cache, c.T, c.in, tensor ? c.T : 128, tensor ? c.in : 1, attn);
+  const std::vector<double> dyr = fq(dy, c.T, c.out, tensor ? c.T : 128, tensor ? c.out : 1);
+
+  std::vector<float> y(c.T * c.out), dx(c.T * c.in);
+  lin.forward(ctx, x.data(), c.T, y.data());
+  lin.backward_input(ctx, dy.data(), c.T, dx.data());
+  lin.backward_weight(ctx, dy.data(), x.data(), c.T);
+  std::vector<double> want(y.size()), mag(y.size());
+  for (int64_t t = 0; t < c.T; ++t)
+    for (int64_t o = 0; o < c.out; ++o)
+      for (int64_t i = 0; i < c.in; ++i) {
+        want[t * c.out + o] += xq[t * c.in + i] * wq[o * c.in + i];
+        mag[t * c.out + o] += std::fabs(xq[t * c.in + i] * wq[o * c.in + i]);
+      }
+  expect_close(y, want, mag, c.in + 2, "y");
+  want.assign(dx.size(), 0), mag.assign(dx.size(), 0);
+  for (int64_t t = 0; t < c.T; ++t)
+    for (int64_t i = 0; i < c.in; ++i)
+      for (int64_t o = 0; o < c.out; ++o) {
+        want[t * c.in + i] += dyq[t * c.out + o] * wq[o * c.in + i];
+        mag[t * c.in + i] += std::fabs(dyq[t * c.out + o] * wq[o * c.in + i]);
+      }
+  expect_close(dx, want, mag, c.out + 2, "dx");
+  want.assign(f.wgrad.size(), 0.25), mag.assign(f.wgrad.size(), 0.25);
+  for (int64_t o = 0; o < c.out; ++o)
+    for (int64_t i = 0; i < c.in; ++i)
+      for (int64_t t = 0; t < c.T; ++t) {
+        want[o * c.in + i] += dyr[t * c.out + o] * xr[t * c.in + i];
+        mag[o * c.in + i] += std::fabs(dyr[t * c.out + o] * xr[t * c.in + i]);
+      }
+  expect_close(f.wgrad, want, mag, c.T + 2, "dW");
+}
+
+TEST(Linear, Fp8RecipeTilesEachGemm) {
+  for (Precision p : {Precision::FP8, Precision::FP8Tensor})
+    for (LinearKind k : {LinearKind::Default, LinearKind::AttnOut}) check_fp8(p, k);
 }
 
 }  // namespace
