@@ -22,6 +22,12 @@ void matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool&
 void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, const WeightRef& w,
                int64_t T, ThreadPool& pool);
 void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
+// BF16 weights where the CPU has AMX (matmul_amx.cc): the activations rounded to BF16 first
+// (nearest even), FP32 sums on tiles; still one fixed order per output, whatever T. matmul and
+// matmul_heads take it for BF16 weights when matmul_rounds_bf16_activations() (amx_supported()),
+// else the FP32-activation kernel of matmul.cc.
+void matmul_heads_bf16_amx(const HeadMatmulArgs& a, ThreadPool& pool);
+bool matmul_rounds_bf16_activations();
 void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool);
 // Training GEMMs (kernels.h GemmArgs): FP32 (gemm.cc) and BF16 operands with FP32 sums, on AMX
 // tiles (gemm_amx.cc) or with AVX512-BF16 dot products (gemm_bf16.cc). gemm_bf16 runs the first
@@ -36,6 +42,15 @@ void gemm_bf16_dp(const GemmArgs& g, ThreadPool& pool);
 void gemm_bf16_amx(const GemmArgs& g, ThreadPool& pool);
 // Without either: the operands rounded into copies, then gemm (BF16 results at FP32 speed).
 void gemm_bf16_emulated(const GemmArgs& g, ThreadPool& pool);
+// Peak-rate probes (peak_probes.cc, for machine_peaks.h): `iters` rounds of a register-only loop
+// of independent instructions on the calling thread; each returns the floating-point (or integer)
+// operations it did, a multiply-add counting 2. Call only where the instructions exist.
+bool avx512_vnni_supported();
+bool amx_int8_supported();
+double probe_f32_fma(int64_t iters);
+double probe_bf16_dot(int64_t iters);
+double probe_int8_vnni(int64_t iters);
+double probe_amx(int64_t iters, bool int8);
 void rmsnorm(float* y, int64_t y_stride, const float* x, int64_t x_stride, const float* g,
              int64_t T, int64_t n, float eps);
 void rmsnorm_backward(float* dx, int64_t dx_stride, float* dg, const float* dy, int64_t dy_stride,

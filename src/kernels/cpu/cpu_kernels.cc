@@ -25,6 +25,10 @@ void gemm_bf16(const GemmArgs& g, ThreadPool& pool) {
   impl(g, pool);
 }
 
+bool matmul_rounds_bf16_activations() {
+  return amx_supported();
+}
+
 }  // namespace cpu
 
 const Kernels& cpu_kernels() {
