@@ -18,8 +18,8 @@ With --fp8, `dsv3 init --fp8` writes DeepSeek's FP8 release layout (E4M3 Linear 
 here into the same layout, are each run by dsv3 and compared with dsv3 on a float32 folder of the
 same weights dequantised here: the logits must be identical (both multiply the same float32 code
 value by the same float32 scale and then compute alike), and match the reference to 1e-5. These
-runs set DSV3_AMX=0: the layout's BF16 tensors would otherwise take the AMX matmul, which rounds
-activations to BF16 (docs/PERFORMANCE.md "Inference"; its bounds are the kernel tests').
+runs set DSV3_BF16_ACTIVATIONS=0: the layout's BF16 tensors would otherwise take the AMX or
+AVX512-BF16 matmul, which rounds activations to BF16 (docs/PERFORMANCE.md "Inference"; its bounds are the kernel tests').
 """
 import argparse
 import json
@@ -180,7 +180,7 @@ def main():
             fp8_dir, deq_dir = os.path.join(a.work, "fp8_" + tag), os.path.join(a.work, "deq_" + tag)
             write_model(fp8_init, fp8_dir, stored)
             write_model(fp8_init, deq_dir, dequantized_f32(stored), drop)
-            fp32_acts = {**os.environ, "DSV3_AMX": "0"}
+            fp32_acts = {**os.environ, "DSV3_BF16_ACTIVATIONS": "0"}
             got_fp8 = logits(a.dsv3, fp8_dir, os.path.join(a.work, tag + "_fp8.npy"), env=fp32_acts)
             got_deq = logits(a.dsv3, deq_dir, os.path.join(a.work, tag + "_deq.npy"), env=fp32_acts)
             diff = float(np.abs(got_fp8 - got_deq).max())

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/rng.h"
@@ -18,6 +19,7 @@
 #include "kernels/best_kernels.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/kernels.h"
+#include "kernels/ref/ref.h"
 #include "test_util.h"
 #include "unit/kernels/kernel_test_util.h"
 
@@ -90,6 +92,46 @@ TEST_P(CpuMatmul, MatchesDoubleAndRef) {
       for (int64_t r = 0; r < s.rows; ++r) ASSERT_EQ(y1[r], y[t * s.rows + r]) << where;
     }
   }
+}
+
+// Both BF16-activation matmuls this CPU runs (the table uses one: bf16_activation_matmul), called
+// directly: against float64 sums of the BF16-rounded x (the FP32 summation bound: products of BF16
+// values are exact in FP32), within 2^-8 sum |x_k w_k| more of the unrounded x, and every row
+// equal bit for bit to the same row computed alone.
+TEST(CpuMatmulBf16Activations, MatchesDoubleAndDecode) {
+  REQUIRE_AVX512();
+  std::vector<std::pair<const char*, void (*)(const HeadMatmulArgs&, ThreadPool&)>> impls;
+  if (cpu::amx_supported()) impls.push_back({"amx", cpu::matmul_heads_bf16_amx});
+  if (cpu::avx512_bf16_supported()) impls.push_back({"dp", cpu::matmul_heads_bf16_dp});
+  if (impls.empty()) GTEST_SKIP() << "no AMX or AVX512-BF16 on this CPU";
+  ThreadPool pool(2);
+  for (const auto& [name, fn] : impls)
+    for (const Shape3& s : kShapes) {
+      const std::string where = std::string(name) + " T " + std::to_string(s.T) + " rows " +
+                                std::to_string(s.rows) + " cols " + std::to_string(s.cols);
+      TestWeight w = make_weight(DType::BF16, s.rows, s.cols, 7 + s.rows);
+      const auto x = randn(s.T * s.cols, 8 + s.cols);
+      std::vector<float> y(s.T * s.rows);
+      fn(ref::one_head(y.data(), s.rows, x.data(), s.cols, w.ref, s.T), pool);
+      for (int64_t t = 0; t < s.T; ++t) {
+        std::vector<float> y1(s.rows);
+        fn(ref::one_head(y1.data(), s.rows, x.data() + t * s.cols, s.cols, w.ref, 1), pool);
+        for (int64_t r = 0; r < s.rows; ++r) {
+          ASSERT_EQ(y1[r], y[t * s.rows + r]) << where << " t " << t << " r " << r;
+          double exact = 0, exact_in = 0, abs_sum = 0;
+          for (int64_t k = 0; k < s.cols; ++k) {
+            const float xk = x[t * s.cols + k];
+            const double wk = w.value[r * s.cols + k];
+            exact += xk * wk;
+            exact_in += test::round_bf16(xk) * wk;
+            abs_sum += std::fabs(xk * wk);
+          }
+          const double bound = gamma(s.cols) * abs_sum + kU * std::fabs(exact);
+          ASSERT_NEAR(y[t * s.rows + r], exact_in, bound) << where << " t " << t << " r " << r;
+          ASSERT_NEAR(y[t * s.rows + r], exact, bound + 0x1p-8 * abs_sum) << where;
+        }
+      }
+    }
 }
 
 TEST_P(CpuMatmul, RowSliceKeepsBlockScales) {
