@@ -261,11 +261,11 @@ void print_table(const InferenceModel& m, int threads, const std::vector<TestRes
                 mean(rates) / static_cast<double>(r.n_batch));
     if (peaks != nullptr) {
       if (r.n_gen > 0)
-        std::printf(" %.0f%% of %.1f GB/s (%s/token) |", 100 * roofline_fraction(r, cost, *peaks),
+        std::printf(" %.1f%% of %.1f GB/s (%s/token) |", 100 * roofline_fraction(r, cost, *peaks),
                     peaks->read_gbs_n,
                     human_bytes(static_cast<uint64_t>(cost.decode_bytes)).c_str());
       else
-        std::printf(" %.0f%% of %.0f GFLOP/s (%s) |", 100 * roofline_fraction(r, cost, *peaks),
+        std::printf(" %.1f%% of %.0f GFLOP/s (%s) |", 100 * roofline_fraction(r, cost, *peaks),
                     prefill_peak(*peaks, cost.dtype),
                     cost.dtype == DType::F32 ? "avx512-f32" : peaks->bf16_path().c_str());
     }
