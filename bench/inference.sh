@@ -31,6 +31,7 @@ trap 'rm -rf "$work"' EXIT
 lscpu | grep -E "Model name|^CPU\(s\)|L3" | sed 's/  */ /g'
 lscpu | grep -o -w -E "avx512_bf16|avx512_vnni|amx_bf16|amx_int8|avx512f" | sort -u | tr '\n' ' '
 echo
+echo "dsv3 $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $("$LLAMA_BENCH" --version 2>&1 | head -n 1 || true)"
 echo "load before: $(uptime)"
 "$dsv3" bench --memory -t "$threads" --json >"$work/roofline.json"
 
@@ -107,7 +108,7 @@ for (d, g), r in rows.items():
     roof_tg = roof["read_gbs_n"] * 1e9 / r["bytes"] if roof and r["bytes"] else None
     print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
         os.path.basename(d.rstrip("/")), os.path.basename(g), fmt(dp), fmt(lp), ratio(dp, lp),
-        fmt(dt), fmt(lt), ratio(dt, lt), fmt(fp and 100 * fp, "%.0f%%"), fmt(ft and 100 * ft, "%.0f%%"),
+        fmt(dt), fmt(lt), ratio(dt, lt), fmt(fp and 100 * fp, "%.1f%%"), fmt(ft and 100 * ft, "%.0f%%"),
         fmt(roof_tg)))
 print("\ntokens/s, mean over rounds of each tool's mean over %s repetitions" % reps)
 EOF
