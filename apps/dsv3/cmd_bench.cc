@@ -1,6 +1,9 @@
 // dsv3 bench: prompt processing (pp) and generation (tg) speed, as llama-bench measures them.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +14,7 @@
 #include "base/rng.h"
 #include "base/strings.h"
 #include "base/timer.h"
+#include "kernels/machine_peaks.h"
 #include "model/activations.h"
 #include "model/batch.h"
 #include "model/param_table.h"
@@ -23,8 +27,9 @@ namespace dsv3::cli {
 namespace {
 
 const char kUsage[] =
-    "usage: dsv3 bench -m DIR [-p 512] [-n 128] [-b 1[,4,16]] [-r 5] [-t THREADS] [--json]\n"
-    "                  [--speculative mtp [--draft N] [--temp T]]\n\n"
+    "usage: dsv3 bench -m DIR [-p 512] [-n 128] [-b 1[,4,16]] [-r 5] [-t THREADS] [--memory]\n"
+    "                  [--json] [--speculative mtp [--draft N] [--temp T]]\n"
+    "       dsv3 bench --memory [-t THREADS] [--json]\n\n"
     "Measures the model in DIR as llama-bench does, on random token ids from an empty cache:\n"
     "  pp<P>  prompt processing: P tokens prefilled (in chunks of 256, as dsv3 generate does),\n"
     "         logits of the last position only;\n"
@@ -37,6 +42,16 @@ const char kUsage[] =
     "         table adds the acceptance rate and the tokens per verification pass.\n"
     "Each test runs R times after one untimed warm-up; the table shows tokens/s as mean ± sample\n"
     "standard deviation, with the model's size (bytes of weights), parameters and threads.\n\n"
+    "With --memory it first measures the machine's roofline (a few seconds): read bandwidth\n"
+    "from memory on 1 and THREADS threads (a buffer of 4x the last-level cache, at least\n"
+    "1 GiB) and the peak rate of FP32 FMA, BF16 dot products, AMX BF16 tiles, INT8 VNNI and\n"
+    "AMX INT8 tiles (register-only loops, THREADS threads). Each test then also shows the\n"
+    "fraction of the roofline it reached: tg, bytes of active weights read per token (routed\n"
+    "experts k of E, no embedding lookup) x tokens/s per sequence / bandwidth on THREADS\n"
+    "threads; pp, matmul FLOPs per prompt token (2 x active matrix parameters, the LM head once\n"
+    "per prompt) x tokens/s / the peak of the path the model's weight dtype takes (BF16:\n"
+    "AMX tiles where present, else BF16 dot products; F32: FP32 FMA). Without -m only the\n"
+    "roofline is printed.\n\n"
     "  -m, --model DIR      Hugging Face model folder\n"
     "  -p, --n-prompt P     prompt tokens (0 skips pp; default 512)\n"
     "  -n, --n-gen N        generated tokens (0 skips tg; default 128)\n"
@@ -46,6 +61,9 @@ const char kUsage[] =
     "  --speculative mtp    also run tg<N>+mtp<D> (DeepSeek-V3 models with an MTP module)\n"
     "  --draft D            drafts per step, 1 .. 16 (default 1)\n"
     "  --temp T             temperature of the speculative test (default 0: greedy)\n"
+    "  --memory             measure the roofline and print the fractions (see above)\n"
+    "  --memory-mib M       the bandwidth probe's buffer in MiB (default: 4x the last-level\n"
+    "                       cache, 1024 .. 4096); smaller than the caches it measures them\n"
     "  --json               one JSON document on stdout instead of the table (schema:\n"
     "                       docs/BENCH_JSON.md)\n";
 
@@ -148,8 +166,81 @@ std::vector<std::vector<int32_t>> random_batch(int64_t B, int64_t n, int64_t voc
   return ids;
 }
 
+// The roofline's numerators for one model (the help text): what a token costs it.
+struct TokenCost {
+  double decode_bytes = 0;   // weight bytes one decode step reads per sequence
+  double prefill_flops = 0;  // matmul FLOPs per prompt token, LM head apart
+  double head_flops = 0;     // the LM head's, computed once per prompt (the last position)
+  DType dtype = DType::F32;  // the storage dtype of most matrix bytes: which peak prefill meets
+};
+
+TokenCost token_cost(const InferenceModel& m) {
+  const ModelConfig& c = m.config();
+  TokenCost t;
+  std::map<DType, double> by_dtype;
+  for (const ParamSpec& p : param_table(c)) {
+    if (p.group != ParamGroup::Main) continue;
+    const WeightView& v = m.weights().get(p.name);
+    const auto n = static_cast<double>(v.numel());
+    const double bytes = n * static_cast<double>(dtype_size(v.dtype));
+    const bool embed = p.name == "model.embed_tokens.weight";
+    const bool head = p.name == "lm_head.weight" || (embed && c.tie_word_embeddings);
+    if (embed && !head) continue;  // a lookup reads one row
+    const double share = p.expert >= 0 ? static_cast<double>(c.num_experts_per_tok) /
+                                             static_cast<double>(c.n_routed_experts)
+                                       : 1.0;
+    t.decode_bytes += bytes * share;
+    if (v.shape.size() != 2) continue;
+    (head ? t.head_flops : t.prefill_flops) += 2 * n * share;
+    by_dtype[v.dtype] += bytes * share;
+  }
+  double most = -1;
+  for (const auto& [d, b] : by_dtype)
+    if (b > most) most = b, t.dtype = d;
+  return t;
+}
+
+// The peak prefill's matmuls are held to, GFLOP/s: FP32 weights run FP32 FMAs; 16-bit and FP8
+// weights against the machine's BF16 peak (what the 70 % target means by "peak").
+double prefill_peak(const MachinePeaks& p, DType d) {
+  return d == DType::F32 ? p.f32_fma : p.bf16_peak();
+}
+
+// Fraction of the roofline one test reached (0 when not measured).
+double roofline_fraction(const TestResult& r, const TokenCost& cost, const MachinePeaks& p) {
+  const double rate = mean(r.rates()) / static_cast<double>(r.n_batch);  // per sequence
+  if (r.n_gen > 0) return p.read_gbs_n > 0 ? cost.decode_bytes * rate / (p.read_gbs_n * 1e9) : 0;
+  const double flops =
+      cost.prefill_flops + cost.head_flops / static_cast<double>(std::max<int64_t>(1, r.n_prompt));
+  const double peak = prefill_peak(p, cost.dtype);
+  return peak > 0 ? flops * rate / (peak * 1e9) : 0;
+}
+
+Json roofline_json(const MachinePeaks& p) {
+  Json j = Json::object();
+  j["threads"] = p.threads;
+  j["buffer_bytes"] = static_cast<int64_t>(p.buffer_bytes);
+  j["read_gbs_1"] = p.read_gbs_1;
+  j["read_gbs_n"] = p.read_gbs_n;
+  j["f32_fma_gflops"] = p.f32_fma;
+  j["bf16_dot_gflops"] = p.bf16_dot;
+  j["amx_bf16_gflops"] = p.amx_bf16;
+  j["int8_vnni_gops"] = p.int8_vnni;
+  j["amx_int8_gops"] = p.amx_int8;
+  j["bf16_path"] = p.bf16_path();
+  return j;
+}
+
+void print_roofline(const MachinePeaks& p) {
+  std::printf(
+      "roofline (%d threads): read %.1f GB/s (1 thread %.1f; %s buffer) | FP32 FMA %.0f GFLOP/s | "
+      "BF16 dot %.0f | AMX BF16 %.0f | INT8 VNNI %.0f GOP/s | AMX INT8 %.0f\n",
+      p.threads, p.read_gbs_n, p.read_gbs_1, human_bytes(p.buffer_bytes).c_str(), p.f32_fma,
+      p.bf16_dot, p.amx_bf16, p.int8_vnni, p.amx_int8);
+}
+
 Json to_json(const InferenceModel& m, int threads, int64_t reps,
-             const std::vector<TestResult>& results) {
+             const std::vector<TestResult>& results, const MachinePeaks* peaks) {
   Json doc = Json::object();
   doc["schema"] = "dsv3-bench/1";
   Json model = Json::object();
@@ -164,6 +255,13 @@ Json to_json(const InferenceModel& m, int threads, int64_t reps,
   doc["n_threads"] = threads;
   doc["repetitions"] = reps;
   doc["kernels"] = m.kernels().name;
+  const TokenCost cost = token_cost(m);
+  if (peaks != nullptr) {
+    doc["roofline"] = roofline_json(*peaks);
+    doc["decode_bytes_per_token"] = cost.decode_bytes;
+    doc["prefill_flops_per_token"] = cost.prefill_flops;
+    doc["head_flops"] = cost.head_flops;
+  }
   Json tests = Json::array();
   for (const auto& r : results) {
     Json t = Json::object();
@@ -192,6 +290,7 @@ Json to_json(const InferenceModel& m, int threads, int64_t reps,
       sp["verify_s"] = r.spec.verify_s;
       t["speculative"] = std::move(sp);
     }
+    if (peaks != nullptr) t["roofline_fraction"] = roofline_fraction(r, cost, *peaks);
     tests.push_back(std::move(t));
   }
   doc["results"] = std::move(tests);
@@ -200,16 +299,33 @@ Json to_json(const InferenceModel& m, int threads, int64_t reps,
   return doc;
 }
 
-void print_table(const InferenceModel& m, int threads, const std::vector<TestResult>& results) {
-  std::printf("| model | size | params | kernels | threads | test | batch | t/s | t/s per seq |\n");
-  std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
+void print_table(const InferenceModel& m, int threads, const std::vector<TestResult>& results,
+                 const MachinePeaks* peaks) {
+  const TokenCost cost = token_cost(m);
+  if (peaks != nullptr) print_roofline(*peaks);
+  std::printf(
+      "| model | size | params | kernels | threads | test | batch | t/s | t/s per seq |%s\n",
+      peaks != nullptr ? " roofline |" : "");
+  std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |%s\n",
+              peaks != nullptr ? " ---: |" : "");
   for (const auto& r : results) {
     auto rates = r.rates();
-    std::printf("| %s | %s | %s | %s | %d | %s | %lld | %.2f ± %.2f | %.2f |\n",
+    std::printf("| %s | %s | %s | %s | %d | %s | %lld | %.2f ± %.2f | %.2f |",
                 m.config().model_type.c_str(), human_bytes(m.weight_bytes()).c_str(),
                 format_params(m.parameters()).c_str(), m.kernels().name, threads, r.name.c_str(),
                 static_cast<long long>(r.n_batch), mean(rates), stddev(rates),
                 mean(rates) / static_cast<double>(r.n_batch));
+    if (peaks != nullptr) {
+      if (r.n_gen > 0)
+        std::printf(" %.1f%% of %.1f GB/s (%s/token) |", 100 * roofline_fraction(r, cost, *peaks),
+                    peaks->read_gbs_n,
+                    human_bytes(static_cast<uint64_t>(cost.decode_bytes)).c_str());
+      else
+        std::printf(" %.1f%% of %.0f GFLOP/s (%s) |", 100 * roofline_fraction(r, cost, *peaks),
+                    prefill_peak(*peaks, cost.dtype),
+                    cost.dtype == DType::F32 ? "avx512-f32" : peaks->bf16_path().c_str());
+    }
+    std::printf("\n");
   }
   for (const auto& r : results)
     if (r.draft > 0)
@@ -226,6 +342,27 @@ void print_table(const InferenceModel& m, int threads, const std::vector<TestRes
 int cmd_bench(Args& a) {
   if (a.help()) {
     std::printf("%s%s", kUsage, kFp8GemmHelp);
+    return 0;
+  }
+  const bool memory = a.flag({"--memory"});
+  const int64_t memory_mib = a.int_or({"--memory-mib"}, 0);
+  DSV3_CHECK(memory_mib >= 0 && memory_mib <= 65536,
+             "bench: --memory-mib must be within 1 .. 65536", "or leave it out for the default");
+  const uint64_t probe_bytes = static_cast<uint64_t>(memory_mib) << 20;
+  const std::optional<std::string> model_dir = a.get({"-m", "--model"});
+  if (memory && !model_dir) {
+    const bool json_only = a.flag({"--json"});
+    ThreadPool pool(threads_arg(a));
+    a.finish();
+    const MachinePeaks peaks = measure_machine_peaks(pool, probe_bytes);
+    if (json_only) {
+      Json doc = Json::object();
+      doc["schema"] = "dsv3-roofline/1";
+      doc["roofline"] = roofline_json(peaks);
+      std::printf("%s\n", doc.dump(2).c_str());
+    } else {
+      print_roofline(peaks);
+    }
     return 0;
   }
   const std::string dir = a.require({"-m", "--model"}, "model folder");
@@ -257,6 +394,8 @@ int cmd_bench(Args& a) {
                  " exceed the model's context of " + std::to_string(ctx));
   const int64_t vocab = m.config().vocab_size;
   std::vector<float> logits(vocab);
+  std::optional<MachinePeaks> peaks;
+  if (memory) peaks = measure_machine_peaks(m.pool(), probe_bytes);
   std::vector<TestResult> results;
   if (n_prompt > 0) {
     TestResult r{"pp" + std::to_string(n_prompt), n_prompt, 0, 1, {}, 0, {}};
@@ -283,9 +422,10 @@ int cmd_bench(Args& a) {
     results.push_back(std::move(r));
   }
   if (json)
-    std::printf("%s\n", to_json(m, threads, reps, results).dump(2).c_str());
+    std::printf("%s\n",
+                to_json(m, threads, reps, results, peaks ? &*peaks : nullptr).dump(2).c_str());
   else
-    print_table(m, threads, results);
+    print_table(m, threads, results, peaks ? &*peaks : nullptr);
   return 0;
 }
 

@@ -31,6 +31,7 @@ class InferenceModel {
 
   const std::string& dir() const { return dir_; }
   Model& model() { return *model_; }
+  const ModelWeights& weights() const { return weights_; }
   const ModelConfig& config() const { return weights_.config(); }
   const Tokenizer& tokenizer() const;  // throws Error when opened without one
   ThreadPool& pool() { return pool_; }

@@ -42,6 +42,24 @@ def main():
         assert math.isclose(r["stddev_ts"], statistics.stdev(r["samples_ts"]), rel_tol=1e-9,
                             abs_tol=1e-9)
 
+    # --memory: the roofline, and each test's fraction of it from the documented formula.
+    p = subprocess.run([dsv3, "bench", "-m", model, "-p", "24", "-n", "6", "-r", "1", "-t", "1",
+                        "--memory", "--memory-mib", "16", "--json"], capture_output=True, check=True)
+    mem = json.loads(p.stdout)
+    jsonschema.validate(mem, schema, cls=jsonschema.Draft202012Validator)
+    roof = mem["roofline"]
+    assert roof["threads"] == 1 and roof["buffer_bytes"] <= 16 << 20 and roof["f32_fma_gflops"] > 0
+    pp, tg = mem["results"]
+    assert math.isclose(tg["roofline_fraction"], mem["decode_bytes_per_token"] *
+                        tg["avg_ts_per_seq"] / (roof["read_gbs_n"] * 1e9), rel_tol=1e-9)
+    peak = {"amx-bf16": roof["amx_bf16_gflops"], "avx512-bf16": roof["bf16_dot_gflops"],
+            "avx512-f32": roof["f32_fma_gflops"]}[roof["bf16_path"]]
+    flops = mem["prefill_flops_per_token"] + mem["head_flops"] / 24
+    fp32_peak = flops * pp["avg_ts"] / (roof["f32_fma_gflops"] * 1e9)
+    assert (math.isclose(pp["roofline_fraction"], flops * pp["avg_ts"] / (peak * 1e9), rel_tol=1e-9)
+            or math.isclose(pp["roofline_fraction"], fp32_peak, rel_tol=1e-9))
+    assert "roofline" not in doc and "roofline_fraction" not in doc["results"][0]
+
     # The schema has teeth: a missing field and a wrong type are refused.
     for broken in ({k: v for k, v in doc.items() if k != "results"},
                    {**doc, "n_threads": "1"}):

@@ -17,7 +17,9 @@ With --fp8, also `--fp8-gemm native` (check_native). `dsv3 init --fp8` writes De
 128x128 weight_scale_inv, the rest BF16, SPEC §3.2); its weights, and the redrawn values quantised
 here into the same layout, are each run by dsv3 and compared with dsv3 on a float32 folder of the
 same weights dequantised here: the logits must be identical (both multiply the same float32 code
-value by the same float32 scale and then compute alike), and match the reference to 1e-5.
+value by the same float32 scale and then compute alike), and match the reference to 1e-5. These
+runs set DSV3_BF16_ACTIVATIONS=0: the layout's BF16 tensors would otherwise take the AMX or
+AVX512-BF16 matmul, which rounds activations to BF16 (docs/PERFORMANCE.md "Inference"; its bounds are the kernel tests').
 """
 import argparse
 import json
@@ -37,8 +39,8 @@ TOL = 1e-5
 IDS = [3, 17, 0, 250, 42, 42, 99, 128, 7]
 
 
-def run(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True)
+def run(cmd, env=None):
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         sys.exit("FAILED: %s\n%s%s" % (" ".join(cmd), r.stdout, r.stderr))
     return r.stdout
@@ -130,9 +132,9 @@ def rel_err(a, r):
     return float(np.abs(a - r).max() / np.abs(r).max())
 
 
-def logits(dsv3, model, out, *flags):
+def logits(dsv3, model, out, *flags, env=None):
     run([dsv3, "logits", "-m", model, "--ids", ",".join(map(str, IDS)), "--out", out, "-t", "2",
-         *flags])
+         *flags], env)
     return np.load(out)
 
 
@@ -208,8 +210,9 @@ def main():
             fp8_dir, deq_dir = os.path.join(a.work, "fp8_" + tag), os.path.join(a.work, "deq_" + tag)
             write_model(fp8_init, fp8_dir, stored)
             write_model(fp8_init, deq_dir, dequantized_f32(stored), drop)
-            got_fp8 = logits(a.dsv3, fp8_dir, os.path.join(a.work, tag + "_fp8.npy"))
-            got_deq = logits(a.dsv3, deq_dir, os.path.join(a.work, tag + "_deq.npy"))
+            fp32_acts = {**os.environ, "DSV3_BF16_ACTIVATIONS": "0"}
+            got_fp8 = logits(a.dsv3, fp8_dir, os.path.join(a.work, tag + "_fp8.npy"), env=fp32_acts)
+            got_deq = logits(a.dsv3, deq_dir, os.path.join(a.work, tag + "_deq.npy"), env=fp32_acts)
             diff = float(np.abs(got_fp8 - got_deq).max())
             print("%-28s max|fp8 - dequantised| = %.3g (must be 0)" % (tag + " fp8 vs f32", diff))
             if diff != 0.0:

@@ -22,6 +22,17 @@ void matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool&
 void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, const WeightRef& w,
                int64_t T, ThreadPool& pool);
 void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
+// BF16 weights with the activations rounded to BF16 first (nearest even), FP32 sums, still one
+// fixed order per output whatever T (matmul_bf16.cc): on AMX tiles, or with AVX512-BF16 dot
+// products. bf16_activation_matmul() is the one matmul and matmul_heads take for BF16 weights:
+// the AMX one where amx_supported(), else the dot-product one where avx512_bf16_supported(), else
+// none (then the FP32-activation kernel of matmul.cc); DSV3_BF16_ACTIVATIONS=0 in the environment
+// keeps FP32 activations (to compare, and for tests that need FP32 activations).
+void matmul_heads_bf16_amx(const HeadMatmulArgs& a, ThreadPool& pool);
+void matmul_heads_bf16_dp(const HeadMatmulArgs& a, ThreadPool& pool);
+using HeadMatmulFn = void (*)(const HeadMatmulArgs& a, ThreadPool& pool);
+HeadMatmulFn bf16_activation_matmul();
+bool matmul_rounds_bf16_activations();  // bf16_activation_matmul() != nullptr
 void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool);
 // Training GEMMs (kernels.h GemmArgs): FP32 (gemm.cc) and BF16 operands with FP32 sums, on AMX
 // tiles (gemm_amx.cc) or with AVX512-BF16 dot products (gemm_bf16.cc). gemm_bf16 runs the first
@@ -46,6 +57,14 @@ bool avx512_vnni_supported();
 bool avx2_supported();
 void qmatmul_heads_vnni(const HeadMatmulArgs& a, ThreadPool& pool);
 void qmatmul_heads_avx2(const HeadMatmulArgs& a, ThreadPool& pool);
+// Peak-rate probes (peak_probes.cc, for machine_peaks.h): `iters` rounds of a register-only loop
+// of independent instructions on the calling thread; each returns the floating-point (or integer)
+// operations it did, a multiply-add counting 2. Call only where the instructions exist.
+bool amx_int8_supported();
+double probe_f32_fma(int64_t iters);
+double probe_bf16_dot(int64_t iters);
+double probe_int8_vnni(int64_t iters);
+double probe_amx(int64_t iters, bool int8);
 void rmsnorm(float* y, int64_t y_stride, const float* x, int64_t x_stride, const float* g,
              int64_t T, int64_t n, float eps);
 void rmsnorm_backward(float* dx, int64_t dx_stride, float* dg, const float* dy, int64_t dy_stride,

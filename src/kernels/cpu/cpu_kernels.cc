@@ -2,6 +2,9 @@
 // and rope are copies / O(n) per row, axpy/add_bias and embedding_backward's row adds already
 // vectorised by the compiler, topk a sort). Compiled without AVX-512: only the CPU check and the
 // table live here.
+#include <cstdlib>
+#include <cstring>
+
 #include "base/error.h"
 #include "kernels/best_kernels.h"
 #include "kernels/cpu/cpu.h"
@@ -30,6 +33,21 @@ void qmatmul_heads(const HeadMatmulArgs& a, ThreadPool& pool) {
                            : avx2_supported()      ? qmatmul_heads_avx2
                                                    : ref::qmatmul_heads;
   impl(a, pool);
+}
+
+HeadMatmulFn bf16_activation_matmul() {
+  static const HeadMatmulFn f = []() -> HeadMatmulFn {
+    const char* env = std::getenv("DSV3_BF16_ACTIVATIONS");
+    if (env != nullptr && std::strcmp(env, "0") == 0) return nullptr;
+    return amx_supported()           ? matmul_heads_bf16_amx
+           : avx512_bf16_supported() ? matmul_heads_bf16_dp
+                                     : nullptr;
+  }();
+  return f;
+}
+
+bool matmul_rounds_bf16_activations() {
+  return bf16_activation_matmul() != nullptr;
 }
 
 }  // namespace cpu

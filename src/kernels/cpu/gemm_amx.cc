@@ -26,6 +26,8 @@
 #pragma GCC target( \
     "avx512f,avx512bw,avx512vl,avx512bf16,amx-tile,amx-bf16,prfchw")  // after includes
 
+#include "kernels/cpu/amx_tiles.h"
+
 namespace dsv3::cpu {
 
 bool amx_supported() {
@@ -53,35 +55,6 @@ constexpr int64_t kBand = 32, kBlock = 512;
 // k32 tiles per pass: 8 (256 k) keep a band's A tiles (16 KiB) in L1 while c stays in cache between
 // passes; over 4096 k (the LM head's Dgrad, whose c is large and reloaded each pass) 32.
 constexpr int64_t kKbPassShort = 8, kKbPassLong = 32;
-
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0, reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-// The tile intrinsics take the register number as a literal (they paste it into the assembly).
-template <int T>
-void tile_zero() {
-  if constexpr (T == 0) _tile_zero(0);
-  if constexpr (T == 1) _tile_zero(1);
-  if constexpr (T == 2) _tile_zero(2);
-  if constexpr (T == 3) _tile_zero(3);
-}
-template <int T>
-void tile_load(const void* p, int64_t stride) {
-  if constexpr (T == 0) _tile_loadd(0, p, stride);
-  if constexpr (T == 1) _tile_loadd(1, p, stride);
-  if constexpr (T == 2) _tile_loadd(2, p, stride);
-  if constexpr (T == 3) _tile_loadd(3, p, stride);
-}
-template <int T>
-void tile_store(void* p, int64_t stride) {
-  if constexpr (T == 0) _tile_stored(0, p, stride);
-  if constexpr (T == 1) _tile_stored(1, p, stride);
-  if constexpr (T == 2) _tile_stored(2, p, stride);
-  if constexpr (T == 3) _tile_stored(3, p, stride);
-}
 
 // The C tile at c (rows x cols of it inside c) into tile register T: from c, from a zero-padded
 // copy, or zero.
@@ -142,9 +115,7 @@ void block(const GemmArgs& g, const PackedBf16& pk, int64_t m, int64_t n, int64_
 
 void amx_segment(const GemmArgs& g, const PackedBf16& pk, int64_t m0, int64_t m1, int64_t n0,
                  int64_t n1) {
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;
-  _tile_loadconfig(&cfg);
+  configure_tiles();
   alignas(64) float buf[256];
   alignas(64) uint32_t band[2 * kKbPassLong * 256];  // the band's A tiles of a pass, if packed here
   const int64_t pass = pk.kb > 128 ? kKbPassLong : kKbPassShort;

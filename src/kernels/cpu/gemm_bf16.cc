@@ -172,6 +172,14 @@ void pack_a_tiles(const GemmArgs& g, uint32_t* out, int64_t m16_0, int64_t m16_1
       tile_k_in_rows(out, g.a, g.lda, g.M, g.K, x, k32, false);
 }
 
+void pack_rows_as_b_tiles(const float* p, int64_t ld, int64_t rows, int64_t K, uint32_t* out,
+                          int64_t x16_0, int64_t x16_1) {
+  const int64_t kb = (K + 31) / 32;
+  for (int64_t x = x16_0; x < x16_1; ++x)
+    for (int64_t k32 = 0; k32 < kb; ++k32, out += 256)
+      tile_k_in_rows(out, p, ld, rows, K, x, k32, true);
+}
+
 void run_gemm_bf16(const GemmArgs& g, ThreadPool& pool, int64_t band, int64_t block,
                    int64_t col_unit, bool segment_packs_a, Bf16Segment segment) {
   ref::check_gemm_args(g);

@@ -79,6 +79,13 @@ struct PackedBf16 {
 void pack_a_tiles(const GemmArgs& g, uint32_t* out, int64_t m16_0, int64_t m16_1, int64_t k0,
                   int64_t k1);
 
+// B tiles of the rows of a matrix with k along them (element (row r, k) at p[r * ld + k], rows x
+// K): tile (x16, k32) for x16 in [x16_0, x16_1) and every k32 < ceil(K / 32), at out + ((x16 -
+// x16_0) * ceil(K / 32) + k32) * 256, [16 pairs][16 rows] (rows past `rows`, k past K zero): the
+// activations of an inference matmul, whose weight rows are the A tiles (matmul_amx.cc).
+void pack_rows_as_b_tiles(const float* p, int64_t ld, int64_t rows, int64_t K, uint32_t* out,
+                          int64_t x16_0, int64_t x16_1);
+
 // Rows [m0, m1) x columns [n0, n1) of c from packed operands (m0 a multiple of the plan's band).
 using Bf16Segment = void (*)(const GemmArgs& g, const PackedBf16& p, int64_t m0, int64_t m1,
                              int64_t n0, int64_t n1);

@@ -220,6 +220,7 @@ void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool) {
     case DType::F32:
       return matmul_heads_dtype<DType::F32>(a, pool);
     case DType::BF16:
+      if (const HeadMatmulFn f = bf16_activation_matmul()) return f(a, pool);
       return matmul_heads_dtype<DType::BF16>(a, pool);
     case DType::F16:
       return matmul_heads_dtype<DType::F16>(a, pool);

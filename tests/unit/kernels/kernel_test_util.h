@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,16 @@ constexpr double kU = 0x1p-24;  // unit roundoff of float32
 
 // Any order of summing k float32 products (FMA or not) is within gamma(k) * sum |x_i w_i| of the
 // exact sum, gamma(k) = k u / (1 - k u).
+// x rounded to BF16, nearest even: what the AMX matmul multiplies BF16 weights by (kernels/cpu/
+// cpu.h). Inputs here are normal numbers, so the instructions' flush of subnormals does not arise.
+inline float round_bf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000u;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
 inline double gamma(int64_t k) {
   return k * kU / (1 - k * kU);
 }

@@ -11,12 +11,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/rng.h"
 #include "base/thread_pool.h"
 #include "kernels/best_kernels.h"
+#include "kernels/cpu/cpu.h"
 #include "kernels/kernels.h"
+#include "kernels/ref/ref.h"
 #include "test_util.h"
 #include "unit/kernels/kernel_test_util.h"
 
@@ -38,15 +41,20 @@ struct Shape3 {
 };
 // Odd sizes around the vector width (16), the tiles (4 x 4, 1 x 8, 16 rows a task) and the FP8
 // block (128), T = 1 (decode) and T > 1 with a remainder of the 4-row tiles; sizes on both sides
-// of the 2^17 multiply-adds below which the kernels stay on the calling thread.
-const Shape3 kShapes[] = {{1, 1, 1},   {1, 5, 17},     {1, 37, 130},  {3, 9, 16},    {7, 33, 257},
-                          {4, 16, 64}, {1, 300, 1000}, {9, 129, 383}, {5, 70, 2055}, {64, 24, 48}};
+// of the 2^17 multiply-adds below which the kernels stay on the calling thread; for the AMX
+// matmul (32 x 32 blocks of 16 x 16 tiles, 32 k a step, 64 rows a task) row and token tails of
+// each tile size (T 40: a 32-token block, then 8).
+const Shape3 kShapes[] = {{1, 1, 1},     {1, 5, 17},   {1, 37, 130},   {3, 9, 16},
+                          {7, 33, 257},  {4, 16, 64},  {1, 300, 1000}, {9, 129, 383},
+                          {5, 70, 2055}, {64, 24, 48}, {40, 50, 100}};
 
 class CpuMatmul : public ::testing::TestWithParam<DType> {};
 
 TEST_P(CpuMatmul, MatchesDoubleAndRef) {
   REQUIRE_AVX512();
   ThreadPool pool(2);
+  // BF16 weights on AMX: activations rounded to BF16 first (kernels/cpu/cpu.h).
+  const bool rounds = GetParam() == DType::BF16 && cpu::matmul_rounds_bf16_activations();
   for (const Shape3& s : kShapes) {
     const std::string where = "T " + std::to_string(s.T) + " rows " + std::to_string(s.rows) +
                               " cols " + std::to_string(s.cols);
@@ -57,17 +65,24 @@ TEST_P(CpuMatmul, MatchesDoubleAndRef) {
     ref_kernels().matmul(y_ref.data(), x.data(), w.ref, s.T, pool);
     for (int64_t t = 0; t < s.T; ++t)
       for (int64_t r = 0; r < s.rows; ++r) {
-        double exact = 0, abs_sum = 0;
+        double exact = 0, abs_sum = 0, exact_in = 0;  // exact_in: of what the kernel multiplies
         for (int64_t k = 0; k < s.cols; ++k) {
-          const double p = double(x[t * s.cols + k]) * w.value[r * s.cols + k];
+          const float xk = x[t * s.cols + k];
+          const double p = double(xk) * w.value[r * s.cols + k];
           exact += p;
           abs_sum += std::fabs(p);
+          exact_in += double(rounds ? test::round_bf16(xk) : xk) * w.value[r * s.cols + k];
         }
-        // One reordered sum of K products, then stored as float32 (u |y|).
+        // One reordered sum of K products, then stored as float32 (u |y|). Rounding x to BF16
+        // moves each product by at most 2^-8 of itself (8 significant bits, nearest), so the
+        // result by at most 2^-8 sum |x_k w_k| more: the precision BF16 inference trades for AMX
+        // (docs/PERFORMANCE.md).
         const double bound = gamma(s.cols) * abs_sum + kU * std::fabs(exact);
+        const double rounding = rounds ? 0x1p-8 * abs_sum : 0.0;
         const int64_t i = t * s.rows + r;
-        ASSERT_NEAR(y[i], exact, bound) << where << " t " << t << " r " << r;
-        ASSERT_NEAR(y[i], y_ref[i], 2 * bound) << where << " t " << t << " r " << r;
+        ASSERT_NEAR(y[i], exact_in, bound) << where << " t " << t << " r " << r;
+        ASSERT_NEAR(y[i], exact, bound + rounding) << where << " t " << t << " r " << r;
+        ASSERT_NEAR(y[i], y_ref[i], 2 * bound + rounding) << where << " t " << t << " r " << r;
       }
     // Each output is the same sum in the same order whatever tile computes it: prefill rows equal
     // the rows computed one at a time (the model's prefill == decode property relies on it).
@@ -77,6 +92,46 @@ TEST_P(CpuMatmul, MatchesDoubleAndRef) {
       for (int64_t r = 0; r < s.rows; ++r) ASSERT_EQ(y1[r], y[t * s.rows + r]) << where;
     }
   }
+}
+
+// Both BF16-activation matmuls this CPU runs (the table uses one: bf16_activation_matmul), called
+// directly: against float64 sums of the BF16-rounded x (the FP32 summation bound: products of BF16
+// values are exact in FP32), within 2^-8 sum |x_k w_k| more of the unrounded x, and every row
+// equal bit for bit to the same row computed alone.
+TEST(CpuMatmulBf16Activations, MatchesDoubleAndDecode) {
+  REQUIRE_AVX512();
+  std::vector<std::pair<const char*, void (*)(const HeadMatmulArgs&, ThreadPool&)>> impls;
+  if (cpu::amx_supported()) impls.push_back({"amx", cpu::matmul_heads_bf16_amx});
+  if (cpu::avx512_bf16_supported()) impls.push_back({"dp", cpu::matmul_heads_bf16_dp});
+  if (impls.empty()) GTEST_SKIP() << "no AMX or AVX512-BF16 on this CPU";
+  ThreadPool pool(2);
+  for (const auto& [name, fn] : impls)
+    for (const Shape3& s : kShapes) {
+      const std::string where = std::string(name) + " T " + std::to_string(s.T) + " rows " +
+                                std::to_string(s.rows) + " cols " + std::to_string(s.cols);
+      TestWeight w = make_weight(DType::BF16, s.rows, s.cols, 7 + s.rows);
+      const auto x = randn(s.T * s.cols, 8 + s.cols);
+      std::vector<float> y(s.T * s.rows);
+      fn(ref::one_head(y.data(), s.rows, x.data(), s.cols, w.ref, s.T), pool);
+      for (int64_t t = 0; t < s.T; ++t) {
+        std::vector<float> y1(s.rows);
+        fn(ref::one_head(y1.data(), s.rows, x.data() + t * s.cols, s.cols, w.ref, 1), pool);
+        for (int64_t r = 0; r < s.rows; ++r) {
+          ASSERT_EQ(y1[r], y[t * s.rows + r]) << where << " t " << t << " r " << r;
+          double exact = 0, exact_in = 0, abs_sum = 0;
+          for (int64_t k = 0; k < s.cols; ++k) {
+            const float xk = x[t * s.cols + k];
+            const double wk = w.value[r * s.cols + k];
+            exact += xk * wk;
+            exact_in += test::round_bf16(xk) * wk;
+            abs_sum += std::fabs(xk * wk);
+          }
+          const double bound = gamma(s.cols) * abs_sum + kU * std::fabs(exact);
+          ASSERT_NEAR(y[t * s.rows + r], exact_in, bound) << where << " t " << t << " r " << r;
+          ASSERT_NEAR(y[t * s.rows + r], exact, bound + 0x1p-8 * abs_sum) << where;
+        }
+      }
+    }
 }
 
 TEST_P(CpuMatmul, RowSliceKeepsBlockScales) {
