@@ -108,11 +108,11 @@ def main():
     elif case == "fp8grad":
         fp8_grad(dsv3, ref, work)
     elif case == "trajectory":
-        text = os.path.join(work, "text.txt")
-        with open(text, "w") as out:
-            for n in sorted(os.listdir(os.path.join(src, "docs"))):
-                if n.endswith(".md"):
-                    out.write(open(os.path.join(src, "docs", n)).read() + "\n\x1e\n")
+        # A fixed text (the pinned corpus's validation split, scripts/fetch-assets.sh): the
+        # tolerance holds for this input, and editing the docs must not change the test.
+        text = os.path.join(src, ".cache", "corpus", "valid.txt")
+        if not os.path.exists(text):
+            sys.exit(text + " is missing: run scripts/fetch-assets.sh")
         data = os.path.join(work, "data")
         run([dsv3, "data", "prepare", "--tokenizer", model, "--input", text, "-o", data])
         hp = ["--lr", "1e-3", "--warmup", "5", "--decay-start", "10", "--decay-steps", "10",
