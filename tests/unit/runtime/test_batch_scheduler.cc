@@ -77,11 +77,14 @@ SequenceRequest greedy(std::vector<int32_t> ids, int64_t n) {
 
 // The reference: the request's tokens from the one-sequence Generator, speculative with `draft`
 // drafts (its drafts seeded as the scheduler seeds them) when draft > 0.
-std::vector<int32_t> alone(Model& m, const SequenceRequest& r, int64_t draft = 0) {
+GenerationResult reference(Model& m, const SequenceRequest& r, int64_t draft = 0) {
   Generator gen(m, tokenizer());
   if (draft > 0) gen.enable_speculation(draft, r.sampling.seed ^ kDraftSeedStream);
   Sampler s(r.sampling);
-  return gen.generate(r.prompt, s, r.stop, nullptr).tokens;
+  return gen.generate(r.prompt, s, r.stop, nullptr);
+}
+std::vector<int32_t> alone(Model& m, const SequenceRequest& r, int64_t draft = 0) {
+  return reference(m, r, draft).tokens;
 }
 
 struct Outcome {
@@ -201,6 +204,60 @@ TEST(BatchScheduler, SpeculativeSamplingMatchesTheSpeculativeGenerator) {
   const SpeculativeStats sp = sched.stats().speculative;
   EXPECT_GT(sp.acceptance_rate(), 0.2) << "the acceptance path must be exercised";
   EXPECT_GT(sp.tokens_per_step(), 1.2);
+}
+
+// A step ends at the first token that ends the sequence, whatever drafts follow it: stop strings
+// and EOS ids end a speculative sequence where the Generator ends it, with the same text. Greedy
+// against plain decoding; sampled at temperature 3 (drafts often accepted, so a stop often falls
+// before accepted drafts) against the speculative Generator with the same seeds.
+TEST(BatchScheduler, SpeculativeSequencesStopWhereTheGeneratorStops) {
+  Model2 m(/*mtp=*/true);
+  constexpr int64_t kDraft = 3;
+  std::vector<SequenceRequest> reqs;
+  std::vector<GenerationResult> want;  // first: the model's pool runs one forward at a time
+  for (int i = 0; i < 3; ++i) {
+    for (const bool sampled : {false, true}) {
+      SequenceRequest base = greedy(prompt(i), 14);
+      if (sampled) {
+        base.sampling.temperature = 3;
+        base.sampling.seed = 7 + i;
+      }
+      const int64_t ref_draft = sampled ? kDraft : 0;
+      const std::vector<int32_t> w = alone(*m.model, base, ref_draft);
+      SequenceRequest by_string = base, by_eos = base;
+      by_string.stop.stop_strings = {tokenizer().decode(std::span(w).subspan(6, 2), true)};
+      by_eos.stop.eos_ids = {w[5]};
+      for (const SequenceRequest& r : {by_string, by_eos}) {
+        if (!r.stop.stop_strings.empty() && r.stop.stop_strings[0].empty()) continue;
+        reqs.push_back(r);
+        want.push_back(reference(*m.model, r, ref_draft));
+      }
+    }
+  }
+  SchedulerOptions opt;
+  opt.slots = 3;
+  opt.max_batch_rows = 12;
+  opt.max_queue = static_cast<int32_t>(reqs.size());
+  opt.context = kContext;
+  opt.draft = kDraft;
+  BatchScheduler sched(*m.model, tokenizer(), opt);
+  std::vector<std::shared_ptr<SequenceStream>> streams;
+  for (const auto& r : reqs) streams.push_back(sched.submit(r).stream);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    std::string text;
+    std::vector<int32_t> tokens;
+    for (SequenceEvent e; streams[i]->next(e, kWait);) {
+      text += e.text;
+      if (e.kind == SequenceEvent::Kind::End) {
+        EXPECT_EQ(e.reason, want[i].reason) << "request " << i;
+        break;
+      }
+      tokens.push_back(e.id);
+    }
+    EXPECT_EQ(tokens, want[i].tokens) << "request " << i;
+    EXPECT_EQ(text, want[i].text) << "request " << i;
+    EXPECT_LT(tokens.size(), 14u) << "request " << i << " stopped early";
+  }
 }
 
 TEST(BatchScheduler, SpeculationNeedsAnMtpModuleAndRoomForTheDrafts) {
