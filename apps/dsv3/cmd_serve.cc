@@ -23,7 +23,8 @@ namespace {
 
 const char kUsage[] =
     "usage: dsv3 serve -m DIR [--host H] [--port N] [--slots N] [--ctx N] [--api-key KEY]\n"
-    "                  [--queue N] [--max-body BYTES] [--batch-rows N] [-t N]\n\n"
+    "                  [--queue N] [--max-body BYTES] [--batch-rows N]\n"
+    "                  [--speculative mtp [--draft N]] [-t N]\n\n"
     "Serves the model in DIR over HTTP: the OpenAI API (POST /v1/chat/completions,\n"
     "POST /v1/completions, GET /v1/models), GET /health, GET /metrics (Prometheus) and a chat\n"
     "page at /. Up to --slots requests are decoded together, one forward pass per step; more wait\n"
@@ -48,6 +49,11 @@ const char kUsage[] =
     "                       cancelled (default 30)\n"
     "  --alias NAME         the model's name in /v1/models and responses (default: the folder's)\n"
     "  --cache-dtype T      attention cache storage: f32 (default) or bf16 (half the memory)\n"
+    "  --speculative mtp    speculative decoding: the model's MTP module drafts tokens and each\n"
+    "                       step verifies every slot's drafts in its one forward pass; output as\n"
+    "                       without (greedy: the same tokens). Refused for a model without MTP\n"
+    "  --draft N            drafts per slot and step, 1 .. 16 (default 1, the depth MTP is\n"
+    "                       trained for); --batch-rows must hold (N + 1) rows per slot\n"
     "  -t, --threads N      worker threads of the model (default: physical cores)\n";
 
 std::string folder_name(std::string dir) {
@@ -92,6 +98,7 @@ int cmd_serve(Args& a) {
   DSV3_CHECK(drain_s >= 0, "--drain-timeout cannot be negative");
   const std::string alias = a.get_or({"--alias"}, folder_name(dir));
   so.cache_dtype = cache_dtype_arg(a);
+  so.draft = speculative_flags(a);
   const int threads = threads_arg(a);
   a.finish();
 
@@ -125,8 +132,10 @@ int cmd_serve(Args& a) {
   server::HttpServer srv(
       sched, server::ApiModel{alias, m.tokenizer(), m.config(), defaults, so.context}, http);
   const int bound = srv.bind();
-  std::printf("dsv3 serve: listening on http://%s:%d (%d slots of %lld positions, queue %d)\n",
-              http.host.c_str(), bound, so.slots, static_cast<long long>(so.context), so.max_queue);
+  std::printf(
+      "dsv3 serve: listening on http://%s:%d (%d slots of %lld positions, queue %d%s)\n",
+      http.host.c_str(), bound, so.slots, static_cast<long long>(so.context), so.max_queue,
+      so.draft > 0 ? (", speculative mtp, " + std::to_string(so.draft) + " drafts").c_str() : "");
   std::fflush(stdout);
 
   std::atomic<bool> served{false};
@@ -157,6 +166,14 @@ int cmd_serve(Args& a) {
   const SchedulerStats st = sched.stats();
   std::fprintf(stderr, "dsv3 serve: stopped after %lld requests, %lld tokens generated\n",
                static_cast<long long>(st.requests), static_cast<long long>(st.completion_tokens));
+  const SpeculativeStats& sp = st.speculative;
+  if (sp.steps > 0)
+    std::fprintf(
+        stderr,
+        "dsv3 serve: speculative (mtp): %lld of %lld drafts accepted (%.1f%%), %.2f tokens "
+        "per step\n",
+        static_cast<long long>(sp.accepted), static_cast<long long>(sp.drafted),
+        100.0 * sp.acceptance_rate(), sp.tokens_per_step());
   return 0;
 }
 

@@ -157,11 +157,8 @@ int64_t speculative_flags(Args& a) {
 }
 
 void apply_speculation(Generator& gen, const GenerationSetup& setup) {
-  // A stream of its own for the drafts: drawing them from the sampler's would correlate each
-  // draft with the acceptance test that judges it.
-  constexpr uint64_t kDraftStream = 0x9e3779b97f4a7c15ULL;
   if (setup.draft > 0)
-    gen.enable_speculation(setup.draft, setup.policy.sampling.seed ^ kDraftStream);
+    gen.enable_speculation(setup.draft, setup.policy.sampling.seed ^ kDraftSeedStream);
 }
 
 InterruptGuard::InterruptGuard() {

@@ -36,6 +36,22 @@ std::string metrics_text(const SchedulerStats& s, int64_t http_errors) {
   metric(out, "dsv3_tokens_per_second", "gauge",
          "Generated tokens per second of engine time since the start.",
          s.busy_seconds > 0 ? d(s.completion_tokens) / s.busy_seconds : 0.0);
+  // --speculative mtp (zero without it).
+  const SpeculativeStats& sp = s.speculative;
+  metric(out, "dsv3_speculative_steps_total", "counter",
+         "Speculative verification steps (a slot's last token and drafts in one pass).",
+         d(sp.steps));
+  metric(out, "dsv3_speculative_drafts_total", "counter",
+         "Draft tokens proposed by the MTP module.", d(sp.drafted));
+  metric(out, "dsv3_speculative_drafts_accepted_total", "counter",
+         "Draft tokens the main model accepted.", d(sp.accepted));
+  metric(out, "dsv3_speculative_tokens_total", "counter",
+         "Tokens the speculative steps produced (accepted drafts plus one per step at most).",
+         d(sp.emitted));
+  metric(out, "dsv3_speculative_acceptance_rate", "gauge",
+         "Accepted drafts over proposed ones since the start.", sp.acceptance_rate());
+  metric(out, "dsv3_speculative_tokens_per_step", "gauge",
+         "Mean tokens one speculative step produced since the start.", sp.tokens_per_step());
   return out;
 }
 

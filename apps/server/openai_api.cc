@@ -354,6 +354,12 @@ Json ResponseBuilder::usage() const {
   Json details = Json::object();
   details["cached_tokens"] = end_.cached_tokens;
   u["prompt_tokens_details"] = std::move(details);
+  if (end_.drafted > 0) {  // --speculative mtp: OpenAI's names for predicted tokens
+    Json completion = Json::object();
+    completion["accepted_prediction_tokens"] = end_.accepted_drafts;
+    completion["rejected_prediction_tokens"] = end_.drafted - end_.accepted_drafts;
+    u["completion_tokens_details"] = std::move(completion);
+  }
   return u;
 }
 

@@ -43,9 +43,13 @@ struct BatchScheduler::Slot {
   std::optional<StopStringFilter> stops;
   size_t next_prompt = 0;  // the first prompt token not in the cache yet
   // The rows this step runs for the slot and which get logits: None (a prompt chunk that is not
-  // the last), Last (sample the next token). A speculative step would feed the last token and
-  // its drafts with All, and accept drafts while they match what the logits sample.
+  // the last), Last (sample the next token), All (a speculative step: the last token and its
+  // drafts, which MtpSpeculator::accept keeps while the logits agree).
   std::vector<int32_t> feed;
+  // With speculation: the slot's MTP cache and hidden states, kept beside `cache` (same
+  // positions) for prefix reuse, and its counts when the sequence started.
+  std::unique_ptr<MtpSpeculator> spec;
+  SpeculativeStats spec_start;
   LogitsRows logits = LogitsRows::None;
   int64_t batch_seq = -1;  // its sequence in this step's batch, -1 when not in it
   int64_t reused = 0, generated = 0, max_new = 0;
@@ -68,8 +72,19 @@ BatchScheduler::BatchScheduler(Model& model, const Tokenizer& tok, SchedulerOpti
              "serve: the rows of a step (" + std::to_string(opt_.max_batch_rows) +
                  ") must hold one decode row per slot (" + std::to_string(opt_.slots) + ")");
   DSV3_CHECK(opt_.max_queue >= 1, "serve: the queue must hold at least one request");
-  for (int32_t i = 0; i < opt_.slots; ++i)
+  DSV3_CHECK(opt_.draft >= 0 && opt_.draft <= 16,
+             "serve: --draft must be in 1 .. 16, not " + std::to_string(opt_.draft));
+  DSV3_CHECK(opt_.max_batch_rows >= opt_.slots * (opt_.draft + 1),
+             "serve: the rows of a step (" + std::to_string(opt_.max_batch_rows) +
+                 ") must hold the last token and the " + std::to_string(opt_.draft) +
+                 " drafts of every slot (" + std::to_string(opt_.slots * (opt_.draft + 1)) + ")",
+             "raise --batch-rows or lower --slots or --draft");
+  for (int32_t i = 0; i < opt_.slots; ++i) {
     slots_.push_back(std::make_unique<Slot>(model.cache_layout(), opt_.cache_dtype));
+    if (opt_.draft > 0)  // Error at start-up for a model without MTP
+      slots_.back()->spec = std::make_unique<MtpSpeculator>(model, opt_.draft, opt_.cache_dtype,
+                                                            tok.vocab_size(), /*draft_seed=*/0);
+  }
   stats_.slots = opt_.slots;
   engine_ = std::thread([this] { run(); });
 }
@@ -223,6 +238,11 @@ void BatchScheduler::admit() {
     const size_t keep = std::min(best_prefix, q.req.prompt.size() - 1);
     s.cache.truncate(static_cast<int64_t>(keep));
     s.cached.resize(keep);
+    if (s.spec) {
+      s.spec->truncate(static_cast<int64_t>(keep));
+      s.spec->seed_drafts(q.req.sampling.seed ^ kDraftSeedStream);
+      s.spec_start = s.spec->stats();
+    }
     s.req = std::move(q.req);
     s.sampler.emplace(s.req.sampling);
     s.sampler->add_context(s.req.prompt);
@@ -269,9 +289,19 @@ bool BatchScheduler::step() {
                      s->req.prompt.begin() + static_cast<int64_t>(s->next_prompt) + n);
       s->logits = n == left ? LogitsRows::Last : LogitsRows::None;
     } else {
-      // s->feed holds the token sampled last step (a speculative step: it and the drafts).
-      if (s->feed.empty() || static_cast<int64_t>(s->feed.size()) > rows_left) continue;
-      s->logits = LogitsRows::Last;
+      // s->feed holds the token sampled last step; a speculative step adds its drafts (the
+      // constructor made room for them in the row budget).
+      if (s->feed.empty()) continue;
+      if (s->spec) {
+        const int32_t last = s->feed[0];
+        const std::span<const int32_t> rows =
+            s->spec->draft(s->cache, last, *s->sampler, s->max_new - s->generated);
+        s->feed.assign(rows.begin(), rows.end());
+        s->logits = LogitsRows::All;
+      } else {
+        s->logits = LogitsRows::Last;
+      }
+      if (static_cast<int64_t>(s->feed.size()) > rows_left) continue;
     }
     s->batch_seq = batch.add(&s->cache, s->feed, s->logits);
     rows_left -= static_cast<int64_t>(s->feed.size());
@@ -279,8 +309,10 @@ bool BatchScheduler::step() {
   if (batch.rows() == 0) return false;
 
   std::vector<float> logits(batch.logit_rows().size() * static_cast<size_t>(vocab_));
+  // The speculators keep the main model's hidden state of every position they see.
+  std::vector<float> hidden(opt_.draft > 0 ? batch.rows() * model_.config().hidden_size : 0);
   try {
-    model_.forward(batch, *acts_, logits.data());
+    model_.forward(batch, *acts_, logits.data(), hidden.empty() ? nullptr : hidden.data());
   } catch (const Error& e) {
     // Requests are checked at submit, so this is a fault of the model itself: the caches are
     // unchanged (Model::forward), and the sequences in the batch end with the message.
@@ -291,6 +323,16 @@ bool BatchScheduler::step() {
   int64_t prompt_rows = 0;
   for (Slot* s : order) {
     if (s->batch_seq < 0) continue;
+    const float* seq_hidden = hidden.empty() ? nullptr
+                                             : hidden.data() + batch.seqs()[s->batch_seq].begin *
+                                                                   model_.config().hidden_size;
+    if (s->logits == LogitsRows::All) {
+      const int64_t first =
+          batch.last_logit_index(s->batch_seq) - static_cast<int64_t>(s->feed.size()) + 1;
+      verify_slot(*s, logits.data() + first * vocab_, seq_hidden);
+      continue;
+    }
+    if (s->spec) s->spec->observe(seq_hidden, s->feed);
     s->cached.insert(s->cached.end(), s->feed.begin(), s->feed.end());
     if (s->next_prompt < s->req.prompt.size()) {
       s->next_prompt += s->feed.size();
@@ -302,7 +344,31 @@ bool BatchScheduler::step() {
   }
   std::lock_guard<std::mutex> lock(mu_);
   stats_.prompt_tokens += prompt_rows;
+  if (opt_.draft > 0) {
+    stats_.speculative = {};
+    for (auto& s : slots_) stats_.speculative += s->spec->stats();
+  }
   return true;
+}
+
+void BatchScheduler::verify_slot(Slot& s, float* logits, const float* hidden) {
+  // Token j of the step comes from row j (the rows are last, draft 1 .. n) at position L + 1 + j.
+  const int64_t L = static_cast<int64_t>(s.cached.size());
+  const int32_t last = s.feed[0];  // finish() clears feed
+  std::vector<int32_t> out;
+  bool ended = false;
+  s.spec->accept(s.cache, logits, hidden, *s.sampler, [&](int32_t id) {
+    const int64_t j = static_cast<int64_t>(out.size());
+    out.push_back(id);
+    const std::span<const float> row(logits + j * vocab_, static_cast<size_t>(vocab_));
+    ended = !emit(s, id, row, L + 1 + j);
+    return !ended;
+  });
+  // The cache holds the last token and every emitted one but the final one (the next feed).
+  s.cached.push_back(last);
+  s.cached.insert(s.cached.end(), out.begin(), out.end() - 1);
+  s.feed.clear();
+  if (!ended) s.feed.assign(1, out.back());
 }
 
 void BatchScheduler::sample_slot(Slot& s, float* row) {
@@ -311,6 +377,10 @@ void BatchScheduler::sample_slot(Slot& s, float* row) {
   for (int64_t v = std::max<int64_t>(tok_.vocab_size(), 0); v < vocab_; ++v) z[v] = -INFINITY;
   const int32_t id = s.sampler->sample(z);
   s.sampler->accept(id);
+  if (emit(s, id, z, static_cast<int64_t>(s.cached.size()))) s.feed.assign(1, id);
+}
+
+bool BatchScheduler::emit(Slot& s, int32_t id, std::span<const float> z, int64_t pos) {
   ++s.generated;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -333,18 +403,21 @@ void BatchScheduler::sample_slot(Slot& s, float* row) {
     for (size_t i = 0; i < k; ++i) e.top.push_back({ids[i], lp(ids[i])});
   }
   const auto& eos = s.req.stop.eos_ids;
+  std::optional<StopReason> end;
   if (std::find(eos.begin(), eos.end(), id) != eos.end()) {
-    s.stream->push(std::move(e));
-    finish(s, StopReason::Eos);
-    return;
+    end = StopReason::Eos;
+  } else {
+    e.text = s.stops->push(s.decoder->push(id));
+    if (s.stops->stopped())
+      end = StopReason::StopString;
+    else if (s.generated >= s.max_new)
+      end = StopReason::MaxTokens;
+    else if (pos >= opt_.context)
+      end = StopReason::ContextFull;
   }
-  e.text = s.stops->push(s.decoder->push(id));
   s.stream->push(std::move(e));
-  if (s.stops->stopped()) return finish(s, StopReason::StopString);
-  if (s.generated >= s.max_new) return finish(s, StopReason::MaxTokens);
-  if (static_cast<int64_t>(s.cached.size()) >= opt_.context)
-    return finish(s, StopReason::ContextFull);
-  s.feed.assign(1, id);  // the next step runs it
+  if (end) finish(s, *end);
+  return !end;
 }
 
 void BatchScheduler::finish(Slot& s, StopReason reason, const std::string& error) {
@@ -360,6 +433,11 @@ void BatchScheduler::finish(Slot& s, StopReason reason, const std::string& error
   e.prompt_tokens = static_cast<int64_t>(s.req.prompt.size());
   e.cached_tokens = s.reused;
   e.completion_tokens = s.generated;
+  if (s.spec) {  // complete: accept() counts a step's drafts before it emits their tokens
+    const SpeculativeStats sp = s.spec->stats().since(s.spec_start);
+    e.drafted = sp.drafted;
+    e.accepted_drafts = sp.accepted;
+  }
   // A prompt cut short leaves its cached ids consistent: only what ran is in `cached`.
   s.feed.clear();
   s.sampler.reset();

@@ -1,9 +1,9 @@
 // Continuous batching for a server (llama.cpp's server shape, ARCHITECTURE habit 14): one engine
 // thread owns the model, the slots and their caches; other threads submit sequences and read what
 // they produce through a SequenceStream. Each engine step runs ONE forward pass (model/batch.h)
-// holding, for every decoding slot, the rows of its next step (one token today; a speculative
-// step would add its drafts and ask logits for each, the same Slot::feed), then chunks of the
-// prompts still being prefilled, up to a row budget, so that a long prompt does not stall the
+// holding, for every decoding slot, the rows of its next step (its last token; with speculation,
+// that token and its MTP drafts, each row with logits: runtime/speculative_mtp.h), then chunks of
+// the prompts still being prefilled, up to a row budget, so that a long prompt does not stall the
 // others. A finished or cancelled sequence frees its slot at once; the slot keeps its cache, and a
 // new prompt sharing a prefix with it reuses those positions (KvCache::truncate to the shared
 // prefix). No HTTP and no JSON here: apps/server maps requests and responses.
@@ -27,6 +27,7 @@
 #include "runtime/generate.h"
 #include "runtime/kv_cache.h"
 #include "runtime/sampler.h"
+#include "runtime/speculative_mtp.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dsv3 {
@@ -59,6 +60,8 @@ struct SequenceEvent {
   // End only.
   StopReason reason = StopReason::MaxTokens;
   int64_t prompt_tokens = 0, cached_tokens = 0, completion_tokens = 0;
+  // With speculation: the drafts proposed for this sequence and those the model accepted.
+  int64_t drafted = 0, accepted_drafts = 0;
   std::string error;  // non-empty: the sequence failed (the model threw)
 };
 
@@ -88,6 +91,9 @@ struct SchedulerOptions {
   int64_t max_batch_rows = 512;  // rows of one step: decode rows first, then prompt chunks
   int32_t max_queue = 16;        // sequences waiting for a slot; more are refused
   DType cache_dtype = DType::F32;
+  // Speculative decoding with the model's MTP module: drafts per step of each decoding slot
+  // (1 .. 16), 0 for none. Every slot then needs draft + 1 rows a step (max_batch_rows).
+  int64_t draft = 0;
 };
 
 struct SchedulerStats {
@@ -97,7 +103,8 @@ struct SchedulerStats {
   int64_t completion_tokens = 0;  // tokens sampled
   int64_t steps = 0;              // forward passes
   int64_t queued = 0, busy_slots = 0, slots = 0;
-  double busy_seconds = 0;  // time spent in steps
+  double busy_seconds = 0;       // time spent in steps
+  SpeculativeStats speculative;  // every slot's, since the start (zero without speculation)
 };
 
 struct ForwardActs;  // model/activations.h
@@ -136,6 +143,10 @@ class BatchScheduler {
   void admit();  // queued sequences into free slots (engine thread)
   bool step();   // one forward pass; false when there was nothing to run
   void sample_slot(Slot& s, float* logits);
+  // A token the slot's sampler has accepted, drawn from the logits `row`: its event, then the
+  // end of the sequence if it ends it (false), else true. `pos`: the token's position.
+  bool emit(Slot& s, int32_t id, std::span<const float> row, int64_t pos);
+  void verify_slot(Slot& s, float* logits, const float* hidden);  // speculative: accept()
   void finish(Slot& s, StopReason reason, const std::string& error = {});
 
   Model& model_;

@@ -54,6 +54,10 @@ struct SpeculativeStats {
   SpeculativeStats& operator+=(const SpeculativeStats& o);
 };
 
+// Mixed into a sampling seed to seed the drafts: a stream of their own, since drawing them from
+// the sampler's would correlate each draft with the acceptance test that judges it.
+constexpr uint64_t kDraftSeedStream = 0x9e3779b97f4a7c15ULL;
+
 class MtpSpeculator {
  public:
   // The model must have an MTP module (Error otherwise, naming the fix). n_draft >= 1 drafts per
@@ -63,6 +67,8 @@ class MtpSpeculator {
                 uint64_t draft_seed);
 
   int64_t n_draft() const { return n_draft_; }
+  // Restarts the drafts' random generator (a new sequence with its own seed).
+  void seed_drafts(uint64_t seed) { draft_rng_.reseed(seed); }
   // The main model just put `ids` in the main cache (after the positions seen so far) with these
   // hidden states [ids.size(), hidden_size] (Model::forward's `hidden`).
   void observe(const float* hidden, std::span<const int32_t> ids);

@@ -1,7 +1,8 @@
 // BatchScheduler (continuous batching, runtime/batch_scheduler.h) against the one-sequence
 // Generator, which shares none of its batching: greedy tokens are identical whether a sequence runs
 // alone or among others, its prompt prefilled in chunks beside their decode rows, in a reused slot
-// or a fresh one. Also: cancellation frees the slot, the queue bound, prefix reuse, bad requests.
+// or a fresh one, with MTP speculation or without. Also: cancellation frees the slot, the queue
+// bound, prefix reuse, bad requests.
 #include "runtime/batch_scheduler.h"
 
 #include <gtest/gtest.h>
@@ -40,18 +41,19 @@ const Tokenizer& tokenizer() {
 }
 
 // The model the server runs: the best kernels of this machine (their GEMMs are row-independent).
+// With `mtp`, it has an MTP module (for --speculative mtp).
 struct Model2 {
-  static ModelConfig config() {
+  static ModelConfig config(bool mtp) {
     ModelConfig c = preset_config("tiny");
     c.vocab_size = 320;
     c.num_hidden_layers = 2;
-    c.num_nextn_predict_layers = 0;
+    c.num_nextn_predict_layers = mtp ? 1 : 0;
     c.max_position_embeddings = kContext;
     return c;
   }
-  Model2()
+  explicit Model2(bool mtp = false)
       : pool(2),
-        weights(ModelWeights::random(config(), 5, DType::F32)),
+        weights(ModelWeights::random(config(mtp), 5, DType::F32)),
         model(make_model(weights, ComputeContext{best_kernels(), pool})) {}
   ThreadPool pool;
   ModelWeights weights;
@@ -71,6 +73,18 @@ SequenceRequest greedy(std::vector<int32_t> ids, int64_t n) {
   r.sampling.temperature = 0;
   r.stop.max_new_tokens = n;
   return r;
+}
+
+// The reference: the request's tokens from the one-sequence Generator, speculative with `draft`
+// drafts (its drafts seeded as the scheduler seeds them) when draft > 0.
+GenerationResult reference(Model& m, const SequenceRequest& r, int64_t draft = 0) {
+  Generator gen(m, tokenizer());
+  if (draft > 0) gen.enable_speculation(draft, r.sampling.seed ^ kDraftSeedStream);
+  Sampler s(r.sampling);
+  return gen.generate(r.prompt, s, r.stop, nullptr);
+}
+std::vector<int32_t> alone(Model& m, const SequenceRequest& r, int64_t draft = 0) {
+  return reference(m, r, draft).tokens;
 }
 
 struct Outcome {
@@ -93,15 +107,7 @@ Outcome drain(SequenceStream& s) {
 TEST(BatchScheduler, BatchedEqualsAlone) {
   Model2 m;
   std::vector<std::vector<int32_t>> want;
-  for (int i = 0; i < 6; ++i) {
-    Generator gen(*m.model, tokenizer());
-    SamplingParams p;
-    p.temperature = 0;
-    Sampler s(p);
-    StopConditions stop;
-    stop.max_new_tokens = 12;
-    want.push_back(gen.generate(prompt(i), s, stop, nullptr).tokens);
-  }
+  for (int i = 0; i < 6; ++i) want.push_back(alone(*m.model, greedy(prompt(i), 12)));
   // 3 slots for 6 sequences, 8 rows a step: prompts of up to 38 tokens go in chunks beside the
   // decode rows, the last three wait in the queue and then take slots that others used.
   SchedulerOptions opt;
@@ -125,6 +131,148 @@ TEST(BatchScheduler, BatchedEqualsAlone) {
     }
     EXPECT_GT(sched.stats().steps, 12);
   }
+}
+
+// Speculation changes how many tokens a step makes, never which: every slot's last token and
+// drafts are verified in the step's one forward pass beside the others' rows and prompt chunks,
+// and the greedy tokens are the plain Generator's, at 1 and 2 drafts, in fresh slots and in
+// reused ones (the MTP state truncated with the cache). A random MTP module's drafts are rarely
+// accepted, so most steps roll the caches back: the path that must be exact.
+TEST(BatchScheduler, SpeculativeGreedyEqualsPlainDecoding) {
+  Model2 m(/*mtp=*/true);
+  ASSERT_TRUE(m.model->has_mtp());
+  std::vector<std::vector<int32_t>> want;
+  for (int i = 0; i < 5; ++i) want.push_back(alone(*m.model, greedy(prompt(i), 14)));
+  for (int64_t draft : {1, 2}) {
+    SchedulerOptions opt;
+    opt.slots = 3;
+    opt.max_batch_rows = 3 * (draft + 1) + 2;  // room for prompt chunks beside the verifications
+    opt.max_queue = 5;
+    opt.context = kContext;
+    opt.draft = draft;
+    BatchScheduler sched(*m.model, tokenizer(), opt);
+    for (int round = 0; round < 2; ++round) {  // round 1 reuses the cached prefixes
+      std::vector<std::shared_ptr<SequenceStream>> streams;
+      for (int i = 0; i < 5; ++i) {
+        auto sub = sched.submit(greedy(prompt(round ? 4 - i : i), 14));
+        ASSERT_EQ(sub.admission, BatchScheduler::Admission::Queued);
+        streams.push_back(sub.stream);
+      }
+      for (int i = 0; i < 5; ++i) {
+        Outcome o = drain(*streams[i]);
+        const int k = round ? 4 - i : i;
+        EXPECT_EQ(o.tokens, want[k]) << "draft " << draft << " round " << round << " seq " << k;
+        EXPECT_EQ(o.end.completion_tokens, 14);
+        // Each step drafts up to `draft`, fewer only where max_tokens leaves less room.
+        EXPECT_GE(o.end.drafted, 13 / (draft + 1));
+        EXPECT_LE(o.end.accepted_drafts, o.end.drafted);
+      }
+    }
+    ASSERT_TRUE(sched.wait_idle(kWait));
+    const SpeculativeStats sp = sched.stats().speculative;
+    EXPECT_EQ(sp.emitted, 10 * 13);  // every token but the first of each comes from a step
+    EXPECT_GE(sp.steps, 10 * 13 / (draft + 1));
+  }
+}
+
+// Sampled, where drafts are often accepted (a high temperature flattens p and q alike): the
+// scheduler draws exactly what a speculative Generator with the same seeds draws, so the
+// acceptance, the bonus token and the per-request draft seed run as in Generator, whose output
+// distribution test_speculative checks.
+TEST(BatchScheduler, SpeculativeSamplingMatchesTheSpeculativeGenerator) {
+  Model2 m(/*mtp=*/true);
+  auto request = [](int i) {
+    SequenceRequest r;
+    r.prompt = prompt(i);
+    r.sampling.temperature = 3;
+    r.sampling.seed = 100 + i;
+    r.stop.max_new_tokens = 16;
+    return r;
+  };
+  std::vector<std::vector<int32_t>> want;
+  for (int i = 0; i < 4; ++i) want.push_back(alone(*m.model, request(i), /*draft=*/2));
+  SchedulerOptions opt;
+  opt.slots = 2;
+  opt.max_batch_rows = 8;
+  opt.context = kContext;
+  opt.draft = 2;
+  BatchScheduler sched(*m.model, tokenizer(), opt);
+  std::vector<std::shared_ptr<SequenceStream>> streams;
+  for (int i = 0; i < 4; ++i) streams.push_back(sched.submit(request(i)).stream);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(drain(*streams[i]).tokens, want[i]) << "sequence " << i;
+  ASSERT_TRUE(sched.wait_idle(kWait));
+  const SpeculativeStats sp = sched.stats().speculative;
+  EXPECT_GT(sp.acceptance_rate(), 0.2) << "the acceptance path must be exercised";
+  EXPECT_GT(sp.tokens_per_step(), 1.2);
+}
+
+// A step ends at the first token that ends the sequence, whatever drafts follow it: stop strings
+// and EOS ids end a speculative sequence where the Generator ends it, with the same text. Greedy
+// against plain decoding; sampled at temperature 3 (drafts often accepted, so a stop often falls
+// before accepted drafts) against the speculative Generator with the same seeds.
+TEST(BatchScheduler, SpeculativeSequencesStopWhereTheGeneratorStops) {
+  Model2 m(/*mtp=*/true);
+  constexpr int64_t kDraft = 3;
+  std::vector<SequenceRequest> reqs;
+  std::vector<GenerationResult> want;  // first: the model's pool runs one forward at a time
+  for (int i = 0; i < 3; ++i) {
+    for (const bool sampled : {false, true}) {
+      SequenceRequest base = greedy(prompt(i), 14);
+      if (sampled) {
+        base.sampling.temperature = 3;
+        base.sampling.seed = 7 + i;
+      }
+      const int64_t ref_draft = sampled ? kDraft : 0;
+      const std::vector<int32_t> w = alone(*m.model, base, ref_draft);
+      SequenceRequest by_string = base, by_eos = base;
+      by_string.stop.stop_strings = {tokenizer().decode(std::span(w).subspan(6, 2), true)};
+      by_eos.stop.eos_ids = {w[5]};
+      for (const SequenceRequest& r : {by_string, by_eos}) {
+        if (!r.stop.stop_strings.empty() && r.stop.stop_strings[0].empty()) continue;
+        reqs.push_back(r);
+        want.push_back(reference(*m.model, r, ref_draft));
+      }
+    }
+  }
+  SchedulerOptions opt;
+  opt.slots = 3;
+  opt.max_batch_rows = 12;
+  opt.max_queue = static_cast<int32_t>(reqs.size());
+  opt.context = kContext;
+  opt.draft = kDraft;
+  BatchScheduler sched(*m.model, tokenizer(), opt);
+  std::vector<std::shared_ptr<SequenceStream>> streams;
+  for (const auto& r : reqs) streams.push_back(sched.submit(r).stream);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    std::string text;
+    std::vector<int32_t> tokens;
+    for (SequenceEvent e; streams[i]->next(e, kWait);) {
+      text += e.text;
+      if (e.kind == SequenceEvent::Kind::End) {
+        EXPECT_EQ(e.reason, want[i].reason) << "request " << i;
+        break;
+      }
+      tokens.push_back(e.id);
+    }
+    EXPECT_EQ(tokens, want[i].tokens) << "request " << i;
+    EXPECT_EQ(text, want[i].text) << "request " << i;
+    EXPECT_LT(tokens.size(), 14u) << "request " << i << " stopped early";
+  }
+}
+
+TEST(BatchScheduler, SpeculationNeedsAnMtpModuleAndRoomForTheDrafts) {
+  Model2 plain;
+  SchedulerOptions opt;
+  opt.context = kContext;
+  opt.draft = 1;
+  EXPECT_THROW(BatchScheduler(*plain.model, tokenizer(), opt), Error);
+  Model2 mtp(/*mtp=*/true);
+  opt.slots = 4;
+  opt.max_batch_rows = 7;  // 4 slots need 8 rows at one draft
+  EXPECT_THROW(BatchScheduler(*mtp.model, tokenizer(), opt), Error);
+  opt.max_batch_rows = 8;
+  opt.draft = 17;
+  EXPECT_THROW(BatchScheduler(*mtp.model, tokenizer(), opt), Error);
 }
 
 TEST(BatchScheduler, APromptSharingAPrefixReusesTheSlotsCache) {

@@ -91,6 +91,24 @@ TEST(OpenAiApi, ReasoningSplitsAtTheThinkTagsWhole) {
   EXPECT_EQ(u.at("prompt_tokens_details").at("cached_tokens").as_int(), 3);
 }
 
+// --speculative mtp: the drafts as OpenAI's predicted tokens, only when there were drafts.
+TEST(OpenAiApi, UsageCountsTheDraftsWithSpeculation) {
+  Api api;
+  ApiRequest req;
+  ResponseBuilder plain(req, api.model, "chatcmpl-1", 5);
+  plain.add(end(StopReason::Eos, "x"));
+  EXPECT_EQ(Json::parse(plain.body()).at("usage").find("completion_tokens_details"), nullptr);
+  ResponseBuilder spec(req, api.model, "chatcmpl-2", 5);
+  SequenceEvent e = end(StopReason::Eos, "x");
+  e.drafted = 5;
+  e.accepted_drafts = 2;
+  spec.add(e);
+  const Json r = Json::parse(spec.body());
+  const Json& d = r.at("usage").at("completion_tokens_details");
+  EXPECT_EQ(d.at("accepted_prediction_tokens").as_int(), 2);
+  EXPECT_EQ(d.at("rejected_prediction_tokens").as_int(), 3);
+}
+
 TEST(OpenAiApi, ReasoningSplitsAtTheThinkTagsStreamed) {
   Api api;
   ApiRequest req;
