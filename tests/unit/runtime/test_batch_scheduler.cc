@@ -16,6 +16,7 @@
 #include "kernels/best_kernels.h"
 #include "model/presets.h"
 #include "model/weights.h"
+#include "unit/runtime/test_tokenizer_util.h"
 
 namespace dsv3 {
 namespace {
@@ -24,19 +25,8 @@ constexpr int64_t kContext = 128;
 constexpr auto kWait = std::chrono::seconds(60);
 
 const Tokenizer& tokenizer() {
-  static Tokenizer tok = [] {
-    const std::string dir = std::string(DSV3_BINARY_DIR) + "/test_batch_scheduler_tokenizer";
-    make_dirs(dir);
-    std::string text;
-    for (int i = 0; i < 20; ++i) text += "many sequences decode together in one forward pass\n";
-    write_file_atomic(path_join(dir, "text.txt"), text);
-    BpeTrainOptions opt;
-    opt.inputs = {path_join(dir, "text.txt")};
-    opt.vocab_size = 300;
-    opt.progress = false;
-    train_bpe_tokenizer(opt, dir);
-    return Tokenizer::load(dir);
-  }();
+  static Tokenizer tok = test::train_test_tokenizer(
+      "test_batch_scheduler_tokenizer", "many sequences decode together in one forward pass");
   return tok;
 }
 

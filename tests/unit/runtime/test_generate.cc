@@ -17,6 +17,7 @@
 #include "model/presets.h"
 #include "model/weights.h"
 #include "runtime/chat_session.h"
+#include "unit/runtime/test_tokenizer_util.h"
 
 namespace dsv3 {
 namespace {
@@ -25,20 +26,9 @@ constexpr int64_t kContext = 40;
 
 // A byte-level BPE tokenizer learned from a few sentences (DeepSeek-V3's special tokens).
 const Tokenizer& tokenizer() {
-  static Tokenizer tok = [] {
-    const std::string dir = std::string(DSV3_BINARY_DIR) + "/test_generate_tokenizer";
-    make_dirs(dir);
-    std::string text;
-    for (int i = 0; i < 20; ++i)
-      text += "the model keeps the cache of the conversation and writes the next token\n";
-    write_file_atomic(path_join(dir, "text.txt"), text);
-    BpeTrainOptions opt;
-    opt.inputs = {path_join(dir, "text.txt")};
-    opt.vocab_size = 300;
-    opt.progress = false;
-    train_bpe_tokenizer(opt, dir);
-    return Tokenizer::load(dir);
-  }();
+  static Tokenizer tok = test::train_test_tokenizer(
+      "test_generate_tokenizer",
+      "the model keeps the cache of the conversation and writes the next token");
   return tok;
 }
 
