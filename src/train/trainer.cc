@@ -324,6 +324,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
             zopt->save(path_join(d, kOptimizer));
           else
             opt->save(path_join(d, kOptimizer));
+          if (ema) ema->save(path_join(d, kEma));  // what --resume with --ema reads back
         },
         cfg.keep_last);
     return dir;

@@ -94,23 +94,25 @@ def same_lines(a, b):
 def case_resume(dsv3, src, work):
     data = prepare(dsv3, src, work)
     a, b = os.path.join(work, "straight"), os.path.join(work, "resumed")
-    train(dsv3, data, a, 8)
-    train(dsv3, data, b, 4)
+    # With an EMA of the weights: it is saved in each checkpoint and resumed too.
+    train(dsv3, data, a, 8, "--ema", "0.9")
+    train(dsv3, data, b, 4, "--ema", "0.9")
     # An interrupted run may have written lines past its last checkpoint: resume drops them.
     with open(os.path.join(b, "metrics.jsonl"), "a") as f:
         f.write(json.dumps({"step": 5, "loss": 0.0}) + "\n")
     shutil.rmtree(os.path.join(b, "checkpoints", "step-00000004"), ignore_errors=True)
-    r = train(dsv3, data, b, 8, "--resume")
+    r = train(dsv3, data, b, 8, "--resume", "--ema", "0.9")
     if "resuming" not in r.stderr or "from step 3" not in r.stderr:
         sys.exit("no resume from step 3 reported:\n" + r.stderr)
     ma, mb = metrics(a), metrics(b)
     if [m["step"] for m in mb] != list(range(1, 9)):
         sys.exit("resumed metrics steps: %r" % [m["step"] for m in mb])
     same_lines(ma, mb)
-    fa = open(os.path.join(a, "checkpoints", "step-00000008", "model.safetensors"), "rb").read()
-    fb = open(os.path.join(b, "checkpoints", "step-00000008", "model.safetensors"), "rb").read()
-    if fa != fb:
-        sys.exit("final weights differ between the straight and the resumed run")
+    for f in ("model.safetensors", "ema.safetensors"):
+        fa = open(os.path.join(a, "checkpoints", "step-00000008", f), "rb").read()
+        fb = open(os.path.join(b, "checkpoints", "step-00000008", f), "rb").read()
+        if fa != fb:
+            sys.exit("final %s differs between the straight and the resumed run" % f)
     ck = os.path.join(a, "checkpoints")
     if sorted(os.listdir(ck)) != ["latest", "step-00000006", "step-00000008"]:
         sys.exit("kept checkpoints: %r" % sorted(os.listdir(ck)))
@@ -119,7 +121,7 @@ def case_resume(dsv3, src, work):
     r = run([dsv3, "generate", "-m", os.path.join(ck, "latest"), "-p", "The model",
              "-n", "8", "--seed", "1"])
     print(r.stdout)
-    print("resume: 8 steps straight == 4 + resume from step 3 + 5, bit for bit")
+    print("resume: 8 steps straight == 4 + resume from step 3 + 5, bit for bit (weights and EMA)")
 
 
 def case_threads(dsv3, src, work):
