@@ -182,7 +182,7 @@ TokenCost token_cost(const InferenceModel& m) {
     if (p.group != ParamGroup::Main) continue;
     const WeightView& v = m.weights().get(p.name);
     const auto n = static_cast<double>(v.numel());
-    const double bytes = n * static_cast<double>(dtype_size(v.dtype));
+    const auto bytes = static_cast<double>(v.stored_bytes());  // block formats: with scales
     const bool embed = p.name == "model.embed_tokens.weight";
     const bool head = p.name == "lm_head.weight" || (embed && c.tie_word_embeddings);
     if (embed && !head) continue;  // a lookup reads one row
@@ -192,7 +192,7 @@ TokenCost token_cost(const InferenceModel& m) {
     t.decode_bytes += bytes * share;
     if (v.shape.size() != 2) continue;
     (head ? t.head_flops : t.prefill_flops) += 2 * n * share;
-    by_dtype[v.dtype] += bytes * share;
+    by_dtype[v.quant ? DType::I8 : v.dtype] += bytes * share;  // I8: every integer block format
   }
   double most = -1;
   for (const auto& [d, b] : by_dtype)
@@ -201,9 +201,16 @@ TokenCost token_cost(const InferenceModel& m) {
 }
 
 // The peak prefill's matmuls are held to, GFLOP/s: FP32 weights run FP32 FMAs; 16-bit and FP8
-// weights against the machine's BF16 peak (what the 70 % target means by "peak").
+// weights against the machine's BF16 peak (what the 70 % target means by "peak"); the
+// integer block formats (I8 here) against its INT8 peak, AMX tiles where present.
 double prefill_peak(const MachinePeaks& p, DType d) {
+  if (d == DType::I8) return std::max(p.int8_vnni, p.amx_int8);
   return d == DType::F32 ? p.f32_fma : p.bf16_peak();
+}
+
+const char* prefill_peak_name(const MachinePeaks& p, DType d) {
+  if (d == DType::I8) return p.amx_int8 > p.int8_vnni ? "amx-int8" : "avx512-vnni";
+  return d == DType::F32 ? "avx512-f32" : nullptr;
 }
 
 // Fraction of the roofline one test reached (0 when not measured).
@@ -323,7 +330,8 @@ void print_table(const InferenceModel& m, int threads, const std::vector<TestRes
       else
         std::printf(" %.1f%% of %.0f GFLOP/s (%s) |", 100 * roofline_fraction(r, cost, *peaks),
                     prefill_peak(*peaks, cost.dtype),
-                    cost.dtype == DType::F32 ? "avx512-f32" : peaks->bf16_path().c_str());
+                    prefill_peak_name(*peaks, cost.dtype) ? prefill_peak_name(*peaks, cost.dtype)
+                                                          : peaks->bf16_path().c_str());
     }
     std::printf("\n");
   }
