@@ -84,7 +84,7 @@ def documents(path):
 
 
 def tokenize(dsv3, tok, text, work):
-    p = os.path.join(work, "doc.txt")
+    p = os.path.join(work, "doc-%d.txt" % os.getpid())  # cases share `work` and run in parallel
     with open(p, "w", encoding="utf-8") as f:
         f.write(text)
     out = run([dsv3, "tokenize", "-m", tok, "--file", p, "--no-bos"]).stdout.split()
@@ -93,7 +93,7 @@ def tokenize(dsv3, tok, text, work):
 
 def cross_entropy(dsv3, model, window, work):
     """Mean -log softmax over the window's first SEQ rows, from `dsv3 logits` (float64)."""
-    out = os.path.join(work, "window.npy")
+    out = os.path.join(work, "window-%d.npy" % os.getpid())  # cases share `work` (ctest -j)
     run([dsv3, "logits", "-m", model, "--ids", ",".join(map(str, window[:-1])), "--out", out])
     logits = np.load(out).astype(np.float64)
     m = logits.max(axis=1, keepdims=True)
