@@ -10,7 +10,6 @@
 namespace dsv3 {
 namespace {
 
-constexpr uint8_t kE4M3MaxCode = 0x7E, kE4M3NaN = 0x7F;
 constexpr uint8_t kE5M2MaxCode = 0x7B, kE5M2Inf = 0x7C, kE5M2NaN = 0x7E;
 
 // Decode tables, built once from the bit fields.
