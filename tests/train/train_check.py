@@ -58,13 +58,12 @@ def metrics(run_dir):
 
 
 def prepare(dsv3, src, work):
-    """Token data from the source tree's docs with the tiny preset's tokenizer."""
-    text = os.path.join(work, "text.txt")
-    docs = sorted(os.path.join(src, "docs", n) for n in os.listdir(os.path.join(src, "docs"))
-                  if n.endswith(".md"))
-    with open(text, "w") as out:
-        for d in docs + [os.path.join(src, "README.md")]:
-            out.write(open(d).read().strip() + "\n\x1e\n")
+    """Token data from a fixed text with the tiny preset's tokenizer: the pinned corpus's
+    validation split (scripts/fetch-assets.sh), so the bf16 tolerance holds for this input and
+    editing the docs does not change the test (it once did: a docs commit moved bf16 to 2.1%)."""
+    text = os.path.join(src, ".cache", "corpus", "valid.txt")
+    if not os.path.exists(text):
+        sys.exit(text + " is missing: run scripts/fetch-assets.sh")
     data = os.path.join(work, "data")
     run([dsv3, "data", "prepare", "--tokenizer",
          os.path.join(src, "assets", "tokenizers", "dsv3-en-4k"), "--input", text, "-o", data,
