@@ -17,6 +17,13 @@ struct ForwardActs {
   // With keep_layers: free each layer's RMSNorm outputs and MLA up-projections after its forward
   // and recompute them in backward (SPEC §3.1), trading a little compute for activation memory.
   bool recompute = false;
+  // Pipelines (Model::backward_layers): leave the embedding's and the MTP module's dL/d(embedding
+  // rows) in dinput and mtp.demb instead of adding them to the embedding's gradient, so the
+  // caller adds them in the one-process order when the two live on different stages.
+  bool defer_embedding_grad = false;
+  // Pipelines: queue the backward's weight-gradient GEMMs here (ComputeContext::wgrad) for a
+  // later W (ZeroBubble's B/W split, SPEC §4); null runs them at once.
+  WeightGradQueue* wgrad = nullptr;
 
   std::vector<float> cos, sin;  // [N, rope_dim / 2] at each row's position
   // keep_layers: resid[l] [N, d] is layer l's input, resid[L] the stack's output; else resid[0]
@@ -35,6 +42,7 @@ struct ForwardActs {
   std::vector<float> dnormed;    // [N, d]
   std::vector<float> dhead_in;   // [rows wanting logits, d]
   std::vector<float> dresid[2];  // [N, d] dL/d(a layer's output / input), in turn
+  std::vector<float> dinput;     // [N, d] dL/d(resid[begin]) of backward_layers
   LayerGrads grads;
 };
 

@@ -51,8 +51,25 @@ void CausalLm::check_batch(const Batch& b, const CacheLayout& want) const {
 
 void CausalLm::forward(const Batch& b, ForwardActs& a, float* logits, float* hidden) {
   check_batch(b, cache_layout());
+  forward_layers(b, a, 0, c_.num_hidden_layers, logits, hidden);
+  for (const BatchSeq& s : b.seqs())
+    if (s.cache) s.cache->commit(s.count);
+}
+
+void CausalLm::forward_layers(const Batch& b, ForwardActs& a, int64_t begin, int64_t end,
+                              float* logits, float* hidden) {
   const Kernels& k = ctx_.kernels;
   const int64_t N = b.rows(), d = c_.hidden_size, half = rope_.dim / 2, L = c_.num_hidden_layers;
+  DSV3_CHECK(0 <= begin && begin < end && end <= L,
+             "model: layers [" + std::to_string(begin) + ", " + std::to_string(end) +
+                 ") are not a range of the " + std::to_string(L) + " layers");
+  const bool whole = begin == 0 && end == L;
+  if (!whole) {
+    check_batch(b, cache_layout());
+    for (const BatchSeq& s : b.seqs())
+      DSV3_CHECK(!s.cache, "model: a pipeline stage takes cache-less (training) sequences only");
+    DSV3_CHECK(a.keep_layers, "model: a pipeline stage needs keep_layers activations");
+  }
   a.cos.resize(N * half);
   a.sin.resize(N * half);
   for (const BatchSeq& s : b.seqs())
@@ -60,10 +77,16 @@ void CausalLm::forward(const Batch& b, ForwardActs& a, float* logits, float* hid
                 a.sin.data() + s.begin * half);
   a.resid.resize(a.keep_layers ? L + 1 : 1);
   a.layers.resize(a.keep_layers ? L : 1);
-  for (auto& r : a.resid) r.resize(N * d);
+  // A stage's input (resid[begin] when begin > 0) is the caller's; the rest is this call's.
+  for (int64_t l = a.keep_layers ? begin : 0; l < (a.keep_layers ? end + 1 : 1); ++l) {
+    if (l == begin && begin > 0)
+      DSV3_CHECK(static_cast<int64_t>(a.resid[l].size()) == N * d,
+                 "model: a stage's input activations must be [rows, hidden_size]");
+    a.resid[l].resize(N * d);
+  }
   a.expert_load.resize(L);
-  k.embedding(a.resid[0].data(), b.ids().data(), N, embed_.value);
-  for (int64_t l = 0; l < L; ++l) {
+  if (begin == 0) k.embedding(a.resid[0].data(), b.ids().data(), N, embed_.value);
+  for (int64_t l = begin; l < end; ++l) {
     const int64_t in = a.keep_layers ? l : 0, out = a.keep_layers ? l + 1 : 0;
     LayerActs& la = a.layers[a.keep_layers ? l : 0];
     layers_[l].forward(ctx_, path_, *dispatcher_, a.resid[in].data(), a.resid[out].data(), b,
@@ -74,8 +97,9 @@ void CausalLm::forward(const Batch& b, ForwardActs& a, float* logits, float* hid
     else
       a.expert_load[l].clear();
   }
+  if (end < L) return;
   a.normed.resize(N * d);
-  k.rmsnorm(a.normed.data(), d, a.resid.back().data(), d, final_norm_.f32, N, d,
+  k.rmsnorm(a.normed.data(), d, a.resid[a.keep_layers ? L : 0].data(), d, final_norm_.f32, N, d,
             static_cast<float>(c_.rms_norm_eps));
   if (hidden) std::copy_n(a.normed.data(), N * d, hidden);
   const std::vector<int64_t>& rows = b.logit_rows();
@@ -86,8 +110,6 @@ void CausalLm::forward(const Batch& b, ForwardActs& a, float* logits, float* hid
       std::copy_n(a.normed.data() + rows[i] * d, d, a.head_in.data() + i * d);
     head_.forward(ctx_, a.head_in.data(), n, logits);
   }
-  for (const BatchSeq& s : b.seqs())
-    if (s.cache) s.cache->commit(s.count);
 }
 
 void CausalLm::forward_mtp(const Batch& b, const float* hidden, ForwardActs& a, float* logits) {
@@ -110,39 +132,61 @@ void CausalLm::check_backward(const Batch& b) const {
 
 void CausalLm::backward(const Batch& b, ForwardActs& a, const float* dlogits,
                         const float* dhidden) {
+  backward_layers(b, a, 0, c_.num_hidden_layers, dlogits, dhidden, nullptr);
+}
+
+void CausalLm::backward_layers(const Batch& b, ForwardActs& a, int64_t begin, int64_t end,
+                               const float* dlogits, const float* dhidden, const float* dout) {
   check_backward(b);
-  const Kernels& k = ctx_.kernels;
+  ComputeContext ctx = ctx_;
+  ctx.wgrad = a.wgrad;
+  const Kernels& k = ctx.kernels;
   const int64_t N = b.rows(), d = c_.hidden_size, L = c_.num_hidden_layers;
+  DSV3_CHECK(0 <= begin && begin < end && end <= L && (end < L || !dout) && (end == L || dout),
+             "model: backward of layers [" + std::to_string(begin) + ", " + std::to_string(end) +
+                 ") needs dout exactly when it ends before the last layer");
   DSV3_CHECK(a.keep_layers && static_cast<int64_t>(a.resid.size()) == L + 1 &&
-                 static_cast<int64_t>(a.resid[0].size()) == N * d,
+                 static_cast<int64_t>(a.resid[begin].size()) == N * d,
              "model: backward needs the activations of a keep_layers forward of this batch");
-  // logits = head(normed[rows]); hidden = normed.
-  a.dnormed.assign(N * d, 0.0f);
-  if (dhidden) std::copy_n(dhidden, N * d, a.dnormed.data());
-  const std::vector<int64_t>& rows = b.logit_rows();
-  const auto n = static_cast<int64_t>(rows.size());
-  if (dlogits && n > 0) {
-    a.dhead_in.resize(n * d);
-    head_.backward_weight(ctx_, dlogits, a.head_in.data(), n);
-    head_.backward_input(ctx_, dlogits, n, a.dhead_in.data());
-    for (int64_t i = 0; i < n; ++i)
-      k.axpy(a.dnormed.data() + rows[i] * d, 1.0f, a.dhead_in.data() + i * d, d);
-  }
-  float* dcur = (a.dresid[0].assign(N * d, 0.0f), a.dresid[0].data());
+  float* dcur = (a.dresid[0].resize(N * d), a.dresid[0].data());
   float* dprev = (a.dresid[1].resize(N * d), a.dresid[1].data());
-  k.rmsnorm_backward(dcur, d, final_norm_.grad, a.dnormed.data(), d, a.resid[L].data(), d,
-                     final_norm_.f32, N, d, static_cast<float>(c_.rms_norm_eps));
+  if (end == L) {
+    // logits = head(normed[rows]); hidden = normed.
+    a.dnormed.assign(N * d, 0.0f);
+    if (dhidden) std::copy_n(dhidden, N * d, a.dnormed.data());
+    const std::vector<int64_t>& rows = b.logit_rows();
+    const auto n = static_cast<int64_t>(rows.size());
+    if (dlogits && n > 0) {
+      a.dhead_in.resize(n * d);
+      head_.backward_weight(ctx, dlogits, a.head_in.data(), n);
+      head_.backward_input(ctx, dlogits, n, a.dhead_in.data());
+      for (int64_t i = 0; i < n; ++i)
+        k.axpy(a.dnormed.data() + rows[i] * d, 1.0f, a.dhead_in.data() + i * d, d);
+    }
+    std::fill_n(dcur, N * d, 0.0f);
+    k.rmsnorm_backward(dcur, d, final_norm_.grad, a.dnormed.data(), d, a.resid[L].data(), d,
+                       final_norm_.f32, N, d, static_cast<float>(c_.rms_norm_eps));
+  } else {
+    std::copy_n(dout, N * d, dcur);
+  }
   a.neg_sin.resize(a.sin.size());
   for (size_t i = 0; i < a.sin.size(); ++i) a.neg_sin[i] = -a.sin[i];
-  for (int64_t l = L - 1; l >= 0; --l) {
+  for (int64_t l = end - 1; l >= begin; --l) {
     if (a.recompute)
-      layers_[l].recompute(ctx_, a.resid[l].data(), b, a.cos.data(), a.sin.data(), a.layers[l]);
-    layers_[l].backward(ctx_, *dispatcher_, a.resid[l].data(), b, a.cos.data(), a.neg_sin.data(),
+      layers_[l].recompute(ctx, a.resid[l].data(), b, a.cos.data(), a.sin.data(), a.layers[l]);
+    layers_[l].backward(ctx, *dispatcher_, a.resid[l].data(), b, a.cos.data(), a.neg_sin.data(),
                         a.layers[l], dcur, a.grads, dprev);
     if (a.recompute) DecoderLayer::release_recomputable(a.layers[l]);
     std::swap(dcur, dprev);
   }
-  k.embedding_backward(embed_.grad, b.ids().data(), dcur, N, d);
+  if (begin > 0 || a.defer_embedding_grad)
+    a.dinput.assign(dcur, dcur + N * d);
+  else
+    embedding_backward(b.ids().data(), dcur, N);
+}
+
+void CausalLm::embedding_backward(const int32_t* ids, const float* dx, int64_t n) {
+  ctx_.kernels.embedding_backward(embed_.grad, ids, dx, n, c_.hidden_size);
 }
 
 void CausalLm::backward_mtp(const Batch& b, const float* hidden, ForwardActs& a,
@@ -150,7 +194,10 @@ void CausalLm::backward_mtp(const Batch& b, const float* hidden, ForwardActs& a,
   DSV3_CHECK(mtp_.has_value(), "model: " + c_.model_type + " has no MTP module",
              "num_nextn_predict_layers is 0 in config.json");
   check_backward(b);
-  mtp_->backward(ctx_, *dispatcher_, hidden, b, a.mtp, dlogits, a.grads, dhidden);
+  ComputeContext ctx = ctx_;
+  ctx.wgrad = a.wgrad;
+  mtp_->backward(ctx, *dispatcher_, hidden, b, a.mtp, dlogits, a.grads, dhidden,
+                 !a.defer_embedding_grad);
 }
 
 }  // namespace dsv3

@@ -24,6 +24,11 @@ class CausalLm : public Model {
   void forward_mtp(const Batch& b, const float* hidden, ForwardActs& acts, float* logits) override;
   void backward(const Batch& b, ForwardActs& acts, const float* dlogits,
                 const float* dhidden) override;
+  void forward_layers(const Batch& b, ForwardActs& acts, int64_t begin, int64_t end, float* logits,
+                      float* hidden) override;
+  void backward_layers(const Batch& b, ForwardActs& acts, int64_t begin, int64_t end,
+                       const float* dlogits, const float* dhidden, const float* dout) override;
+  void embedding_backward(const int32_t* ids, const float* dx, int64_t n) override;
   void backward_mtp(const Batch& b, const float* hidden, ForwardActs& acts, const float* dlogits,
                     float* dhidden) override;
   void set_attention_path(AttentionPath p) override { path_ = p; }

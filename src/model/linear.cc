@@ -133,6 +133,10 @@ void Linear::backward_input(ComputeContext ctx, const float* dy, int64_t T, floa
 void Linear::backward_weight(ComputeContext ctx, const float* dy, const float* x, int64_t T) const {
   DSV3_CHECK(w_->grad, "Linear: " + w_->name() + " has no gradient",
              "call ParamStore::enable_training() before a backward pass");
+  if (ctx.wgrad) {
+    ctx.wgrad->push(*this, dy, x, T);
+    return;
+  }
   if (fp8(ctx)) {
     // The input as the FP8 cache holds it: the Fprop's E4M3 tiles, or E5M6 (power-of-two
     // scales) for the attention output projection.
@@ -156,6 +160,23 @@ void Linear::backward_weight(ComputeContext ctx, const float* dy, const float* x
     DSV3_CHECK(b_->grad, "Linear: " + b_->name() + " has no gradient");
     for (int64_t t = 0; t < T; ++t) ctx.kernels.axpy(b_->grad, 1.0f, dy + t * out(), out());
   }
+}
+
+void WeightGradQueue::open() {
+  groups_.emplace_back();
+}
+
+void WeightGradQueue::push(const Linear& lin, const float* dy, const float* x, int64_t T) {
+  DSV3_CHECK(!groups_.empty(), "WeightGradQueue: push before open");
+  groups_.back().push_back({&lin, std::vector<float>(dy, dy + T * lin.out()),
+                            std::vector<float>(x, x + T * lin.in()), T});
+}
+
+void WeightGradQueue::run_oldest(ComputeContext ctx) {
+  DSV3_CHECK(!groups_.empty(), "WeightGradQueue: a W with no deferred backward");
+  ctx.wgrad = nullptr;
+  for (const Gemm& g : groups_.front()) g.lin->backward_weight(ctx, g.dy.data(), g.x.data(), g.T);
+  groups_.pop_front();
 }
 
 }  // namespace dsv3

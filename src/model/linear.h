@@ -31,7 +31,9 @@
 //   FP8Tensor  FP8 with one scale per operand tensor instead of tiles and blocks.
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <string>
+#include <vector>
 
 #include "model/model.h"
 #include "model/param_store.h"
@@ -77,6 +79,28 @@ class Linear {
   const Param* w_ = nullptr;
   const Param* b_ = nullptr;
   LinearKind kind_ = LinearKind::Default;
+};
+
+// ZeroBubble's B/W split (SPEC §4: a backward chunk's input gradients now, its weight gradients in
+// a later W). With ComputeContext::wgrad set, backward_weight copies its dy and x here instead of
+// running the Wgrad GEMM; run_oldest() later runs one backward pass's GEMMs in the order they were
+// queued. Each weight then sums the same products in the same order as without the split, so the
+// gradients are the same bits. Only the Linears' Wgrad is deferred: the RMSNorm weights' and the
+// embedding's gradients stay in B (elementwise, cheap).
+class WeightGradQueue {
+ public:
+  void open();  // starts the group of the next backward pass that defers
+  void push(const Linear& lin, const float* dy, const float* x, int64_t T);
+  void run_oldest(ComputeContext ctx);  // runs and drops the oldest group; ctx.wgrad is ignored
+  size_t groups() const { return groups_.size(); }
+
+ private:
+  struct Gemm {
+    const Linear* lin;
+    std::vector<float> dy, x;
+    int64_t T;
+  };
+  std::deque<std::vector<Gemm>> groups_;
 };
 
 }  // namespace dsv3

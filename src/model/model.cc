@@ -42,6 +42,22 @@ void Model::backward(const Batch&, ForwardActs&, const float*, const float*) {
               "train a DeepSeek (MLA) model");
 }
 
+void Model::forward_layers(const Batch&, ForwardActs&, int64_t, int64_t, float*, float*) {
+  throw Error("model: pipeline stages are not supported for " + config().model_type,
+              "train a DeepSeek (MLA) model");
+}
+
+void Model::backward_layers(const Batch&, ForwardActs&, int64_t, int64_t, const float*,
+                            const float*, const float*) {
+  throw Error("model: training is not supported for " + config().model_type,
+              "train a DeepSeek (MLA) model");
+}
+
+void Model::embedding_backward(const int32_t*, const float*, int64_t) {
+  throw Error("model: training is not supported for " + config().model_type,
+              "train a DeepSeek (MLA) model");
+}
+
 void Model::backward_mtp(const Batch&, const float*, ForwardActs&, const float*, float*) {
   throw Error("model: " + config().model_type + " has no MTP module to train",
               "MTP needs a DeepSeek model with num_nextn_predict_layers > 0");

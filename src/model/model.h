@@ -14,6 +14,7 @@
 namespace dsv3 {
 
 class MoeDispatcher;
+class WeightGradQueue;  // model/linear.h
 
 // MLA attention (SPEC §1.3, §1.5): Naive materialises per-head K and V from the latent cache (the
 // training path); Absorbed folds W_UK into the query and W_UV into the output (decoding).
@@ -66,6 +67,9 @@ struct ComputeContext {
   // activations); true quantizes the activations per 1x128 tile as DeepSeek's act_quant and runs
   // the FP8 GEMM (fp8_gemm), as the official inference code does (`--fp8-gemm native`).
   bool fp8_native_gemm = false;
+  // Training: when set, every Linear's weight-gradient GEMM is queued here instead of run
+  // (ZeroBubble's B/W split for the pipeline, SPEC §4; model/linear.h).
+  WeightGradQueue* wgrad = nullptr;
 };
 
 // Which of a sequence's rows get logits: None, the Last one (a prefill runs the LM head, the
@@ -125,6 +129,23 @@ class Model {
   // writes dhidden [batch.rows(), hidden_size] = dL/dhidden and accumulates its gradients.
   virtual void backward_mtp(const Batch& batch, const float* hidden, ForwardActs& acts,
                             const float* dlogits, float* dhidden);
+
+  // Pipeline stages (src/dist, SPEC §4): the forward and backward of layers [begin, end) only, over
+  // caller-owned activations with keep_layers; forward() and backward() are the range [0, L).
+  // begin == 0 embeds the batch's ids; otherwise acts.resid[begin] [N, d] holds the previous
+  // stage's output, written by the caller. end == L runs the final norm and the head (logits,
+  // hidden as forward()); otherwise the output stays in acts.resid[end]. No caches.
+  virtual void forward_layers(const Batch& batch, ForwardActs& acts, int64_t begin, int64_t end,
+                              float* logits, float* hidden);
+  // The backward of forward_layers(): end == L starts from dlogits and dhidden as backward();
+  // otherwise from dout [N, d] = dL/d(acts.resid[end]). Leaves dL/d(acts.resid[begin]) in
+  // acts.dinput when begin > 0, or when begin == 0 and acts.defer_embedding_grad (then
+  // embedding_backward() applies it later); else adds it to the embedding's gradient.
+  virtual void backward_layers(const Batch& batch, ForwardActs& acts, int64_t begin, int64_t end,
+                               const float* dlogits, const float* dhidden, const float* dout);
+  // embed.grad[ids[t]] += dx[t] for t < n: the embedding's gradient from dL/d(its output rows),
+  // deferred by ForwardActs::defer_embedding_grad (the main model's and the MTP module's).
+  virtual void embedding_backward(const int32_t* ids, const float* dx, int64_t n);
 
   // MLA models only; others ignore it. Default: Absorbed.
   virtual void set_attention_path(AttentionPath) {}

@@ -61,8 +61,8 @@ void Mtp::forward(ComputeContext ctx, AttentionPath path, MoeDispatcher& dispatc
 }
 
 void Mtp::backward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* hidden,
-                   const Batch& b, MtpActs& a, const float* dlogits, LayerGrads& g,
-                   float* dhidden) const {
+                   const Batch& b, MtpActs& a, const float* dlogits, LayerGrads& g, float* dhidden,
+                   bool embedding_grad) const {
   const Kernels& k = ctx.kernels;
   const int64_t d = c_.hidden_size, N = b.rows();
   const std::vector<int64_t>& rows = b.logit_rows();
@@ -94,7 +94,7 @@ void Mtp::backward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* h
   std::fill_n(dhidden, N * d, 0.0f);
   k.rmsnorm_backward(dhidden, d, hnorm_.grad, a.dcat.data() + d, 2 * d, hidden, d, hnorm_.f32, N, d,
                      eps_);
-  k.embedding_backward(embed_.grad, b.ids().data(), a.demb.data(), N, d);
+  if (embedding_grad) k.embedding_backward(embed_.grad, b.ids().data(), a.demb.data(), N, d);
 }
 
 }  // namespace dsv3

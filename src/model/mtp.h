@@ -35,9 +35,11 @@ class Mtp {
                const float* hidden, const Batch& b, MtpActs& a, float* logits) const;
   // The backward of a training forward() (Naive, cache-less) over the same hidden, b and a: from
   // dlogits [b.logit_rows(), vocab] writes dhidden [N, d] = dL/dhidden and accumulates the
-  // module's gradients (the shared embedding and head into the main model's).
+  // module's gradients (the shared embedding and head into the main model's; the embedding's
+  // only with embedding_grad, else its dL/d(rows) stays in a.demb for the caller).
   void backward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* hidden, const Batch& b,
-                MtpActs& a, const float* dlogits, LayerGrads& g, float* dhidden) const;
+                MtpActs& a, const float* dlogits, LayerGrads& g, float* dhidden,
+                bool embedding_grad = true) const;
   const DecoderLayer& layer() const { return layer_; }
 
  private:

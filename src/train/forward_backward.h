@@ -31,6 +31,28 @@ struct LossParts {
   double total = 0, ce = 0, mtp = 0, balance = 0, aux = 0;
 };
 
+// Layers [begin, end) of the main model: a pipeline stage (src/dist, SPEC §4), or [0, L) the whole
+// model. The first stage (begin == 0) embeds; the last (end == L) also runs the final norm, the
+// head, the losses and the MTP module, which reads the main model's last hidden state and the
+// embedding of the shifted tokens.
+struct StageLayers {
+  int64_t begin = 0, end = 0;
+};
+
+// One micro-batch on its way through forward and backward: its batches, targets, activations and
+// outputs. A pipeline stage holds several in flight; the one-process pass holds one.
+struct MicroBatch {
+  ForwardActs acts;
+  Batch main, mtp;
+  std::vector<int32_t> targets, mtp_targets;
+  std::vector<float> logits, hidden, mtp_logits, dhidden;
+  double weight = 1;  // of its gradient: 1 / the micro-batches of an optimizer step
+  bool with_mtp = false;
+  // The unweighted loss terms the stages computed (loss_terms() entries): CE and MTP CE on the last
+  // stage, the balance and aux losses of each MoE layer on the layer's stage (zero elsewhere).
+  std::vector<double> terms;
+};
+
 class ForwardBackward {
  public:
   // The model's store must have training enabled; the model is switched to the Naive attention
@@ -42,7 +64,7 @@ class ForwardBackward {
   LossParts run(const int32_t* windows, int64_t B, int64_t T, const LossWeights& w, double weight);
   // Recompute the RMSNorm outputs and MLA up-projections in backward instead of keeping them
   // (SPEC §3.1): less activation memory, the same gradients bit for bit.
-  void set_recompute(bool on) { acts_.recompute = on; }
+  void set_recompute(bool on) { mb_.acts.recompute = on; }
   // The loss parts only, no backward (validation).
   LossParts evaluate(const int32_t* windows, int64_t B, int64_t T, const LossWeights& w);
 
@@ -50,17 +72,34 @@ class ForwardBackward {
   // (empty for dense ones), then one more entry for the MTP layer when it ran.
   const std::vector<std::vector<int64_t>>& expert_load() const { return load_; }
 
+  // The pieces run() is made of, for pipeline stages (src/dist). start() sets mb up for windows
+  // [B, T + 1] (the windows must outlive nothing: they are copied). forward() runs the stage's
+  // layers (a stage after the first reads mb.acts.resid[s.begin], which the caller filled), then
+  // on the last stage the losses and the MTP module, and the balance losses of the stage's MoE
+  // layers into mb.terms (their gradients too unless !backward). backward() runs the stage's
+  // backward: the last stage from its losses, the others from dout = dL/d(resid[s.end]); the
+  // result dL/d(resid[s.begin]) is in mb.acts.dinput (see Model::backward_layers).
+  void start(MicroBatch& mb, const int32_t* windows, int64_t B, int64_t T, const LossWeights& w,
+             double weight) const;
+  void forward(MicroBatch& mb, StageLayers s, const LossWeights& w, bool backward);
+  void backward(MicroBatch& mb, StageLayers s, const float* dout);
+  // mb.terms: [2 + 2 (L + 1)] = CE, MTP, balance of layers 0..L (L: the MTP layer), aux of the
+  // same.
+  size_t terms_size() const;
+  // The loss parts from a micro-batch's terms, summed as the one-process pass sums them.
+  static LossParts loss_parts(const std::vector<double>& terms, const LossWeights& w);
+  int64_t layers() const { return model_.config().num_hidden_layers; }
+
  private:
   LossParts pass(const int32_t* windows, int64_t B, int64_t T, const LossWeights& w, double weight,
                  bool backward);
-  void balance_losses(const LossWeights& w, double weight, bool backward, LossParts& p);
+  // One MoE layer's balance terms (index l of the terms) and, with backward, its gradient.
+  void balance(MicroBatch& mb, MoeActs& a, const Batch& b, size_t l, const LossWeights& w,
+               bool backward) const;
 
   Model& model_;
   ComputeContext ctx_;
-  ForwardActs acts_;
-  Batch main_, mtp_;
-  std::vector<int32_t> targets_, mtp_targets_;
-  std::vector<float> logits_, hidden_, mtp_logits_, dhidden_;
+  MicroBatch mb_;
   std::vector<std::vector<int64_t>> load_;
 };
 
