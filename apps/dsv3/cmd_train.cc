@@ -1,6 +1,7 @@
 // dsv3 train: the training loop of train/trainer.h behind flags or a JSON config.
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <vector>
 
 #include "apps/dsv3/commands.h"
@@ -10,12 +11,14 @@
 #include "base/file.h"
 #include "base/json.h"
 #include "dist/launch.h"
+#include "dist/pipeline_schedule.h"
 #include "model/linear.h"
 #include "train/trainer.h"
 #ifdef DSV3_MPI
 #include "base/timer.h"
 #include "dist/mpi_comm.h"
 #include "dist/mpi_data_parallel.h"
+#include "dist/pipeline_runner.h"
 #endif
 
 namespace dsv3::cli {
@@ -49,6 +52,14 @@ const char kUsage[] =
     "                        AdamW state sharded across ranks (ZeRO-1). Start with\n"
     "                        mpirun -np D dsv3 train --dp D ... (needs a DSV3_MPI=ON build);\n"
     "                        without mpirun one process runs the D parts in turn\n"
+    "  --pp P                pipeline parallel over P ranks (default 1): consecutive layers per\n"
+    "                        stage, the --accum micro-batches run by --pipeline's per-rank\n"
+    "                        program (SPEC §4), each rank holding every weight; losses and\n"
+    "                        weights bit-identical to one process (--dp 2 for dualpipe, whose two\n"
+    "                        directions are its two parts). mpirun -np P dsv3 train --pp P ...;\n"
+    "                        not with --dp yet. Writes RUN_DIR/pipeline.json (per-rank bubble)\n"
+    "  --pipeline NAME       1f1b, dualpipe (P even, --accum even >= 2P) or dualpipev (--accum\n"
+    "                        >= 2P; 2P stages) (default dualpipev)\n"
     "  --seed N              weights (with --preset) and data order (default 0)\n"
     "  --lr X                peak learning rate (default 1e-3)\n"
     "  --final-lr X          learning rate after the cosine decay (default 1e-4)\n"
@@ -119,6 +130,8 @@ void apply_config(const std::string& path, TrainConfig& c) {
       c.accum = v.as_int(what);
     else if (key == "dp")
       c.dp = v.as_int(what);
+    else if (key == "pp")
+      c.pp = v.as_int(what);
     else if (key == "seed")
       c.seed = static_cast<uint64_t>(v.as_int(what));
     else if (key == "lr")
@@ -196,6 +209,8 @@ int cmd_train(Args& a) {
   c.batch = a.int_or({"--batch"}, c.batch);
   c.accum = a.int_or({"--accum"}, c.accum);
   c.dp = a.int_or({"--dp"}, c.dp);
+  c.pp = a.int_or({"--pp"}, c.pp);
+  const PipelineSchedule pipeline = parse_schedule(a.get({"--pipeline"}).value_or("dualpipev"));
   c.seed = static_cast<uint64_t>(a.int_or({"--seed"}, static_cast<int64_t>(c.seed)));
   c.lr = a.double_or({"--lr"}, c.lr);
   c.final_lr = a.double_or({"--final-lr"}, c.final_lr);
@@ -240,9 +255,16 @@ int cmd_train(Args& a) {
              "train: started as one of " + std::to_string(world) +
                  " MPI processes, but this dsv3 was built without MPI",
              "rebuild with scripts/build.sh -DDSV3_MPI=ON (needs libopenmpi-dev)");
-  DSV3_CHECK(world == 1 || world == c.dp,
-             "train: " + std::to_string(world) + " MPI processes but --dp " + std::to_string(c.dp),
-             "start as many processes as --dp: mpirun -np " + std::to_string(c.dp) + " ...");
+  DSV3_CHECK(c.pp >= 1 && (c.pp == 1 || c.dp == 1), "train: --pp with --dp is not supported yet",
+             "run the pipeline alone (--pp P, mpirun -np P) or data parallel alone (--dp D)");
+  DSV3_CHECK(
+      world == 1 || world == c.dp * c.pp,
+      "train: " + std::to_string(world) + " MPI processes but --dp " + std::to_string(c.dp) +
+          " x --pp " + std::to_string(c.pp),
+      "start as many processes as --dp x --pp: mpirun -np " + std::to_string(c.dp * c.pp) + " ...");
+  DSV3_CHECK(c.pp == 1 || world == c.pp, "train: --pp " + std::to_string(c.pp) + " needs MPI ranks",
+             "start it as mpirun -np " + std::to_string(c.pp) + " dsv3 train --pp " +
+                 std::to_string(c.pp) + " ... (a DSV3_MPI=ON build)");
 
   InterruptGuard guard;
   std::vector<int32_t> dumped;
@@ -260,10 +282,19 @@ int cmd_train(Args& a) {
     MpiSession session;
     Communicator comm;
     MpiDataParallel group(comm);
+    std::unique_ptr<PipelineRunner> pipe;
+    if (c.pp > 1) pipe = std::make_unique<PipelineRunner>(comm, pipeline);
     lead = comm.rank() == 0;
     Timer timer;
     try {
-      done = train(c, InterruptGuard::flag(), hook, &group);
+      done = train(c, InterruptGuard::flag(), hook, &group, pipe.get());
+      if (pipe) {
+        const Json report = pipe->report();
+        if (lead) {
+          write_file_atomic(path_join(c.out_dir, "pipeline.json"), report.dump(2) + "\n");
+          std::fputs(PipelineRunner::summary(report).c_str(), stderr);
+        }
+      }
     } catch (const Error& e) {
       // The other ranks would wait for this one in their next collective: end them all.
       std::fprintf(stderr, "dsv3 train: rank %d: error: %s\n", comm.rank(), e.what());

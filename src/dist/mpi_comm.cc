@@ -97,4 +97,34 @@ void Communicator::alltoall(const int64_t* send, int n, int64_t* recv) const {
   check_mpi(MPI_Alltoall(send, n, MPI_INT64_T, recv, n, MPI_INT64_T, comm_), "MPI_Alltoall");
 }
 
+namespace {
+int message_count(int64_t n) {
+  DSV3_CHECK(n >= 0 && n <= INT_MAX, "MPI: a message of more than 2^31 elements",
+             "use smaller micro-batches; dsv3 does not split MPI messages");
+  return static_cast<int>(n);
+}
+}  // namespace
+
+MPI_Request Communicator::isend(const float* x, int64_t n, int dest, int tag) const {
+  MPI_Request r = MPI_REQUEST_NULL;
+  check_mpi(MPI_Isend(x, message_count(n), MPI_FLOAT, dest, tag, comm_, &r), "MPI_Isend");
+  return r;
+}
+
+MPI_Request Communicator::irecv(float* x, int64_t n, int src, int tag) const {
+  MPI_Request r = MPI_REQUEST_NULL;
+  check_mpi(MPI_Irecv(x, message_count(n), MPI_FLOAT, src, tag, comm_, &r), "MPI_Irecv");
+  return r;
+}
+
+void Communicator::wait(MPI_Request& r) {
+  check_mpi(MPI_Wait(&r, MPI_STATUS_IGNORE), "MPI_Wait");
+}
+
+bool Communicator::test(MPI_Request& r) {
+  int done = 0;
+  check_mpi(MPI_Test(&r, &done, MPI_STATUS_IGNORE), "MPI_Test");
+  return done != 0;
+}
+
 }  // namespace dsv3

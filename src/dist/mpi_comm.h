@@ -43,6 +43,12 @@ class Communicator {
   void allreduce_sum(std::span<int64_t> x) const;
   // send [size() * n]: elements [j·n, (j+1)·n) to rank j; recv [size() * n] from each in turn.
   void alltoall(const int64_t* send, int n, int64_t* recv) const;
+  // Point to point (the pipeline's activations and gradients), nonblocking: the buffer stays the
+  // caller's until wait() or a true test() completes the request.
+  MPI_Request isend(const float* x, int64_t n, int dest, int tag) const;
+  MPI_Request irecv(float* x, int64_t n, int src, int tag) const;
+  static void wait(MPI_Request& r);
+  static bool test(MPI_Request& r);
 
  private:
   MPI_Comm comm_ = MPI_COMM_NULL;

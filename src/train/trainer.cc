@@ -175,7 +175,7 @@ Json TrainConfig::to_json() const {
 }
 
 int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const WindowsHook& on_windows,
-              DataParallelGroup* group) {
+              DataParallelGroup* group, StepRunner* runner) {
   DSV3_CHECK(!cfg.out_dir.empty(), "train: no run folder", "pass -o RUN_DIR");
   DSV3_CHECK(!cfg.data_dir.empty(), "train: no data", "pass --data DATA_DIR (dsv3 data prepare)");
   DSV3_CHECK(cfg.seq_len >= 2 && cfg.batch >= 1 && cfg.accum >= 1 && cfg.steps >= 1,
@@ -186,10 +186,12 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
              "train: --accum " + std::to_string(cfg.accum) + " does not split into --dp " +
                  std::to_string(cfg.dp) + " equal parts",
              "make --accum a multiple of --dp (each rank runs accum / dp micro-batches)");
-  DSV3_CHECK(!group || group->size() == cfg.dp,
-             "train: --dp " + std::to_string(cfg.dp) + " but " +
-                 std::to_string(group ? group->size() : 0) + " processes",
-             "start as many processes as --dp (mpirun -np D dsv3 train --dp D ...)");
+  DSV3_CHECK(!group || group->size() == cfg.dp * cfg.pp,
+             "train: --dp " + std::to_string(cfg.dp) + " x --pp " + std::to_string(cfg.pp) +
+                 " but " + std::to_string(group ? group->size() : 0) + " processes",
+             "start as many processes as --dp x --pp (mpirun -np D dsv3 train --dp D ...)");
+  DSV3_CHECK((cfg.pp > 1) == (runner != nullptr) && (!runner || cfg.dp == 1),
+             "train: --pp needs a pipeline runner and --dp 1");
   // Rank 0 (or the only process) writes the run folder and prints; every rank computes.
   const bool lead = !group || group->rank() == 0;
   const std::string metrics = path_join(cfg.out_dir, kMetrics);
@@ -288,6 +290,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
 
   ForwardBackward fb(*model, ctx);
   fb.set_recompute(cfg.recompute);
+  if (runner) runner->attach(*model, ctx, cfg);
   // The memory report: the per-parameter state now, the activations after the first step.
   const auto n_params = static_cast<double>(ps.arena_numel());
   const double moment_bytes = cfg.bf16_moments ? 2 : 4;
@@ -350,6 +353,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
   const int64_t per_part = cfg.accum / cfg.dp;
   const int64_t part0 = group ? group->rank() : 0, part1 = group ? part0 + 1 : cfg.dp;
   std::vector<float> parts_sum;  // earlier parts' gradient sum, when one process runs several
+  std::vector<std::vector<int32_t>> step_windows;  // a step's micro-batches, for a runner
   std::vector<int64_t> flat_load;
   ProgressBar bar("train", static_cast<uint64_t>(cfg.steps), "steps");
   bar.set(static_cast<uint64_t>(step));
@@ -364,7 +368,15 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
     // order (the order a group's reduction uses).
     double sum[5] = {0, 0, 0, 0, 0}, part_sum[5] = {0, 0, 0, 0, 0};
     const auto a = static_cast<double>(cfg.accum);
-    for (int64_t m = 0; m < cfg.accum; ++m) {
+    if (runner) {
+      step_windows.resize(static_cast<size_t>(cfg.accum));
+      for (auto& w : step_windows) {
+        sampler.next(cfg.batch, w);
+        if (on_windows) on_windows(step, w);
+      }
+      runner->run(step_windows, sum, load);
+    }
+    for (int64_t m = 0; m < (runner ? 0 : cfg.accum); ++m) {
       // Every rank draws the whole global batch (the sampler's state stays the same everywhere).
       sampler.next(cfg.batch, windows);
       if (on_windows) on_windows(step, windows);

@@ -12,6 +12,7 @@
 #include "base/json.h"
 #include "train/data_parallel.h"
 #include "train/forward_backward.h"
+#include "train/step_runner.h"
 
 namespace dsv3 {
 
@@ -30,6 +31,9 @@ struct TrainConfig {
   // order, part 0 first. With a DataParallelGroup of dp ranks, rank r runs part r; without one,
   // this process runs every part in turn: the same sums bit for bit (data_parallel.h).
   int64_t dp = 1;
+  // Pipeline parallelism (SPEC §4): pp ranks, each running its stages of every micro-batch
+  // through a StepRunner (src/dist); the group then spans dp x pp ranks.
+  int64_t pp = 1;
   // AdamW (SPEC §5) and V3's LR shape: warmup, constant until decay_start, cosine over
   // decay_steps down to final_lr, then constant.
   double lr = 1e-3, final_lr = 1e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
@@ -59,8 +63,11 @@ struct TrainConfig {
 // group: the data-parallel ranks (src/dist) when cfg.dp > 1 runs over several processes: every
 // rank draws the whole global batch and runs its part, the optimizer state is sharded (ZeRO-1,
 // zero1.h), and only rank 0 writes the run folder (checkpoints hold the whole state).
+// runner: when set, runs each step's micro-batches instead of the trainer's loop (a pipeline,
+// step_runner.h); every rank of the group still holds every weight and the whole optimizer step.
 using WindowsHook = std::function<void(int64_t step, const std::vector<int32_t>& windows)>;
 int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
-              const WindowsHook& on_windows = {}, DataParallelGroup* group = nullptr);
+              const WindowsHook& on_windows = {}, DataParallelGroup* group = nullptr,
+              StepRunner* runner = nullptr);
 
 }  // namespace dsv3

@@ -1,0 +1,40 @@
+// Where a pipeline's stages live (SPEC §4): stages of consecutive layers, and which rank and phase
+// of its program runs stage s of direction d. Pure functions, no MPI; the runner
+// (pipeline_runner.h) and its tests read them.
+//   1F1B       N stages, rank r holds stage r; one direction.
+//   DualPipe   N stages (N even), held twice: direction 0 enters at rank 0 (stage s on rank s),
+//              direction 1 at rank N-1 (stage s on rank N-1-s). A rank's phase 0 is the direction
+//              entering at its nearer end. Direction 0 runs micro-batches [0, C/2), direction 1
+//              [C/2, C).
+//   DualPipeV  2N stages, one direction: rank r holds stage r (phase 0, down) and 2N-1-r (phase
+//              1, back up), so rank 0 holds the first and the last.
+#pragma once
+#include <cstdint>
+
+#include "dist/pipeline_schedule.h"
+#include "train/forward_backward.h"
+
+namespace dsv3 {
+
+struct PipelineLayout {
+  // Throws Error unless the schedule runs N ranks and C micro-batches (pipeline_program) and
+  // there is at least one layer per stage.
+  PipelineLayout(PipelineSchedule schedule, int ranks, int micro_batches, int64_t layers);
+
+  PipelineSchedule schedule;
+  int ranks, micro_batches;
+  int64_t layers;
+
+  int stages() const { return schedule == PipelineSchedule::DualPipeV ? 2 * ranks : ranks; }
+  int directions() const { return schedule == PipelineSchedule::DualPipe ? 2 : 1; }
+  // Stage s's layers: consecutive, the first layers % stages() stages one layer more.
+  StageLayers stage_layers(int s) const;
+  int direction(int rank, int phase) const;
+  int stage(int rank, int phase) const;
+  int rank_of(int stage, int direction) const;
+  // The micro-batches of direction d: [first_micro_batch(d), + micro_batches_of()).
+  int first_micro_batch(int direction) const;
+  int micro_batches_of() const { return micro_batches / directions(); }
+};
+
+}  // namespace dsv3

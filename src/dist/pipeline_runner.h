@@ -1,0 +1,99 @@
+// The pipeline runner over MPI (issue 18, SPEC §4): runs this rank's program (pipeline_schedule.h:
+// 1F1B, DualPipe, DualPipeV) for each optimizer step, its stages (pipeline_layout.h) through the
+// model's layer-range forward and backward (ForwardBackward's stage pieces), activations and
+// their gradients sent to the neighbouring stages with nonblocking MPI point-to-point calls in
+// program order.
+//
+// Equal to one process, bit for bit: every rank holds every weight and only computes its stages;
+// each parameter's gradient is accumulated by the one rank (per direction) that runs its stage,
+// over that direction's micro-batches in order, and the trainer's group then sums the ranks'
+// gradient arenas in rank order, which adds only zeros to a gradient one rank computed and is
+// exactly fl(a + b) for DualPipe's two copies — what one process with --dp 2 computes (the two
+// directions are its two parts). A zero-bubble B defers its Linears' weight-gradient GEMMs to a
+// later W in queue order (model/linear.h), which leaves each weight's sum unchanged. The
+// embedding's gradient gets contributions from the first stage and the MTP module on the last:
+// both are kept as dL/d(rows) and added on the first stage's rank after the program, micro-batch
+// by micro-batch, MTP first, as the one-process backward adds them.
+#pragma once
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/json.h"
+#include "dist/mpi_comm.h"
+#include "dist/pipeline_layout.h"
+#include "model/linear.h"
+#include "train/step_runner.h"
+#include "train/trainer.h"
+
+namespace dsv3 {
+
+class PipelineRunner : public StepRunner {
+ public:
+  PipelineRunner(const Communicator& comm, PipelineSchedule schedule);
+  ~PipelineRunner() override;
+  void attach(Model& model, ComputeContext ctx, const TrainConfig& cfg) override;
+  void run(const std::vector<std::vector<int32_t>>& windows, double sums[5],
+           std::vector<std::vector<int64_t>>& load) override;
+
+  // What this rank measured over the steps so far, every rank's gathered (a collective): a JSON
+  // array, one object per rank: schedule, ranks, stages, micro_batches, steps, program (SPEC §4
+  // notation), executed (the first step's ops with their micro-batches, "F0.3 B1z.12 W ..."),
+  // busy_s and idle_s (per step: the program's wall time minus the ops' compute, i.e. waits
+  // for inputs), op_s (mean seconds of an F, B, zero-bubble B, W), bytes_sent per step.
+  Json report() const;
+  // report()'s figures as a table for the terminal: per rank busy and idle seconds per step and
+  // bytes sent, beside TR Table 2's bubble for the schedule with the measured mean chunk costs
+  // (F, full B, W; F&B = F + B: the pair runs one after the other here, no overlap).
+  static std::string summary(const Json& report);
+
+ private:
+  struct Action {
+    PipeOp::Kind kind;  // F, B or W (an F&B is an F then a B)
+    int phase = 0, micro_batch = 0;
+    bool zero_bubble = false;
+  };
+  struct Pending {  // a posted receive
+    MPI_Request req = MPI_REQUEST_NULL;
+    bool posted = false;
+  };
+  std::vector<Action> expand(const std::vector<PipeOp>& program) const;
+  MicroBatch& state(const Action& a);
+  void post(size_t i);
+  void execute(const Action& a);
+  void send(const float* x, int64_t n, int dest, int tag);
+  void reap_sends(bool all);
+  void embedding_grads();
+  int tag(int micro_batch, int stage, int grad) const;
+
+  const Communicator& comm_;
+  PipelineSchedule schedule_;
+  Model* model_ = nullptr;
+  std::optional<ComputeContext> ctx_;
+  std::unique_ptr<ForwardBackward> fb_;
+  LossWeights weights_;
+  int64_t batch_ = 0, seq_len_ = 0;
+  bool recompute_ = false;
+  std::optional<PipelineLayout> layout_;
+  std::vector<PipeOp> program_;
+  std::vector<Action> actions_;
+  // Per step.
+  const std::vector<std::vector<int32_t>>* windows_ = nullptr;
+  std::vector<std::unique_ptr<MicroBatch>> states_;  // [phase * C + micro-batch]
+  std::vector<std::vector<float>> dout_;             // [phase * C + micro-batch] received dL/dy
+  std::vector<Pending> recvs_;                       // [action]
+  std::deque<std::pair<MPI_Request, std::vector<float>>> sends_;
+  std::vector<std::vector<float>> emb_main_, emb_mtp_;  // [micro-batch] dL/d(embedding rows)
+  std::vector<double> ledger_;                          // [micro-batch][loss terms]
+  std::vector<std::vector<int64_t>>* load_ = nullptr;
+  WeightGradQueue wgrad_;
+  // Measured.
+  int64_t steps_ = 0, bytes_ = 0;
+  double busy_s_ = 0, span_s_ = 0, op_s_[4] = {0, 0, 0, 0};
+  int64_t ops_[4] = {0, 0, 0, 0};
+  std::string executed_;
+};
+
+}  // namespace dsv3
