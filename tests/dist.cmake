@@ -14,6 +14,17 @@ if(DSV3_MPI)
     set_tests_properties(dist_dp_${case} PROPERTIES LABELS "dist;mpi" TIMEOUT 300)
   endforeach()
 
+  # dist_pp_* (tests/dist/pp_check.py): the pipeline runner (1F1B, DualPipe over 2, 4, 8 ranks,
+  # DualPipeV over 2, 3, 4) equals one process bit for bit at 20 micro-batches; each rank runs its
+  # program; checkpoints resume over another rank count; bad layouts are errors.
+  foreach(case dualpipe2 dualpipe4 dualpipe8 dualpipev2 dualpipev3 dualpipev4 1f1b4 resume refuse)
+    add_test(NAME dist_pp_${case}
+             COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/dist/pp_check.py ${case}
+                     $<TARGET_FILE:dsv3> ${PROJECT_SOURCE_DIR}
+                     ${CMAKE_CURRENT_BINARY_DIR}/dist/pp_${case} ${MPIEXEC_EXECUTABLE})
+    set_tests_properties(dist_pp_${case} PROPERTIES LABELS "dist;mpi" TIMEOUT 300)
+  endforeach()
+
   # dist_ep_* (tests/dist/ep_check.cc): the all-to-all MoE dispatcher over 2 and 4 ranks against
   # the local one: logits and held experts' gradients bit for bit, the rest within 1e-13.
   add_executable(dist_ep_check dist/ep_check.cc)

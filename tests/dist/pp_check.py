@@ -1,0 +1,219 @@
+#!/usr/bin/python3
+"""The pipeline runner over MPI (issue 18, SPEC §4) against one process, each a run of dsv3 itself.
+
+  pp_check.py CASE DSV3 SOURCE_DIR WORK_DIR MPIEXEC
+
+The model is tests/dist/pp_config.json (8 layers, hidden 64, MTP, MoE from layer 1): enough
+layers for DualPipe over 8 ranks and DualPipeV over 4 (8 stages), small enough for 8 ranks on 2
+cores. FP32 GEMMs, FP32 AdamW moments, one thread a rank, 20 micro-batches of one 8-token window.
+
+dualpipe2/4/8, dualpipev2/3/4, 1f1b4
+    `mpirun -np N dsv3 train --pp N --pipeline S` for 2 steps against one process (`--dp 2` for
+    DualPipe: its two directions are the two parts, summed in that order; `--dp 1` otherwise):
+    every metrics line (loss and its parts, grad norm, MaxVio) and the checkpoints after each step
+    (model.safetensors, optimizer.safetensors) equal bit for bit. The gradients: AdamW's first
+    moment after step 1 is (1 - beta1) x the clipped gradient, so 1 - 2Σxy/Σ(x²+y²) over it
+    compares the gradients, bound 1e-13 (the DualPipe repository's test); bit-equal gives 0.
+    Each rank's executed ops (RUN_DIR/pipeline.json) are its program, F&B pairs as F then B, and
+    the micro-batches of each phase's F and B run in order; DualPipe runs C/2 of each of F0, F1,
+    B0, B1 per rank.
+resume
+    a DualPipeV run over 2 ranks checkpointed at step 1, resumed over 3 ranks and by one process,
+    ends bit for bit where the straight one-process run ends: one HF folder whatever the layout.
+refuse
+    --pp with --dp, --pp without mpirun, dualpipe over an odd rank count, more stages than layers,
+    each fails with a message.
+"""
+import array
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
+import train_check  # noqa: E402  (prepare: token data from the pinned corpus)
+
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_btl="self,vader,tcp")
+KEYS = ("step", "loss", "ce", "mtp_loss", "balance_loss", "grad_norm", "lr", "maxvio")
+C = 20  # micro-batches per step
+
+
+def run(cmd, ok=True):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                       timeout=240)
+    if ok and r.returncode != 0:
+        sys.exit("command failed (%d): %s\n%s%s" % (r.returncode, " ".join(cmd), r.stdout,
+                                                     r.stderr))
+    return r
+
+
+class Runs:
+    def __init__(self, dsv3, src, work, mpiexec):
+        self.dsv3, self.work, self.mpiexec = dsv3, work, mpiexec
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work)
+        self.data = train_check.prepare(dsv3, src, work)
+        self.model = os.path.join(work, "model")
+        run([dsv3, "init", "--config", os.path.join(src, "tests", "dist", "pp_config.json"),
+             "-o", self.model, "--dtype", "f32", "--seed", "3", "--tokenizer",
+             os.path.join(src, "assets", "tokenizers", "dsv3-en-4k")])
+
+    def args(self, out, steps, *extra):
+        return [self.dsv3, "train", "--init", self.model, "--data", self.data, "-o",
+                os.path.join(self.work, out), "--steps", str(steps), "--seq-len", "8",
+                "--batch", "1", "--accum", str(C), "--val-every", "0", "--ckpt-every", "1",
+                "--keep", "3", "--moments", "f32", "--seed", "7", "--lr", "3e-3", "--warmup",
+                "1", "-t", "1"] + list(extra)
+
+    def one(self, out, steps, *extra):
+        return run(self.args(out, steps, *extra))
+
+    def mpi(self, n, out, steps, *extra, ok=True):
+        return run([self.mpiexec, "--oversubscribe", "-np", str(n)] + self.args(out, steps, *extra),
+                   ok)
+
+    def metrics(self, out):
+        with open(os.path.join(self.work, out, "metrics.jsonl")) as f:
+            return [json.loads(l) for l in f if l.strip()]
+
+    def file(self, out, step, name):
+        p = os.path.join(self.work, out, "checkpoints", "step-%08d" % step, name)
+        with open(p, "rb") as f:
+            return f.read()
+
+
+def same_runs(r, a, b, steps):
+    ma, mb = r.metrics(a), r.metrics(b)
+    if len(ma) != len(mb):
+        sys.exit("%s: %d metrics lines, %s: %d" % (a, len(ma), b, len(mb)))
+    for x, y in zip(ma, mb):
+        for k in KEYS:
+            if x.get(k) != y.get(k):
+                sys.exit("step %s: %s differs between %s and %s: %r vs %r" %
+                         (x["step"], k, a, b, x.get(k), y.get(k)))
+    for step in steps:
+        for name in ("model.safetensors", "optimizer.safetensors"):
+            if r.file(a, step, name) != r.file(b, step, name):
+                sys.exit("%s at step %d differs between %s and %s" % (name, step, a, b))
+
+
+def exp_avg(blob):
+    """The first moment of an optimizer.safetensors (F32), as floats."""
+    n = int.from_bytes(blob[:8], "little")
+    t = json.loads(blob[8:8 + n])["exp_avg"]
+    assert t["dtype"] == "F32"
+    lo, hi = t["data_offsets"]
+    return array.array("f", blob[8 + n + lo:8 + n + hi])
+
+
+def grad_distance(r, a, b):
+    x, y = exp_avg(r.file(a, 1, "optimizer.safetensors")), exp_avg(r.file(b, 1,
+                                                                           "optimizer.safetensors"))
+    sxy = sum(float(p) * float(q) for p, q in zip(x, y))
+    sxx = sum(float(p) * float(p) for p in x) + sum(float(q) * float(q) for q in y)
+    return 1 - 2 * sxy / sxx
+
+
+def expand(program):
+    """SPEC §4 notation to single ops: F&B pairs as the F then the B."""
+    out = []
+    for op in program.split():
+        out.extend(op.split("&") if "&" in op else [op])
+    return [o if o[0] == "W" or o[0] == "F" else o[:2] + ("z" if o.endswith("z") else "")
+            for o in out]
+
+
+def check_programs(r, out, n, schedule):
+    with open(os.path.join(r.work, out, "pipeline.json")) as f:
+        ranks = json.load(f)
+    if len(ranks) != n:
+        sys.exit("pipeline.json: %d ranks, expected %d" % (len(ranks), n))
+    for rank in ranks:
+        ex = rank["executed"].split()
+        ops = [o.split(".")[0] for o in ex]
+        want = expand(rank["program"])
+        # The program's B and the executed B name the same phase; F&B's B is "B<phase>".
+        if ops != want:
+            sys.exit("rank %d executed %s\nits program is %s" % (rank["rank"], " ".join(ops),
+                                                                  " ".join(want)))
+        seen = {}
+        for o in ex:
+            if o == "W":
+                continue
+            key, mb = o[0] + o[1], int(o.split(".")[1])
+            seen.setdefault(key, []).append(mb)
+        for key, mbs in seen.items():
+            if mbs != list(range(mbs[0], mbs[0] + len(mbs))):
+                sys.exit("rank %d: %s ran micro-batches %s out of order" % (rank["rank"], key,
+                                                                           mbs))
+            if schedule == "dualpipe" and len(mbs) != C // 2:
+                sys.exit("rank %d: %d %s ops, expected C/2 = %d" % (rank["rank"], len(mbs), key,
+                                                                   C // 2))
+        if rank["idle_s"] < 0 or rank["busy_s"] <= 0:
+            sys.exit("rank %d: busy %r idle %r" % (rank["rank"], rank["busy_s"], rank["idle_s"]))
+
+
+def case_schedule(r, schedule, n):
+    r.mpi(n, "pp", 2, "--pp", str(n), "--pipeline", schedule)
+    r.one("one", 2, "--dp", "2" if schedule == "dualpipe" else "1")
+    same_runs(r, "pp", "one", (1, 2))
+    dist = grad_distance(r, "pp", "one")
+    if dist >= 1e-13:
+        sys.exit("gradients: 1 - 2Σxy/Σ(x²+y²) = %.3e >= 1e-13" % dist)
+    check_programs(r, "pp", n, schedule)
+    print("%s over %d ranks, %d micro-batches: == one process bit for bit (metrics, weights, "
+          "AdamW state; gradient distance %.1e); every rank ran its program" %
+          (schedule, n, C, dist))
+
+
+def case_resume(r):
+    r.one("straight", 2)
+    r.mpi(2, "split", 1, "--pp", "2", "--pipeline", "dualpipev")
+    shutil.copytree(os.path.join(r.work, "split"), os.path.join(r.work, "split_b"),
+                    symlinks=True)
+    r.mpi(3, "split", 2, "--pp", "3", "--pipeline", "dualpipev", "--resume")
+    r.one("split_b", 2, "--resume")
+    same_runs(r, "split", "straight", (2,))
+    same_runs(r, "split_b", "straight", (2,))
+    print("resume: a 2-rank DualPipeV checkpoint resumed over 3 ranks and by one process, bit "
+          "for bit")
+
+
+def case_refuse(r):
+    for cmd, want in (
+            (lambda: r.mpi(4, "bad1", 1, "--pp", "2", "--dp", "2", ok=False),
+             "--pp with --dp is not supported"),
+            (lambda: r.one("bad2", 1, "--pp", "2"), "needs MPI ranks"),
+            (lambda: r.mpi(3, "bad3", 1, "--pp", "3", "--pipeline", "dualpipe", ok=False),
+             "even number of ranks"),
+            (lambda: r.mpi(5, "bad4", 1, "--pp", "5", "--pipeline", "dualpipev", ok=False),
+             "at least one layer per stage")):
+        try:
+            res = cmd()
+        except SystemExit as e:  # run() exits on failure when ok=True
+            res = subprocess.CompletedProcess([], 1, "", str(e))
+        out = res.stdout + res.stderr
+        if res.returncode == 0 or want not in out:
+            sys.exit("expected a failure naming %r, got exit %d:\n%s" % (want, res.returncode,
+                                                                        out))
+    print("refuse: --pp with --dp, --pp without mpirun, odd dualpipe, too few layers are errors")
+
+
+def main():
+    case, dsv3, src, work, mpiexec = sys.argv[1:6]
+    r = Runs(dsv3, src, work, mpiexec)
+    for schedule in ("dualpipev", "dualpipe", "1f1b"):
+        if case.startswith(schedule) and case[len(schedule):].isdigit():
+            return case_schedule(r, schedule, int(case[len(schedule):]))
+    if case == "resume":
+        case_resume(r)
+    elif case == "refuse":
+        case_refuse(r)
+    else:
+        sys.exit("unknown case " + case)
+
+
+if __name__ == "__main__":
+    main()
