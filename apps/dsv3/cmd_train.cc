@@ -57,7 +57,8 @@ const char kUsage[] =
     "                        program (SPEC §4), each rank holding every weight; losses and\n"
     "                        weights bit-identical to one process (--dp 2 for dualpipe, whose two\n"
     "                        directions are its two parts). mpirun -np P dsv3 train --pp P ...;\n"
-    "                        not with --dp yet. Writes RUN_DIR/pipeline.json (per-rank bubble)\n"
+    "                        with --dp D, D pipelines over D x P ranks (one process: --dp D, or\n"
+    "                        2D for dualpipe). Writes RUN_DIR/pipeline.json (per-rank bubble)\n"
     "  --pipeline NAME       1f1b, dualpipe (P even, --accum even >= 2P) or dualpipev (--accum\n"
     "                        >= 2P; 2P stages) (default dualpipev)\n"
     "  --seed N              weights (with --preset) and data order (default 0)\n"
@@ -255,15 +256,14 @@ int cmd_train(Args& a) {
              "train: started as one of " + std::to_string(world) +
                  " MPI processes, but this dsv3 was built without MPI",
              "rebuild with scripts/build.sh -DDSV3_MPI=ON (needs libopenmpi-dev)");
-  DSV3_CHECK(c.pp >= 1 && (c.pp == 1 || c.dp == 1), "train: --pp with --dp is not supported yet",
-             "run the pipeline alone (--pp P, mpirun -np P) or data parallel alone (--dp D)");
+  DSV3_CHECK(c.pp >= 1, "train: --pp must be >= 1");
   DSV3_CHECK(
       world == 1 || world == c.dp * c.pp,
       "train: " + std::to_string(world) + " MPI processes but --dp " + std::to_string(c.dp) +
           " x --pp " + std::to_string(c.pp),
       "start as many processes as --dp x --pp: mpirun -np " + std::to_string(c.dp * c.pp) + " ...");
-  DSV3_CHECK(c.pp == 1 || world == c.pp, "train: --pp " + std::to_string(c.pp) + " needs MPI ranks",
-             "start it as mpirun -np " + std::to_string(c.pp) + " dsv3 train --pp " +
+  DSV3_CHECK(c.pp == 1 || world > 1, "train: --pp " + std::to_string(c.pp) + " needs MPI ranks",
+             "start it as mpirun -np " + std::to_string(c.dp * c.pp) + " dsv3 train --pp " +
                  std::to_string(c.pp) + " ... (a DSV3_MPI=ON build)");
 
   InterruptGuard guard;
@@ -282,8 +282,14 @@ int cmd_train(Args& a) {
     MpiSession session;
     Communicator comm;
     MpiDataParallel group(comm);
+    // Pipeline d is world ranks [d·P, (d+1)·P).
+    std::unique_ptr<Communicator> pipe_ranks;
     std::unique_ptr<PipelineRunner> pipe;
-    if (c.pp > 1) pipe = std::make_unique<PipelineRunner>(comm, pipeline);
+    if (c.pp > 1) {
+      pipe_ranks = std::make_unique<Communicator>(comm, comm.rank() / static_cast<int>(c.pp),
+                                                  comm.rank() % static_cast<int>(c.pp));
+      pipe = std::make_unique<PipelineRunner>(comm, *pipe_ranks, pipeline);
+    }
     lead = comm.rank() == 0;
     Timer timer;
     try {

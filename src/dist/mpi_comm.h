@@ -26,6 +26,8 @@ class MpiSession {
 class Communicator {
  public:
   Communicator();  // every rank of the job
+  // The ranks of `parent` with the same color, ordered by key (MPI_Comm_split).
+  Communicator(const Communicator& parent, int color, int key);
   ~Communicator();
   Communicator(const Communicator&) = delete;
   Communicator& operator=(const Communicator&) = delete;

@@ -3,10 +3,12 @@
 
 #include <cmath>
 #include <cstdio>
+#include <span>
 
 #include "base/error.h"
 #include "base/timer.h"
 #include "model/param_store.h"
+#include "train/arena_layout.h"
 
 namespace dsv3 {
 
@@ -14,8 +16,16 @@ namespace {
 constexpr int kTagLimit = 32767;  // the least MPI_TAG_UB the standard allows
 }  // namespace
 
-PipelineRunner::PipelineRunner(const Communicator& comm, PipelineSchedule schedule)
-    : comm_(comm), schedule_(schedule) {}
+PipelineRunner::PipelineRunner(const Communicator& world, const Communicator& pipe,
+                               PipelineSchedule schedule)
+    : world_(world), comm_(pipe), schedule_(schedule), replica_(world.rank() / pipe.size()) {
+  DSV3_CHECK(world.size() % pipe.size() == 0 && world.rank() % pipe.size() == pipe.rank(),
+             "pipeline: the pipeline's ranks must be consecutive ranks of the job");
+}
+
+const std::vector<int32_t>& PipelineRunner::window(int micro_batch) const {
+  return (*windows_)[static_cast<size_t>(offset_ + micro_batch)];
+}
 
 PipelineRunner::~PipelineRunner() {
   // A run that ended by an error may leave requests behind: cancel them before MPI_Finalize.
@@ -77,8 +87,8 @@ MicroBatch& PipelineRunner::state(const Action& a) {
   auto& s = states_[static_cast<size_t>(a.phase * layout_->micro_batches + a.micro_batch)];
   if (!s) {
     s = std::make_unique<MicroBatch>();
-    fb_->start(*s, (*windows_)[static_cast<size_t>(a.micro_batch)].data(), batch_, seq_len_,
-               weights_, 1.0 / layout_->micro_batches);
+    fb_->start(*s, window(a.micro_batch).data(), batch_, seq_len_, weights_,
+               1.0 / static_cast<double>(windows_->size()));
     s->acts.recompute = recompute_;
     s->acts.defer_embedding_grad = true;
   }
@@ -138,7 +148,7 @@ void PipelineRunner::execute(const Action& a) {
     fb_->forward(mb, sl, weights_, true);
     const size_t T = mb.terms.size();
     for (size_t j = 0; j < T; ++j)
-      ledger_[static_cast<size_t>(a.micro_batch) * T + j] += mb.terms[j];
+      ledger_[static_cast<size_t>(offset_ + a.micro_batch) * T + j] += mb.terms[j];
     auto add = [](std::vector<int64_t>& to, const std::vector<int64_t>& from) {
       for (size_t e = 0; e < from.size() && e < to.size(); ++e) to[e] += from[e];
     };
@@ -202,7 +212,7 @@ void PipelineRunner::embedding_grads() {
     // The one-process order: per micro-batch, the MTP module's rows (its backward runs first),
     // then the main model's.
     for (int m = m0; m < m1; ++m) {
-      const std::vector<int32_t>& w = (*windows_)[static_cast<size_t>(m)];
+      const std::vector<int32_t>& w = window(m);
       for (int shift = mtp ? 1 : 0; shift >= 0; --shift) {
         for (int64_t b = 0; b < batch_; ++b)
           for (int64_t i = 0; i < T; ++i)
@@ -218,7 +228,11 @@ void PipelineRunner::embedding_grads() {
 void PipelineRunner::run(const std::vector<std::vector<int32_t>>& windows, double sums[5],
                          std::vector<std::vector<int64_t>>& load) {
   DSV3_CHECK(model_, "pipeline: run before attach");
-  const int C = static_cast<int>(windows.size()), me = comm_.rank();
+  const int replicas = world_.size() / comm_.size(), me = comm_.rank();
+  const int total = static_cast<int>(windows.size()), C = total / replicas;
+  DSV3_CHECK(total % replicas == 0, "pipeline: --accum " + std::to_string(total) +
+                                        " does not split into " + std::to_string(replicas) +
+                                        " pipelines");
   const ModelConfig& mc = model_->config();
   if (!layout_ || layout_->micro_batches != C) {
     layout_.emplace(schedule_, comm_.size(), C, mc.num_hidden_layers);
@@ -229,6 +243,7 @@ void PipelineRunner::run(const std::vector<std::vector<int32_t>>& windows, doubl
     program_ = pipeline_program(schedule_, comm_.size(), C, me);
     actions_ = expand(program_);
   }
+  offset_ = replica_ * C;
   windows_ = &windows;
   const size_t TS = fb_->terms_size();
   states_.clear();
@@ -237,7 +252,7 @@ void PipelineRunner::run(const std::vector<std::vector<int32_t>>& windows, doubl
   recvs_.assign(actions_.size(), {});
   emb_main_.assign(static_cast<size_t>(C), {});
   emb_mtp_.assign(static_cast<size_t>(C), {});
-  ledger_.assign(static_cast<size_t>(C) * TS, 0.0);
+  ledger_.assign(static_cast<size_t>(total) * TS, 0.0);
   // Every rank reports the whole shape (the trainer's group sums it), zero where others count.
   const bool mtp = weights_.mtp_lambda > 0 && model_->has_mtp();
   const int64_t L = mc.num_hidden_layers;
@@ -280,39 +295,80 @@ void PipelineRunner::run(const std::vector<std::vector<int32_t>>& windows, doubl
   ++steps_;
   DSV3_CHECK(wgrad_.groups() == 0, "pipeline: weight gradients left queued (schedule bug)");
   embedding_grads();
+  if (schedule_ == PipelineSchedule::DualPipe) sort_dualpipe_copies();
 
   // The loss terms: each (micro-batch, term) computed by one rank; a sum in rank order adds zeros.
-  std::vector<double> all(ledger_.size() * static_cast<size_t>(comm_.size()));
-  comm_.allgather(ledger_.data(), static_cast<int>(ledger_.size()), all.data());
+  std::vector<double> all(ledger_.size() * static_cast<size_t>(world_.size()));
+  world_.allgather(ledger_.data(), static_cast<int>(ledger_.size()), all.data());
   for (size_t j = 0; j < ledger_.size(); ++j) {
     double x = all[j];
-    for (int r = 1; r < comm_.size(); ++r) x += all[static_cast<size_t>(r) * ledger_.size() + j];
+    for (int r = 1; r < world_.size(); ++r) x += all[static_cast<size_t>(r) * ledger_.size() + j];
     ledger_[j] = x;
   }
-  // The trainer's sums, as one process adds them (a direction is a data-parallel part); rank 0
-  // reports them, the others zero.
+  // The trainer's sums, as one process adds them: a direction of a pipeline is a data-parallel
+  // part, in micro-batch order. Rank 0 reports them, the others zero.
   for (int k = 0; k < 5; ++k) sums[k] = 0;
-  if (me != 0) return;
+  if (world_.rank() != 0) return;
   std::vector<double> terms(TS);
-  for (int dir = 0; dir < layout_->directions(); ++dir) {
-    double part[5] = {0, 0, 0, 0, 0};
-    const int m0 = layout_->first_micro_batch(dir), m1 = m0 + layout_->micro_batches_of();
+  for (int part = 0; part < replicas * layout_->directions(); ++part) {
+    double part_sum[5] = {0, 0, 0, 0, 0};
+    const int m0 = part * layout_->micro_batches_of(), m1 = m0 + layout_->micro_batches_of();
     for (int m = m0; m < m1; ++m) {
       terms.assign(ledger_.begin() + static_cast<ptrdiff_t>(m * TS),
                    ledger_.begin() + static_cast<ptrdiff_t>((m + 1) * TS));
       const LossParts p = ForwardBackward::loss_parts(terms, weights_);
       const double parts[5] = {p.total, p.ce, p.mtp, p.balance, p.aux};
-      for (int k = 0; k < 5; ++k) part[k] += parts[k] / static_cast<double>(C);
+      for (int k = 0; k < 5; ++k) part_sum[k] += parts[k] / static_cast<double>(total);
     }
-    for (int k = 0; k < 5; ++k) sums[k] += part[k];
+    for (int k = 0; k < 5; ++k) sums[k] += part_sum[k];
   }
+}
+
+int PipelineRunner::stage_of(const std::string& tensor) const {
+  const int S = layout_->stages();
+  if (tensor.starts_with("model.embed_tokens.")) return 0;
+  if (tensor.starts_with("model.norm.") || tensor.starts_with("lm_head.")) return S - 1;
+  const std::string prefix = "model.layers.";
+  DSV3_CHECK(tensor.starts_with(prefix), "pipeline: no stage holds the tensor " + tensor);
+  const int64_t l = std::stoll(tensor.substr(prefix.size()));
+  for (int s = 0; s < S; ++s)
+    if (l < layout_->stage_layers(s).end) return s;
+  return S - 1;  // the MTP module, model.layers.<L>, is the last stage's
+}
+
+void PipelineRunner::sort_dualpipe_copies() {
+  // Rank r < N/2 holds direction 0's gradient of stage r and direction 1's of stage N-1-r; rank
+  // N-1-r the other two copies. Swapping stage N-1-r's leaves rank r with direction 0's copies
+  // and N-1-r with direction 1's, so the trainer's sum in rank order adds, for every parameter,
+  // pipeline 0's direction 0, its direction 1, pipeline 1's direction 0, ...: one process's
+  // parts in order.
+  const int me = comm_.rank(), partner = comm_.size() - 1 - me;
+  const int stage = comm_.size() - 1 - std::min(me, partner);
+  const std::span<float> g = model_->params().grads();
+  std::vector<float> out;
+  for (const ArenaTensor& t : ArenaLayout::of(model_->params()).tensors)
+    if (stage_of(t.name) == stage)
+      out.insert(out.end(), g.begin() + t.offset, g.begin() + t.offset + t.numel);
+  partner_.resize(out.size());
+  MPI_Request reqs[2] = {comm_.irecv(partner_.data(), static_cast<int64_t>(out.size()), partner, 0),
+                         comm_.isend(out.data(), static_cast<int64_t>(out.size()), partner, 0)};
+  bytes_ += static_cast<int64_t>(out.size() * sizeof(float));
+  for (MPI_Request& r : reqs) Communicator::wait(r);
+  size_t at = 0;
+  for (const ArenaTensor& t : ArenaLayout::of(model_->params()).tensors)
+    if (stage_of(t.name) == stage) {
+      std::copy_n(partner_.data() + at, t.numel, g.begin() + t.offset);
+      at += static_cast<size_t>(t.numel);
+    }
 }
 
 Json PipelineRunner::report() const {
   Json j = Json::object();
-  j["rank"] = comm_.rank();
+  j["rank"] = world_.rank();
+  j["replica"] = replica_;
   j["schedule"] = schedule_name(schedule_);
   j["ranks"] = comm_.size();
+  j["micro_batches_per_step"] = windows_ ? static_cast<int64_t>(windows_->size()) : 0;
   j["stages"] = layout_ ? layout_->stages() : 0;
   j["micro_batches"] = layout_ ? layout_->micro_batches : 0;
   j["steps"] = steps_;
@@ -329,16 +385,17 @@ Json PipelineRunner::report() const {
   j["bytes_sent"] = static_cast<double>(bytes_) / steps;
   // Gather every rank's object (as text) in rank order.
   const std::string mine = j.dump();
-  const int n = comm_.size();
+  const int n = world_.size();
   int len = static_cast<int>(mine.size());
   std::vector<int> lens(static_cast<size_t>(n)), displs(static_cast<size_t>(n));
-  check_mpi(MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_.get()), "MPI_Allgather");
+  check_mpi(MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, world_.get()),
+            "MPI_Allgather");
   int total = 0;
   for (int r = 0; r < n; ++r)
     displs[static_cast<size_t>(r)] = total, total += lens[static_cast<size_t>(r)];
   std::string text(static_cast<size_t>(total), ' ');
   check_mpi(MPI_Allgatherv(mine.data(), len, MPI_CHAR, text.data(), lens.data(), displs.data(),
-                           MPI_CHAR, comm_.get()),
+                           MPI_CHAR, world_.get()),
             "MPI_Allgatherv");
   Json out = Json::array();
   for (int r = 0; r < n; ++r)
@@ -362,11 +419,12 @@ std::string PipelineRunner::summary(const Json& report) {
     c.w += ops.at("W").as_double("W") / static_cast<double>(ranks.size());
   }
   c.fb = c.f + c.b;
+  const auto P = static_cast<int>(r0.at("ranks").as_int("ranks"));
   char line[256];
   std::snprintf(line, sizeof line,
-                "pipeline: %s, %lld ranks, %lld stages, %lld micro-batches, %lld steps; mean chunk "
-                "F %.4fs B %.4fs W %.4fs\n",
-                schedule_name(s), static_cast<long long>(ranks.size()),
+                "pipeline: %s, %lld pipeline(s) of %d ranks, %lld stages, %lld micro-batches a "
+                "pipeline, %lld steps; mean chunk F %.4fs B %.4fs W %.4fs\n",
+                schedule_name(s), static_cast<long long>(ranks.size()) / P, P,
                 static_cast<long long>(r0.at("stages").as_int("stages")),
                 static_cast<long long>(r0.at("micro_batches").as_int("micro_batches")),
                 static_cast<long long>(r0.at("steps").as_int("steps")), c.f, c.b, c.w);
@@ -380,7 +438,7 @@ std::string PipelineRunner::summary(const Json& report) {
     out += line;
   }
   std::snprintf(line, sizeof line, "  TR Table 2 bubble with these chunk costs: %.3fs\n",
-                table2_bubble(s, static_cast<int>(ranks.size()), c));
+                table2_bubble(s, P, c));
   return out + line;
 }
 

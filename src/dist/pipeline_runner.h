@@ -9,11 +9,14 @@
 // over that direction's micro-batches in order, and the trainer's group then sums the ranks'
 // gradient arenas in rank order, which adds only zeros to a gradient one rank computed and is
 // exactly fl(a + b) for DualPipe's two copies — what one process with --dp 2 computes (the two
-// directions are its two parts). A zero-bubble B defers its Linears' weight-gradient GEMMs to a
-// later W in queue order (model/linear.h), which leaves each weight's sum unchanged. The
-// embedding's gradient gets contributions from the first stage and the MTP module on the last:
-// both are kept as dL/d(rows) and added on the first stage's rank after the program, micro-batch
-// by micro-batch, MTP first, as the one-process backward adds them.
+// directions are its two parts). With D pipelines (--dp D --pp P) replica d's micro-batches are
+// part d (DualPipe: parts 2d, 2d+1) of one process's --dp D (2D); for DualPipe rank r and N-1-r
+// first swap their copies of stage N-1-r, so that rank order is part order for every parameter. A
+// zero-bubble B defers its Linears' weight-gradient GEMMs to a later W in queue order
+// (model/linear.h), which leaves each weight's sum unchanged. The embedding's gradient gets
+// contributions from the first stage and the MTP module on the last: both are kept as dL/d(rows)
+// and added on the first stage's rank after the program, micro-batch by micro-batch, MTP first, as
+// the one-process backward adds them.
 #pragma once
 #include <deque>
 #include <memory>
@@ -32,7 +35,10 @@ namespace dsv3 {
 
 class PipelineRunner : public StepRunner {
  public:
-  PipelineRunner(const Communicator& comm, PipelineSchedule schedule);
+  // world: every rank (the trainer's data-parallel group spans it); pipe: the P ranks of this
+  // rank's pipeline (world ranks [d·P, (d+1)·P) for replica d of D = world / P). Replica d runs
+  // the step's micro-batches [d·C/D, (d+1)·C/D).
+  PipelineRunner(const Communicator& world, const Communicator& pipe, PipelineSchedule schedule);
   ~PipelineRunner() override;
   void attach(Model& model, ComputeContext ctx, const TrainConfig& cfg) override;
   void run(const std::vector<std::vector<int32_t>>& windows, double sums[5],
@@ -66,10 +72,15 @@ class PipelineRunner : public StepRunner {
   void send(const float* x, int64_t n, int dest, int tag);
   void reap_sends(bool all);
   void embedding_grads();
+  void sort_dualpipe_copies();
+  int stage_of(const std::string& tensor) const;  // the stage whose gradient a tensor is
+  const std::vector<int32_t>& window(int micro_batch) const;
   int tag(int micro_batch, int stage, int grad) const;
 
-  const Communicator& comm_;
+  const Communicator& world_;
+  const Communicator& comm_;  // the pipeline's ranks
   PipelineSchedule schedule_;
+  int replica_ = 0, offset_ = 0;  // this pipeline's index and its first micro-batch of the step
   Model* model_ = nullptr;
   std::optional<ComputeContext> ctx_;
   std::unique_ptr<ForwardBackward> fb_;
@@ -86,7 +97,8 @@ class PipelineRunner : public StepRunner {
   std::vector<Pending> recvs_;                       // [action]
   std::deque<std::pair<MPI_Request, std::vector<float>>> sends_;
   std::vector<std::vector<float>> emb_main_, emb_mtp_;  // [micro-batch] dL/d(embedding rows)
-  std::vector<double> ledger_;                          // [micro-batch][loss terms]
+  std::vector<double> ledger_;                          // [the step's micro-batch][loss terms]
+  std::vector<float> partner_;                          // DualPipe: the other copy's gradient arena
   std::vector<std::vector<int64_t>>* load_ = nullptr;
   WeightGradQueue wgrad_;
   // Measured.

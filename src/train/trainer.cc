@@ -190,8 +190,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
              "train: --dp " + std::to_string(cfg.dp) + " x --pp " + std::to_string(cfg.pp) +
                  " but " + std::to_string(group ? group->size() : 0) + " processes",
              "start as many processes as --dp x --pp (mpirun -np D dsv3 train --dp D ...)");
-  DSV3_CHECK((cfg.pp > 1) == (runner != nullptr) && (!runner || cfg.dp == 1),
-             "train: --pp needs a pipeline runner and --dp 1");
+  DSV3_CHECK((cfg.pp > 1) == (runner != nullptr), "train: --pp needs a pipeline runner");
   // Rank 0 (or the only process) writes the run folder and prints; every rank computes.
   const bool lead = !group || group->rank() == 0;
   const std::string metrics = path_join(cfg.out_dir, kMetrics);

@@ -7,22 +7,23 @@ The model is tests/dist/pp_config.json (8 layers, hidden 64, MTP, MoE from layer
 layers for DualPipe over 8 ranks and DualPipeV over 4 (8 stages), small enough for 8 ranks on 2
 cores. FP32 GEMMs, FP32 AdamW moments, one thread a rank, 20 micro-batches of one 8-token window.
 
-dualpipe2/4/8, dualpipev2/3/4, 1f1b4
-    `mpirun -np N dsv3 train --pp N --pipeline S` for 2 steps against one process (`--dp 2` for
-    DualPipe: its two directions are the two parts, summed in that order; `--dp 1` otherwise):
+dualpipe2/4/8, dualpipev2/3/4, 1f1b4, dp2_dualpipe2, dp2_dualpipev2
+    `mpirun -np N dsv3 train --pp N --pipeline S` (dpD_: `-np D*N --dp D --pp N`, D pipelines
+    of 20/D micro-batches) for 2 steps against one process with `--dp D` (`--dp 2D` for
+    DualPipe: its two directions are two parts, summed in that order):
     every metrics line (loss and its parts, grad norm, MaxVio) and the checkpoints after each step
     (model.safetensors, optimizer.safetensors) equal bit for bit. The gradients: AdamW's first
     moment after step 1 is (1 - beta1) x the clipped gradient, so 1 - 2Σxy/Σ(x²+y²) over it
     compares the gradients, bound 1e-13 (the DualPipe repository's test); bit-equal gives 0.
     Each rank's executed ops (RUN_DIR/pipeline.json) are its program, F&B pairs as F then B, and
     the micro-batches of each phase's F and B run in order; DualPipe runs C/2 of each of F0, F1,
-    B0, B1 per rank.
+    B0, B1 per rank (C: a pipeline's micro-batches).
 resume
     a DualPipeV run over 2 ranks checkpointed at step 1, resumed over 3 ranks and by one process,
     ends bit for bit where the straight one-process run ends: one HF folder whatever the layout.
 refuse
-    --pp with --dp, --pp without mpirun, dualpipe over an odd rank count, more stages than layers,
-    each fails with a message.
+    --pp without mpirun, dualpipe over an odd rank count, more stages than layers, a rank count
+    that is not --dp x --pp: each fails with a message.
 """
 import array
 import json
@@ -125,7 +126,7 @@ def expand(program):
             for o in out]
 
 
-def check_programs(r, out, n, schedule):
+def check_programs(r, out, n, schedule, c):
     with open(os.path.join(r.work, out, "pipeline.json")) as f:
         ranks = json.load(f)
     if len(ranks) != n:
@@ -148,24 +149,24 @@ def check_programs(r, out, n, schedule):
             if mbs != list(range(mbs[0], mbs[0] + len(mbs))):
                 sys.exit("rank %d: %s ran micro-batches %s out of order" % (rank["rank"], key,
                                                                            mbs))
-            if schedule == "dualpipe" and len(mbs) != C // 2:
+            if schedule == "dualpipe" and len(mbs) != c // 2:
                 sys.exit("rank %d: %d %s ops, expected C/2 = %d" % (rank["rank"], len(mbs), key,
-                                                                   C // 2))
+                                                                   c // 2))
         if rank["idle_s"] < 0 or rank["busy_s"] <= 0:
             sys.exit("rank %d: busy %r idle %r" % (rank["rank"], rank["busy_s"], rank["idle_s"]))
 
 
-def case_schedule(r, schedule, n):
-    r.mpi(n, "pp", 2, "--pp", str(n), "--pipeline", schedule)
-    r.one("one", 2, "--dp", "2" if schedule == "dualpipe" else "1")
+def case_schedule(r, schedule, n, d):
+    r.mpi(d * n, "pp", 2, "--pp", str(n), "--pipeline", schedule, "--dp", str(d))
+    r.one("one", 2, "--dp", str(2 * d if schedule == "dualpipe" else d))
     same_runs(r, "pp", "one", (1, 2))
     dist = grad_distance(r, "pp", "one")
     if dist >= 1e-13:
         sys.exit("gradients: 1 - 2Σxy/Σ(x²+y²) = %.3e >= 1e-13" % dist)
-    check_programs(r, "pp", n, schedule)
-    print("%s over %d ranks, %d micro-batches: == one process bit for bit (metrics, weights, "
-          "AdamW state; gradient distance %.1e); every rank ran its program" %
-          (schedule, n, C, dist))
+    check_programs(r, "pp", d * n, schedule, C // d)
+    print("%d x %s over %d ranks, %d micro-batches: == one process bit for bit (metrics, "
+          "weights, AdamW state; gradient distance %.1e); every rank ran its program" %
+          (d, schedule, n, C, dist))
 
 
 def case_resume(r):
@@ -183,8 +184,7 @@ def case_resume(r):
 
 def case_refuse(r):
     for cmd, want in (
-            (lambda: r.mpi(4, "bad1", 1, "--pp", "2", "--dp", "2", ok=False),
-             "--pp with --dp is not supported"),
+            (lambda: r.mpi(4, "bad1", 1, "--pp", "3", ok=False), "4 MPI processes but --dp 1 x --pp 3"),
             (lambda: r.one("bad2", 1, "--pp", "2"), "needs MPI ranks"),
             (lambda: r.mpi(3, "bad3", 1, "--pp", "3", "--pipeline", "dualpipe", ok=False),
              "even number of ranks"),
@@ -198,15 +198,17 @@ def case_refuse(r):
         if res.returncode == 0 or want not in out:
             sys.exit("expected a failure naming %r, got exit %d:\n%s" % (want, res.returncode,
                                                                         out))
-    print("refuse: --pp with --dp, --pp without mpirun, odd dualpipe, too few layers are errors")
+    print("refuse: --pp without mpirun, odd dualpipe, too few layers, a wrong rank count are errors")
 
 
 def main():
     case, dsv3, src, work, mpiexec = sys.argv[1:6]
     r = Runs(dsv3, src, work, mpiexec)
+    d, name = (int(case[2:case.index("_")]), case[case.index("_") + 1:]) if case.startswith(
+        "dp") else (1, case)
     for schedule in ("dualpipev", "dualpipe", "1f1b"):
-        if case.startswith(schedule) and case[len(schedule):].isdigit():
-            return case_schedule(r, schedule, int(case[len(schedule):]))
+        if name.startswith(schedule) and name[len(schedule):].isdigit():
+            return case_schedule(r, schedule, int(name[len(schedule):]), d)
     if case == "resume":
         case_resume(r)
     elif case == "refuse":
