@@ -2,8 +2,7 @@
 // rank runs — 1F1B (the baseline), DualPipe (N ranks, two directions, rank r holds stages r and
 // N-1-r) and DualPipeV (N ranks, one direction, V layout: rank r holds stages r and 2N-1-r) — and
 // a simulator that plays the programs against their data dependencies with given chunk costs, to
-// measure the bubble. No MPI: the pipeline runner over MPI (not done yet, see
-// docs/DISTRIBUTED.md) would execute these programs.
+// measure the bubble. No MPI: the pipeline runner (pipeline_runner.h) executes these programs.
 #pragma once
 #include <string>
 #include <vector>
