@@ -29,72 +29,34 @@ import array
 import json
 import os
 import shutil
-import subprocess
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
-import train_check  # noqa: E402  (prepare: token data from the pinned corpus)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dp_check  # noqa: E402  (the runs, their environment and the bit-for-bit comparison)
 
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_btl="self,vader,tcp")
-KEYS = ("step", "loss", "ce", "mtp_loss", "balance_loss", "grad_norm", "lr", "maxvio")
+run = dp_check.run
 C = 20  # micro-batches per step
 
 
-def run(cmd, ok=True):
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-                       timeout=240)
-    if ok and r.returncode != 0:
-        sys.exit("command failed (%d): %s\n%s%s" % (r.returncode, " ".join(cmd), r.stdout,
-                                                     r.stderr))
-    return r
-
-
-class Runs:
+class Runs(dp_check.Runs):
     def __init__(self, dsv3, src, work, mpiexec):
-        self.dsv3, self.work, self.mpiexec = dsv3, work, mpiexec
-        shutil.rmtree(work, ignore_errors=True)
-        os.makedirs(work)
-        self.data = train_check.prepare(dsv3, src, work)
+        super().__init__(dsv3, src, work, mpiexec)
         self.model = os.path.join(work, "model")
         run([dsv3, "init", "--config", os.path.join(src, "tests", "dist", "pp_config.json"),
              "-o", self.model, "--dtype", "f32", "--seed", "3", "--tokenizer",
              os.path.join(src, "assets", "tokenizers", "dsv3-en-4k")])
 
-    def args(self, out, steps, *extra):
+    def args(self, out, steps, dp, *extra):
         return [self.dsv3, "train", "--init", self.model, "--data", self.data, "-o",
                 os.path.join(self.work, out), "--steps", str(steps), "--seq-len", "8",
-                "--batch", "1", "--accum", str(C), "--val-every", "0", "--ckpt-every", "1",
-                "--keep", "3", "--moments", "f32", "--seed", "7", "--lr", "3e-3", "--warmup",
-                "1", "-t", "1"] + list(extra)
-
-    def one(self, out, steps, *extra):
-        return run(self.args(out, steps, *extra))
-
-    def mpi(self, n, out, steps, *extra, ok=True):
-        return run([self.mpiexec, "--oversubscribe", "-np", str(n)] + self.args(out, steps, *extra),
-                   ok)
-
-    def metrics(self, out):
-        with open(os.path.join(self.work, out, "metrics.jsonl")) as f:
-            return [json.loads(l) for l in f if l.strip()]
-
-    def file(self, out, step, name):
-        p = os.path.join(self.work, out, "checkpoints", "step-%08d" % step, name)
-        with open(p, "rb") as f:
-            return f.read()
+                "--batch", "1", "--accum", str(C), "--dp", str(dp), "--val-every", "0",
+                "--ckpt-every", "1", "--keep", "3", "--moments", "f32", "--seed", "7", "--lr",
+                "3e-3", "--warmup", "1", "-t", "1"] + list(extra)
 
 
 def same_runs(r, a, b, steps):
-    ma, mb = r.metrics(a), r.metrics(b)
-    if len(ma) != len(mb):
-        sys.exit("%s: %d metrics lines, %s: %d" % (a, len(ma), b, len(mb)))
-    for x, y in zip(ma, mb):
-        for k in KEYS:
-            if x.get(k) != y.get(k):
-                sys.exit("step %s: %s differs between %s and %s: %r vs %r" %
-                         (x["step"], k, a, b, x.get(k), y.get(k)))
-    for step in steps:
+    dp_check.same_runs(r, a, b, steps[-1])
+    for step in steps[:-1]:
         for name in ("model.safetensors", "optimizer.safetensors"):
             if r.file(a, step, name) != r.file(b, step, name):
                 sys.exit("%s at step %d differs between %s and %s" % (name, step, a, b))
@@ -157,8 +119,8 @@ def check_programs(r, out, n, schedule, c):
 
 
 def case_schedule(r, schedule, n, d):
-    r.mpi(d * n, "pp", 2, "--pp", str(n), "--pipeline", schedule, "--dp", str(d))
-    r.one("one", 2, "--dp", str(2 * d if schedule == "dualpipe" else d))
+    r.mpi(d * n, "pp", 2, d, "--pp", str(n), "--pipeline", schedule)
+    r.one("one", 2, 2 * d if schedule == "dualpipe" else d)
     same_runs(r, "pp", "one", (1, 2))
     dist = grad_distance(r, "pp", "one")
     if dist >= 1e-13:
@@ -170,12 +132,12 @@ def case_schedule(r, schedule, n, d):
 
 
 def case_resume(r):
-    r.one("straight", 2)
-    r.mpi(2, "split", 1, "--pp", "2", "--pipeline", "dualpipev")
+    r.one("straight", 2, 1)
+    r.mpi(2, "split", 1, 1, "--pp", "2", "--pipeline", "dualpipev")
     shutil.copytree(os.path.join(r.work, "split"), os.path.join(r.work, "split_b"),
                     symlinks=True)
-    r.mpi(3, "split", 2, "--pp", "3", "--pipeline", "dualpipev", "--resume")
-    r.one("split_b", 2, "--resume")
+    r.mpi(3, "split", 2, 1, "--pp", "3", "--pipeline", "dualpipev", "--resume")
+    r.one("split_b", 2, 1, "--resume")
     same_runs(r, "split", "straight", (2,))
     same_runs(r, "split_b", "straight", (2,))
     print("resume: a 2-rank DualPipeV checkpoint resumed over 3 ranks and by one process, bit "
@@ -183,22 +145,19 @@ def case_resume(r):
 
 
 def case_refuse(r):
-    for cmd, want in (
-            (lambda: r.mpi(4, "bad1", 1, "--pp", "3", ok=False), "4 MPI processes but --dp 1 x --pp 3"),
-            (lambda: r.one("bad2", 1, "--pp", "2"), "needs MPI ranks"),
-            (lambda: r.mpi(3, "bad3", 1, "--pp", "3", "--pipeline", "dualpipe", ok=False),
-             "even number of ranks"),
-            (lambda: r.mpi(5, "bad4", 1, "--pp", "5", "--pipeline", "dualpipev", ok=False),
+    for args, n, want in (
+            (("bad1", 1, 1, "--pp", "3"), 4, "4 MPI processes but --dp 1 x --pp 3"),
+            (("bad2", 1, 1, "--pp", "2"), 0, "needs MPI ranks"),
+            (("bad3", 1, 1, "--pp", "3", "--pipeline", "dualpipe"), 3, "even number of ranks"),
+            (("bad4", 1, 1, "--pp", "5", "--pipeline", "dualpipev"), 5,
              "at least one layer per stage")):
-        try:
-            res = cmd()
-        except SystemExit as e:  # run() exits on failure when ok=True
-            res = subprocess.CompletedProcess([], 1, "", str(e))
+        res = r.mpi(n, *args, ok=False) if n else run(r.args(*args), ok=False)
         out = res.stdout + res.stderr
         if res.returncode == 0 or want not in out:
             sys.exit("expected a failure naming %r, got exit %d:\n%s" % (want, res.returncode,
-                                                                        out))
-    print("refuse: --pp without mpirun, odd dualpipe, too few layers, a wrong rank count are errors")
+                                                                         out))
+    print("refuse: --pp without mpirun, odd dualpipe, too few layers, a wrong rank count are "
+          "errors")
 
 
 def main():
@@ -209,12 +168,10 @@ def main():
     for schedule in ("dualpipev", "dualpipe", "1f1b"):
         if name.startswith(schedule) and name[len(schedule):].isdigit():
             return case_schedule(r, schedule, int(name[len(schedule):]), d)
-    if case == "resume":
-        case_resume(r)
-    elif case == "refuse":
-        case_refuse(r)
-    else:
+    cases = {"resume": case_resume, "refuse": case_refuse}
+    if case not in cases:
         sys.exit("unknown case " + case)
+    cases[case](r)
 
 
 if __name__ == "__main__":
