@@ -59,8 +59,8 @@ const char kUsage[] =
     "                        directions are its two parts). mpirun -np P dsv3 train --pp P ...;\n"
     "                        with --dp D, D pipelines over D x P ranks (one process: --dp D, or\n"
     "                        2D for dualpipe). Writes RUN_DIR/pipeline.json (per-rank bubble)\n"
-    "  --pipeline NAME       1f1b, dualpipe (P even, --accum even >= 2P) or dualpipev (--accum\n"
-    "                        >= 2P; 2P stages) (default dualpipev)\n"
+    "  --pipeline NAME       1f1b, dualpipe (P even; --accum / D even and >= 2P) or dualpipev\n"
+    "                        (--accum / D >= 2P; 2P stages) (default dualpipev)\n"
     "  --seed N              weights (with --preset) and data order (default 0)\n"
     "  --lr X                peak learning rate (default 1e-3)\n"
     "  --final-lr X          learning rate after the cosine decay (default 1e-4)\n"
@@ -257,6 +257,9 @@ int cmd_train(Args& a) {
                  " MPI processes, but this dsv3 was built without MPI",
              "rebuild with scripts/build.sh -DDSV3_MPI=ON (needs libopenmpi-dev)");
   DSV3_CHECK(c.pp >= 1, "train: --pp must be >= 1");
+  // The schedule's needs (rank parity, micro-batches a pipeline) before any rank loads a model.
+  if (c.pp > 1 && c.dp >= 1 && c.accum % c.dp == 0)
+    pipeline_program(pipeline, static_cast<int>(c.pp), static_cast<int>(c.accum / c.dp), 0);
   DSV3_CHECK(
       world == 1 || world == c.dp * c.pp,
       "train: " + std::to_string(world) + " MPI processes but --dp " + std::to_string(c.dp) +
