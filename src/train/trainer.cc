@@ -367,6 +367,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
     // order (the order a group's reduction uses).
     double sum[5] = {0, 0, 0, 0, 0}, part_sum[5] = {0, 0, 0, 0, 0};
     const auto a = static_cast<double>(cfg.accum);
+    // A runner takes the whole step's micro-batches at once; otherwise the loop runs them.
     if (runner) {
       step_windows.resize(static_cast<size_t>(cfg.accum));
       for (auto& w : step_windows) {
@@ -375,7 +376,8 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
       }
       runner->run(step_windows, sum, load);
     }
-    for (int64_t m = 0; m < (runner ? 0 : cfg.accum); ++m) {
+    const int64_t own = runner ? 0 : cfg.accum;
+    for (int64_t m = 0; m < own; ++m) {
       // Every rank draws the whole global batch (the sampler's state stays the same everywhere).
       sampler.next(cfg.batch, windows);
       if (on_windows) on_windows(step, windows);
