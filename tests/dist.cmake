@@ -15,11 +15,11 @@ if(DSV3_MPI)
   endforeach()
 
   # dist_pp_* (tests/dist/pp_check.py): the pipeline runner (1F1B, DualPipe over 2, 4, 8 ranks,
-  # DualPipeV over 2, 3, 4, two pipelines of 2 with --dp 2) equals one process bit for bit at 20
-  # micro-batches; each rank runs its program; checkpoints resume over another rank count; bad
-  # layouts are errors.
+  # DualPipeV over 2, 3, 4, two pipelines of 2 with --dp 2, FP8 with recomputation) equals one
+  # process bit for bit at 20 micro-batches; each rank runs its program; checkpoints resume over
+  # another rank count; bad layouts are errors.
   foreach(case dualpipe2 dualpipe4 dualpipe8 dualpipev2 dualpipev3 dualpipev4 1f1b4 dp2_dualpipe2
-               dp2_dualpipev2 resume refuse)
+               dp2_dualpipev2 fp8_recompute resume refuse)
     add_test(NAME dist_pp_${case}
              COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/dist/pp_check.py ${case}
                      $<TARGET_FILE:dsv3> ${PROJECT_SOURCE_DIR}

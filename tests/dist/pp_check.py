@@ -18,6 +18,8 @@ dualpipe2/4/8, dualpipev2/3/4, 1f1b4, dp2_dualpipe2, dp2_dualpipev2
     Each rank's executed ops (RUN_DIR/pipeline.json) are its program, F&B pairs as F then B, and
     the micro-batches of each phase's F and B run in order; DualPipe runs C/2 of each of F0, F1,
     B0, B1 per rank (C: a pipeline's micro-batches).
+fp8_recompute
+    DualPipe over 4 ranks with --precision fp8 --recompute, bit for bit as above.
 resume
     a DualPipeV run over 2 ranks checkpointed at step 1, resumed over 3 ranks and by one process,
     ends bit for bit where the straight one-process run ends: one HF folder whatever the layout.
@@ -131,6 +133,17 @@ def case_schedule(r, schedule, n, d):
           (d, schedule, n, C, dist))
 
 
+def case_fp8_recompute(r):
+    # The B/W split copies each Linear's input for its W: the FP8 recipe's quantization and the
+    # recomputed activations must see the same values there as in one process.
+    extra = ("--precision", "fp8", "--recompute")
+    r.mpi(4, "pp", 2, 1, "--pp", "4", "--pipeline", "dualpipe", *extra)
+    r.one("one", 2, 2, *extra)
+    same_runs(r, "pp", "one", (1, 2))
+    print("fp8_recompute: DualPipe over 4 ranks with the FP8 recipe and recomputation == one "
+          "process bit for bit")
+
+
 def case_resume(r):
     r.one("straight", 2, 1)
     r.mpi(2, "split", 1, 1, "--pp", "2", "--pipeline", "dualpipev")
@@ -168,7 +181,7 @@ def main():
     for schedule in ("dualpipev", "dualpipe", "1f1b"):
         if name.startswith(schedule) and name[len(schedule):].isdigit():
             return case_schedule(r, schedule, int(name[len(schedule):]), d)
-    cases = {"resume": case_resume, "refuse": case_refuse}
+    cases = {"resume": case_resume, "refuse": case_refuse, "fp8_recompute": case_fp8_recompute}
     if case not in cases:
         sys.exit("unknown case " + case)
     cases[case](r)
