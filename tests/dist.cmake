@@ -6,26 +6,24 @@
 # process bit for bit; checkpoints resume on another number of ranks; bad rank counts are errors.
 if(DSV3_MPI)
   find_package(MPI REQUIRED COMPONENTS CXX)
-  foreach(case ranks2 ranks4 resume refuse)
-    add_test(NAME dist_dp_${case}
-             COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/dist/dp_check.py ${case}
-                     $<TARGET_FILE:dsv3> ${PROJECT_SOURCE_DIR}
-                     ${CMAKE_CURRENT_BINARY_DIR}/dist/dp_${case} ${MPIEXEC_EXECUTABLE})
-    set_tests_properties(dist_dp_${case} PROPERTIES LABELS "dist;mpi" TIMEOUT 300)
-  endforeach()
+  # dist_<kind>_<case>: tests/dist/<kind>_check.py CASE DSV3 SOURCE_DIR WORK_DIR MPIEXEC.
+  function(dist_check kind)
+    foreach(case ${ARGN})
+      add_test(NAME dist_${kind}_${case}
+               COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/dist/${kind}_check.py ${case}
+                       $<TARGET_FILE:dsv3> ${PROJECT_SOURCE_DIR}
+                       ${CMAKE_CURRENT_BINARY_DIR}/dist/${kind}_${case} ${MPIEXEC_EXECUTABLE})
+      set_tests_properties(dist_${kind}_${case} PROPERTIES LABELS "dist;mpi" TIMEOUT 300)
+    endforeach()
+  endfunction()
+  dist_check(dp ranks2 ranks4 resume refuse)
 
   # dist_pp_* (tests/dist/pp_check.py): the pipeline runner (1F1B, DualPipe over 2, 4, 8 ranks,
   # DualPipeV over 2, 3, 4, two pipelines of 2 with --dp 2, FP8 with recomputation) equals one
   # process bit for bit at 20 micro-batches; each rank runs its program; checkpoints resume over
   # another rank count; bad layouts are errors.
-  foreach(case dualpipe2 dualpipe4 dualpipe8 dualpipev2 dualpipev3 dualpipev4 1f1b4 dp2_dualpipe2
-               dp2_dualpipev2 fp8_recompute resume refuse)
-    add_test(NAME dist_pp_${case}
-             COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/dist/pp_check.py ${case}
-                     $<TARGET_FILE:dsv3> ${PROJECT_SOURCE_DIR}
-                     ${CMAKE_CURRENT_BINARY_DIR}/dist/pp_${case} ${MPIEXEC_EXECUTABLE})
-    set_tests_properties(dist_pp_${case} PROPERTIES LABELS "dist;mpi" TIMEOUT 300)
-  endforeach()
+  dist_check(pp dualpipe2 dualpipe4 dualpipe8 dualpipev2 dualpipev3 dualpipev4 1f1b4 dp2_dualpipe2
+             dp2_dualpipev2 fp8_recompute resume refuse)
 
   # dist_ep_* (tests/dist/ep_check.cc): the all-to-all MoE dispatcher over 2 and 4 ranks against
   # the local one: logits and held experts' gradients bit for bit, the rest within 1e-13.
