@@ -9,6 +9,7 @@
 #include "base/timer.h"
 #include "model/param_store.h"
 #include "train/arena_layout.h"
+#include "train/trainer.h"
 
 namespace dsv3 {
 

@@ -29,7 +29,6 @@
 #include "dist/pipeline_layout.h"
 #include "model/linear.h"
 #include "train/step_runner.h"
-#include "train/trainer.h"
 
 namespace dsv3 {
 
@@ -45,10 +44,12 @@ class PipelineRunner : public StepRunner {
            std::vector<std::vector<int64_t>>& load) override;
 
   // What this rank measured over the steps so far, every rank's gathered (a collective): a JSON
-  // array, one object per rank: schedule, ranks, stages, micro_batches, steps, program (SPEC §4
-  // notation), executed (the first step's ops with their micro-batches, "F0.3 B1z.12 W ..."),
-  // busy_s and idle_s (per step: the program's wall time minus the ops' compute, i.e. waits
-  // for inputs), op_s (mean seconds of an F, B, zero-bubble B, W), bytes_sent per step.
+  // array, one object per rank of the job: rank, replica (its pipeline), schedule, ranks (of a
+  // pipeline), stages, micro_batches (of a pipeline) and micro_batches_per_step, steps, program
+  // (SPEC §4 notation), executed (the first step's ops with their pipeline-local micro-batches,
+  // "F0.3 B1z.12 W ..."), busy_s and idle_s (per step: the program's wall time minus the ops'
+  // compute, i.e. waits for inputs), op_s (mean seconds of an F, B, zero-bubble B, W),
+  // bytes_sent per step (activations, their gradients, the embedding rows and DualPipe's swap).
   Json report() const;
   // report()'s figures as a table for the terminal: per rank busy and idle seconds per step and
   // bytes sent, beside TR Table 2's bubble for the schedule with the measured mean chunk costs
@@ -98,7 +99,7 @@ class PipelineRunner : public StepRunner {
   std::deque<std::pair<MPI_Request, std::vector<float>>> sends_;
   std::vector<std::vector<float>> emb_main_, emb_mtp_;  // [micro-batch] dL/d(embedding rows)
   std::vector<double> ledger_;                          // [the step's micro-batch][loss terms]
-  std::vector<float> partner_;                          // DualPipe: the other copy's gradient arena
+  std::vector<float> partner_;  // DualPipe: the partner's copy of a stage's gradients
   std::vector<std::vector<int64_t>>* load_ = nullptr;
   WeightGradQueue wgrad_;
   // Measured.
