@@ -4,9 +4,11 @@
 #
 # dist_dp_* (tests/dist/dp_check.py): data parallel with ZeRO-1 over 2 and 4 ranks equals one
 # process bit for bit; checkpoints resume on another number of ranks; bad rank counts are errors.
+# dist_dp_ep*: `dsv3 train --dp 4 --ep 2|4` against one process (bounds and why in dp_check.py),
+# and resume across E.
 if(DSV3_MPI)
   find_package(MPI REQUIRED COMPONENTS CXX)
-  foreach(case ranks2 ranks4 resume refuse)
+  foreach(case ranks2 ranks4 resume refuse ep2 ep4 ep_resume)
     add_test(NAME dist_dp_${case}
              COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/dist/dp_check.py ${case}
                      $<TARGET_FILE:dsv3> ${PROJECT_SOURCE_DIR}

@@ -13,9 +13,7 @@
 #include "model/linear.h"
 #include "train/trainer.h"
 #ifdef DSV3_MPI
-#include "base/timer.h"
-#include "dist/mpi_comm.h"
-#include "dist/mpi_data_parallel.h"
+#include "dist/mpi_train.h"
 #endif
 
 namespace dsv3::cli {
@@ -49,6 +47,12 @@ const char kUsage[] =
     "                        AdamW state sharded across ranks (ZeRO-1). Start with\n"
     "                        mpirun -np D dsv3 train --dp D ... (needs a DSV3_MPI=ON build);\n"
     "                        without mpirun one process runs the D parts in turn\n"
+    "  --ep E                expert parallel inside --dp (default 1): each group of E\n"
+    "                        consecutive ranks shares the routed experts, a rank loading and\n"
+    "                        keeping n_routed_experts / E of them (weights, gradients, AdamW\n"
+    "                        state) and computing them for the group's tokens (MoE dispatch and\n"
+    "                        combine as MPI all-to-alls). E divides --dp and n_routed_experts;\n"
+    "                        needs mpirun -np D. Checkpoints hold the whole model\n"
     "  --seed N              weights (with --preset) and data order (default 0)\n"
     "  --lr X                peak learning rate (default 1e-3)\n"
     "  --final-lr X          learning rate after the cosine decay (default 1e-4)\n"
@@ -119,6 +123,8 @@ void apply_config(const std::string& path, TrainConfig& c) {
       c.accum = v.as_int(what);
     else if (key == "dp")
       c.dp = v.as_int(what);
+    else if (key == "ep")
+      c.ep = v.as_int(what);
     else if (key == "seed")
       c.seed = static_cast<uint64_t>(v.as_int(what));
     else if (key == "lr")
@@ -196,6 +202,7 @@ int cmd_train(Args& a) {
   c.batch = a.int_or({"--batch"}, c.batch);
   c.accum = a.int_or({"--accum"}, c.accum);
   c.dp = a.int_or({"--dp"}, c.dp);
+  c.ep = a.int_or({"--ep"}, c.ep);
   c.seed = static_cast<uint64_t>(a.int_or({"--seed"}, static_cast<int64_t>(c.seed)));
   c.lr = a.double_or({"--lr"}, c.lr);
   c.final_lr = a.double_or({"--final-lr"}, c.final_lr);
@@ -244,6 +251,13 @@ int cmd_train(Args& a) {
              "train: " + std::to_string(world) + " MPI processes but --dp " + std::to_string(c.dp),
              "start as many processes as --dp: mpirun -np " + std::to_string(c.dp) + " ...");
 
+  DSV3_CHECK(
+      c.ep >= 1 && c.dp % c.ep == 0,
+      "train: --ep " + std::to_string(c.ep) + " does not divide --dp " + std::to_string(c.dp),
+      "use an --ep that divides --dp (groups of E consecutive ranks share the experts)");
+  DSV3_CHECK(c.ep == 1 || world > 1, "train: --ep " + std::to_string(c.ep) + " needs MPI ranks",
+             "start mpirun -np D dsv3 train --dp D --ep E ...");
+
   InterruptGuard guard;
   std::vector<int32_t> dumped;
   WindowsHook hook;
@@ -257,24 +271,7 @@ int cmd_train(Args& a) {
     done = train(c, InterruptGuard::flag(), hook);
   } else {
 #ifdef DSV3_MPI
-    MpiSession session;
-    Communicator comm;
-    MpiDataParallel group(comm);
-    lead = comm.rank() == 0;
-    Timer timer;
-    try {
-      done = train(c, InterruptGuard::flag(), hook, &group);
-    } catch (const Error& e) {
-      // The other ranks would wait for this one in their next collective: end them all.
-      std::fprintf(stderr, "dsv3 train: rank %d: error: %s\n", comm.rank(), e.what());
-      if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());
-      MpiSession::abort(1);
-    }
-    if (lead)
-      std::fprintf(stderr,
-                   "train: %d ranks; rank 0 sent %.2f MB through MPI in %.1f s (%lld steps)\n",
-                   comm.size(), static_cast<double>(group.bytes_sent()) / 1e6, timer.seconds(),
-                   static_cast<long long>(done));
+    done = train_mpi(c, InterruptGuard::flag(), hook, &lead);
 #endif
   }
   if (!lead) return InterruptGuard::pending() ? 130 : 0;

@@ -58,6 +58,13 @@ Communicator::Communicator() {
   MPI_Comm_size(comm_, &size_);
 }
 
+Communicator::Communicator(const Communicator& parent, int color) {
+  check_mpi(MPI_Comm_split(parent.comm_, color, parent.rank(), &comm_), "MPI_Comm_split");
+  MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(comm_, &rank_);
+  MPI_Comm_size(comm_, &size_);
+}
+
 Communicator::~Communicator() {
   if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
 }

@@ -26,6 +26,9 @@ class MpiSession {
 class Communicator {
  public:
   Communicator();  // every rank of the job
+  // The ranks of `parent` that pass the same color, in their order in parent (MPI_Comm_split):
+  // an expert-parallel group, or the ranks holding the same experts.
+  Communicator(const Communicator& parent, int color);
   ~Communicator();
   Communicator(const Communicator&) = delete;
   Communicator& operator=(const Communicator&) = delete;

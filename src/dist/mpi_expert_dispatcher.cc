@@ -9,11 +9,17 @@ namespace dsv3 {
 
 MpiExpertDispatcher::MpiExpertDispatcher(const Communicator& comm, const Kernels& k,
                                          int64_t n_experts)
-    : comm_(comm), local_(k), n_experts_(n_experts), per_(n_experts / comm.size()) {
-  DSV3_CHECK(n_experts > 0 && n_experts % comm.size() == 0,
+    : comm_(comm), local_(k) {
+  if (n_experts != 0) set_experts(n_experts);
+}
+
+void MpiExpertDispatcher::set_experts(int64_t n_experts) {
+  DSV3_CHECK(n_experts > 0 && n_experts % comm_.size() == 0,
              "expert parallel: " + std::to_string(n_experts) +
-                 " routed experts do not divide over " + std::to_string(comm.size()) + " ranks",
+                 " routed experts do not divide over " + std::to_string(comm_.size()) + " ranks",
              "use a number of ranks that divides the model's n_routed_experts");
+  n_experts_ = n_experts;
+  per_ = n_experts / comm_.size();
 }
 
 std::vector<int64_t> MpiExpertDispatcher::plan_bounds(const DispatchPlan& p, int64_t d) const {
@@ -74,6 +80,7 @@ void MpiExpertDispatcher::to_sources(const DispatchPlan& p, const MoeExchange& e
 
 void MpiExpertDispatcher::dispatch(const DispatchPlan& p, const float* x, int64_t d,
                                    MoeExchange& ex, std::vector<float>& grouped) {
+  if (n_experts_ == 0) set_experts(p.n_experts);
   DSV3_CHECK(p.n_experts == n_experts_, "expert parallel: a plan over " +
                                             std::to_string(p.n_experts) + " experts, expected " +
                                             std::to_string(n_experts_));

@@ -16,8 +16,9 @@ namespace dsv3 {
 
 class MpiExpertDispatcher final : public MoeDispatcher {
  public:
-  // Throws Error unless n_experts divides over the communicator's ranks.
-  MpiExpertDispatcher(const Communicator& comm, const Kernels& k, int64_t n_experts);
+  // Throws Error unless n_experts divides over the communicator's ranks. n_experts 0: the first
+  // plan's (the trainer builds the dispatcher before it reads the model).
+  MpiExpertDispatcher(const Communicator& comm, const Kernels& k, int64_t n_experts = 0);
 
   // Experts [first_expert(), first_expert() + experts_per_rank()) are this rank's.
   int64_t first_expert() const { return per_ * comm_.rank(); }
@@ -50,9 +51,11 @@ class MpiExpertDispatcher final : public MoeDispatcher {
   void regroup(const MoeExchange& ex, const float* in, float* out, int64_t d,
                bool to_expert_major) const;
 
+  void set_experts(int64_t n_experts);
+
   const Communicator& comm_;
   LocalDispatcher local_;
-  int64_t n_experts_, per_;
+  int64_t n_experts_ = 0, per_ = 0;
   std::vector<float> send_, recv_;
   int64_t bytes_sent_ = 0;
 };

@@ -11,6 +11,7 @@
 
 #include "base/json.h"
 #include "train/data_parallel.h"
+#include "train/expert_parallel.h"
 #include "train/forward_backward.h"
 
 namespace dsv3 {
@@ -30,6 +31,10 @@ struct TrainConfig {
   // order, part 0 first. With a DataParallelGroup of dp ranks, rank r runs part r; without one,
   // this process runs every part in turn: the same sums bit for bit (data_parallel.h).
   int64_t dp = 1;
+  // Expert parallelism inside it (SPEC §5, train/expert_parallel.h): groups of ep consecutive
+  // ranks share the routed experts, each holding n_routed_experts / ep of them. ep divides dp;
+  // ep > 1 needs the ranks (an ExpertParallel from src/dist).
+  int64_t ep = 1;
   // AdamW (SPEC §5) and V3's LR shape: warmup, constant until decay_start, cosine over
   // decay_steps down to final_lr, then constant.
   double lr = 1e-3, final_lr = 1e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
@@ -59,8 +64,11 @@ struct TrainConfig {
 // group: the data-parallel ranks (src/dist) when cfg.dp > 1 runs over several processes: every
 // rank draws the whole global batch and runs its part, the optimizer state is sharded (ZeRO-1,
 // zero1.h), and only rank 0 writes the run folder (checkpoints hold the whole state).
+// ep: with cfg.ep > 1, this rank's expert-parallel group (expert_parallel.h): it loads and keeps
+// only its experts, and checkpoints gather the others.
 using WindowsHook = std::function<void(int64_t step, const std::vector<int32_t>& windows)>;
 int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
-              const WindowsHook& on_windows = {}, DataParallelGroup* group = nullptr);
+              const WindowsHook& on_windows = {}, DataParallelGroup* group = nullptr,
+              const ExpertParallel* ep = nullptr);
 
 }  // namespace dsv3
