@@ -8,7 +8,7 @@
 # and resume across E.
 if(DSV3_MPI)
   find_package(MPI REQUIRED COMPONENTS CXX)
-  foreach(case ranks2 ranks4 resume refuse ep2 ep4 ep_resume)
+  foreach(case ranks2 ranks4 resume refuse ep2 ep4 ep_fp8 ep_resume)
     add_test(NAME dist_dp_${case}
              COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/dist/dp_check.py ${case}
                      $<TARGET_FILE:dsv3> ${PROJECT_SOURCE_DIR}
@@ -20,10 +20,18 @@ if(DSV3_MPI)
   # the local one: logits and held experts' gradients bit for bit, the rest within 1e-13.
   add_executable(dist_ep_check dist/ep_check.cc)
   target_link_libraries(dist_ep_check PRIVATE dsv3_dist)
+  # dist_ep_fp8_*: V3's payloads (FP8 dispatch, BF16 combine) within bounds from E4M3's step, and
+  # the bytes per row they should take.
   foreach(n 2 4)
-    add_test(NAME dist_ep_${n}
-             COMMAND ${MPIEXEC_EXECUTABLE} --oversubscribe -np ${n} $<TARGET_FILE:dist_ep_check>)
-    set_tests_properties(dist_ep_${n} PROPERTIES LABELS "dist;mpi" TIMEOUT 120 ENVIRONMENT
-      "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_btl=self,vader,tcp")
+    foreach(payload fp32 fp8)
+      set(name dist_ep_${n})
+      if(payload STREQUAL "fp8")
+        set(name dist_ep_fp8_${n})
+      endif()
+      add_test(NAME ${name} COMMAND ${MPIEXEC_EXECUTABLE} --oversubscribe -np ${n}
+                                    $<TARGET_FILE:dist_ep_check> ${payload})
+      set_tests_properties(${name} PROPERTIES LABELS "dist;mpi" TIMEOUT 120 ENVIRONMENT
+        "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_btl=self,vader,tcp")
+    endforeach()
   endforeach()
 endif()

@@ -53,6 +53,10 @@ const char kUsage[] =
     "                        state) and computing them for the group's tokens (MoE dispatch and\n"
     "                        combine as MPI all-to-alls). E divides --dp and n_routed_experts;\n"
     "                        needs mpirun -np D. Checkpoints hold the whole model\n"
+    "  --ep-dispatch fp32|fp8  the MoE all-to-all's payloads: fp32 (default; the same\n"
+    "                        results as one process), or V3's fp8: rows to the experts in E4M3\n"
+    "                        1x128 tiles with power-of-two scales, rows back in BF16 (a quarter\n"
+    "                        and a half of the bytes)\n"
     "  --seed N              weights (with --preset) and data order (default 0)\n"
     "  --lr X                peak learning rate (default 1e-3)\n"
     "  --final-lr X          learning rate after the cosine decay (default 1e-4)\n"
@@ -125,6 +129,8 @@ void apply_config(const std::string& path, TrainConfig& c) {
       c.dp = v.as_int(what);
     else if (key == "ep")
       c.ep = v.as_int(what);
+    else if (key == "ep_dispatch")
+      c.ep_dispatch = v.as_string(what);
     else if (key == "seed")
       c.seed = static_cast<uint64_t>(v.as_int(what));
     else if (key == "lr")
@@ -203,6 +209,7 @@ int cmd_train(Args& a) {
   c.accum = a.int_or({"--accum"}, c.accum);
   c.dp = a.int_or({"--dp"}, c.dp);
   c.ep = a.int_or({"--ep"}, c.ep);
+  if (auto v = a.get({"--ep-dispatch"})) c.ep_dispatch = *v;
   c.seed = static_cast<uint64_t>(a.int_or({"--seed"}, static_cast<int64_t>(c.seed)));
   c.lr = a.double_or({"--lr"}, c.lr);
   c.final_lr = a.double_or({"--final-lr"}, c.final_lr);
@@ -255,6 +262,8 @@ int cmd_train(Args& a) {
       c.ep >= 1 && c.dp % c.ep == 0,
       "train: --ep " + std::to_string(c.ep) + " does not divide --dp " + std::to_string(c.dp),
       "use an --ep that divides --dp (groups of E consecutive ranks share the experts)");
+  DSV3_CHECK(c.ep_dispatch == "fp32" || c.ep_dispatch == "fp8",
+             "train: --ep-dispatch must be fp32 or fp8, not '" + c.ep_dispatch + "'");
   DSV3_CHECK(c.ep == 1 || world > 1, "train: --ep " + std::to_string(c.ep) + " needs MPI ranks",
              "start mpirun -np D dsv3 train --dp D --ep E ...");
 

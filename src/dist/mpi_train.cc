@@ -30,7 +30,10 @@ int64_t train_mpi(const TrainConfig& cfg, const std::atomic<bool>* stop, const W
     std::unique_ptr<MpiExpertDispatcher> dispatcher;
     ExpertParallel ep;
     if (E > 1) {
-      dispatcher = std::make_unique<MpiExpertDispatcher>(ep_comm, best_kernels());
+      const bool fp8 = parse_ep_payload(cfg.ep_dispatch) == EpPayload::FP8;
+      dispatcher = std::make_unique<MpiExpertDispatcher>(ep_comm, best_kernels(), 0,
+                                                         fp8 ? EpPayload::FP8 : EpPayload::F32,
+                                                         fp8 ? EpPayload::BF16 : EpPayload::F32);
       ep = {dispatcher.get(), &ep_group, &replicas};
     }
     done = train(cfg, stop, hook, &group, E > 1 ? &ep : nullptr);

@@ -35,6 +35,9 @@ struct TrainConfig {
   // ranks share the routed experts, each holding n_routed_experts / ep of them. ep divides dp;
   // ep > 1 needs the ranks (an ExpertParallel from src/dist).
   int64_t ep = 1;
+  // The MoE all-to-all's payloads (src/dist, dist/ep_payload.h): "fp32" (bit-exact) or "fp8"
+  // (V3's: E4M3 dispatch with power-of-two scales, BF16 combine).
+  std::string ep_dispatch = "fp32";
   // AdamW (SPEC §5) and V3's LR shape: warmup, constant until decay_start, cosine over
   // decay_steps down to final_lr, then constant.
   double lr = 1e-3, final_lr = 1e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;

@@ -30,6 +30,12 @@ ep2, ep4        step 1's loss, CE, MTP, balance loss and MaxVio equal bit for bi
                 into whole lr-sized steps (measured 2.0e-10 and 1.6e-9 at E = 2, 2.4e-10 and
                 1.3e-9 at E = 4; the same reassociation in plain DP, one process --dp 1 against
                 --dp 2, reaches 1.7e-7 at step 3). Rank 0 reports holding 1/E of the experts.
+ep_fp8          --ep 2 --ep-dispatch fp8 (V3's payloads: E4M3 dispatch, BF16 combine) against the
+                FP32-payload run: step 1's loss within 2^-9 relative (E4M3 moves a value by at
+                most 2^-4 relative, the MoE share of the loss reaches it squared at most, see
+                tests/dist/ep_check.cc; measured ~1e-5), and rank 0's MoE bytes below 0.4 of
+                FP32's (d + ceil(d/128) and 2d bytes a row instead of 4d and 4d: 0.376 when the
+                rows each way are equal).
 ep_resume       a run at --ep 2 checkpointed at step 2 (one Hugging Face folder, every expert)
                 resumes at --ep 2 bit for bit where the straight run ends, and at --ep 4 and in one
                 process with step 3's forward metrics bit for bit those of the straight run (the
@@ -170,6 +176,25 @@ def case_ep(r, e):
           (e, e, err2, err3, held.group(1), held.group(2)))
 
 
+def moe_mb(res):
+    m = re.search(r"([0-9.]+) MB MoE all-to-all", res.stderr)
+    if not m:
+        sys.exit("no MoE traffic line:\n" + res.stderr)
+    return float(m.group(1))
+
+
+def case_ep_fp8(r):
+    f32 = r.mpi(4, "f32", 1, 4, "--ep", "2")
+    fp8 = r.mpi(4, "fp8", 1, 4, "--ep", "2", "--ep-dispatch", "fp8")
+    a, b = r.metrics("fp8")[0]["loss"], r.metrics("f32")[0]["loss"]
+    rel, ratio = abs(a - b) / abs(b), moe_mb(fp8) / moe_mb(f32)
+    if not 0 < rel <= 2 ** -9 or not 0.3 < ratio < 0.4:
+        sys.exit("fp8 dispatch: step 1 loss %.3e relative from FP32's, MoE bytes %.3f of FP32's"
+                 % (rel, ratio))
+    print("ep_fp8: step 1 loss %.2e relative from FP32 dispatch; MoE bytes %.3f of FP32's"
+          % (rel, ratio))
+
+
 def case_ep_resume(r):
     # The straight run's own step-2 checkpoint is the one resumed (its step-3 one removed).
     r.mpi(4, "straight", 3, 4, "--ep", "2")
@@ -249,6 +274,8 @@ def main():
         case_resume(r)
     elif case in ("ep2", "ep4"):
         case_ep(r, int(case[2]))
+    elif case == "ep_fp8":
+        case_ep_fp8(r)
     elif case == "ep_resume":
         case_ep_resume(r)
     elif case == "refuse":
