@@ -8,7 +8,7 @@
 # and resume across E.
 if(DSV3_MPI)
   find_package(MPI REQUIRED COMPONENTS CXX)
-  foreach(case ranks2 ranks4 resume refuse ep2 ep4 ep_fp8 ep_resume)
+  foreach(case ranks2 ranks4 resume refuse ep2 ep4 ep_fp8 ep_node_limit ep_resume)
     add_test(NAME dist_dp_${case}
              COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/dist/dp_check.py ${case}
                      $<TARGET_FILE:dsv3> ${PROJECT_SOURCE_DIR}

@@ -57,6 +57,10 @@ const char kUsage[] =
     "                        results as one process), or V3's fp8: rows to the experts in E4M3\n"
     "                        1x128 tiles with power-of-two scales, rows back in BF16 (a quarter\n"
     "                        and a half of the bytes)\n"
+    "  --node-limit M        node-limited routing (SPEC §2): a token's experts on at most M of\n"
+    "                        the --ep ranks of its group, the ranks chosen by the sum of their\n"
+    "                        two best expert scores (sets the model's n_group to E and\n"
+    "                        topk_group to M; checkpoints keep it). Default: the model's own\n"
     "  --seed N              weights (with --preset) and data order (default 0)\n"
     "  --lr X                peak learning rate (default 1e-3)\n"
     "  --final-lr X          learning rate after the cosine decay (default 1e-4)\n"
@@ -131,6 +135,8 @@ void apply_config(const std::string& path, TrainConfig& c) {
       c.ep = v.as_int(what);
     else if (key == "ep_dispatch")
       c.ep_dispatch = v.as_string(what);
+    else if (key == "node_limit")
+      c.node_limit = v.as_int(what);
     else if (key == "seed")
       c.seed = static_cast<uint64_t>(v.as_int(what));
     else if (key == "lr")
@@ -210,6 +216,7 @@ int cmd_train(Args& a) {
   c.dp = a.int_or({"--dp"}, c.dp);
   c.ep = a.int_or({"--ep"}, c.ep);
   if (auto v = a.get({"--ep-dispatch"})) c.ep_dispatch = *v;
+  c.node_limit = a.int_or({"--node-limit"}, c.node_limit);
   c.seed = static_cast<uint64_t>(a.int_or({"--seed"}, static_cast<int64_t>(c.seed)));
   c.lr = a.double_or({"--lr"}, c.lr);
   c.final_lr = a.double_or({"--final-lr"}, c.final_lr);

@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "base/file.h"
 #include "base/thread_pool.h"
+#include "model/moe_router.h"
 #include "model/random_init.h"
 #include "tensor/block_scale.h"
 #include "tensor/safetensors_folder.h"
@@ -226,6 +227,10 @@ ModelWeights ModelWeights::random(const ModelConfig& c, uint64_t seed, DType dty
 
 const ModelConfig& ModelWeights::config() const {
   return impl_->config;
+}
+
+void ModelWeights::limit_routing_to_nodes(int64_t nodes, int64_t keep) {
+  dsv3::limit_routing_to_nodes(impl_->config, nodes, keep);
 }
 
 bool ModelWeights::has(std::string_view name) const {

@@ -71,6 +71,9 @@ class ModelWeights {
                              ExpertSlice slice = {});
 
   const ModelConfig& config() const;
+  // Node-limited routing (moe_router.h's limit_routing_to_nodes) on this model's config: what
+  // the model built from these weights routes by, and what a folder saved from it records.
+  void limit_routing_to_nodes(int64_t nodes, int64_t keep);
   bool has(std::string_view name) const;
   const WeightView& get(std::string_view name) const;  // throws Error naming the tensor
   const std::vector<WeightView>& all() const;

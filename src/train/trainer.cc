@@ -224,6 +224,9 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
   const ExpertSlice slice = ep ? expert_slice(start, cfg.ep, ep->group->rank()) : ExpertSlice{};
   ModelWeights weights = !from.empty() ? ModelWeights::load(from, slice)
                                        : ModelWeights::random(start, cfg.seed, DType::F32, slice);
+  DSV3_CHECK(cfg.node_limit == 0 || cfg.ep > 1, "train: --node-limit needs --ep",
+             "node-limited routing spreads a token's experts over at most M expert-parallel ranks");
+  if (cfg.node_limit > 0) weights.limit_routing_to_nodes(cfg.ep, cfg.node_limit);
   std::unique_ptr<Model> model = make_model(weights, ctx);
   if (ep) model->set_dispatcher(ep->dispatcher);
   ParamStore& ps = model->params();

@@ -38,6 +38,10 @@ struct TrainConfig {
   // The MoE all-to-all's payloads (src/dist, dist/ep_payload.h): "fp32" (bit-exact) or "fp8"
   // (V3's: E4M3 dispatch with power-of-two scales, BF16 combine).
   std::string ep_dispatch = "fp32";
+  // Node-limited routing (SPEC §2): > 0 routes each token to experts on at most this many of the
+  // ep ranks of its group (the model's n_group := ep, topk_group := node_limit, recorded in the
+  // checkpoints' config.json); 0 keeps the model's routing.
+  int64_t node_limit = 0;
   // AdamW (SPEC §5) and V3's LR shape: warmup, constant until decay_start, cosine over
   // decay_steps down to final_lr, then constant.
   double lr = 1e-3, final_lr = 1e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;

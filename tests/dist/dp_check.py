@@ -15,8 +15,8 @@ resume          a 4-rank run checkpointed at step 2 and resumed by one process (
                 ranks (--dp 2) ends where a straight run of the same parts does, bit for bit: the
                 checkpoint is one Hugging Face folder with the whole optimizer state, whatever
                 the number of ranks that wrote or reads it.
-refuse          mpirun -np 2 with --dp 4, --accum 3 with --dp 2, --ep 3 with --dp 2, and --ep 2
-                without mpirun fail with a message (exit 1).
+refuse          mpirun -np 2 with --dp 4, --accum 3 with --dp 2, --ep 3 with --dp 2, --ep 2
+                without mpirun and --node-limit without --ep fail with a message (exit 1).
 
 Expert parallel inside data parallel (`mpirun -np 4 dsv3 train --dp 4 --ep E`: groups of E ranks
 share the 16 routed experts, E_r/E each) against one process `--dp 4` (the same parts):
@@ -36,6 +36,11 @@ ep_fp8          --ep 2 --ep-dispatch fp8 (V3's payloads: E4M3 dispatch, BF16 com
                 tests/dist/ep_check.cc; measured ~1e-5), and rank 0's MoE bytes below 0.4 of
                 FP32's (d + ceil(d/128) and 2d bytes a row instead of 4d and 4d: 0.376 when the
                 rows each way are equal).
+ep_node_limit   --ep 4 --node-limit 1 (node-limited routing: a token's experts on 1 of the 4 ranks)
+                writes n_group 4, topk_group 1 into its checkpoints' config.json, and a resume of
+                its step-2 checkpoint in one process (no --ep, no --node-limit: the config
+                routes) gives step 3's forward metrics bit for bit. The rule itself is checked
+                against torch in tests/unit/model/test_router.cc.
 ep_resume       a run at --ep 2 checkpointed at step 2 (one Hugging Face folder, every expert)
                 resumes at --ep 2 bit for bit where the straight run ends, and at --ep 4 and in one
                 process with step 3's forward metrics bit for bit those of the straight run (the
@@ -195,6 +200,23 @@ def case_ep_fp8(r):
           % (rel, ratio))
 
 
+def case_ep_node_limit(r):
+    r.mpi(4, "limited", 3, 4, "--ep", "4", "--node-limit", "1")
+    shutil.copytree(os.path.join(r.work, "limited"), os.path.join(r.work, "one_limited"),
+                    symlinks=True)
+    shutil.rmtree(os.path.join(r.work, "one_limited", "checkpoints", "step-%08d" % 3))
+    with open(os.path.join(r.work, "one_limited", "checkpoints", "step-%08d" % 2,
+                           "config.json")) as f:
+        cfg = json.load(f)
+    if (cfg["n_group"], cfg["topk_group"]) != (4, 1):
+        sys.exit("checkpoint config: n_group %r, topk_group %r; expected 4, 1" %
+                 (cfg["n_group"], cfg["topk_group"]))
+    r.one("one_limited", 3, 4, "--resume")
+    close_runs(r, "one_limited", "limited", 3)
+    print("ep_node_limit: n_group 4, topk_group 1 in the checkpoint; one process resumes with "
+          "step 3's forward bit for bit")
+
+
 def case_ep_resume(r):
     # The straight run's own step-2 checkpoint is the one resumed (its step-3 one removed).
     r.mpi(4, "straight", 3, 4, "--ep", "2")
@@ -253,7 +275,9 @@ def case_refuse(r):
             (lambda: run(r.args("bad2", 1, 2)[:-2] + ["--accum", "3", "-t", "1"], ok=False),
              "does not split into --dp 2"),
             (lambda: r.mpi(2, "bad3", 1, 2, "--ep", "3", ok=False), "--ep 3 does not divide"),
-            (lambda: run(r.args("bad4", 1, 2, "--ep", "2"), ok=False), "--ep 2 needs MPI")):
+            (lambda: run(r.args("bad4", 1, 2, "--ep", "2"), ok=False), "--ep 2 needs MPI"),
+            (lambda: run(r.args("bad5", 1, 2, "--node-limit", "1"), ok=False),
+             "--node-limit needs --ep")):
         res = cmd()
         out = res.stdout + res.stderr
         if res.returncode == 0 or want not in out:
@@ -276,6 +300,8 @@ def main():
         case_ep(r, int(case[2]))
     elif case == "ep_fp8":
         case_ep_fp8(r)
+    elif case == "ep_node_limit":
+        case_ep_node_limit(r)
     elif case == "ep_resume":
         case_ep_resume(r)
     elif case == "refuse":
