@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "base/error.h"
 #include "model/param_table.h"
@@ -94,30 +95,43 @@ std::vector<float> ExpertParallelAdamW::gather_regions(std::span<const float> mi
 }
 
 ParamStore::AbsentValues ExpertParallelAdamW::gather_experts(std::span<const float> master) {
-  gathered_ = gather_regions(master.subspan(static_cast<size_t>(split_)));
-  return [this](const Param& p) -> const float* {
-    return gathered_.data() + (gathered_at_.at(p.name()) - split_);
+  // Owned by the lookup: freed with it once the checkpoint is written.
+  auto all = std::make_shared<const std::vector<float>>(
+      gather_regions(master.subspan(static_cast<size_t>(split_))));
+  return [this, all](const Param& p) -> const float* {
+    return all->data() + (gathered_at_.at(p.name()) - split_);
   };
 }
 
-void ExpertParallelAdamW::save(const std::string& path) const {
-  std::vector<float> rest_m, rest_v, own_m, own_v;
-  rest_.gather_state(rest_m, rest_v);
-  experts_.gather_state(own_m, own_v);
-  const std::vector<float> exp_m = gather_regions(own_m), exp_v = gather_regions(own_v);
-  if (all_.rank() != 0) return;
-  // The whole model's moments in ArenaLayout::whole's order.
-  std::vector<float> m(static_cast<size_t>(whole_.numel)), v(m.size());
+void ExpertParallelAdamW::place(std::span<const float> rest, std::span<const float> regions,
+                                std::vector<float>& whole) const {
+  whole.resize(static_cast<size_t>(whole_.numel));
   for (const ArenaTensor& t : whole_.tensors) {
-    const int64_t at = gathered_at_.at(t.name);
-    const bool expert = at >= split_;  // the rest lies below split_, every region above
-    const float* sm = expert ? exp_m.data() + (at - split_) : rest_m.data() + at;
-    const float* sv = expert ? exp_v.data() + (at - split_) : rest_v.data() + at;
-    std::copy_n(sm, t.numel, m.begin() + t.offset);
-    std::copy_n(sv, t.numel, v.begin() + t.offset);
+    const int64_t at = gathered_at_.at(t.name);  // the rest lies below split_, the regions above
+    const float* from = at >= split_ ? regions.data() + (at - split_) : rest.data() + at;
+    std::copy_n(from, t.numel, whole.begin() + t.offset);
   }
+}
+
+void ExpertParallelAdamW::save(const std::string& path) const {
+  // The whole model's moments in ArenaLayout::whole's order, gathered a piece at a time (each
+  // freed once placed: a checkpoint's peak memory is about the whole state once, plus a region).
+  std::vector<float> m, v;
+  {
+    std::vector<float> rest_m, rest_v, own_m, own_v;
+    rest_.gather_state(rest_m, rest_v);
+    experts_.gather_state(own_m, own_v);
+    const std::vector<float> exp_m = gather_regions(own_m);
+    own_m = {};
+    if (all_.rank() == 0) place(rest_m, exp_m, m);
+    const std::vector<float> exp_v = gather_regions(own_v);
+    if (all_.rank() == 0) place(rest_v, exp_v, v);
+  }
+  if (all_.rank() != 0) return;
   AdamW whole(whole_, cfg_);
   whole.set_state(m, v, steps());
+  m = {};
+  v = {};
   whole.save(path);
 }
 

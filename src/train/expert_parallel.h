@@ -56,12 +56,15 @@ class ExpertParallelAdamW {
   int64_t shard_numel() const;
 
   // Collective: every position's experts from master; the lookup ParamStore::save takes for the
-  // experts this rank does not hold (valid until the next call).
+  // experts this rank does not hold (it owns the gathered values).
   ParamStore::AbsentValues gather_experts(std::span<const float> master);
 
  private:
   // Every position's expert region, one after the other ([E · region], the allgather's buffer).
   std::vector<float> gather_regions(std::span<const float> mine) const;
+  // whole [whole-model numel] from the rest [split_] and every position's region.
+  void place(std::span<const float> rest, std::span<const float> regions,
+             std::vector<float>& whole) const;
 
   DataParallelGroup& all_;
   const ExpertParallel ep_;
@@ -72,7 +75,6 @@ class ExpertParallelAdamW {
   // Whole-model tensor -> its offset in [the rest (this rank's arena) | every position's region]
   // (gather_regions' buffer placed at split_); this rank's tensors -> their whole-model offset.
   std::unordered_map<std::string, int64_t> gathered_at_, whole_at_;
-  std::vector<float> gathered_;
 };
 
 }  // namespace dsv3
