@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Distributed training on this machine (docs/DISTRIBUTED.md): data parallel over 1, 2 and 4 MPI
-# ranks (tiny preset, the same global batch of ACCUM micro-batches, one thread a rank) — step time
-# and the bytes rank 0 sent — the expert-parallel dispatcher's check over 2 and 4 ranks (its
-# bytes), and the pipeline runner against one process: 1F1B and DualPipe over 4 ranks, DualPipeV
-# over 2 (4 stages: a tiny layer each; PP_ACCUM micro-batches, PP_STEPS steps): each rank's busy
-# and idle (bubble) seconds per step beside TR Table 2's formula at the run's mean chunk costs, and
-# the bytes each rank sent. Oversubscribed ranks share the cores, so the figures are relative. No peer:
-# nothing else here trains over MPI. Needs a DSV3_MPI=ON build (scripts/build.sh -DDSV3_MPI=ON
-# -DDSV3_TESTS=ON). Env: STEPS (6; the first 2 are left out of the step time), SEQ (32), BATCH
-# (2), ACCUM (4), PP_ACCUM (8), PP_STEPS (4; the first left out); PARTS (dp ep pp: which to run).
+# ranks and expert parallel inside DP 4 (E = 2, 4; FP32 and FP8 dispatch payloads) (tiny preset,
+# the same global batch of ACCUM micro-batches, one thread a rank) — step time, the bytes rank 0
+# sent (DP reductions and MoE all-to-alls), what rank 0 holds — the expert-parallel dispatcher's
+# check over 2 and 4 ranks (its bytes, FP32 and FP8), and the pipeline runner against one process:
+# 1F1B and DualPipe over 4 ranks, DualPipeV over 2 (4 stages: a tiny layer each; PP_ACCUM
+# micro-batches, PP_STEPS steps): each rank's busy and idle (bubble) seconds per step beside TR
+# Table 2's formula at the run's mean chunk costs, and the bytes each rank sent. Oversubscribed
+# ranks share the cores, so the figures are relative. No peer: nothing else here trains over MPI.
+# Needs a DSV3_MPI=ON build (scripts/build.sh -DDSV3_MPI=ON -DDSV3_TESTS=ON). Env: STEPS (6; the
+# first 2 are left out of the step time), SEQ (32), BATCH (2), ACCUM (4), PP_ACCUM (8), PP_STEPS
+# (4; the first left out); PARTS (dp ep pp: which to run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${STEPS:-6} seq=${SEQ:-32} batch=${BATCH:-2} accum=${ACCUM:-4}
@@ -17,29 +19,42 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=se
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "load: $(uptime)"
-build/dsv3 data prepare --tokenizer assets/tokenizers/dsv3-en-4k --input README.md \
+build/dsv3 data prepare --tokenizer assets/tokenizers/dsv3-en-4k --input .cache/corpus/valid.txt \
   -o "$work/data" --val-fraction 0.2 >/dev/null 2>&1
-for n in 1 2 4; do
-  [[ " $parts " == *" dp "* ]] || break
+# name, ranks, extra flags: DP over 1, 2, 4 ranks; EP inside DP 4 (E = 2, 4; FP32 and FP8 payloads).
+runs=("dp1 1" "dp2 2" "dp4 4" "ep2 4 --ep 2" "ep4 4 --ep 4" "ep4_fp8 4 --ep 4 --ep-dispatch fp8")
+for spec in "${runs[@]}"; do
+  read -r name n extra <<<"$spec"
+  dp=$n
+  [[ " $parts " == *" ${name%%[0-9]*} "* ]] || continue
   launch=()
   (( n > 1 )) && launch=(mpirun --oversubscribe -np "$n")
-  "${launch[@]}" build/dsv3 train --preset tiny --data "$work/data" -o "$work/run$n" \
-    --steps "$steps" --seq-len "$seq" --batch "$batch" --accum "$accum" --dp "$n" \
-    --val-every 0 --ckpt-every 100000 -t 1 2>"$work/log$n" >/dev/null
-  python3 - "$work/run$n/metrics.jsonl" "$work/log$n" "$n" "$steps" <<'PY'
+  # shellcheck disable=SC2086  # extra holds several flags
+  nice -n 10 "${launch[@]}" build/dsv3 train --preset tiny --data "$work/data" -o "$work/$name" \
+    --steps "$steps" --seq-len "$seq" --batch "$batch" --accum "$accum" --dp "$dp" $extra \
+    --val-every 0 --ckpt-every 100000 -t 1 2>"$work/$name.log" >/dev/null
+  python3 - "$work/$name/metrics.jsonl" "$work/$name.log" "$name" "$steps" <<'PY'
 import json, re, statistics, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 tps = statistics.median(l["tokens_per_s"] for l in lines[2:])
-tokens = None
-m = re.search(r"rank 0 sent ([0-9.]+) MB", open(sys.argv[2]).read())
-sent = float(m.group(1)) if m else 0.0
-n, steps = int(sys.argv[3]), int(sys.argv[4])
-print("DP %d rank(s): %.0f tokens/s (median of steps 3..%d), rank 0 sent %.1f MB (%d steps + the "
-      "final checkpoint's state gather)" % (n, tps, steps, sent, steps))
+log = open(sys.argv[2]).read()
+m = re.search(r"rank 0 sent ([0-9.]+) MB .*?: ([0-9.]+) MB gradients.*?, ([0-9.]+) MB MoE", log)
+held = re.search(r"rank 0 holds ([0-9.]+)M of the ([0-9.]+)M parameters.*?: ([0-9]+) MB", log)
+steps = int(sys.argv[4])
+print("%-8s %6.0f tokens/s (median of steps 3..%d)" % (sys.argv[3], tps, steps), end="")
+if m:
+    print(", rank 0 sent %.1f MB: %.1f MB DP (gradients, weights, losses), %.2f MB MoE all-to-all"
+          " (%d steps + the final checkpoint's gathers)" % (float(m.group(1)), float(m.group(2)),
+                                                          float(m.group(3)), steps), end="")
+if held:
+    print("; rank 0 holds %sM of %sM parameters, %s MB of state" % held.groups(), end="")
+print()
 PY
 done
 if [[ -x build/tests/dist_ep_check && " $parts " == *" ep "* ]]; then
-  for n in 2 4; do mpirun --oversubscribe -np "$n" build/tests/dist_ep_check; done
+  for n in 2 4; do
+    for payload in fp32 fp8; do mpirun --oversubscribe -np "$n" build/tests/dist_ep_check "$payload"; done
+  done
 fi
 for run in "1 none" "4 1f1b" "4 dualpipe" "2 dualpipev"; do
   [[ " $parts " == *" pp "* ]] || break

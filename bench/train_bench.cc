@@ -12,7 +12,6 @@
 #include "base/rng.h"
 #include "base/thread_pool.h"
 #include "base/timer.h"
-#include "model/param_table.h"
 #include "model/presets.h"
 #include "train/optimizer.h"
 
@@ -33,22 +32,11 @@ double best_time(const Fn& fn, double budget) {
   return best;
 }
 
-ArenaLayout layout_of(const ModelConfig& c) {
-  ArenaLayout l;
-  for (const ParamSpec& s : param_table(c)) {
-    if (!s.copy_of.empty()) continue;
-    const int64_t n = shape_numel(s.shape);
-    l.tensors.push_back({s.name, l.numel, n, s.shape.size() == 2, s.has_grad});
-    l.numel += n;
-  }
-  return l;
-}
-
 int run(int argc, char** argv) {
   const std::string preset = argc > 1 ? argv[1] : "small";
   const int max_threads = argc > 2 ? std::atoi(argv[2]) : ThreadPool::default_threads();
   const double budget = argc > 3 ? std::atof(argv[3]) : 1.0;
-  const ArenaLayout l = layout_of(preset_config(preset));
+  const ArenaLayout l = ArenaLayout::whole(preset_config(preset));
   std::vector<float> values(l.numel), grads(l.numel);
   Rng rng(1);
   for (float& v : values) v = static_cast<float>(rng.normal(0, 0.006));

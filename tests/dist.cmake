@@ -4,6 +4,8 @@
 #
 # dist_dp_* (tests/dist/dp_check.py): data parallel with ZeRO-1 over 2 and 4 ranks equals one
 # process bit for bit; checkpoints resume on another number of ranks; bad rank counts are errors.
+# dist_dp_ep*: `dsv3 train --dp 4 --ep 2|4` against one process (bounds and why in dp_check.py),
+# and resume across E.
 if(DSV3_MPI)
   find_package(MPI REQUIRED COMPONENTS CXX)
   # dist_<kind>_<case>: tests/dist/<kind>_check.py CASE DSV3 SOURCE_DIR WORK_DIR MPIEXEC.
@@ -16,7 +18,7 @@ if(DSV3_MPI)
       set_tests_properties(dist_${kind}_${case} PROPERTIES LABELS "dist;mpi" TIMEOUT 300)
     endforeach()
   endfunction()
-  dist_check(dp ranks2 ranks4 resume refuse)
+  dist_check(dp ranks2 ranks4 resume refuse ep2 ep4 ep_fp8 ep_node_limit ep_resume)
 
   # dist_pp_* (tests/dist/pp_check.py): the pipeline runner (1F1B, DualPipe over 2, 4, 8 ranks,
   # DualPipeV over 2, 3, 4, two pipelines of 2 with --dp 2, FP8 with recomputation) equals one
@@ -29,10 +31,18 @@ if(DSV3_MPI)
   # the local one: logits and held experts' gradients bit for bit, the rest within 1e-13.
   add_executable(dist_ep_check dist/ep_check.cc)
   target_link_libraries(dist_ep_check PRIVATE dsv3_dist)
+  # dist_ep_fp8_*: V3's payloads (FP8 dispatch, BF16 combine) within bounds from E4M3's step, and
+  # the bytes per row they should take.
   foreach(n 2 4)
-    add_test(NAME dist_ep_${n}
-             COMMAND ${MPIEXEC_EXECUTABLE} --oversubscribe -np ${n} $<TARGET_FILE:dist_ep_check>)
-    set_tests_properties(dist_ep_${n} PROPERTIES LABELS "dist;mpi" TIMEOUT 120 ENVIRONMENT
-      "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_btl=self,vader,tcp")
+    foreach(payload fp32 fp8)
+      set(name dist_ep_${n})
+      if(payload STREQUAL "fp8")
+        set(name dist_ep_fp8_${n})
+      endif()
+      add_test(NAME ${name} COMMAND ${MPIEXEC_EXECUTABLE} --oversubscribe -np ${n}
+                                    $<TARGET_FILE:dist_ep_check> ${payload})
+      set_tests_properties(${name} PROPERTIES LABELS "dist;mpi" TIMEOUT 120 ENVIRONMENT
+        "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_btl=self,vader,tcp")
+    endforeach()
   endforeach()
 endif()

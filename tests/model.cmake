@@ -260,3 +260,10 @@ add_test(NAME cli_logits_ids_with_spaces
                  -- $<TARGET_FILE:dsv3> logits -m ${MODEL_TMP}/tiny_f32 --ids "5 7, 9")
 set_tests_properties(cli_logits_ids_with_spaces PROPERTIES FIXTURES_REQUIRED model_tiny_f32
                      LABELS "cli")
+
+# Node-limited routing's golden file (tests/unit/model/test_router.cc) is current with its float64
+# torch generator.
+add_test(NAME router_golden_current
+         COMMAND ${DSV3_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/ref/router_ref.py --check
+                 ${CMAKE_CURRENT_SOURCE_DIR}/ref/golden/router_cases.json)
+set_tests_properties(router_golden_current PROPERTIES LABELS "model;ref")

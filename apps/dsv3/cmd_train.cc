@@ -15,10 +15,7 @@
 #include "model/linear.h"
 #include "train/trainer.h"
 #ifdef DSV3_MPI
-#include "base/timer.h"
-#include "dist/mpi_comm.h"
-#include "dist/mpi_data_parallel.h"
-#include "dist/pipeline_runner.h"
+#include "dist/mpi_train.h"
 #endif
 
 namespace dsv3::cli {
@@ -61,6 +58,20 @@ const char kUsage[] =
     "                        2D for dualpipe). Writes RUN_DIR/pipeline.json (per-rank bubble)\n"
     "  --pipeline NAME       1f1b, dualpipe (P even; --accum / D even and >= 2P) or dualpipev\n"
     "                        (--accum / D >= 2P; 2P stages) (default dualpipev)\n"
+    "  --ep E                expert parallel inside --dp (default 1): each group of E\n"
+    "                        consecutive ranks shares the routed experts, a rank loading and\n"
+    "                        keeping n_routed_experts / E of them (weights, gradients, AdamW\n"
+    "                        state) and computing them for the group's tokens (MoE dispatch and\n"
+    "                        combine as MPI all-to-alls). E divides --dp and n_routed_experts;\n"
+    "                        needs mpirun -np D. Checkpoints hold the whole model\n"
+    "  --ep-dispatch fp32|fp8  the MoE all-to-all's payloads: fp32 (default; exact, a\n"
+    "                        token's forward as without EP), or V3's fp8: rows to the experts\n"
+    "                        in E4M3 1x128 tiles with power-of-two scales, rows back in BF16\n"
+    "                        (a quarter and a half of the bytes)\n"
+    "  --node-limit M        node-limited routing (SPEC §2): a token's experts on at most M of\n"
+    "                        the --ep ranks of its group, the ranks chosen by the sum of their\n"
+    "                        two best expert scores (sets the model's n_group to E and\n"
+    "                        topk_group to M; checkpoints keep it). Default: the model's own\n"
     "  --seed N              weights (with --preset) and data order (default 0)\n"
     "  --lr X                peak learning rate (default 1e-3)\n"
     "  --final-lr X          learning rate after the cosine decay (default 1e-4)\n"
@@ -133,6 +144,12 @@ void apply_config(const std::string& path, TrainConfig& c) {
       c.dp = v.as_int(what);
     else if (key == "pp")
       c.pp = v.as_int(what);
+    else if (key == "ep")
+      c.ep = v.as_int(what);
+    else if (key == "ep_dispatch")
+      c.ep_dispatch = v.as_string(what);
+    else if (key == "node_limit")
+      c.node_limit = v.as_int(what);
     else if (key == "seed")
       c.seed = static_cast<uint64_t>(v.as_int(what));
     else if (key == "lr")
@@ -212,6 +229,9 @@ int cmd_train(Args& a) {
   c.dp = a.int_or({"--dp"}, c.dp);
   c.pp = a.int_or({"--pp"}, c.pp);
   const PipelineSchedule pipeline = parse_schedule(a.get({"--pipeline"}).value_or("dualpipev"));
+  c.ep = a.int_or({"--ep"}, c.ep);
+  if (auto v = a.get({"--ep-dispatch"})) c.ep_dispatch = *v;
+  c.node_limit = a.int_or({"--node-limit"}, c.node_limit);
   c.seed = static_cast<uint64_t>(a.int_or({"--seed"}, static_cast<int64_t>(c.seed)));
   c.lr = a.double_or({"--lr"}, c.lr);
   c.final_lr = a.double_or({"--final-lr"}, c.final_lr);
@@ -269,6 +289,15 @@ int cmd_train(Args& a) {
              "start it as mpirun -np " + std::to_string(c.dp * c.pp) + " dsv3 train --pp " +
                  std::to_string(c.pp) + " ... (a DSV3_MPI=ON build)");
 
+  DSV3_CHECK(
+      c.ep >= 1 && c.dp % c.ep == 0,
+      "train: --ep " + std::to_string(c.ep) + " does not divide --dp " + std::to_string(c.dp),
+      "use an --ep that divides --dp (groups of E consecutive ranks share the experts)");
+  DSV3_CHECK(c.ep_dispatch == "fp32" || c.ep_dispatch == "fp8",
+             "train: --ep-dispatch must be fp32 or fp8, not '" + c.ep_dispatch + "'");
+  DSV3_CHECK(c.ep == 1 || world > 1, "train: --ep " + std::to_string(c.ep) + " needs MPI ranks",
+             "start mpirun -np D dsv3 train --dp D --ep E ...");
+
   InterruptGuard guard;
   std::vector<int32_t> dumped;
   WindowsHook hook;
@@ -282,39 +311,7 @@ int cmd_train(Args& a) {
     done = train(c, InterruptGuard::flag(), hook);
   } else {
 #ifdef DSV3_MPI
-    MpiSession session;
-    Communicator comm;
-    MpiDataParallel group(comm);
-    // Pipeline d is world ranks [d·P, (d+1)·P).
-    std::unique_ptr<Communicator> pipe_ranks;
-    std::unique_ptr<PipelineRunner> pipe;
-    if (c.pp > 1) {
-      pipe_ranks = std::make_unique<Communicator>(comm, comm.rank() / static_cast<int>(c.pp),
-                                                  comm.rank() % static_cast<int>(c.pp));
-      pipe = std::make_unique<PipelineRunner>(comm, *pipe_ranks, pipeline);
-    }
-    lead = comm.rank() == 0;
-    Timer timer;
-    try {
-      done = train(c, InterruptGuard::flag(), hook, &group, pipe.get());
-      if (pipe) {
-        const Json report = pipe->report();
-        if (lead) {
-          write_file_atomic(path_join(c.out_dir, "pipeline.json"), report.dump(2) + "\n");
-          std::fputs(PipelineRunner::summary(report).c_str(), stderr);
-        }
-      }
-    } catch (const Error& e) {
-      // The other ranks would wait for this one in their next collective: end them all.
-      std::fprintf(stderr, "dsv3 train: rank %d: error: %s\n", comm.rank(), e.what());
-      if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());
-      MpiSession::abort(1);
-    }
-    if (lead)
-      std::fprintf(stderr,
-                   "train: %d ranks; rank 0 sent %.2f MB through MPI in %.1f s (%lld steps)\n",
-                   comm.size(), static_cast<double>(group.bytes_sent()) / 1e6, timer.seconds(),
-                   static_cast<long long>(done));
+    done = train_mpi(c, pipeline, InterruptGuard::flag(), hook, &lead);
 #endif
   }
   if (!lead) return InterruptGuard::pending() ? 130 : 0;

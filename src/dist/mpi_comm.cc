@@ -81,13 +81,23 @@ void Communicator::allgatherv_inplace(std::span<float> x, std::span<const int64_
             "MPI_Allgatherv");
 }
 
-void Communicator::alltoallv(const float* send, std::span<const int64_t> send_bounds, float* recv,
-                             std::span<const int64_t> recv_bounds) const {
+void Communicator::alltoallv(const void* send, std::span<const int64_t> send_bounds, void* recv,
+                             std::span<const int64_t> recv_bounds, MPI_Datatype type) const {
   std::vector<int> sd, rd;
   const std::vector<int> sc = to_counts(send_bounds, sd), rc = to_counts(recv_bounds, rd);
-  check_mpi(MPI_Alltoallv(send, sc.data(), sd.data(), MPI_FLOAT, recv, rc.data(), rd.data(),
-                          MPI_FLOAT, comm_),
-            "MPI_Alltoallv");
+  check_mpi(
+      MPI_Alltoallv(send, sc.data(), sd.data(), type, recv, rc.data(), rd.data(), type, comm_),
+      "MPI_Alltoallv");
+}
+
+void Communicator::alltoallv(const float* send, std::span<const int64_t> send_bounds, float* recv,
+                             std::span<const int64_t> recv_bounds) const {
+  alltoallv(send, send_bounds, recv, recv_bounds, MPI_FLOAT);
+}
+
+void Communicator::alltoallv(const uint8_t* send, std::span<const int64_t> send_bounds,
+                             uint8_t* recv, std::span<const int64_t> recv_bounds) const {
+  alltoallv(send, send_bounds, recv, recv_bounds, MPI_BYTE);
 }
 
 void Communicator::allgather(const double* send, int n, double* recv) const {

@@ -41,6 +41,9 @@ class Communicator {
   void allgatherv_inplace(std::span<float> x, std::span<const int64_t> bounds) const;
   void alltoallv(const float* send, std::span<const int64_t> send_bounds, float* recv,
                  std::span<const int64_t> recv_bounds) const;
+  // The same for bytes (encoded MoE rows, dist/ep_payload.h).
+  void alltoallv(const uint8_t* send, std::span<const int64_t> send_bounds, uint8_t* recv,
+                 std::span<const int64_t> recv_bounds) const;
   void allgather(const double* send, int n, double* recv) const;
   void allreduce_sum(std::span<int64_t> x) const;
   // send [size() * n]: elements [j·n, (j+1)·n) to rank j; recv [size() * n] from each in turn.
@@ -53,6 +56,9 @@ class Communicator {
   static bool test(MPI_Request& r);
 
  private:
+  void alltoallv(const void* send, std::span<const int64_t> send_bounds, void* recv,
+                 std::span<const int64_t> recv_bounds, MPI_Datatype type) const;
+
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
 };

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "base/error.h"
@@ -40,6 +41,29 @@ RouterSpec router_spec(const ModelConfig& c) {
   DSV3_CHECK(r.method != RouterSpec::Method::NoauxTc || r.n_experts / r.n_group >= 2,
              "config.json: noaux_tc needs at least 2 experts per group (group score = top-2 sum)");
   return r;
+}
+
+void limit_routing_to_nodes(ModelConfig& c, int64_t nodes, int64_t keep) {
+  const std::string what = "node-limited routing over " + std::to_string(nodes) + " nodes, " +
+                           std::to_string(keep) + " a token";
+  DSV3_CHECK(c.topk_method == "noaux_tc" || c.topk_method == "group_limited_greedy",
+             what + ": the model routes by '" + c.topk_method + "', which has no groups",
+             "node-limited routing needs topk_method noaux_tc or group_limited_greedy");
+  DSV3_CHECK(nodes >= 1 && c.n_routed_experts % nodes == 0 && keep >= 1 && keep <= nodes,
+             what + ": needs 1 <= keep <= nodes and nodes dividing the " +
+                 std::to_string(c.n_routed_experts) + " routed experts");
+  const int64_t per = c.n_routed_experts / nodes;
+  DSV3_CHECK(
+      c.topk_method != "noaux_tc" || per >= 2,
+      what + ": a node's score sums its 2 best experts, but a node holds " + std::to_string(per),
+      "use fewer nodes (expert-parallel ranks)");
+  DSV3_CHECK(c.num_experts_per_tok <= keep * per,
+             what + ": " + std::to_string(c.num_experts_per_tok) +
+                 " experts a token do not fit on " + std::to_string(keep) + " nodes of " +
+                 std::to_string(per),
+             "allow more nodes a token");
+  c.n_group = nodes;
+  c.topk_group = keep;
 }
 
 void route_tokens(const RouterSpec& r, const Kernels& k, float* scores, const float* bias,

@@ -27,6 +27,13 @@ struct RouterSpec {
 // Validates the routing fields of `c` (names the field on error).
 RouterSpec router_spec(const ModelConfig& c);
 
+// Node-limited routing (SPEC §2, TR §2.1.2): the routed experts as `nodes` equal groups (node g
+// holds experts [g·E/nodes, (g+1)·E/nodes), as expert-parallel rank g does) and each token's
+// experts on at most `keep` of them, the nodes ranked by the group gate above (noaux_tc: the sum
+// of a node's two largest biased scores, V3's K_r/M = 8/4). Sets c.n_group and c.topk_group;
+// Error when c cannot route that way (greedy routing, nodes not dividing the experts, ...).
+void limit_routing_to_nodes(ModelConfig& c, int64_t nodes, int64_t keep);
+
 // scores [T, E]: in, the gate logits W_g u (FP32); out, the scores s. bias [E] or null (noaux_tc).
 // experts [T, top_k] and weights [T, top_k], in the order the top-k picked them.
 void route_tokens(const RouterSpec& r, const Kernels& k, float* scores, const float* bias,

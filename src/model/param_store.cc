@@ -64,20 +64,35 @@ ParamStore::ParamStore(const ModelWeights& w) : config_(w.config()), specs_(para
     p.value.data = v.data;
     p.value.rows = s.shape.size() == 2 ? s.shape[0] : 1;
     p.value.cols = s.shape.size() == 2 ? s.shape[1] : s.shape[0];
+    if (!v.data) {
+      p.absent = true;
+      continue;
+    }
     p.value.scale_inv = v.scale_inv;
     p.value.block_rows = v.block_rows;
     p.value.block_cols = v.block_cols;
     p.value.quant = v.quant;
     p.value.block_scale = v.block_scale;
     p.value.block_min = v.block_min;
-    p.offset = arena_numel_;
-    arena_numel_ += p.numel;
     if (s.shape.size() == 1) {
       p.f32 = next_vector;
       next_vector += p.numel;
       value_f32(p, p.f32);
     }
   }
+  // Arena offsets in table order; when some experts are absent, the held experts after the rest.
+  const bool some_absent =
+      std::any_of(params_.begin(), params_.end(), [](const Param& p) { return p.absent; });
+  for (int pass = 0; pass < (some_absent ? 2 : 1); ++pass) {
+    if (pass == 1) expert_offset_ = arena_numel_;
+    for (Param& p : params_) {
+      if (p.absent || !p.spec->copy_of.empty()) continue;
+      if (some_absent && (p.spec->expert >= 0) != (pass == 1)) continue;
+      p.offset = arena_numel_;
+      arena_numel_ += p.numel;
+    }
+  }
+  if (!some_absent) expert_offset_ = arena_numel_;
   std::sort(index_.begin(), index_.end());
   for (Param& p : params_) {
     if (p.spec->copy_of.empty()) continue;
@@ -126,7 +141,7 @@ void ParamStore::enable_training() {
   master_.assign(static_cast<size_t>(arena_numel_), 0.0f);
   grads_.assign(static_cast<size_t>(arena_numel_), 0.0f);
   for (Param& p : params_) {
-    if (p.alias) continue;
+    if (p.alias || p.absent) continue;
     float* m = master_.data() + p.offset;
     value_f32(p, m);
     p.value.dtype = DType::F32;
@@ -152,20 +167,21 @@ void ParamStore::zero_grads() {
   std::fill(grads_.begin(), grads_.end(), 0.0f);
 }
 
-void ParamStore::save(const std::string& dir, DType dtype) const {
+void ParamStore::save(const std::string& dir, DType dtype, const AbsentValues& absent) const {
   DSV3_CHECK(
       dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16 || dtype == DType::F8_E4M3,
       "save: dtype " + std::string(dtype_name(dtype)) + " is not supported",
       "use F32, BF16, F16 or F8_E4M3");
-  save_impl(dir, &dtype);
+  save_impl(dir, &dtype, absent);
 }
 
 void ParamStore::save_as_stored(const std::string& dir) const {
-  save_impl(dir, nullptr);
+  save_impl(dir, nullptr, {});
 }
 
 // dtype null: every tensor in its current bytes.
-void ParamStore::save_impl(const std::string& dir, const DType* dtype) const {
+void ParamStore::save_impl(const std::string& dir, const DType* dtype,
+                           const AbsentValues& absent) const {
   ModelConfig c = config_;
   bool any_fp8 = false;
   DType matrix_dtype = DType::F32;
@@ -173,10 +189,21 @@ void ParamStore::save_impl(const std::string& dir, const DType* dtype) const {
   writer.set_metadata("format", "pt");  // what HF's save_pretrained writes
   for (const Param& p : params_) {
     const ParamSpec& s = *p.spec;
+    const float* owner = p.absent && dtype && absent ? absent(p) : nullptr;
+    DSV3_CHECK(!p.absent || owner,
+               "save: this process does not hold " + s.name + " (expert parallelism)",
+               "gather the experts from the ranks that hold them before saving");
+    // The tensor as FP32: its own values, or its owner's.
+    const auto values = [&p, owner](float* out) {
+      if (owner)
+        std::copy_n(owner, p.numel, out);
+      else
+        value_f32(p, out);
+    };
     const DType dt = dtype ? storage_dtype(s, *dtype) : p.value.dtype;
     if (s.shape.size() == 2 && !s.keep_f32 && dt != DType::F8_E4M3) matrix_dtype = dt;
     any_fp8 = any_fp8 || dt == DType::F8_E4M3;
-    const bool raw = dt == p.value.dtype;
+    const bool raw = !owner && dt == p.value.dtype;
     const Shape scales =
         s.shape.size() == 2 ? scale_shape_128x128(s.shape[0], s.shape[1]) : Shape{};
     if (!dtype && p.value.quant) {  // integer block formats: quants, scales, minimums
@@ -193,18 +220,18 @@ void ParamStore::save_impl(const std::string& dir, const DType* dtype) const {
       continue;
     }
     if (dt != DType::F8_E4M3) {
-      writer.add(s.name, dt, s.shape, [&p, dt](std::byte* dst) {
+      writer.add(s.name, dt, s.shape, [&p, dt, values](std::byte* dst) {
         std::vector<float> f(static_cast<size_t>(p.numel));
-        value_f32(p, f.data());
+        values(f.data());
         convert_from_f32(dt, f.data(), dst, p.numel);
       });
       continue;
     }
     // SPEC §3.2: E4M3 + F32 scale_inv; the weight's fill leaves the scales for the next fill.
     auto sc = std::make_shared<std::vector<float>>();
-    writer.add(s.name, dt, s.shape, [&p, sc, scales](std::byte* dst) {
+    writer.add(s.name, dt, s.shape, [&p, sc, scales, values](std::byte* dst) {
       std::vector<float> f(static_cast<size_t>(p.numel));
-      value_f32(p, f.data());
+      values(f.data());
       sc->assign(static_cast<size_t>(shape_numel(scales)), 0.0f);
       quantize_e4m3_128x128(f.data(), p.value.rows, p.value.cols, reinterpret_cast<uint8_t*>(dst),
                             sc->data());

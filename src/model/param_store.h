@@ -6,6 +6,7 @@
 // trainer's update of the master arena is what the next forward sees.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -35,6 +36,9 @@ struct Param {
   // MTP embed_tokens / shared_head.head (SPEC §1.7 "shared embedding", "shared output head"): this
   // entry aliases the main tensor (same value, offset and gradient); save() writes it as a copy.
   bool alias = false;
+  // A routed expert another expert-parallel rank holds (ExpertSlice, weights.h): no values, no
+  // arena space, no gradient; value keeps its shape.
+  bool absent = false;
 
   const std::string& name() const { return spec->name; }
 };
@@ -47,7 +51,11 @@ void write_int_blocks(ShardedWriter& writer, const std::string& name, const Weig
 
 class ParamStore {
  public:
-  // Views of `w`'s tensors (which must outlive the store); vectors converted to FP32.
+  // Views of `w`'s tensors (which must outlive the store); vectors converted to FP32. The arenas
+  // hold the tensors in table order; when `w` holds only some routed experts (ExpertSlice), the
+  // other tensors come first and the held experts after them, so that the experts, which differ
+  // between expert-parallel ranks, are one region at the end of every arena (src/dist reduces
+  // that region over the ranks holding the same experts only, the rest over all ranks).
   explicit ParamStore(const ModelWeights& w);
   ParamStore(const ParamStore&) = delete;
   ParamStore& operator=(const ParamStore&) = delete;
@@ -62,8 +70,10 @@ class ParamStore {
   bool has(std::string_view name) const;
   std::span<Param> all() { return params_; }
   std::span<const Param> all() const { return params_; }
-  // Elements in the arenas: every parameter once (aliases share their main tensor's).
+  // Elements in the arenas: every parameter once (aliases share their main tensor's), absent
+  // experts left out; the held experts start at expert_offset() (arena_numel() when none is).
   int64_t arena_numel() const { return arena_numel_; }
+  int64_t expert_offset() const { return expert_offset_; }
 
   // Copies every value into an FP32 master arena (FP8 dequantised with its block scales), points
   // every Param's value and f32 at it, and allocates a zeroed FP32 gradient arena. Idempotent.
@@ -78,17 +88,21 @@ class ParamStore {
   // F16 or F8_E4M3 (DeepSeek's FP8 layout: fp8_able matrices as E4M3 + weight_scale_inv, the rest
   // BF16); keep_f32 tensors stay F32. save_as_stored() keeps each tensor's current bytes exactly
   // (FP8 with its scales), so load -> save -> load is bit-identical.
-  void save(const std::string& dir, DType dtype) const;
+  // absent: the FP32 values [numel] of the experts this store does not hold (gathered from their
+  // owners by src/dist), so that the folder is the whole model; a store with absent experts and
+  // no such source cannot save.
+  using AbsentValues = std::function<const float*(const Param&)>;
+  void save(const std::string& dir, DType dtype, const AbsentValues& absent = {}) const;
   void save_as_stored(const std::string& dir) const;
 
  private:
-  void save_impl(const std::string& dir, const DType* dtype) const;
+  void save_impl(const std::string& dir, const DType* dtype, const AbsentValues& absent) const;
 
   ModelConfig config_;
   std::vector<ParamSpec> specs_;
   std::vector<Param> params_;  // table order; never resized after construction (stable addresses)
   std::vector<std::pair<std::string_view, size_t>> index_;  // sorted by name
-  int64_t arena_numel_ = 0;
+  int64_t arena_numel_ = 0, expert_offset_ = 0;
   std::vector<float> vectors_;  // FP32 copies of the vectors, at their arena offsets (compact)
   std::vector<float> master_, grads_;
 };

@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "base/file.h"
 #include "base/thread_pool.h"
+#include "model/moe_router.h"
 #include "model/random_init.h"
 #include "tensor/block_scale.h"
 #include "tensor/safetensors_folder.h"
@@ -148,7 +149,7 @@ ModelWeights::ModelWeights(ModelWeights&&) noexcept = default;
 ModelWeights& ModelWeights::operator=(ModelWeights&&) noexcept = default;
 ModelWeights::~ModelWeights() = default;
 
-ModelWeights ModelWeights::load(const std::string& dir) {
+ModelWeights ModelWeights::load(const std::string& dir, ExpertSlice slice) {
   ModelWeights w;
   Impl& m = *w.impl_;
   std::string config_path = path_join(dir, "config.json");
@@ -183,8 +184,8 @@ ModelWeights ModelWeights::load(const std::string& dir) {
     v.name = p.name;
     v.dtype = t.dtype;
     v.shape = p.shape;
-    v.data = ref->data.data();
-    if (t.dtype == DType::F8_E4M3) {
+    v.data = slice.holds(p) ? ref->data.data() : nullptr;
+    if (t.dtype == DType::F8_E4M3 && v.data) {
       v.scale_inv = check_scale_inv(store, *ref, p, m.memory);
     }
     m.index.emplace(p.name, m.views.size());
@@ -193,7 +194,8 @@ ModelWeights ModelWeights::load(const std::string& dir) {
   return w;
 }
 
-ModelWeights ModelWeights::random(const ModelConfig& c, uint64_t seed, DType dtype) {
+ModelWeights ModelWeights::random(const ModelConfig& c, uint64_t seed, DType dtype,
+                                  ExpertSlice slice) {
   if (dtype != DType::F32 && dtype != DType::BF16 && dtype != DType::F16)
     throw Error("random weights: dtype " + std::string(dtype_name(dtype)) +
                 " is not supported (F32, BF16 or F16)");
@@ -203,13 +205,18 @@ ModelWeights ModelWeights::random(const ModelConfig& c, uint64_t seed, DType dty
   ThreadPool pool(ThreadPool::default_threads());
   for (const ParamSpec& p : param_table(c)) {
     DType dt = storage_dtype(p, dtype);
-    size_t nbytes = static_cast<size_t>(shape_numel(p.shape)) * dtype_size(dt);
-    auto buf = std::make_unique<std::byte[]>(nbytes);
-    fill_random_param(p, seed, dt, buf.get(), pool);
     WeightView v;
     v.name = p.name;
     v.dtype = dt;
     v.shape = p.shape;
+    if (!slice.holds(p)) {  // absent: another expert-parallel rank holds it
+      m.index.emplace(p.name, m.views.size());
+      m.views.push_back(std::move(v));
+      continue;
+    }
+    size_t nbytes = static_cast<size_t>(shape_numel(p.shape)) * dtype_size(dt);
+    auto buf = std::make_unique<std::byte[]>(nbytes);
+    fill_random_param(p, seed, dt, buf.get(), pool);
     v.data = buf.get();
     m.memory.push_back(std::move(buf));
     m.index.emplace(p.name, m.views.size());
@@ -220,6 +227,10 @@ ModelWeights ModelWeights::random(const ModelConfig& c, uint64_t seed, DType dty
 
 const ModelConfig& ModelWeights::config() const {
   return impl_->config;
+}
+
+void ModelWeights::limit_routing_to_nodes(int64_t nodes, int64_t keep) {
+  dsv3::limit_routing_to_nodes(impl_->config, nodes, keep);
 }
 
 bool ModelWeights::has(std::string_view name) const {

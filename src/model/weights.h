@@ -45,18 +45,35 @@ struct WeightView {
   }
 };
 
+// The routed experts a process holds under expert parallelism (SPEC §5): experts
+// [first, first + count) of every MoE layer, the MTP module's included. count < 0: all of them.
+// The others are absent: their views keep name, dtype and shape but no data, and nothing of them
+// is read (load) or allocated (random).
+struct ExpertSlice {
+  int64_t first = 0, count = -1;
+
+  bool holds(const ParamSpec& p) const {
+    return count < 0 || p.expert < 0 || (p.expert >= first && p.expert < first + count);
+  }
+};
+
 class ModelWeights {
  public:
   // Opens a HF folder: config.json + model.safetensors or model.safetensors.index.json shards.
   // Every tensor of param_table(config) must be present with its shape; FP8 tensors need their
   // weight_scale_inv, integer block formats (I8 / U8 quants) their F16 NAME_scale (and NAME_min).
-  // Errors name the file and the tensor.
-  static ModelWeights load(const std::string& dir);
+  // Errors name the file and the tensor. The experts outside `slice` are checked (present, shape,
+  // dtype) but left absent.
+  static ModelWeights load(const std::string& dir, ExpertSlice slice = {});
   // Random weights initialised as SPEC §1.2, held in memory in `dtype` (F32, BF16 or F16), with
-  // the same values write_random_model writes for the same seed.
-  static ModelWeights random(const ModelConfig& c, uint64_t seed, DType dtype);
+  // the same values write_random_model writes for the same seed (for the experts in `slice`).
+  static ModelWeights random(const ModelConfig& c, uint64_t seed, DType dtype,
+                             ExpertSlice slice = {});
 
   const ModelConfig& config() const;
+  // Node-limited routing (moe_router.h's limit_routing_to_nodes) on this model's config: what
+  // the model built from these weights routes by, and what a folder saved from it records.
+  void limit_routing_to_nodes(int64_t nodes, int64_t keep);
   bool has(std::string_view name) const;
   const WeightView& get(std::string_view name) const;  // throws Error naming the tensor
   const std::vector<WeightView>& all() const;

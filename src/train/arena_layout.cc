@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "model/param_store.h"
+#include "model/param_table.h"
 
 namespace dsv3 {
 
@@ -13,8 +14,19 @@ ArenaLayout ArenaLayout::of(const ParamStore& ps) {
   ArenaLayout l;
   l.numel = ps.arena_numel();
   for (const Param& p : ps.all()) {
-    if (p.alias) continue;  // shares its main tensor's offset: one state, updated once
+    if (p.alias || p.absent) continue;  // an alias shares its main tensor's offset and state
     l.tensors.push_back({p.name(), p.offset, p.numel, p.spec->shape.size() == 2, p.spec->has_grad});
+  }
+  return l;
+}
+
+ArenaLayout ArenaLayout::whole(const ModelConfig& c) {
+  ArenaLayout l;
+  for (const ParamSpec& s : param_table(c)) {
+    if (!s.copy_of.empty()) continue;
+    const int64_t n = shape_numel(s.shape);
+    l.tensors.push_back({s.name, l.numel, n, s.shape.size() == 2, s.has_grad});
+    l.numel += n;
   }
   return l;
 }

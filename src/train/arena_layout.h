@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/json.h"
+#include "model/config.h"
 
 namespace dsv3 {
 
@@ -26,8 +27,11 @@ struct ArenaLayout {
   int64_t numel = 0;                 // elements of each arena
   std::vector<ArenaTensor> tensors;  // every tensor once (the MTP aliases left out), arena order
 
-  // The store's layout (training need not be enabled yet).
+  // The store's layout (training need not be enabled yet); absent experts left out.
   static ArenaLayout of(const ParamStore& ps);
+  // The layout of a store holding every tensor of c's table (what one process trains and
+  // checkpoints), whatever this process holds.
+  static ArenaLayout whole(const ModelConfig& c);
   Json to_json() const;
   // Throws Error naming `source` for anything malformed (a tensor past the arena's end, overlaps).
   static ArenaLayout from_json(const Json& j, std::string_view source);

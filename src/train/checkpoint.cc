@@ -43,7 +43,7 @@ std::vector<std::string> checkpoints(const std::string& run_dir) {
 std::string write_checkpoint(const std::string& run_dir, int64_t step, const ParamStore& params,
                              const Json& meta, const std::vector<std::string>& copy_files,
                              const std::function<void(const std::string& dir)>& write_state,
-                             int keep_last) {
+                             int keep_last, const ParamStore::AbsentValues& absent) {
   const fs::path root = fs::path(run_dir) / "checkpoints";
   make_dirs(root.string());
   const fs::path final_dir = root / step_name(step);
@@ -52,7 +52,7 @@ std::string write_checkpoint(const std::string& run_dir, int64_t step, const Par
   fs::remove_all(tmp, ec);  // a leftover of an interrupted write
   try {
     make_dirs(tmp.string());
-    params.save(tmp.string(), DType::F32);
+    params.save(tmp.string(), DType::F32, absent);
     for (const std::string& f : copy_files) {
       if (!file_exists(f)) continue;
       write_file_atomic((tmp / fs::path(f).filename()).string(), read_file(f));

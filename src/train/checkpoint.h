@@ -18,11 +18,12 @@ namespace dsv3 {
 // Writes the checkpoint of `step` and returns its folder. copy_files: files copied verbatim into
 // the model folder when they exist (tokenizer.json, tokenizer_config.json, ...); write_state
 // writes the trainer's files (optimizer moments, EMA) into the folder it is given, before the
-// folder is renamed into place.
+// folder is renamed into place. absent: the values of the experts `params` does not hold (expert
+// parallelism: gathered from their owners), so the folder is the whole model.
 std::string write_checkpoint(const std::string& run_dir, int64_t step, const ParamStore& params,
                              const Json& meta, const std::vector<std::string>& copy_files,
                              const std::function<void(const std::string& dir)>& write_state,
-                             int keep_last);
+                             int keep_last, const ParamStore::AbsentValues& absent = {});
 
 // The newest complete checkpoint folder in run_dir ("" when there is none).
 std::string latest_checkpoint(const std::string& run_dir);

@@ -168,9 +168,15 @@ double clip_grads(ParamStore& ps, double max_norm, ThreadPool* pool) {
 
 double clip_grads(const ArenaLayout& l, std::span<float> grads, double max_norm, ThreadPool* pool) {
   const double norm = global_grad_norm(l, grads, pool);
+  clip_grads_to(l, grads, norm, max_norm, pool);
+  return norm;
+}
+
+void clip_grads_to(const ArenaLayout& l, std::span<float> grads, double norm, double max_norm,
+                   ThreadPool* pool) {
+  check_arena(l, grads.size(), "clip_grads");
   const double f = clip_factor(norm, max_norm);
   if (f < 1) scale(grads, l, f, pool);
-  return norm;
 }
 
 AdamW::AdamW(const ParamStore& ps, const AdamWConfig& c) : AdamW(ArenaLayout::of(ps), c) {}

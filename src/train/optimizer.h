@@ -35,6 +35,10 @@ double global_grad_norm(const ArenaLayout& l, std::span<const float> grads,
 double clip_grads(ParamStore& ps, double max_norm, ThreadPool* pool = nullptr);
 double clip_grads(const ArenaLayout& l, std::span<float> grads, double max_norm,
                   ThreadPool* pool = nullptr);
+// The scaling of clip_grads for a norm computed elsewhere (expert parallelism: the whole model's
+// norm from the parts that ranks hold).
+void clip_grads_to(const ArenaLayout& l, std::span<float> grads, double norm, double max_norm,
+                   ThreadPool* pool = nullptr);
 
 class AdamW {
  public:

@@ -72,7 +72,7 @@ std::string from_hex(const std::string& hex, const std::string& what) {
 void fp8_memory_report(const ParamStore& ps, const ModelConfig& mc) {
   double weights = 0, inputs = 0, inputs_e5m6 = 0;
   for (const Param& p : ps.all()) {
-    if (!p.spec->fp8_able || p.alias) continue;
+    if (!p.spec->fp8_able || p.alias || p.absent) continue;
     weights += static_cast<double>(p.numel);
     const std::string& n = p.name();
     if (n.ends_with("up_proj.weight") || n.ends_with("kv_a_proj_with_mqa.weight")) continue;
@@ -93,7 +93,7 @@ void fp8_memory_report(const ParamStore& ps, const ModelConfig& mc) {
 
 Json fingerprint(const TrainConfig& c, const ParamStore& ps, const TokenDataset& data) {
   Json j = Json::object();
-  j["model"] = ArenaLayout::of(ps).to_json();
+  j["model"] = ArenaLayout::whole(ps.config()).to_json();  // whatever part this rank holds
   j["data_fingerprint"] = std::to_string(data.train_fingerprint());
   j["seq_len"] = c.seq_len;
   j["batch"] = c.batch;
@@ -175,7 +175,7 @@ Json TrainConfig::to_json() const {
 }
 
 int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const WindowsHook& on_windows,
-              DataParallelGroup* group, StepRunner* runner) {
+              DataParallelGroup* group, const ExpertParallel* ep, StepRunner* runner) {
   DSV3_CHECK(!cfg.out_dir.empty(), "train: no run folder", "pass -o RUN_DIR");
   DSV3_CHECK(!cfg.data_dir.empty(), "train: no data", "pass --data DATA_DIR (dsv3 data prepare)");
   DSV3_CHECK(cfg.seq_len >= 2 && cfg.batch >= 1 && cfg.accum >= 1 && cfg.steps >= 1,
@@ -191,6 +191,15 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
                  " but " + std::to_string(group ? group->size() : 0) + " processes",
              "start as many processes as --dp x --pp (mpirun -np D dsv3 train --dp D ...)");
   DSV3_CHECK((cfg.pp > 1) == (runner != nullptr), "train: --pp needs a pipeline runner");
+  DSV3_CHECK(cfg.ep >= 1 && cfg.dp % cfg.ep == 0 && (cfg.ep == 1) == !ep &&
+                 (!ep || (group && ep->group->size() == cfg.ep)),
+             "train: --ep " + std::to_string(cfg.ep) + " needs --dp a multiple of it and " +
+                 std::to_string(cfg.dp) + " MPI processes",
+             "start mpirun -np D dsv3 train --dp D --ep E with E dividing D");
+  DSV3_CHECK(!ep || cfg.ema_decay == 0, "train: --ema is not supported with --ep",
+             "drop --ema, or train without expert parallelism");
+  DSV3_CHECK(cfg.ep == 1 || cfg.pp == 1, "train: --ep and --pp do not combine yet",
+             "use either expert parallelism (--ep) or a pipeline (--pp)");
   // Rank 0 (or the only process) writes the run folder and prints; every rank computes.
   const bool lead = !group || group->rank() == 0;
   const std::string metrics = path_join(cfg.out_dir, kMetrics);
@@ -211,11 +220,18 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
   const Kernels& kernels = best_kernels();
   DSV3_CHECK(cfg.precision != Precision::Inference, "train: precision must be f32, bf16 or fp8");
   ComputeContext ctx{kernels, pool, cfg.precision};
-  ModelWeights weights = !ckpt.empty()           ? ModelWeights::load(ckpt)
-                         : !cfg.init_dir.empty() ? ModelWeights::load(cfg.init_dir)
-                                                 : ModelWeights::random(preset_config(cfg.preset),
-                                                                        cfg.seed, DType::F32);
+  // Under expert parallelism a rank reads (or draws) only its own experts.
+  const std::string from = !ckpt.empty() ? ckpt : cfg.init_dir;
+  const ModelConfig start =
+      from.empty() ? preset_config(cfg.preset) : load_config(path_join(from, "config.json"));
+  const ExpertSlice slice = ep ? expert_slice(start, cfg.ep, ep->group->rank()) : ExpertSlice{};
+  ModelWeights weights = !from.empty() ? ModelWeights::load(from, slice)
+                                       : ModelWeights::random(start, cfg.seed, DType::F32, slice);
+  DSV3_CHECK(cfg.node_limit == 0 || cfg.ep > 1, "train: --node-limit needs --ep",
+             "node-limited routing spreads a token's experts over at most M expert-parallel ranks");
+  if (cfg.node_limit > 0) weights.limit_routing_to_nodes(cfg.ep, cfg.node_limit);
   std::unique_ptr<Model> model = make_model(weights, ctx);
+  if (ep) model->set_dispatcher(ep->dispatcher);
   ParamStore& ps = model->params();
   ps.enable_training();
   const ModelConfig& mc = model->config();
@@ -234,7 +250,10 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
   // One process keeps the whole AdamW state; a data-parallel group shards it (ZeRO-1).
   std::unique_ptr<AdamW> opt;
   std::unique_ptr<Zero1AdamW> zopt;
-  if (group)
+  std::unique_ptr<ExpertParallelAdamW> eopt;  // ZeRO-1 over [the rest | this rank's experts]
+  if (ep)
+    eopt = std::make_unique<ExpertParallelAdamW>(ps, oc, *group, *ep);
+  else if (group)
     zopt = std::make_unique<Zero1AdamW>(ArenaLayout::of(ps), oc, *group);
   else
     opt = std::make_unique<AdamW>(ps, oc);
@@ -261,7 +280,9 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
                  "train: --resume into " + cfg.out_dir + " with another " + key +
                      " than the run that wrote it",
                  "resume with the same model, data and batch settings, or pass another -o");
-    if (zopt) {
+    if (eopt) {
+      eopt->load(path_join(ckpt, kOptimizer));
+    } else if (zopt) {
       zopt->load(path_join(ckpt, kOptimizer));
     } else {
       opt->load(path_join(ckpt, kOptimizer));
@@ -299,6 +320,18 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
                  "AdamW moments%s) = %.0f MB\n",
                  n_params / 1e6, moment_bytes, cfg.bf16_moments ? "BF16" : "FP32",
                  ema ? " + 4 B EMA" : "", n_params * (8 + 2 * moment_bytes + (ema ? 4 : 0)) / 1e6);
+  if (lead && eopt) {  // what this rank keeps of the whole model under --ep (ZeRO-1: moments too)
+    const auto whole = static_cast<double>(ArenaLayout::whole(mc).numel),
+               moments = static_cast<double>(eopt->shard_numel());
+    std::fprintf(stderr,
+                 "memory: --ep %lld: rank 0 holds %.2fM of the %.2fM parameters (routed experts "
+                 "%lld of %lld a layer) and AdamW moments of %.2fM (its ZeRO-1 shards): %.0f MB, "
+                 "against %.0f MB for the whole model in one process\n",
+                 static_cast<long long>(cfg.ep), n_params / 1e6, whole / 1e6,
+                 static_cast<long long>(slice.count), static_cast<long long>(mc.n_routed_experts),
+                 moments / 1e6, (n_params * 8 + moments * 2 * moment_bytes) / 1e6,
+                 whole * (8 + 2 * moment_bytes) / 1e6);
+  }
   if (lead && is_fp8(cfg.precision)) fp8_memory_report(ps, mc);
   const uint64_t rss_before_step = peak_rss_bytes();
   std::vector<int32_t> windows;
@@ -312,9 +345,14 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
                                                path_join(tok_dir, "tokenizer_config.json")};
 
   auto checkpoint = [&](int64_t s) {
-    // ZeRO-1's save is collective: the other ranks send their shards of the state, rank 0 writes.
+    // ZeRO-1's save is collective: the other ranks send their shards of the state, rank 0 writes;
+    // under expert parallelism, every rank's experts are gathered first.
+    const ParamStore::AbsentValues others = eopt ? eopt->gather_experts(ps.master()) : nullptr;
     if (!lead) {
-      zopt->save("");
+      if (eopt)
+        eopt->save("");
+      else
+        zopt->save("");
       return std::string();
     }
     Json meta = Json::object();
@@ -322,13 +360,15 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
     const std::string dir = write_checkpoint(
         cfg.out_dir, s, ps, meta, copy_files,
         [&](const std::string& d) {
-          if (zopt)
+          if (eopt)
+            eopt->save(path_join(d, kOptimizer));
+          else if (zopt)
             zopt->save(path_join(d, kOptimizer));
           else
             opt->save(path_join(d, kOptimizer));
           if (ema) ema->save(path_join(d, kEma));  // what --resume with --ema reads back
         },
-        cfg.keep_last);
+        cfg.keep_last, others);
     return dir;
   };
   auto validate_loss = [&]() {
@@ -410,7 +450,10 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
     }
     if (group) {
       // ZeRO-1's shards double as the reduce-scatter's: rank r sums its shard, then all gather.
-      group->sum_in_rank_order(ps.grads(), zopt->bounds());
+      if (eopt)
+        eopt->reduce(ps.grads());
+      else
+        group->sum_in_rank_order(ps.grads(), zopt->bounds());
       group->sum_in_rank_order(std::span<double>(sum, 5));
       flat_load.clear();
       for (const auto& l : load) flat_load.insert(flat_load.end(), l.begin(), l.end());
@@ -420,8 +463,9 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
         for (int64_t& x : l) x = flat_load[at++];
     }
     const LossParts total{sum[0], sum[1], sum[2], sum[3], sum[4]};
-    const double norm =
-        cfg.clip > 0 ? clip_grads(ps, cfg.clip, &pool) : global_grad_norm(ps, &pool);
+    const double norm = eopt           ? eopt->clip(ps.grads(), cfg.clip, &pool)
+                        : cfg.clip > 0 ? clip_grads(ps, cfg.clip, &pool)
+                                       : global_grad_norm(ps, &pool);
     const double lr = lr_at(sched, step);
     Json line = Json::object();
     line["step"] = step;
@@ -443,7 +487,9 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
       continue;
     }
     bad = 0;
-    if (zopt)
+    if (eopt)
+      eopt->step(ps.master(), ps.grads(), lr, &pool);
+    else if (zopt)
       zopt->step(ps.master(), ps.grads(), lr, &pool);
     else
       opt->step(ps, lr, &pool);
@@ -487,7 +533,8 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
       group->sum(std::span<int64_t>(&flag, 1));
       stopping = flag > 0;
     }
-    if (lead && ((cfg.val_every > 0 && step % cfg.val_every == 0) || last || stopping))
+    // Under expert parallelism every rank validates (the MoE layers' all-to-all needs its group).
+    if ((lead || ep) && ((cfg.val_every > 0 && step % cfg.val_every == 0) || last || stopping))
       line["val_loss"] = num(validate_loss());
     if (lead) append_line(metrics, line.dump());
     const double eta = secs * static_cast<double>(cfg.steps - step);

@@ -11,6 +11,7 @@
 
 #include "base/json.h"
 #include "train/data_parallel.h"
+#include "train/expert_parallel.h"
 #include "train/forward_backward.h"
 #include "train/step_runner.h"
 
@@ -34,6 +35,17 @@ struct TrainConfig {
   // Pipeline parallelism (SPEC §4): pp ranks, each running its stages of every micro-batch
   // through a StepRunner (src/dist); the group then spans dp x pp ranks.
   int64_t pp = 1;
+  // Expert parallelism inside it (SPEC §5, train/expert_parallel.h): groups of ep consecutive
+  // ranks share the routed experts, each holding n_routed_experts / ep of them. ep divides dp;
+  // ep > 1 needs the ranks (an ExpertParallel from src/dist).
+  int64_t ep = 1;
+  // The MoE all-to-all's payloads (src/dist, dist/ep_payload.h): "fp32" (bit-exact) or "fp8"
+  // (V3's: E4M3 dispatch with power-of-two scales, BF16 combine).
+  std::string ep_dispatch = "fp32";
+  // Node-limited routing (SPEC §2): > 0 routes each token to experts on at most this many of the
+  // ep ranks of its group (the model's n_group := ep, topk_group := node_limit, recorded in the
+  // checkpoints' config.json); 0 keeps the model's routing.
+  int64_t node_limit = 0;
   // AdamW (SPEC §5) and V3's LR shape: warmup, constant until decay_start, cosine over
   // decay_steps down to final_lr, then constant.
   double lr = 1e-3, final_lr = 1e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
@@ -65,9 +77,12 @@ struct TrainConfig {
 // zero1.h), and only rank 0 writes the run folder (checkpoints hold the whole state).
 // runner: when set, runs each step's micro-batches instead of the trainer's loop (a pipeline,
 // step_runner.h); every rank of the group still holds every weight and the whole optimizer step.
+// ep: with cfg.ep > 1, this rank's expert-parallel group (expert_parallel.h): it loads and keeps
+// only its experts, and checkpoints gather the others. A pipeline and expert parallelism do not
+// combine yet.
 using WindowsHook = std::function<void(int64_t step, const std::vector<int32_t>& windows)>;
 int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
               const WindowsHook& on_windows = {}, DataParallelGroup* group = nullptr,
-              StepRunner* runner = nullptr);
+              const ExpertParallel* ep = nullptr, StepRunner* runner = nullptr);
 
 }  // namespace dsv3

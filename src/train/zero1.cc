@@ -59,14 +59,26 @@ void Zero1AdamW::step(std::span<float> master, std::span<const float> grads, dou
   group_.allgather(master, bounds_);
 }
 
-void Zero1AdamW::save(const std::string& path) const {
+void Zero1AdamW::gather_state(std::vector<float>& m, std::vector<float>& v) const {
   // Each rank's moments at their place in whole-arena buffers; the allgather completes them.
-  std::vector<float> m(static_cast<size_t>(full_.numel)), v(m.size());
+  m.assign(static_cast<size_t>(full_.numel), 0.0f);
+  v.assign(m.size(), 0.0f);
   const std::vector<float> sm = shard_.exp_avg(), sv = shard_.exp_avg_sq();
   std::copy(sm.begin(), sm.end(), m.begin() + begin_);
   std::copy(sv.begin(), sv.end(), v.begin() + begin_);
   group_.allgather(m, bounds_);
   group_.allgather(v, bounds_);
+}
+
+void Zero1AdamW::set_whole_state(std::span<const float> m, std::span<const float> v,
+                                 int64_t steps) {
+  const auto at = static_cast<size_t>(begin_), n = static_cast<size_t>(end_ - begin_);
+  shard_.set_state(m.subspan(at, n), v.subspan(at, n), steps);
+}
+
+void Zero1AdamW::save(const std::string& path) const {
+  std::vector<float> m, v;
+  gather_state(m, v);
   if (group_.rank() != 0) return;
   AdamW whole(full_, cfg_);
   whole.set_state(m, v, shard_.steps());
@@ -76,12 +88,7 @@ void Zero1AdamW::save(const std::string& path) const {
 void Zero1AdamW::load(const std::string& path) {
   AdamW whole(full_, cfg_);
   whole.load(path);
-  const std::vector<float> m = whole.exp_avg(), v = whole.exp_avg_sq();
-  shard_.set_state(std::span<const float>(m).subspan(static_cast<size_t>(begin_),
-                                                     static_cast<size_t>(end_ - begin_)),
-                   std::span<const float>(v).subspan(static_cast<size_t>(begin_),
-                                                     static_cast<size_t>(end_ - begin_)),
-                   whole.steps());
+  set_whole_state(whole.exp_avg(), whole.exp_avg_sq(), whole.steps());
 }
 
 }  // namespace dsv3

@@ -35,6 +35,10 @@ class Zero1AdamW {
   void save(const std::string& path) const;
   // Every rank reads the whole state (written by any number of ranks) and keeps its shard.
   void load(const std::string& path);
+  // Collective: every rank gets the whole moments [layout numel] (each rank's shard gathered).
+  void gather_state(std::vector<float>& m, std::vector<float>& v) const;
+  // Keeps this rank's shard of whole moments [layout numel] and the step count.
+  void set_whole_state(std::span<const float> m, std::span<const float> v, int64_t steps);
   int64_t steps() const { return shard_.steps(); }
   std::span<const int64_t> bounds() const { return bounds_; }
 

@@ -15,11 +15,43 @@ resume          a 4-rank run checkpointed at step 2 and resumed by one process (
                 ranks (--dp 2) ends where a straight run of the same parts does, bit for bit: the
                 checkpoint is one Hugging Face folder with the whole optimizer state, whatever
                 the number of ranks that wrote or reads it.
-refuse          mpirun -np 2 with --dp 4 and --accum 3 with --dp 2 fail with a message (exit 1).
+refuse          mpirun -np 2 with --dp 4, --accum 3 with --dp 2, --ep 3 with --dp 2, --ep 2
+                without mpirun and --node-limit without --ep fail with a message (exit 1).
+
+Expert parallel inside data parallel (`mpirun -np 4 dsv3 train --dp 4 --ep E`: groups of E ranks
+share the 16 routed experts, E_r/E each) against one process `--dp 4` (the same parts):
+ep2, ep4        step 1's loss, CE, MTP, balance loss and MaxVio equal bit for bit (the forward of
+                a token does not depend on where its experts run, and the loads are integers);
+                the gradient norm within 1e-9 relative and the later losses within 1e-4 relative;
+                the weights within 1 - 2Σxy/Σ(x²+y²) < 1e-8 after step 2 and < 1e-6 after step 3.
+                Not bit for bit: an expert's weight gradient is one GEMM over the E ranks' rows
+                where one process sums each rank's rows and then the ranks (float reassociation,
+                ~1e-7 relative per element), and AdamW turns the sign noise of near-zero gradients
+                into whole lr-sized steps (measured 2.0e-10 and 1.6e-9 at E = 2, 2.4e-10 and
+                1.3e-9 at E = 4; the same reassociation in plain DP, one process --dp 1 against
+                --dp 2, reaches 1.7e-7 at step 3). Rank 0 reports holding 1/E of the experts.
+ep_fp8          --ep 2 --ep-dispatch fp8 (V3's payloads: E4M3 dispatch, BF16 combine) against the
+                FP32-payload run: step 1's loss within 2^-9 relative (E4M3 moves a value by at
+                most 2^-4 relative, the MoE share of the loss reaches it squared at most, see
+                tests/dist/ep_check.cc; measured ~1e-5), and rank 0's MoE bytes below 0.4 of
+                FP32's (d + ceil(d/128) and 2d bytes a row instead of 4d and 4d: 0.376 when the
+                rows each way are equal).
+ep_node_limit   --ep 4 --node-limit 1 (node-limited routing: a token's experts on 1 of the 4 ranks)
+                writes n_group 4, topk_group 1 into its checkpoints' config.json, and a resume of
+                its step-2 checkpoint in one process (no --ep, no --node-limit: the config
+                routes) gives step 3's forward metrics bit for bit. The rule itself is checked
+                against torch in tests/unit/model/test_router.cc.
+ep_resume       a run at --ep 2 checkpointed at step 2 (one Hugging Face folder, every expert)
+                resumes at --ep 2 bit for bit where the straight run ends, and at --ep 4 and in one
+                process with step 3's forward metrics bit for bit those of the straight run (the
+                checkpoint holds the weights exactly) and its weights within the bound above.
 """
+import array
 import json
 import os
+import re
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -29,6 +61,7 @@ import train_check  # noqa: E402  (prepare: token data from the source tree's do
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
            OMPI_MCA_btl="self,vader,tcp")
 KEYS = ("step", "loss", "ce", "mtp_loss", "balance_loss", "grad_norm", "lr", "maxvio")
+FORWARD = ("step", "loss", "ce", "mtp_loss", "balance_loss", "lr", "maxvio")
 
 
 def run(cmd, ok=True):
@@ -87,6 +120,124 @@ def same_runs(r, a, b, step):
             sys.exit("%s at step %d differs between %s and %s" % (name, step, a, b))
 
 
+def tensors(path):
+    """A safetensors file of F32 tensors as {name: array('f')}."""
+    with open(path, "rb") as f:
+        b = f.read()
+    n = struct.unpack("<Q", b[:8])[0]
+    header, out = json.loads(b[8:8 + n]), {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        assert t["dtype"] == "F32", name
+        lo, hi = t["data_offsets"]
+        out[name] = array.array("f", b[8 + n + lo:8 + n + hi])
+    return out
+
+
+def weights_error(r, a, b, step):
+    """1 - 2Σxy/Σ(x²+y²) over every tensor of the two runs' model.safetensors at step."""
+    name = os.path.join("checkpoints", "step-%08d" % step, "model.safetensors")
+    x, y = tensors(os.path.join(r.work, a, name)), tensors(os.path.join(r.work, b, name))
+    if sorted(x) != sorted(y):
+        sys.exit("%s and %s hold different tensors at step %d" % (a, b, step))
+    xy = xx = 0.0
+    for k in x:
+        for u, v in zip(x[k], y[k]):
+            xy += u * v
+            xx += u * u + v * v
+    return 1 - 2 * xy / xx
+
+
+def close_runs(r, a, b, first_exact):
+    """Forward metrics bit for bit at step first_exact, the rest within the stated bounds."""
+    for x, y in zip(r.metrics(a), r.metrics(b)):
+        keys = FORWARD if x["step"] == first_exact else ("step",)
+        for k in keys:
+            if x.get(k) != y.get(k):
+                sys.exit("step %s: %s differs between %s and %s: %r vs %r" %
+                         (x["step"], k, a, b, x.get(k), y.get(k)))
+        g = abs(x["grad_norm"] - y["grad_norm"]) / y["grad_norm"]
+        loss = abs(x["loss"] - y["loss"]) / abs(y["loss"])
+        if (x["step"] == first_exact and g > 1e-9) or loss > 1e-4:
+            sys.exit("step %d: %s vs %s: grad norm %.2e, loss %.2e relative apart" %
+                     (x["step"], a, b, g, loss))
+
+
+def case_ep(r, e):
+    res = r.mpi(4, "ep", 3, 4, "--ep", str(e))
+    r.one("one", 3, 4)
+    close_runs(r, "ep", "one", 1)
+    err2, err3 = weights_error(r, "ep", "one", 2), weights_error(r, "ep", "one", 3)
+    if err2 > 1e-8 or err3 > 1e-6:
+        sys.exit("weights: 1 - 2Σxy/Σ(x²+y²) = %.2e after step 2, %.2e after step 3" %
+                 (err2, err3))
+    held = re.search(r"holds ([0-9.]+)M of the ([0-9.]+)M parameters \(routed experts (\d+) of "
+                     r"(\d+)", res.stderr)
+    if not held or int(held.group(3)) * e != int(held.group(4)):
+        sys.exit("rank 0 does not report holding 1/%d of the experts:\n%s" % (e, res.stderr))
+    print("ep%d: 4 ranks --ep %d vs one process: step 1 forward bit for bit, weights within "
+          "%.1e (step 2), %.1e (step 3); rank 0 holds %sM of %sM parameters" %
+          (e, e, err2, err3, held.group(1), held.group(2)))
+
+
+def moe_mb(res):
+    m = re.search(r"([0-9.]+) MB MoE all-to-all", res.stderr)
+    if not m:
+        sys.exit("no MoE traffic line:\n" + res.stderr)
+    return float(m.group(1))
+
+
+def case_ep_fp8(r):
+    f32 = r.mpi(4, "f32", 1, 4, "--ep", "2")
+    fp8 = r.mpi(4, "fp8", 1, 4, "--ep", "2", "--ep-dispatch", "fp8")
+    a, b = r.metrics("fp8")[0]["loss"], r.metrics("f32")[0]["loss"]
+    rel, ratio = abs(a - b) / abs(b), moe_mb(fp8) / moe_mb(f32)
+    if not 0 < rel <= 2 ** -9 or not 0.3 < ratio < 0.4:
+        sys.exit("fp8 dispatch: step 1 loss %.3e relative from FP32's, MoE bytes %.3f of FP32's"
+                 % (rel, ratio))
+    print("ep_fp8: step 1 loss %.2e relative from FP32 dispatch; MoE bytes %.3f of FP32's"
+          % (rel, ratio))
+
+
+def case_ep_node_limit(r):
+    r.mpi(4, "limited", 3, 4, "--ep", "4", "--node-limit", "1")
+    shutil.copytree(os.path.join(r.work, "limited"), os.path.join(r.work, "one_limited"),
+                    symlinks=True)
+    shutil.rmtree(os.path.join(r.work, "one_limited", "checkpoints", "step-%08d" % 3))
+    with open(os.path.join(r.work, "one_limited", "checkpoints", "step-%08d" % 2,
+                           "config.json")) as f:
+        cfg = json.load(f)
+    if (cfg["n_group"], cfg["topk_group"]) != (4, 1):
+        sys.exit("checkpoint config: n_group %r, topk_group %r; expected 4, 1" %
+                 (cfg["n_group"], cfg["topk_group"]))
+    r.one("one_limited", 3, 4, "--resume")
+    close_runs(r, "one_limited", "limited", 3)
+    print("ep_node_limit: n_group 4, topk_group 1 in the checkpoint; one process resumes with "
+          "step 3's forward bit for bit")
+
+
+def case_ep_resume(r):
+    # The straight run's own step-2 checkpoint is the one resumed (its step-3 one removed).
+    r.mpi(4, "straight", 3, 4, "--ep", "2")
+    for copy in ("split", "split_e4", "split_one"):
+        shutil.copytree(os.path.join(r.work, "straight"), os.path.join(r.work, copy),
+                        symlinks=True)
+        shutil.rmtree(os.path.join(r.work, copy, "checkpoints", "step-%08d" % 3))
+    r.mpi(4, "split", 3, 4, "--ep", "2", "--resume")
+    r.mpi(4, "split_e4", 3, 4, "--ep", "4", "--resume")
+    r.one("split_one", 3, 4, "--resume")
+    same_runs(r, "split", "straight", 3)
+    worst = 0.0
+    for other in ("split_e4", "split_one"):
+        close_runs(r, other, "straight", 3)
+        worst = max(worst, weights_error(r, other, "straight", 3))
+    if worst > 1e-6:
+        sys.exit("resumed across E: weights 1 - 2Σxy/Σ(x²+y²) = %.2e" % worst)
+    print("ep_resume: --ep 2 checkpoint resumed at --ep 2 bit for bit, at --ep 4 and in one "
+          "process with step 3's forward bit for bit (weights within %.1e)" % worst)
+
+
 def case_ranks(r, d):
     r.mpi(d, "mpi", 3, d)
     r.one("one", 3, d)
@@ -122,13 +273,18 @@ def case_refuse(r):
     for cmd, want in (
             (lambda: r.mpi(2, "bad1", 1, 4, ok=False), "2 MPI processes but --dp 4"),
             (lambda: run(r.args("bad2", 1, 2)[:-2] + ["--accum", "3", "-t", "1"], ok=False),
-             "does not split into --dp 2")):
+             "does not split into --dp 2"),
+            (lambda: r.mpi(2, "bad3", 1, 2, "--ep", "3", ok=False), "--ep 3 does not divide"),
+            (lambda: run(r.args("bad4", 1, 2, "--ep", "2"), ok=False), "--ep 2 needs MPI"),
+            (lambda: run(r.args("bad5", 1, 2, "--node-limit", "1"), ok=False),
+             "--node-limit needs --ep")):
         res = cmd()
         out = res.stdout + res.stderr
         if res.returncode == 0 or want not in out:
             sys.exit("expected a failure naming %r, got exit %d:\n%s" % (want, res.returncode,
                                                                         out))
-    print("refuse: a rank count that is not --dp and an --accum that does not split are errors")
+    print("refuse: a rank count that is not --dp, an --accum that does not split and an --ep "
+          "that does not divide --dp or lacks ranks are errors")
 
 
 def main():
@@ -140,6 +296,14 @@ def main():
         case_ranks(r, 4)
     elif case == "resume":
         case_resume(r)
+    elif case in ("ep2", "ep4"):
+        case_ep(r, int(case[2]))
+    elif case == "ep_fp8":
+        case_ep_fp8(r)
+    elif case == "ep_node_limit":
+        case_ep_node_limit(r)
+    elif case == "ep_resume":
+        case_ep_resume(r)
     elif case == "refuse":
         case_refuse(r)
     else:

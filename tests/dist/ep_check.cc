@@ -12,10 +12,25 @@
 //   - the other gradients, summed over ranks, match (b)'s within 1 - 2Σxy/Σ(x²+y²) < 1e-13: (b)
 //     sums over all ranks' rows inside one GEMM, the ranks over their own rows and then across
 //     ranks (reassociation only, ~1e-7 relative per element, squared in this measure).
+// With `fp8` (V3's payloads: dispatch in E4M3 1x128 tiles with power-of-two scales, the rows back
+// in BF16), the same comparisons within bounds derived from E4M3's step: a normal E4M3 value has
+// 3 mantissa bits, so rounding moves it by at most 2^-4 relative (a tile's values below 2^-6 of
+// its scale's range are subnormal, off by at most 2^-10 of the scale: negligible against the
+// tile's largest). An input off by δ <= 2^-4 relative gives 1 - 2Σxy/Σ(x²+y²) = Σ(x-y)²/Σ(x²+y²)
+// <= δ²/2 = 2^-9 for what it reaches linearly: the logits' bound (the MoE output is only part of
+// the residual stream, so the logits move less). The gate and up projections' weight gradients
+// meet three quantized factors (the input, the activations computed from it, the output gradient
+// through the down projection: δ <= 3 · 2^-4), so the gradients' bound is (3 · 2^-4)²/2 = 9 · 2^-9
+// (a token whose routing the perturbation flips moves its experts' gradients too; measured:
+// ~4e-3 and ~3e-3 over 2 and 4 ranks). Each measure must also be > 0: the payloads were quantized.
+// The logits are the same whatever the rank count (a row's tiles do not depend on where it goes).
+// The bytes sent are exactly d + ceil(d/128) per row towards the experts and 2d per row back
+// (FP32: 4d each way).
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "base/error.h"
@@ -64,7 +79,17 @@ std::unique_ptr<Model> training_model(const ModelWeights& w, ComputeContext ctx)
   return m;
 }
 
-int check(const Communicator& comm) {
+// 1 - 2Σxy/Σ(x²+y²) over x, y.
+double rel_err(const float* x, const float* y, size_t n) {
+  double xy = 0, xx = 0;
+  for (size_t i = 0; i < n; ++i) {
+    xy += static_cast<double>(x[i]) * y[i];
+    xx += static_cast<double>(x[i]) * x[i] + static_cast<double>(y[i]) * y[i];
+  }
+  return xx > 0 ? 1 - 2 * xy / xx : 0;
+}
+
+int check(const Communicator& comm, bool fp8) {
   const int R = comm.size(), me = comm.rank();
   ThreadPool pool(1);
   const Kernels& k = best_kernels();
@@ -76,7 +101,8 @@ int check(const Communicator& comm) {
   for (int32_t& t : ids) t = static_cast<int32_t>(rng.below(static_cast<uint64_t>(c.vocab_size)));
 
   auto ep = training_model(w, ctx);
-  MpiExpertDispatcher disp(comm, k, c.n_routed_experts);
+  MpiExpertDispatcher disp(comm, k, c.n_routed_experts, fp8 ? EpPayload::FP8 : EpPayload::F32,
+                           fp8 ? EpPayload::BF16 : EpPayload::F32);
   ep->set_dispatcher(&disp);
   const std::vector<float> l_ep = forward_backward(*ep, ids, me * kB, kB);
   auto own = training_model(w, ctx);
@@ -84,10 +110,12 @@ int check(const Communicator& comm) {
   auto all = training_model(w, ctx);
   forward_backward(*all, ids, 0, R * kB);
 
-  int64_t bad = 0;
-  bad += std::memcmp(l_ep.data(), l_own.data(), l_ep.size() * sizeof(float)) != 0;
-  int64_t expert_bad = 0, held = 0, stray = 0;
-  double xy = 0, xx = 0;  // the non-expert gradients, summed over ranks, against (b)'s
+  // Per rank: logits vs (a), held experts' gradients vs (b) (bit-identical flags and errors).
+  double errs[3] = {rel_err(l_ep.data(), l_own.data(), l_ep.size()), 0, 0};
+  int64_t flags[4] = {std::memcmp(l_ep.data(), l_own.data(), l_ep.size() * sizeof(float)) != 0, 0,
+                      0, 0};
+  int64_t held = 0;
+  double exy = 0, exx = 0;
   std::vector<double> sums;
   std::vector<const Param*> dense;
   for (const Param& p : ep->params().all()) {
@@ -97,18 +125,25 @@ int check(const Communicator& comm) {
     if (p.spec->expert >= 0) {
       if (p.spec->expert / disp.experts_per_rank() == me) {
         ++held;
-        expert_bad += std::memcmp(p.grad, q.grad, n * sizeof(float)) != 0;
+        flags[1] += std::memcmp(p.grad, q.grad, n * sizeof(float)) != 0;
+        for (size_t i = 0; i < n; ++i) {
+          exy += static_cast<double>(p.grad[i]) * q.grad[i];
+          exx += static_cast<double>(p.grad[i]) * p.grad[i] +
+                 static_cast<double>(q.grad[i]) * q.grad[i];
+        }
       } else {
-        for (size_t i = 0; i < n; ++i) stray += p.grad[i] != 0;
+        for (size_t i = 0; i < n; ++i) flags[2] += p.grad[i] != 0;
       }
       continue;
     }
     dense.push_back(&p);
     sums.insert(sums.end(), p.grad, p.grad + n);
   }
+  errs[1] = exx > 0 ? 1 - 2 * exy / exx : 0;
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, sums.data(), static_cast<int>(sums.size()), MPI_DOUBLE,
                           MPI_SUM, comm.get()),
             "MPI_Allreduce");
+  double xy = 0, xx = 0;  // the non-expert gradients, summed over ranks, against (b)'s
   size_t at = 0;
   for (const Param* p : dense) {
     const Param& q = all->params().get(p->name());
@@ -118,28 +153,46 @@ int check(const Communicator& comm) {
       xx += x * x + y * y;
     }
   }
-  const double dense_err = xx > 0 ? 1 - 2 * xy / xx : 0;
-  int64_t flags[3] = {bad, expert_bad, stray};
-  comm.allreduce_sum(std::span<int64_t>(flags, 3));
+  errs[2] = xx > 0 ? 1 - 2 * xy / xx : 0;
+  // The bytes: exactly the payload's row size times the rows that left this rank.
+  const int64_t d = c.hidden_size,
+                want =
+                    disp.rows_to_experts() *
+                        payload_row_bytes(fp8 ? EpPayload::FP8 : EpPayload::F32, d) +
+                    disp.rows_back() * payload_row_bytes(fp8 ? EpPayload::BF16 : EpPayload::F32, d);
+  flags[3] = disp.bytes_sent() != want;
+  comm.allreduce_sum(std::span<int64_t>(flags, 4));
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, errs, 2, MPI_DOUBLE, MPI_MAX, comm.get()), "MPI_Allreduce");
+  const double fp32_bytes = static_cast<double>(disp.rows_to_experts() + disp.rows_back()) * 4 * d;
   if (me == 0)
     std::printf(
-        "EP over %d ranks (%lld experts each, %lld held expert tensors on rank 0): logits vs no EP "
-        "%s; held experts' gradients vs one batch %s; %lld nonzero gradient elements of experts "
-        "not held; other gradients 1 - 2Σxy/Σ(x²+y²) = %.3g; rank 0 sent %.2f MB\n",
-        R, static_cast<long long>(disp.experts_per_rank()), static_cast<long long>(held),
-        flags[0] ? "DIFFER" : "bit-identical", flags[1] ? "DIFFER" : "bit-identical",
-        static_cast<long long>(flags[2]), dense_err, static_cast<double>(disp.bytes_sent()) / 1e6);
-  return flags[0] == 0 && flags[1] == 0 && flags[2] == 0 && dense_err < 1e-13 ? 0 : 1;
+        "EP over %d ranks, %s payloads (%lld experts each, %lld held expert tensors on rank 0): "
+        "logits vs no EP %s (1 - 2Σxy/Σ(x²+y²) = %.3g); held experts' gradients vs one batch %s "
+        "(%.3g); %lld nonzero gradient elements of experts not held; other gradients %.3g; rank 0 "
+        "sent %.3f MB (%s the payloads' row sizes; %.3f of FP32's)\n",
+        R, fp8 ? "FP8 dispatch / BF16 combine" : "FP32",
+        static_cast<long long>(disp.experts_per_rank()), static_cast<long long>(held),
+        flags[0] ? "differ" : "bit-identical", errs[0], flags[1] ? "differ" : "bit-identical",
+        errs[1], static_cast<long long>(flags[2]), errs[2],
+        static_cast<double>(disp.bytes_sent()) / 1e6, flags[3] ? "NOT" : "exactly",
+        static_cast<double>(disp.bytes_sent()) / fp32_bytes);
+  if (flags[2] != 0 || flags[3] != 0) return 1;
+  if (!fp8) return flags[0] == 0 && flags[1] == 0 && errs[2] < 1e-13 ? 0 : 1;
+  const double logits_bound = std::ldexp(1.0, -9), grad_bound = 9 * std::ldexp(1.0, -9);
+  return errs[0] > 0 && errs[0] <= logits_bound && errs[1] > 0 && errs[1] <= grad_bound &&
+                 errs[2] > 0 && errs[2] <= grad_bound
+             ? 0
+             : 1;
 }
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   MpiSession session;
   int rc = 1;
   try {
     Communicator comm;
-    rc = check(comm);
+    rc = check(comm, argc > 1 && std::string(argv[1]) == "fp8");
   } catch (const Error& e) {
     std::fprintf(stderr, "ep_check: %s\n", e.what());
     MpiSession::abort(1);

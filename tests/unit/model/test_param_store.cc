@@ -293,5 +293,49 @@ TEST(ParamStore, SaveAfterTrainingWritesTheMasterValues) {
   }
 }
 
+// Expert parallelism (SPEC §5): a store over weights holding experts [8, 16) of each MoE layer
+// (the tiny preset has 16) keeps the rest first and its experts after, the other experts absent;
+// saved with the other half's values it writes the whole model, bit for bit the folder it read.
+TEST(ParamStore, ExpertSliceKeepsItsExpertsLastAndSavesTheWholeModel) {
+  test::TempDir tmp;
+  const std::string src = folder(tmp, "f32", DType::F32);
+  ModelWeights all_w = ModelWeights::load(src);
+  ModelWeights lo_w = ModelWeights::load(src, ExpertSlice{0, 8});
+  ModelWeights hi_w = ModelWeights::random(tiny(), 11, DType::F32, ExpertSlice{8, 8});
+  ParamStore all(all_w), lo(lo_w), hi(hi_w);
+  EXPECT_EQ(all.expert_offset(), all.arena_numel());  // nothing absent: table order
+  EXPECT_EQ(lo.expert_offset(), hi.expert_offset());
+  EXPECT_EQ(lo.arena_numel(), hi.arena_numel());
+  EXPECT_EQ(lo.arena_numel() - lo.expert_offset(), (all.arena_numel() - lo.expert_offset()) / 2);
+  int64_t absent = 0;
+  for (const Param& p : hi.all()) {
+    if (p.alias) continue;
+    const bool held = p.spec->expert >= 8;
+    ASSERT_EQ(p.absent, p.spec->expert >= 0 && !held) << p.name();
+    if (p.absent) {
+      ++absent;
+      EXPECT_EQ(hi_w.get(p.name()).data, nullptr);
+    } else {
+      EXPECT_EQ(p.offset >= hi.expert_offset(), held) << p.name();
+      ASSERT_EQ(std::memcmp(hi_w.get(p.name()).data, all_w.get(p.name()).data,
+                            nbytes(all_w.get(p.name()))),
+                0)
+          << p.name();  // random() draws the held experts as the whole model's
+    }
+  }
+  EXPECT_GT(absent, 0);
+  lo.enable_training();
+  hi.enable_training();
+  for (const Param& p : lo.all()) EXPECT_EQ(p.absent, p.grad == nullptr && p.spec->has_grad);
+  EXPECT_THROW(lo.save(tmp.file("partial"), DType::F32), Error);  // the other experts unknown
+  const std::string whole = tmp.file("whole");
+  lo.save(whole, DType::F32, [&](const Param& p) { return hi.get(p.name()).f32; });
+  ModelWeights back = ModelWeights::load(whole);
+  for (const ParamSpec& s : param_table(tiny()))
+    ASSERT_EQ(std::memcmp(back.get(s.name).data, all_w.get(s.name).data, nbytes(all_w.get(s.name))),
+              0)
+        << s.name;
+}
+
 }  // namespace
 }  // namespace dsv3

@@ -1,5 +1,6 @@
 // MoE routing against an independent brute force (full sorts, written from SPEC §1.6) on 10,000
-// random tokens per router type.
+// random tokens per router type; node-limited routing (SPEC §2) against tests/ref/router_ref.py's
+// float64 torch rule (golden/router_cases.json).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,8 +9,11 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/file.h"
+#include "base/json.h"
 #include "base/rng.h"
 #include "model/moe_router.h"
+#include "model/presets.h"
 
 namespace dsv3 {
 namespace {
@@ -181,6 +185,65 @@ TEST(Router, SpecFromConfigValidates) {
   EXPECT_THROW(router_spec(c), Error);
   c.topk_method = "noaux_tc";
   EXPECT_EQ(router_spec(c).n_group, 4);
+}
+
+// limit_routing_to_nodes over 2, 4 and 8 nodes (expert-parallel ranks), 1 or 2 a token, routes as
+// the torch rule: the same experts (the golden holds each token's sorted), the weights within
+// 1e-6 relative (FP32 scores against float64), and never more than `keep` nodes a token.
+TEST(Router, NodeLimitedMatchesTorchReference) {
+  const std::string path = std::string(DSV3_SOURCE_DIR) + "/tests/ref/golden/router_cases.json";
+  const Json j = Json::parse(read_file(path), path);
+  const int64_t T = j.at("tokens").as_int(), K = j.at("top_k").as_int();
+  for (const Json& cs : j.at("cases").as_array()) {
+    const int64_t nodes = cs.at("nodes").as_int(), keep = cs.at("keep").as_int();
+    SCOPED_TRACE("nodes " + std::to_string(nodes) + ", keep " + std::to_string(keep));
+    ModelConfig c = preset_config("tiny");
+    ASSERT_EQ(c.n_routed_experts, j.at("experts").as_int());
+    ASSERT_EQ(c.num_experts_per_tok, K);
+    ASSERT_EQ(c.routed_scaling_factor, j.at("scale").as_double());
+    limit_routing_to_nodes(c, nodes, keep);
+    const RouterSpec r = router_spec(c);
+    std::vector<float> scores, bias;
+    for (const Json& x : cs.at("logits").as_array())
+      scores.push_back(static_cast<float>(x.as_double()));
+    for (const Json& x : cs.at("bias").as_array())
+      bias.push_back(static_cast<float>(x.as_double()));
+    std::vector<int32_t> idx(static_cast<size_t>(T * K));
+    std::vector<float> w(idx.size());
+    route_tokens(r, ref_kernels(), scores.data(), bias.data(), T, idx.data(), w.data());
+    const Json::Array& want_idx = cs.at("experts").as_array();
+    const Json::Array& want_w = cs.at("weights").as_array();
+    const int64_t per = c.n_routed_experts / nodes;
+    for (int64_t t = 0; t < T; ++t) {
+      std::vector<std::pair<int32_t, float>> got;
+      for (int64_t i = 0; i < K; ++i) got.emplace_back(idx[t * K + i], w[t * K + i]);
+      std::sort(got.begin(), got.end());
+      std::vector<bool> on(static_cast<size_t>(nodes), false);
+      for (int64_t i = 0; i < K; ++i) {
+        const auto at = static_cast<size_t>(t * K + i);
+        ASSERT_EQ(got[i].first, want_idx[at].as_int()) << "token " << t;
+        EXPECT_NEAR(got[i].second, want_w[at].as_double(), 1e-6 * want_w[at].as_double());
+        on[static_cast<size_t>(got[i].first / per)] = true;
+      }
+      EXPECT_LE(std::count(on.begin(), on.end(), true), keep) << "token " << t;
+    }
+  }
+}
+
+TEST(Router, NodeLimitRefusesWhatCannotRoute) {
+  const ModelConfig tiny = preset_config("tiny");  // 16 experts, 4 a token, noaux_tc
+  for (const auto& [nodes, keep] :
+       std::vector<std::pair<int64_t, int64_t>>{{3, 1},     // nodes do not divide the experts
+                                                {4, 0},     // no node
+                                                {4, 5},     // more nodes than there are
+                                                {16, 4},    // a node's score needs 2 experts
+                                                {8, 1}}) {  // 4 experts a token on 1 node of 2
+    ModelConfig c = tiny;
+    EXPECT_THROW(limit_routing_to_nodes(c, nodes, keep), Error) << nodes << " " << keep;
+  }
+  ModelConfig greedy = tiny;
+  greedy.topk_method = "greedy";
+  EXPECT_THROW(limit_routing_to_nodes(greedy, 4, 2), Error);
 }
 
 }  // namespace

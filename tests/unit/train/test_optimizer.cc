@@ -161,6 +161,22 @@ TEST(AdamW, ClipScalesOnlyAboveTheLimit) {
   EXPECT_NEAR(global_grad_norm(ps), n1 / (n1 + 1e-6), 1e-6);
 }
 
+// clip_grads_to with the norm of the whole arena clips as clip_grads does (expert parallelism
+// computes that norm from the ranks' parts); the whole-model layout is a full store's.
+TEST(AdamW, ClipToAGivenNormAndTheWholeLayout) {
+  test::TinyModel tm;
+  ParamStore& ps = *tm.store;
+  test::random_grads(ps, 6);
+  for (float& g : ps.grads()) g *= 100.0f;
+  std::vector<float> copy(ps.grads().begin(), ps.grads().end());
+  const ArenaLayout l = ArenaLayout::of(ps);
+  const double norm = clip_grads(ps, 1.0);
+  clip_grads_to(l, copy, norm, 1.0);
+  EXPECT_TRUE(std::equal(copy.begin(), copy.end(), ps.grads().begin()));
+  EXPECT_NO_THROW(ArenaLayout::whole(ps.config()).check_same(l, "whole"));
+  EXPECT_EQ(ArenaLayout::whole(ps.config()).numel, l.numel);
+}
+
 TEST(AdamW, SameBitsWhateverTheThreadCount) {
   std::vector<std::vector<float>> results;
   std::vector<double> norms;

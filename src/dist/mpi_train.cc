@@ -1,0 +1,76 @@
+// dsv3 train over MPI ranks: see mpi_train.h.
+#include "dist/mpi_train.h"
+
+#include <cstdio>
+#include <memory>
+
+#include "base/error.h"
+#include "base/file.h"
+#include "base/timer.h"
+#include "dist/mpi_comm.h"
+#include "dist/mpi_data_parallel.h"
+#include "dist/mpi_expert_dispatcher.h"
+#include "dist/pipeline_runner.h"
+#include "kernels/best_kernels.h"
+
+namespace dsv3 {
+
+int64_t train_mpi(const TrainConfig& cfg, PipelineSchedule pipeline, const std::atomic<bool>* stop,
+                  const WindowsHook& hook, bool* lead) {
+  MpiSession session;
+  Communicator comm;
+  MpiDataParallel group(comm);
+  *lead = comm.rank() == 0;
+  Timer timer;
+  int64_t done = 0;
+  try {
+    // Rank j of every expert-parallel group holds the same experts: those D / E ranks reduce
+    // the experts' gradients.
+    const int E = static_cast<int>(cfg.ep);
+    Communicator ep_comm(comm, comm.rank() / E, comm.rank()),
+        replica_comm(comm, comm.rank() % E, comm.rank());
+    MpiDataParallel ep_group(ep_comm), replicas(replica_comm);
+    std::unique_ptr<MpiExpertDispatcher> dispatcher;
+    ExpertParallel ep;
+    if (E > 1) {
+      const bool fp8 = parse_ep_payload(cfg.ep_dispatch) == EpPayload::FP8;
+      dispatcher = std::make_unique<MpiExpertDispatcher>(ep_comm, best_kernels(), 0,
+                                                         fp8 ? EpPayload::FP8 : EpPayload::F32,
+                                                         fp8 ? EpPayload::BF16 : EpPayload::F32);
+      ep = {dispatcher.get(), &ep_group, &replicas};
+    }
+    // Pipeline d is world ranks [d·P, (d+1)·P).
+    const int P = static_cast<int>(cfg.pp);
+    std::unique_ptr<Communicator> pipe_ranks;
+    std::unique_ptr<PipelineRunner> pipe;
+    if (P > 1) {
+      pipe_ranks = std::make_unique<Communicator>(comm, comm.rank() / P, comm.rank() % P);
+      pipe = std::make_unique<PipelineRunner>(comm, *pipe_ranks, pipeline);
+    }
+    done = train(cfg, stop, hook, &group, E > 1 ? &ep : nullptr, pipe.get());
+    if (pipe) {
+      const Json report = pipe->report();
+      if (*lead) {
+        write_file_atomic(path_join(cfg.out_dir, "pipeline.json"), report.dump(2) + "\n");
+        std::fputs(PipelineRunner::summary(report).c_str(), stderr);
+      }
+    }
+    if (*lead) {
+      const double dp = static_cast<double>(group.bytes_sent() + ep_group.bytes_sent() +
+                                            replicas.bytes_sent()),
+                   moe = dispatcher ? static_cast<double>(dispatcher->bytes_sent()) : 0.0;
+      std::fprintf(stderr,
+                   "train: %d ranks; rank 0 sent %.2f MB through MPI in %.1f s (%lld steps): "
+                   "%.2f MB gradients, weights and losses, %.2f MB MoE all-to-all\n",
+                   comm.size(), (dp + moe) / 1e6, timer.seconds(), static_cast<long long>(done),
+                   dp / 1e6, moe / 1e6);
+    }
+  } catch (const Error& e) {
+    std::fprintf(stderr, "dsv3 train: rank %d: error: %s\n", comm.rank(), e.what());
+    if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());
+    MpiSession::abort(1);
+  }
+  return done;
+}
+
+}  // namespace dsv3
