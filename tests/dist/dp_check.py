@@ -308,6 +308,7 @@ def main():
         case_refuse(r)
     else:
         sys.exit("unknown case " + case)
+    shutil.rmtree(work)  # passed: the runs' checkpoints are a few hundred MB
 
 
 if __name__ == "__main__":
