@@ -131,8 +131,9 @@ struct Shape3 {
   int64_t rows, cols, T;
 };
 // Row counts off the 16 / 8 / 4 tiles, K with a half 64-step (96, 160), T around the 4-row tile,
-// one case above the 2^17 multiply-adds of the single-thread cutoff.
-const Shape3 kShapes[] = {{37, 96, 1}, {21, 160, 5}, {16, 512, 3}, {130, 1024, 17}};
+// one case above the 2^17 multiply-adds of the single-thread cutoff, one of three token tiles
+// (AMX: 16 + 16 + 3) against a whole 64-row panel.
+const Shape3 kShapes[] = {{37, 96, 1}, {21, 160, 5}, {16, 512, 3}, {130, 1024, 17}, {64, 320, 35}};
 
 TEST(Qmatmul, RefMatchesDouble) {
   // The integer block sums are exact; per block two or three float32 roundings (dw * dx, the
@@ -164,7 +165,8 @@ struct Isa {
   bool ok;
 };
 std::vector<Isa> isas() {
-  return {{"avx512-vnni", cpu::qmatmul_heads_vnni, cpu::avx512_vnni_supported()},
+  return {{"amx-int8", cpu::qmatmul_heads_amx, cpu::amx_int8_supported()},
+          {"avx512-vnni", cpu::qmatmul_heads_vnni, cpu::avx512_vnni_supported()},
           {"avx2", cpu::qmatmul_heads_avx2, cpu::avx2_supported()}};
 }
 

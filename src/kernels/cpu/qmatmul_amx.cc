@@ -1,0 +1,357 @@
+// AMX-INT8 matmul for Q8_0 and Q4_0 weights (ref/qmatmul.cc states the arithmetic), prefill and
+// decode alike, so that a prefill row equals its decode bit for bit.
+//
+// Orientation: the weight rows are the A tiles (16 rows x 32 int8: one 32-value block), the int8
+// activations (quant_acts.h) the B tiles (8 rows of 4 k x N tokens, packed once per call), so one
+// tdpbssd gives the exact integer sums of one block for 16 weight rows x N tokens. A tile holds one
+// block only because every block has its own scales: each C tile is stored and its sums I added
+// in FP32 by AVX-512 as acc = fma(float(I), dw * dx, acc), block after block from 0 to K/32, one
+// accumulator per output. The lanes of a vector are the tokens of a tile (N > 1: dx a vector, dw
+// broadcast) or, for a lone token (decode), the weight rows (dw a vector, dx broadcast): the same
+// three roundings per block and output either way (dw * dx = dx * dw exactly), so the result does
+// not depend on T or on which tile computed it.
+//
+// Blocking: a task is up to 64 rows of one head's weight (4 A tiles). It first stages its rows
+// into a per-thread panel (64 x K bytes, in L2): Q8_0 copied, Q4_0 unpacked to q - 8 (the offset
+// taken out exactly, in [-8, 7]); the per-block scales of the panel are converted to float
+// [block][64] beside it. Then every tile of 16 tokens runs against the panel over all of K, so the
+// weights are read from memory once per call and from L2 once per 16 tokens; each B tile (the
+// activations of 16 tokens for one block) feeds 4 tdpbssd. Without AMX-INT8 the cpu table runs
+// the VNNI kernel (qmatmul.cc).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/cpu.h"
+#include "kernels/cpu/gemm_util.h"
+#include "kernels/quant_acts.h"
+#include "kernels/ref/ref.h"
+
+#pragma GCC target( \
+    "avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma,amx-tile,amx-int8")  // after includes
+
+namespace dsv3::cpu {
+namespace {
+
+constexpr int64_t kRowsPerTask = 64;  // 4 A tiles of 16 weight rows
+
+// Tiles 0-3: C (16 rows x n tokens of int32), 4: A (16 weight rows x 32 k), 6: B (8 rows of 4 k
+// x n tokens).
+void configure_int8_tiles(int64_t n) {
+  struct alignas(64) {
+    uint8_t palette = 1, start_row = 0, reserved[14] = {};
+    uint16_t colsb[16] = {};
+    uint8_t rows[16] = {};
+  } cfg;
+  for (int t = 0; t < 4; ++t) cfg.colsb[t] = static_cast<uint16_t>(4 * n), cfg.rows[t] = 16;
+  cfg.colsb[4] = 32, cfg.rows[4] = 16;
+  cfg.colsb[6] = static_cast<uint16_t>(4 * n), cfg.rows[6] = 8;
+  _tile_loadconfig(&cfg);
+}
+
+// C tile I = the block's integer sums of A tile rows a (stride lda) against B (already in tile 6).
+template <int I>
+void block_sums(const int8_t* a, int64_t lda, int32_t* c, int64_t n) {
+  _tile_loadd(4, a, lda);
+  if constexpr (I == 0) {
+    _tile_zero(0);
+    _tile_dpbssd(0, 4, 6);
+    _tile_stored(0, c, 4 * n);
+  }
+  if constexpr (I == 1) {
+    _tile_zero(1);
+    _tile_dpbssd(1, 4, 6);
+    _tile_stored(1, c, 4 * n);
+  }
+  if constexpr (I == 2) {
+    _tile_zero(2);
+    _tile_dpbssd(2, 4, 6);
+    _tile_stored(2, c, 4 * n);
+  }
+  if constexpr (I == 3) {
+    _tile_zero(3);
+    _tile_dpbssd(3, 4, 6);
+    _tile_stored(3, c, 4 * n);
+  }
+}
+
+// The activations of every head as B tiles: for head h and its token tile g (n = min(16, T - 16
+// g) tokens), the 4-byte groups of k as dwords [k / 4][n] at xb + h * T * K + 16 g * K (bytes),
+// and the block scales dx as [K / 32][16] floats at dx + (h * ceil(T / 16) + g) * (K / 2).
+void pack_acts(const QuantActs& qa, int64_t h, int64_t T, int64_t K, int64_t g, int8_t* xb,
+               float* dx) {
+  const int64_t n = std::min<int64_t>(16, T - 16 * g), blocks = K / 32;
+  auto* out = reinterpret_cast<int32_t*>(xb + (h * T + 16 * g) * K);
+  float* d = dx + (h * ((T + 15) / 16) + g) * blocks * 16;
+  for (int64_t t = 0; t < n; ++t) {
+    const int8_t* q = qa.q_row(h * T + 16 * g + t);
+    const float* s = qa.d_row(h * T + 16 * g + t);
+    for (int64_t k4 = 0; k4 < K / 4; ++k4) std::memcpy(out + k4 * n + t, q + 4 * k4, 4);
+    for (int64_t b = 0; b < blocks; ++b) d[b * 16 + t] = s[b * 8];
+  }
+  for (int64_t t = n; t < 16; ++t)
+    for (int64_t b = 0; b < blocks; ++b) d[b * 16 + t] = 0;
+}
+
+// Rows [r0, r0 + rows) of w as int8 values, kRowsPerTask rows of K bytes at p (rows past `rows`
+// zero), and their block scales as floats [K / 32][kRowsPerTask] at s.
+void stage_panel(const WeightRef& w, int64_t r0, int64_t rows, int8_t* p, float* s) {
+  const int64_t K = w.cols, blocks = K / 32, rb = w.row_bytes();
+  const auto* src = static_cast<const uint8_t*>(w.data) + r0 * rb;
+  const bool q8 = w.quant->format == BlockFormat::Q8_0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* q = src + r * rb;
+    int8_t* o = p + r * K;
+    if (q8) {
+      std::memcpy(o, q, K);
+      continue;
+    }
+    // Q4_0: byte j of a block holds value j (low nibble) and j + 16 (high); two blocks a step.
+    const __m256i nib = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+    int64_t k = 0;
+    for (; k + 64 <= K; k += 64) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + k / 2));
+      const __m256i lo = _mm256_sub_epi8(_mm256_and_si256(v, nib), eight);
+      const __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), nib), eight);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + k),
+                          _mm256_permute2x128_si256(lo, hi, 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + k + 32),
+                          _mm256_permute2x128_si256(lo, hi, 0x31));
+    }
+    for (; k < K; k += 32)
+      for (int j = 0; j < 16; ++j) {
+        o[k + j] = static_cast<int8_t>((q[k / 2 + j] & 0x0F) - 8);
+        o[k + j + 16] = static_cast<int8_t>((q[k / 2 + j] >> 4) - 8);
+      }
+  }
+  std::memset(p + rows * K, 0, (kRowsPerTask - rows) * K);
+  const uint16_t* d = w.block_scale + r0 * blocks;
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t r = 0; r < kRowsPerTask; ++r)
+      s[b * kRowsPerTask + r] = r < rows ? _cvtsh_ss(d[r * blocks + b]) : 0.0f;
+}
+
+// y for the panel's tiles (na A tiles) against one token tile of n tokens: packed activations xt
+// ([K / 4][n] dwords), their scales dx ([K / 32][16]), output rows 0..rows-1 at y (ldy apart).
+void panel_tile(const int8_t* p, const float* s, int64_t K, int na, const int8_t* xt,
+                const float* dx, int64_t n, float* y, int64_t ldy, int64_t rows) {
+  alignas(64) int32_t c[kRowsPerTask * 16];
+  const int64_t blocks = K / 32;
+  const auto sums = [&](int64_t b) {
+    _tile_loadd(6, xt + b * 32 * n, 4 * n);
+    block_sums<0>(p + b * 32, K, c, n);
+    if (na > 1) block_sums<1>(p + 16 * K + b * 32, K, c + 16 * n, n);
+    if (na > 2) block_sums<2>(p + 32 * K + b * 32, K, c + 32 * n, n);
+    if (na > 3) block_sums<3>(p + 48 * K + b * 32, K, c + 48 * n, n);
+  };
+  if (n == 1) {  // lanes = weight rows
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    for (int64_t b = 0; b < blocks; ++b) {
+      sums(b);
+      const __m512 dxb = _mm512_set1_ps(dx[b * 16]);
+      for (int i = 0; i < na; ++i) {
+        const __m512 prod = _mm512_mul_ps(_mm512_load_ps(s + b * kRowsPerTask + 16 * i), dxb);
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * i)), prod, acc[i]);
+      }
+    }
+    for (int i = 0; i < na; ++i) {
+      const int64_t nr = std::min<int64_t>(16, rows - 16 * i);
+      if (nr > 0) _mm512_mask_storeu_ps(y + 16 * i, static_cast<__mmask16>((1u << nr) - 1), acc[i]);
+    }
+    return;
+  }
+  // lanes = tokens: one accumulator a weight row, in L1.
+  alignas(64) float acc[kRowsPerTask * 16];
+  const int64_t nrow = 16 * na;
+  for (int64_t r = 0; r < nrow; ++r) _mm512_store_ps(acc + 16 * r, _mm512_setzero_ps());
+  const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+  for (int64_t b = 0; b < blocks; ++b) {
+    sums(b);
+    const __m512 dxv = _mm512_load_ps(dx + b * 16);
+    const float* sb = s + b * kRowsPerTask;
+    for (int64_t r = 0; r < nrow; ++r) {
+      const __m512 prod = _mm512_mul_ps(dxv, _mm512_set1_ps(sb[r]));
+      const __m512 i = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, c + r * n));
+      _mm512_store_ps(acc + 16 * r, _mm512_fmadd_ps(i, prod, _mm512_load_ps(acc + 16 * r)));
+    }
+  }
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t r = 0; r < rows; ++r) y[t * ldy + r] = acc[16 * r + t];
+}
+
+// Decode (T < kAmxMinTokens): the same sums without tiles, the weights read in place. For 16
+// weight rows and two blocks at a time, vpdpbusd gives each row's 64 products in 16 lanes
+// (lanes 0-7 block b, 8-15 block b + 1; the weights are the unsigned operand: Q8_0 offset by 128,
+// Q4_0 its nibbles 0..15, the offset o taken back exactly as o * -Σ qx per block); a fixed tree of
+// integer adds (exact) turns the 16 vectors into two whose lanes are the 16 rows' block sums I,
+// and acc = fma(float(I), dw * dx, acc) as on tiles. A tile would waste 15 of its 16 columns here.
+constexpr int64_t kAmxMinTokens = 4;
+constexpr int64_t kGemvRows = 16;
+
+// v[0..15] (row i: lanes 0-7 block b, 8-15 block b + 1) -> lanes = rows, block b and b + 1.
+inline void rows_to_lanes(__m512i v[16], __m512i* sb, __m512i* sb1) {
+  __m512i u[8], w[4], x[2];
+  for (int i = 0; i < 8; ++i)
+    u[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
+                            _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+  for (int i = 0; i < 4; ++i)
+    w[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(u[2 * i], u[2 * i + 1]),
+                            _mm512_unpackhi_epi64(u[2 * i], u[2 * i + 1]));
+  for (int j = 0; j < 2; ++j)
+    x[j] = _mm512_add_epi32(_mm512_shuffle_i32x4(w[2 * j], w[2 * j + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                            _mm512_shuffle_i32x4(w[2 * j], w[2 * j + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  *sb = _mm512_shuffle_i32x4(x[0], x[1], _MM_SHUFFLE(2, 0, 2, 0));
+  *sb1 = _mm512_shuffle_i32x4(x[0], x[1], _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+// 64 (two blocks) or 32 (`two` false, the upper half zero) weight values from value k on, as
+// unsigned bytes in value order (Q8_0 plus 128, Q4_0 the nibbles).
+template <BlockFormat F>
+inline __m512i load_unsigned(const uint8_t* row, int64_t k, bool two) {
+  if constexpr (F == BlockFormat::Q8_0) {
+    const __m512i v =
+        two ? _mm512_loadu_si512(row + k)
+            : _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + k)));
+    return _mm512_xor_si512(v, _mm512_set1_epi8(static_cast<char>(0x80)));
+  } else {
+    const __m256i v = two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + k / 2))
+                          : _mm256_zextsi128_si256(
+                                _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k / 2)));
+    const __m256i nib = _mm256_set1_epi8(0x0F);
+    const __m256i lo = _mm256_and_si256(v, nib);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
+    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+  }
+}
+
+// y[0..nr) for one activation row (quants xq, block scales xd[8 b], -o Σ qx per block in corr)
+// against the nr <= 16 weight rows from wq (rb bytes apart, F16 scales ws, `blocks` per row).
+template <BlockFormat F>
+void gemv16(const uint8_t* wq, int64_t rb, const uint16_t* ws, int64_t blocks, const int8_t* xq,
+            const float* xd, const int32_t* corr, float* y, int64_t nr) {
+  const uint8_t* row[16];
+  alignas(64) int32_t sidx[16];
+  for (int i = 0; i < 16; ++i) {
+    const int64_t r = i < nr ? i : 0;  // rows past nr repeat row 0; their outputs are dropped
+    row[i] = wq + r * rb;
+    sidx[i] = static_cast<int32_t>(r * blocks);
+  }
+  const __m512i idx = _mm512_load_si512(sidx);
+  constexpr int64_t kAhead = F == BlockFormat::Q8_0 ? 1024 : 512;
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; b += 2) {
+    const bool two = b + 1 < blocks;
+    const int64_t k = b * 32;
+    const __m512i xv = _mm512_loadu_si512(xq + k);  // QuantActs pads rows with zeros to 64
+    __m512i v[16];
+    for (int i = 0; i < 16; ++i) {
+      v[i] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), load_unsigned<F>(row[i], k, two), xv);
+      _mm_prefetch(
+          reinterpret_cast<const char*>(row[i]) + (F == BlockFormat::Q8_0 ? k : k / 2) + kAhead,
+          _MM_HINT_T0);
+    }
+    __m512i sb, sb1;
+    rows_to_lanes(v, &sb, &sb1);
+    __m512 dwb, dwb1 = _mm512_setzero_ps();
+    if (two) {  // d[r][b] and d[r][b + 1] in one 4-byte gather
+      const __m512i g = _mm512_i32gather_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(b)), ws, 2);
+      dwb = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
+      dwb1 = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
+    } else {
+      alignas(64) float d[16];
+      for (int i = 0; i < 16; ++i) d[i] = _cvtsh_ss(ws[sidx[i] + b]);
+      dwb = _mm512_load_ps(d);
+    }
+    const __m512i ib = _mm512_add_epi32(sb, _mm512_set1_epi32(corr[b]));
+    acc =
+        _mm512_fmadd_ps(_mm512_cvtepi32_ps(ib), _mm512_mul_ps(dwb, _mm512_set1_ps(xd[8 * b])), acc);
+    if (two) {
+      const __m512i ib1 = _mm512_add_epi32(sb1, _mm512_set1_epi32(corr[b + 1]));
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ib1),
+                            _mm512_mul_ps(dwb1, _mm512_set1_ps(xd[8 * b + 8])), acc);
+    }
+  }
+  _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << nr) - 1), acc);
+}
+
+template <BlockFormat F>
+void gemv_heads(const HeadMatmulArgs& a, const QuantActs& qa, ThreadPool& pool) {
+  const WeightRef& w = *a.w;
+  const int64_t K = w.cols, blocks = K / 32, rb = w.row_bytes();
+  // -o * Σ qx per block of every activation row: o = 128 (Q8_0's offset to unsigned) or 8.
+  const int64_t n = a.n_heads * a.T;
+  auto* corr = static_cast<int32_t*>(gemm_scratch(2, n * blocks * 4));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t b = 0; b < blocks; ++b) {
+      int32_t s = 0;
+      for (int g = 0; g < 8; ++g) s += qa.neg8_row(i)[8 * b + g];  // -8 Σ qx
+      corr[i * blocks + b] = F == BlockFormat::Q8_0 ? 16 * s : s;
+    }
+  const int64_t per_head = (a.w_rows + kGemvRows - 1) / kGemvRows;
+  run_tasks(pool, a.n_heads * per_head, n * a.w_rows * K, [&](int64_t b, int64_t e) {
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t h = task / per_head, r0 = task % per_head * kGemvRows;
+      const int64_t r = a.w_row0 + h * a.w_head_stride + r0;
+      for (int64_t t = 0; t < a.T; ++t)
+        gemv16<F>(static_cast<const uint8_t*>(w.data) + r * rb, rb, w.block_scale + r * blocks,
+                  blocks, qa.q_row(h * a.T + t), qa.d_row(h * a.T + t),
+                  corr + (h * a.T + t) * blocks,
+                  a.y + h * a.y_head_stride + t * a.y_row_stride + r0,
+                  std::min(kGemvRows, a.w_rows - r0));
+    }
+  });
+}
+
+}  // namespace
+
+void qmatmul_heads_amx(const HeadMatmulArgs& a, ThreadPool& pool) {
+  ref::check_head_args(a);
+  const WeightRef& w = *a.w;
+  const BlockFormat f = w.quant != nullptr ? w.quant->format : BlockFormat::BF16;
+  if (f != BlockFormat::Q8_0 && f != BlockFormat::Q4_0) return qmatmul_heads_vnni(a, pool);
+  if (a.T == 0 || a.w_rows == 0) return;
+  static thread_local QuantActs acts;
+  QuantActs& qa = acts;  // the calling thread's: a lambda naming `acts` would get its worker's
+  ref::quantize_head_acts(a, qa, pool);
+  if (a.T < kAmxMinTokens)
+    return f == BlockFormat::Q8_0 ? gemv_heads<BlockFormat::Q8_0>(a, qa, pool)
+                                  : gemv_heads<BlockFormat::Q4_0>(a, qa, pool);
+  const int64_t K = w.cols, T = a.T, t16 = (T + 15) / 16, blocks = K / 32;
+  auto* xb = static_cast<int8_t*>(gemm_scratch(2, a.n_heads * T * K));
+  auto* dx = static_cast<float*>(gemm_scratch(3, a.n_heads * t16 * blocks * 16 * 4));
+  const int64_t macs = a.n_heads * T * a.w_rows * K;
+  const auto pack = [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) pack_acts(qa, i / t16, T, K, i % t16, xb, dx);
+  };
+  if (macs < kGemmSerialMacs || a.n_heads * t16 < 2)
+    pack(0, a.n_heads * t16);
+  else
+    pool.parallel_for(a.n_heads * t16, pack);
+  const int64_t per_head = (a.w_rows + kRowsPerTask - 1) / kRowsPerTask;
+  run_tasks(pool, a.n_heads * per_head, macs, [&](int64_t b, int64_t e) {
+    auto* p = static_cast<int8_t*>(gemm_scratch(0, kRowsPerTask * K));
+    auto* s = static_cast<float*>(gemm_scratch(1, kRowsPerTask * blocks * 4));
+    int64_t configured = 0;
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t h = task / per_head, r0 = task % per_head * kRowsPerTask;
+      const int64_t rows = std::min(kRowsPerTask, a.w_rows - r0);
+      stage_panel(w, a.w_row0 + h * a.w_head_stride + r0, rows, p, s);
+      const int na = static_cast<int>((rows + 15) / 16);
+      for (int64_t g = 0; g < t16; ++g) {
+        const int64_t n = std::min<int64_t>(16, T - 16 * g);
+        if (n != configured) configure_int8_tiles(n), configured = n;
+        panel_tile(p, s, K, na, xb + (h * T + 16 * g) * K, dx + (h * t16 + g) * blocks * 16, n,
+                   a.y + h * a.y_head_stride + 16 * g * a.y_row_stride + r0, a.y_row_stride, rows);
+      }
+    }
+    if (configured != 0) _tile_release();
+  });
+}
+
+}  // namespace dsv3::cpu
