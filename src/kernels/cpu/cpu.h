@@ -5,6 +5,9 @@
 #pragma once
 #include "kernels/kernels.h"
 
+namespace dsv3 {
+struct QuantActs;
+}
 namespace dsv3::cpu {
 
 // fn(0, n) on the calling thread when the op is below ~2^17 multiply-adds (a few microseconds:
@@ -58,6 +61,8 @@ bool avx512_vnni_supported();
 bool avx2_supported();
 void qmatmul_heads_vnni(const HeadMatmulArgs& a, ThreadPool& pool);
 void qmatmul_heads_amx(const HeadMatmulArgs& a, ThreadPool& pool);  // where amx_int8_supported()
+// QuantActs::quantize_row with AVX-512, bit for bit the same (quant_acts_avx512.cc).
+void quantize_acts_row(QuantActs& qa, int64_t row, const float* x);
 void qmatmul_heads_avx2(const HeadMatmulArgs& a, ThreadPool& pool);
 // Peak-rate probes (peak_probes.cc, for machine_peaks.h): `iters` rounds of a register-only loop
 // of independent instructions on the calling thread; each returns the floating-point (or integer)

@@ -39,43 +39,37 @@ namespace {
 
 constexpr int64_t kRowsPerTask = 64;  // 4 A tiles of 16 weight rows
 
-// Tiles 0-3: C (16 rows x n tokens of int32), 4: A (16 weight rows x 32 k), 6: B (8 rows of 4 k
-// x n tokens).
+// Tiles 0-1: C (16 rows x n tokens of int32), 4-5: A (16 weight rows x 32 k), 6-7: B (8 rows of
+// 4 k x n tokens).
 void configure_int8_tiles(int64_t n) {
   struct alignas(64) {
     uint8_t palette = 1, start_row = 0, reserved[14] = {};
     uint16_t colsb[16] = {};
     uint8_t rows[16] = {};
   } cfg;
-  for (int t = 0; t < 4; ++t) cfg.colsb[t] = static_cast<uint16_t>(4 * n), cfg.rows[t] = 16;
-  cfg.colsb[4] = 32, cfg.rows[4] = 16;
-  cfg.colsb[6] = static_cast<uint16_t>(4 * n), cfg.rows[6] = 8;
+  for (int t = 0; t < 2; ++t) cfg.colsb[t] = static_cast<uint16_t>(4 * n), cfg.rows[t] = 16;
+  for (int t = 4; t < 6; ++t) cfg.colsb[t] = 32, cfg.rows[t] = 16;
+  for (int t = 6; t < 8; ++t) cfg.colsb[t] = static_cast<uint16_t>(4 * n), cfg.rows[t] = 8;
   _tile_loadconfig(&cfg);
 }
 
-// C tile I = the block's integer sums of A tile rows a (stride lda) against B (already in tile 6).
+// C tile I (0 or 1) = the block's integer sums of the A tile rows a (stride lda) against the B
+// tile b (its 8 rows 4 n bytes apart), stored at c; A in tile 4 + I, B in 6 + I, so that the two
+// blocks in flight use disjoint tiles.
 template <int I>
-void block_sums(const int8_t* a, int64_t lda, int32_t* c, int64_t n) {
-  _tile_loadd(4, a, lda);
+void block_sums(const int8_t* a, int64_t lda, const int8_t* b, int32_t* c, int64_t n) {
   if constexpr (I == 0) {
+    _tile_loadd(6, b, 4 * n);
+    _tile_loadd(4, a, lda);
     _tile_zero(0);
     _tile_dpbssd(0, 4, 6);
     _tile_stored(0, c, 4 * n);
-  }
-  if constexpr (I == 1) {
+  } else {
+    _tile_loadd(7, b, 4 * n);
+    _tile_loadd(5, a, lda);
     _tile_zero(1);
-    _tile_dpbssd(1, 4, 6);
+    _tile_dpbssd(1, 5, 7);
     _tile_stored(1, c, 4 * n);
-  }
-  if constexpr (I == 2) {
-    _tile_zero(2);
-    _tile_dpbssd(2, 4, 6);
-    _tile_stored(2, c, 4 * n);
-  }
-  if constexpr (I == 3) {
-    _tile_zero(3);
-    _tile_dpbssd(3, 4, 6);
-    _tile_stored(3, c, 4 * n);
   }
 }
 
@@ -97,12 +91,23 @@ void pack_acts(const QuantActs& qa, int64_t h, int64_t T, int64_t K, int64_t g, 
     for (int64_t b = 0; b < blocks; ++b) d[b * 16 + t] = 0;
 }
 
-// Rows [r0, r0 + rows) of w as int8 values, kRowsPerTask rows of K bytes at p (rows past `rows`
-// zero), and their block scales as floats [K / 32][kRowsPerTask] at s.
-void stage_panel(const WeightRef& w, int64_t r0, int64_t rows, int8_t* p, float* s) {
+// Rows [r0, r0 + rows) of w as int8 values, lda bytes apart, at the pointer returned: in place for
+// Q8_0 rows that fill whole A tiles, else staged into p (kRowsPerTask rows of K bytes, rows past
+// `rows` zero); their block scales as floats [K / 32][kRowsPerTask] at s.
+const int8_t* stage_panel(const WeightRef& w, int64_t r0, int64_t rows, int8_t* p, float* s,
+                          int64_t* lda) {
   const int64_t K = w.cols, blocks = K / 32, rb = w.row_bytes();
   const auto* src = static_cast<const uint8_t*>(w.data) + r0 * rb;
   const bool q8 = w.quant->format == BlockFormat::Q8_0;
+  const uint16_t* d = w.block_scale + r0 * blocks;
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t r = 0; r < kRowsPerTask; ++r)
+      s[b * kRowsPerTask + r] = r < rows ? _cvtsh_ss(d[r * blocks + b]) : 0.0f;
+  if (q8 && rows % 16 == 0) {  // whole A tiles: read in place
+    *lda = rb;
+    return reinterpret_cast<const int8_t*>(src);
+  }
+  *lda = K;
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* q = src + r * rb;
     int8_t* o = p + r * K;
@@ -129,59 +134,50 @@ void stage_panel(const WeightRef& w, int64_t r0, int64_t rows, int8_t* p, float*
       }
   }
   std::memset(p + rows * K, 0, (kRowsPerTask - rows) * K);
-  const uint16_t* d = w.block_scale + r0 * blocks;
-  for (int64_t b = 0; b < blocks; ++b)
-    for (int64_t r = 0; r < kRowsPerTask; ++r)
-      s[b * kRowsPerTask + r] = r < rows ? _cvtsh_ss(d[r * blocks + b]) : 0.0f;
+  return p;
 }
 
 // y for the panel's tiles (na A tiles) against one token tile of n tokens: packed activations xt
-// ([K / 4][n] dwords), their scales dx ([K / 32][16]), output rows 0..rows-1 at y (ldy apart).
-void panel_tile(const int8_t* p, const float* s, int64_t K, int na, const int8_t* xt,
-                const float* dx, int64_t n, float* y, int64_t ldy, int64_t rows) {
-  alignas(64) int32_t c[kRowsPerTask * 16];
+// y for the panel's rows (A tiles of 16 rows, lda bytes apart) against one token tile of n
+// tokens: packed activations xt ([K / 4][n] dwords), their scales dx ([K / 32][16]), output rows
+// 0..rows-1 at y (ldy apart). One A tile at a time, its 16 accumulators (lanes = the tokens) in
+// registers; two C tiles in turn, block b + 1's sums computed and stored before block b's are
+// scaled, so the tile unit works while the vector units scale and the stores have reached L1
+// when the vector loads read them.
+void panel_tile(const int8_t* p, int64_t lda, const float* s, int64_t K, int64_t rows,
+                const int8_t* xt, const float* dx, int64_t n, float* y, int64_t ldy) {
+  alignas(64) int32_t c[2][16 * 16];
+  alignas(64) float out[16 * 16];
   const int64_t blocks = K / 32;
-  const auto sums = [&](int64_t b) {
-    _tile_loadd(6, xt + b * 32 * n, 4 * n);
-    block_sums<0>(p + b * 32, K, c, n);
-    if (na > 1) block_sums<1>(p + 16 * K + b * 32, K, c + 16 * n, n);
-    if (na > 2) block_sums<2>(p + 32 * K + b * 32, K, c + 32 * n, n);
-    if (na > 3) block_sums<3>(p + 48 * K + b * 32, K, c + 48 * n, n);
-  };
-  if (n == 1) {  // lanes = weight rows
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                     _mm512_setzero_ps()};
+  const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+  for (int64_t i = 0; i * 16 < rows; ++i) {
+    const int8_t* a = p + 16 * i * lda;
+    const auto sums = [&](int64_t b) {
+      if (b & 1)
+        block_sums<1>(a + b * 32, lda, xt + b * 32 * n, c[1], n);
+      else
+        block_sums<0>(a + b * 32, lda, xt + b * 32 * n, c[0], n);
+    };
+    __m512 acc[16];
+    for (int r = 0; r < 16; ++r) acc[r] = _mm512_setzero_ps();
+    sums(0);
     for (int64_t b = 0; b < blocks; ++b) {
-      sums(b);
-      const __m512 dxb = _mm512_set1_ps(dx[b * 16]);
-      for (int i = 0; i < na; ++i) {
-        const __m512 prod = _mm512_mul_ps(_mm512_load_ps(s + b * kRowsPerTask + 16 * i), dxb);
-        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * i)), prod, acc[i]);
+      if (b + 1 < blocks) sums(b + 1);
+      const int32_t* cb = c[b & 1];
+      const __m512 dxv = _mm512_load_ps(dx + b * 16);
+      const float* sb = s + b * kRowsPerTask + 16 * i;
+#pragma GCC unroll 16
+      for (int r = 0; r < 16; ++r) {
+        const __m512 prod = _mm512_mul_ps(dxv, _mm512_set1_ps(sb[r]));
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, cb + r * n)), prod,
+                                 acc[r]);
       }
     }
-    for (int i = 0; i < na; ++i) {
-      const int64_t nr = std::min<int64_t>(16, rows - 16 * i);
-      if (nr > 0) _mm512_mask_storeu_ps(y + 16 * i, static_cast<__mmask16>((1u << nr) - 1), acc[i]);
-    }
-    return;
+    for (int r = 0; r < 16; ++r) _mm512_store_ps(out + 16 * r, acc[r]);
+    const int64_t nr = std::min<int64_t>(16, rows - 16 * i);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t r = 0; r < nr; ++r) y[t * ldy + 16 * i + r] = out[16 * r + t];
   }
-  // lanes = tokens: one accumulator a weight row, in L1.
-  alignas(64) float acc[kRowsPerTask * 16];
-  const int64_t nrow = 16 * na;
-  for (int64_t r = 0; r < nrow; ++r) _mm512_store_ps(acc + 16 * r, _mm512_setzero_ps());
-  const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
-  for (int64_t b = 0; b < blocks; ++b) {
-    sums(b);
-    const __m512 dxv = _mm512_load_ps(dx + b * 16);
-    const float* sb = s + b * kRowsPerTask;
-    for (int64_t r = 0; r < nrow; ++r) {
-      const __m512 prod = _mm512_mul_ps(dxv, _mm512_set1_ps(sb[r]));
-      const __m512 i = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, c + r * n));
-      _mm512_store_ps(acc + 16 * r, _mm512_fmadd_ps(i, prod, _mm512_load_ps(acc + 16 * r)));
-    }
-  }
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t r = 0; r < rows; ++r) y[t * ldy + r] = acc[16 * r + t];
 }
 
 // Decode (T < kAmxMinTokens): the same sums without tiles, the weights read in place. For 16
@@ -318,7 +314,7 @@ void qmatmul_heads_amx(const HeadMatmulArgs& a, ThreadPool& pool) {
   if (a.T == 0 || a.w_rows == 0) return;
   static thread_local QuantActs acts;
   QuantActs& qa = acts;  // the calling thread's: a lambda naming `acts` would get its worker's
-  ref::quantize_head_acts(a, qa, pool);
+  ref::quantize_head_acts(a, qa, pool, quantize_acts_row);
   if (a.T < kAmxMinTokens)
     return f == BlockFormat::Q8_0 ? gemv_heads<BlockFormat::Q8_0>(a, qa, pool)
                                   : gemv_heads<BlockFormat::Q4_0>(a, qa, pool);
@@ -341,13 +337,14 @@ void qmatmul_heads_amx(const HeadMatmulArgs& a, ThreadPool& pool) {
     for (int64_t task = b; task < e; ++task) {
       const int64_t h = task / per_head, r0 = task % per_head * kRowsPerTask;
       const int64_t rows = std::min(kRowsPerTask, a.w_rows - r0);
-      stage_panel(w, a.w_row0 + h * a.w_head_stride + r0, rows, p, s);
-      const int na = static_cast<int>((rows + 15) / 16);
+      int64_t lda = 0;
+      const int8_t* panel = stage_panel(w, a.w_row0 + h * a.w_head_stride + r0, rows, p, s, &lda);
       for (int64_t g = 0; g < t16; ++g) {
         const int64_t n = std::min<int64_t>(16, T - 16 * g);
         if (n != configured) configure_int8_tiles(n), configured = n;
-        panel_tile(p, s, K, na, xb + (h * T + 16 * g) * K, dx + (h * t16 + g) * blocks * 16, n,
-                   a.y + h * a.y_head_stride + 16 * g * a.y_row_stride + r0, a.y_row_stride, rows);
+        panel_tile(panel, lda, s, K, rows, xb + (h * T + 16 * g) * K,
+                   dx + (h * t16 + g) * blocks * 16, n,
+                   a.y + h * a.y_head_stride + 16 * g * a.y_row_stride + r0, a.y_row_stride);
       }
     }
     if (configured != 0) _tile_release();
