@@ -311,7 +311,7 @@ void gemv16_q4(const uint8_t* wq, int64_t rb, const uint16_t* ws, int64_t blocks
       const __m512i lo = _mm512_and_si512(q, nib);
       const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nib);
       v[i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo), hi, xhi);
-      _mm_prefetch(reinterpret_cast<const char*>(row[i]) + 16 * b + 512, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(row[i]) + 16 * b + 256, _MM_HINT_T0);
     }
     // Rows to lanes: pairs of rows, pairs of pairs (each 128-bit lane then one block of 4 rows),
     // then a 4 x 4 transpose of the 128-bit lanes; integer adds, exact.
