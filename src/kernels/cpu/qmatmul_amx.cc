@@ -1,23 +1,20 @@
-// AMX-INT8 matmul for Q8_0 and Q4_0 weights (ref/qmatmul.cc states the arithmetic), prefill and
-// decode alike, so that a prefill row equals its decode bit for bit.
+// AMX-INT8 matmul for Q8_0 and Q4_0 weights (ref/qmatmul.cc states the arithmetic): tiles from
+// kAmxMinTokens rows of x on, a VNNI GEMV below, both with the same FP32 arithmetic per output, so
+// that a prefill row equals its decode bit for bit.
 //
-// Orientation: the weight rows are the A tiles (16 rows x 32 int8: one 32-value block), the int8
-// activations (quant_acts.h) the B tiles (8 rows of 4 k x N tokens, packed once per call), so one
-// tdpbssd gives the exact integer sums of one block for 16 weight rows x N tokens. A tile holds one
-// block only because every block has its own scales: each C tile is stored and its sums I added
+// Tiles. The weight rows are the A tiles (16 rows x 32 int8: one 32-value block), the int8
+// activations (quant_acts.h) the B tiles (8 rows of 4 k x n tokens, packed once per call), so one
+// tdpbssd gives the exact integer sums I of one block for 16 weight rows x n tokens. A tile holds
+// one block only because every block has its own scales: each C tile is stored and its sums added
 // in FP32 by AVX-512 as acc = fma(float(I), dw * dx, acc), block after block from 0 to K/32, one
-// accumulator per output. The lanes of a vector are the tokens of a tile (N > 1: dx a vector, dw
-// broadcast) or, for a lone token (decode), the weight rows (dw a vector, dx broadcast): the same
-// three roundings per block and output either way (dw * dx = dx * dw exactly), so the result does
-// not depend on T or on which tile computed it.
+// accumulator per output (lanes = the tokens: dx a vector, dw broadcast).
 //
-// Blocking: a task is up to 64 rows of one head's weight (4 A tiles). It first stages its rows
-// into a per-thread panel (64 x K bytes, in L2): Q8_0 copied, Q4_0 unpacked to q - 8 (the offset
-// taken out exactly, in [-8, 7]); the per-block scales of the panel are converted to float
-// [block][64] beside it. Then every tile of 16 tokens runs against the panel over all of K, so the
-// weights are read from memory once per call and from L2 once per 16 tokens; each B tile (the
-// activations of 16 tokens for one block) feeds 4 tdpbssd. Without AMX-INT8 the cpu table runs
-// the VNNI kernel (qmatmul.cc).
+// Blocking: a task is up to 64 rows of one head's weight (4 A tiles). Q8_0 rows that fill whole A
+// tiles are read in place; Q4_0 (unpacked to q - 8, the offset taken out exactly, in [-8, 7]) and
+// row tails are staged into a per-thread panel (64 x K bytes, in L2); the panel's block scales are
+// converted to float [block][64] beside it. Then every tile of 16 tokens runs against the panel
+// over all of K, so the weights are read from memory once per call and from L2 once per 16 tokens.
+// Without AMX-INT8 the cpu table runs the VNNI kernel (qmatmul.cc).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
@@ -180,12 +177,14 @@ void panel_tile(const int8_t* p, int64_t lda, const float* s, int64_t K, int64_t
   }
 }
 
-// Decode (T < kAmxMinTokens): the same sums without tiles, the weights read in place. For 16
-// weight rows and two blocks at a time, vpdpbusd gives each row's 64 products in 16 lanes
-// (lanes 0-7 block b, 8-15 block b + 1; the weights are the unsigned operand: Q8_0 offset by 128,
-// Q4_0 its nibbles 0..15, the offset o taken back exactly as o * -Σ qx per block); a fixed tree of
-// integer adds (exact) turns the 16 vectors into two whose lanes are the 16 rows' block sums I,
-// and acc = fma(float(I), dw * dx, acc) as on tiles. A tile would waste 15 of its 16 columns here.
+// Decode (T < kAmxMinTokens): the same sums without tiles, the weights read in place, 16 rows at
+// a time. vpdpbusd gives each row's products summed in groups of 4 in 16 lanes (Q8_0: two blocks a
+// step, lanes 0-7 block b; Q4_0: four, lanes 4j..4j+3 block b + j), the weights the unsigned
+// operand (Q8_0 offset by 128, Q4_0 its nibbles 0..15; the offset o taken back exactly as
+// o * -Σ qx per block); a fixed tree of integer adds (exact) turns the 16 rows' vectors into one
+// per block whose lanes are the rows' block sums I, then acc = fma(float(I), dw * dx, acc) as on
+// tiles (lanes = the rows: dw a vector, dx broadcast; dw * dx = dx * dw exactly, so the same three
+// roundings per block and output as on tiles). A tile would waste 15 of its 16 columns here.
 constexpr int64_t kAmxMinTokens = 4;
 constexpr int64_t kGemvRows = 16;
 
