@@ -5,6 +5,9 @@
 #pragma once
 #include "kernels/kernels.h"
 
+namespace dsv3 {
+struct QuantActs;
+}
 namespace dsv3::cpu {
 
 // fn(0, n) on the calling thread when the op is below ~2^17 multiply-adds (a few microseconds:
@@ -49,13 +52,17 @@ void gemm_bf16_amx(const GemmArgs& g, ThreadPool& pool);
 void gemm_bf16_emulated(const GemmArgs& g, ThreadPool& pool);
 // Integer block-format weights (Q8_0, Q4_0, Q4_1; WeightRef::quant) through matmul_heads:
 // activations quantized to int8 per 32-block, integer dot products (ref::qmatmul_heads states the
-// arithmetic). qmatmul_heads runs the first this CPU has: AVX-512 VNNI (qmatmul.cc), else AVX2
+// arithmetic). qmatmul_heads runs the first this CPU has: AMX-INT8 tiles for Q8_0 and Q4_0
+// (qmatmul_amx.cc; Q4_1 there goes to VNNI), else AVX-512 VNNI (qmatmul.cc), else AVX2
 // (qmatmul_avx2.cc; needs only AVX2, FMA and F16C), else the ref version. The others are here for
 // tests and benchmarks.
 void qmatmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
 bool avx512_vnni_supported();
 bool avx2_supported();
 void qmatmul_heads_vnni(const HeadMatmulArgs& a, ThreadPool& pool);
+void qmatmul_heads_amx(const HeadMatmulArgs& a, ThreadPool& pool);  // where amx_int8_supported()
+// QuantActs::quantize_row with AVX-512, bit for bit the same (quant_acts_avx512.cc).
+void quantize_acts_row(QuantActs& qa, int64_t row, const float* x);
 void qmatmul_heads_avx2(const HeadMatmulArgs& a, ThreadPool& pool);
 // Peak-rate probes (peak_probes.cc, for machine_peaks.h): `iters` rounds of a register-only loop
 // of independent instructions on the calling thread; each returns the floating-point (or integer)

@@ -29,9 +29,10 @@ void gemm_bf16(const GemmArgs& g, ThreadPool& pool) {
 }
 
 void qmatmul_heads(const HeadMatmulArgs& a, ThreadPool& pool) {
-  static const auto impl = avx512_vnni_supported() ? qmatmul_heads_vnni
-                           : avx2_supported()      ? qmatmul_heads_avx2
-                                                   : ref::qmatmul_heads;
+  static const auto impl = amx_int8_supported()      ? qmatmul_heads_amx
+                           : avx512_vnni_supported() ? qmatmul_heads_vnni
+                           : avx2_supported()        ? qmatmul_heads_avx2
+                                                     : ref::qmatmul_heads;
   impl(a, pool);
 }
 

@@ -64,6 +64,7 @@ inline __m512i load_w(const uint8_t* row, int64_t k, bool two) {
 }
 
 struct Avx512Vnni {
+  static constexpr ref::QuantizeRowFn kQuantizeRow = quantize_acts_row;
   template <BlockFormat F, int NT, int NR>
   static void tile(float* y, int64_t ldy, const QuantActs& qa, int64_t arow, const QRows& w,
                    int64_t r, int64_t K) {

@@ -43,6 +43,7 @@ inline __m256i load_w(const uint8_t* row, int64_t k) {
 }
 
 struct Avx2 {
+  static constexpr ref::QuantizeRowFn kQuantizeRow = nullptr;
   template <BlockFormat F, int NT, int NR>
   static void tile(float* y, int64_t ldy, const QuantActs& qa, int64_t arow, const QRows& w,
                    int64_t r, int64_t K) {

@@ -4,12 +4,13 @@
 // 16 weight rows of one head, each walking the rows of x 4 at a time against 4 weight rows (every
 // weight vector loaded feeds 4 rows of x) and the rest one at a time against 8 weight rows (decode
 // streams 8 rows at once). An ISA supplies Isa::tile<F, NT, NR>, which gives y[t][i] for NT rows
-// of x and NR weight rows; it must compute each y[t][i] by the same instructions in the same
-// order whatever NT and NR are, so an output depends on its own row of x only: a prefill row
-// equals its decode bit for bit (tests/unit/kernels/test_qmatmul.cc checks it).
-// Include after the file's target pragma, and after kernels/cpu/cpu.h and
-// kernels/ref/ref.h (included before the pragma, so that only this code takes the file's target);
-// everything here is file-local (an anonymous namespace), so each ISA's file has its own copy.
+// of x and NR weight rows, and Isa::kQuantizeRow, its activation quantizer (null: the scalar one);
+// tile must compute each y[t][i] by the same instructions in the same order whatever NT and NR are,
+// so an output depends on its own row of x only: a prefill row equals its decode bit for bit
+// (tests/unit/kernels/test_qmatmul.cc checks it). Include after the file's target pragma, and after
+// kernels/cpu/cpu.h and kernels/ref/ref.h (included before the pragma, so that only this code takes
+// the file's target); everything here is file-local (an anonymous namespace), so each ISA's file
+// has its own copy.
 #pragma once
 
 #include "kernels/cpu/cpu.h"
@@ -77,7 +78,7 @@ template <class Isa>
 void qmatmul_heads_isa(const HeadMatmulArgs& a, ThreadPool& pool) {
   ref::check_head_args(a);
   static thread_local QuantActs qa;
-  ref::quantize_head_acts(a, qa, pool);
+  ref::quantize_head_acts(a, qa, pool, Isa::kQuantizeRow);
   switch (a.w->quant->format) {
     case BlockFormat::Q8_0:
       return qmatmul_format<Isa, BlockFormat::Q8_0>(a, qa, pool);

@@ -15,14 +15,20 @@
 
 namespace dsv3::ref {
 
-void quantize_head_acts(const HeadMatmulArgs& a, QuantActs& qa, ThreadPool& pool) {
+void quantize_head_acts(const HeadMatmulArgs& a, QuantActs& qa, ThreadPool& pool,
+                        QuantizeRowFn row) {
   const int64_t K = a.w->cols;
   DSV3_CHECK(a.w->quant != nullptr && K % 32 == 0,
              "kernels: integer matmul needs an integer block-format weight of 32-value blocks");
   qa.reshape(a.n_heads * a.T, K);
   const auto rows = [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i)
-      qa.quantize_row(i, a.x + i % a.T * a.x_row_stride + i / a.T * a.x_head_stride);
+    for (int64_t i = b; i < e; ++i) {
+      const float* x = a.x + i % a.T * a.x_row_stride + i / a.T * a.x_head_stride;
+      if (row != nullptr)
+        row(qa, i, x);
+      else
+        qa.quantize_row(i, x);
+    }
   };
   if (qa.rows * K < (int64_t{1} << 16))  // a decode row: not worth waking the pool
     rows(0, qa.rows);

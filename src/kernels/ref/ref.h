@@ -18,8 +18,11 @@ void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool);
 // compute it: activations quantized to int8 per 32-block, exact integer block sums, FP32 scales
 // and sums in block order (qmatmul.cc). Single-threaded; the yardstick of kernels/cpu's qmatmul.
 void qmatmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
-// Every head's rows of x quantized into qa (row h * T + t), as qmatmul kernels do first.
-void quantize_head_acts(const HeadMatmulArgs& a, QuantActs& qa, ThreadPool& pool);
+// Every head's rows of x quantized into qa (row h * T + t), as qmatmul kernels do first, by
+// `row` (a SIMD version of QuantActs::quantize_row, bit for bit the same) or, null, the plain one.
+using QuantizeRowFn = void (*)(QuantActs& qa, int64_t row, const float* x);
+void quantize_head_acts(const HeadMatmulArgs& a, QuantActs& qa, ThreadPool& pool,
+                        QuantizeRowFn row = nullptr);
 void gemm(const GemmArgs& g, ThreadPool& pool);
 void gemm_bf16(const GemmArgs& g, ThreadPool& pool);
 // Throws Error for negative sizes, short leading dimensions or missing buffers (every table's

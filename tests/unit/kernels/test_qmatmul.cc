@@ -107,6 +107,38 @@ TEST(QuantActs, EachRowWithinHalfAStep) {
   EXPECT_TRUE(std::isnan(a.d_row(1)[0]));  // a row with a NaN: NaN outputs, as in float
 }
 
+TEST(QuantActs, Avx512RowIsTheScalarRowBitForBit) {
+  // cpu::quantize_acts_row against QuantActs::quantize_row on every field: blocks of different
+  // magnitudes (one of subnormals, whose scale rounds to 0: q = 0), an all-zero block, a half
+  // 64-step at the end (K = 160), values at exact half steps (ties to even), a row with an
+  // infinity and one with a NaN.
+  REQUIRE_AVX512();
+  const int64_t K = 160, rows = 5;
+  auto x = test::randn(rows * K, 21);
+  for (int64_t i = 0; i < rows * K; ++i)
+    x[i] *= std::pow(10.0f, static_cast<float>(i / 32 % 5) - 2);
+  for (int64_t i = 32; i < 64; ++i) x[i] = 1e-44f * static_cast<float>(i % 7);
+  for (int64_t i = 64; i < 96; ++i) x[i] = 0;
+  for (int64_t i = 0; i < 32; ++i)
+    x[K + i] = 0.5f * static_cast<float>(i) - 8.0f;  // d = 15.5 / 127
+  for (int64_t i = 32; i < 64; ++i)
+    x[K + i] = 2.5f * static_cast<float>(i % 5) - 5.0f + (i == 33 ? 127 : 0);
+  x[3 * K + 17] = INFINITY;
+  x[4 * K + 150] = std::nanf("");
+  QuantActs s, v;
+  s.reshape(rows, K);
+  v.reshape(rows, K);
+  for (int64_t r = 0; r < rows; ++r) {
+    s.quantize_row(r, x.data() + r * K);
+    cpu::quantize_acts_row(v, r, x.data() + r * K);
+  }
+  EXPECT_EQ(0, std::memcmp(s.q.data(), v.q.data(), rows * s.Kp));
+  EXPECT_EQ(0, std::memcmp(s.d.data(), v.d.data(), rows * s.Kp));  // Kp / 4 floats a row
+  EXPECT_EQ(0, std::memcmp(s.neg8.data(), v.neg8.data(), rows * s.Kp));
+  EXPECT_EQ(0, std::memcmp(s.dsum.data(), v.dsum.data(), rows * s.Kp));
+  EXPECT_NE(0, s.q_row(1)[40]);  // the tie block is not all zeros
+}
+
 // float64 of what ref::qmatmul_heads computes (dequantized weights times dequantized
 // activations) and the magnitude S of its terms (Q4_1: the scale and minimum terms apart).
 void exact_qdot(const QWeight& w, const QuantActs& a, int64_t t, int64_t r, double* y, double* s) {
@@ -131,8 +163,9 @@ struct Shape3 {
   int64_t rows, cols, T;
 };
 // Row counts off the 16 / 8 / 4 tiles, K with a half 64-step (96, 160), T around the 4-row tile,
-// one case above the 2^17 multiply-adds of the single-thread cutoff.
-const Shape3 kShapes[] = {{37, 96, 1}, {21, 160, 5}, {16, 512, 3}, {130, 1024, 17}};
+// one case above the 2^17 multiply-adds of the single-thread cutoff, one of three token tiles
+// (AMX: 16 + 16 + 3) against a whole 64-row panel.
+const Shape3 kShapes[] = {{37, 96, 1}, {21, 160, 5}, {16, 512, 3}, {130, 1024, 17}, {64, 320, 35}};
 
 TEST(Qmatmul, RefMatchesDouble) {
   // The integer block sums are exact; per block two or three float32 roundings (dw * dx, the
@@ -164,7 +197,8 @@ struct Isa {
   bool ok;
 };
 std::vector<Isa> isas() {
-  return {{"avx512-vnni", cpu::qmatmul_heads_vnni, cpu::avx512_vnni_supported()},
+  return {{"amx-int8", cpu::qmatmul_heads_amx, cpu::amx_int8_supported()},
+          {"avx512-vnni", cpu::qmatmul_heads_vnni, cpu::avx512_vnni_supported()},
           {"avx2", cpu::qmatmul_heads_avx2, cpu::avx2_supported()}};
 }
 
