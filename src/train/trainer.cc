@@ -224,7 +224,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
   const std::string from = !ckpt.empty() ? ckpt : cfg.init_dir;
   const ModelConfig start =
       from.empty() ? preset_config(cfg.preset) : load_config(path_join(from, "config.json"));
-  const ExpertSlice slice = ep ? expert_slice(start, cfg.ep, ep->group->rank()) : ExpertSlice{};
+  const ParamSlice slice = ep ? expert_slice(start, cfg.ep, ep->group->rank()) : ParamSlice{};
   ModelWeights weights = !from.empty() ? ModelWeights::load(from, slice)
                                        : ModelWeights::random(start, cfg.seed, DType::F32, slice);
   DSV3_CHECK(cfg.node_limit == 0 || cfg.ep > 1, "train: --node-limit needs --ep",
@@ -328,7 +328,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
                  "%lld of %lld a layer) and AdamW moments of %.2fM (its ZeRO-1 shards): %.0f MB, "
                  "against %.0f MB for the whole model in one process\n",
                  static_cast<long long>(cfg.ep), n_params / 1e6, whole / 1e6,
-                 static_cast<long long>(slice.count), static_cast<long long>(mc.n_routed_experts),
+                 static_cast<long long>(slice.expert_count), static_cast<long long>(mc.n_routed_experts),
                  moments / 1e6, (n_params * 8 + moments * 2 * moment_bytes) / 1e6,
                  whole * (8 + 2 * moment_bytes) / 1e6);
   }
