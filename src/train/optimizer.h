@@ -30,6 +30,11 @@ void validate(const AdamWConfig& c);
 double global_grad_norm(const ParamStore& ps, ThreadPool* pool = nullptr);
 double global_grad_norm(const ArenaLayout& l, std::span<const float> grads,
                         ThreadPool* pool = nullptr);
+// Σ g² of each piece (kNormPiece elements, the last shorter) of one tensor's gradient, in double:
+// the partial sums global_grad_norm adds in order (so a whole model's norm assembled from the
+// tensors ranks hold is one process's, bit for bit).
+inline constexpr int64_t kNormPiece = int64_t{1} << 14;
+std::vector<double> piece_square_sums(std::span<const float> g);
 // torch.nn.utils.clip_grad_norm_: with norm the global norm, scales every gradient by
 // min(1, max_norm / (norm + 1e-6)) when that is below 1. Returns the norm before clipping.
 double clip_grads(ParamStore& ps, double max_norm, ThreadPool* pool = nullptr);
