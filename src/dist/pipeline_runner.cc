@@ -114,7 +114,9 @@ void PipelineRunner::sync_mtp_embedding() {
   // tokens; the first stage's rank trains it and sends the values before each step.
   const int S = layout_->stages(), me = comm_.rank(), first = layout_->rank_of(0, 0),
             last = layout_->rank_of(S - 1, 0);
-  if (first == last || (me != first && me != last) || !model_->has_mtp()) return;
+  if (schedule_ != PipelineSchedule::OneFOneB || first == last || (me != first && me != last) ||
+      !model_->has_mtp())
+    return;
   Param& p = model_->params().get("model.embed_tokens.weight");
   float* x = model_->params().master().data() + p.offset;
   MPI_Request r =

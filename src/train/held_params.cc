@@ -89,7 +89,8 @@ std::vector<float> HeldParamsAdamW::gather_whole(std::span<const float> local) c
     std::copy_n(local.begin() + local_at_[i], whole_.tensors[i].numel, buf.begin() + at);
     at += whole_.tensors[i].numel;
   }
-  all_.allgather(buf, bounds_);
+  all_.gather_to_first(buf, bounds_);
+  if (all_.rank() != 0) return {};
   std::vector<float> whole(buf.size());
   std::vector<int64_t> next(bounds_.begin(), bounds_.end() - 1);
   for (size_t i = 0; i < whole_.tensors.size(); ++i) {

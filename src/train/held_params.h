@@ -44,13 +44,14 @@ class HeldParamsAdamW {
   int64_t steps() const { return zero_.steps(); }
   // Moment elements this rank keeps (its ZeRO-1 shard).
   int64_t shard_numel() const;
-  // Collective: every tensor's values from its owner; the lookup ParamStore::save takes for the
-  // tensors this rank does not hold (it owns the gathered values).
+  // Collective: every tensor's values from its owner; on rank 0 (the only one that saves) the
+  // lookup ParamStore::save takes for the tensors it does not hold (it owns the gathered values).
   ParamStore::AbsentValues gather(std::span<const float> master) const;
 
  private:
   // Collective: the whole model's arena (ArenaLayout::whole's order) from every owner's part of
-  // `local` (an arena of this rank's layout).
+  // `local` (an arena of this rank's layout), on rank 0 of `all` only (empty elsewhere: a
+  // checkpoint never holds the whole model on the other ranks).
   std::vector<float> gather_whole(std::span<const float> local) const;
 
   DataParallelGroup& all_;
