@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <utility>
 
 #include "base/error.h"
 #include "model/param_table.h"
@@ -127,12 +128,7 @@ void ExpertParallelAdamW::save(const std::string& path) const {
     const std::vector<float> exp_v = gather_regions(own_v);
     if (all_.rank() == 0) place(rest_v, exp_v, v);
   }
-  if (all_.rank() != 0) return;
-  AdamW whole(whole_, cfg_);
-  whole.set_state(m, v, steps());
-  m = {};
-  v = {};
-  whole.save(path);
+  if (all_.rank() == 0) save_adamw_state(whole_, cfg_, std::move(m), std::move(v), steps(), path);
 }
 
 void ExpertParallelAdamW::load(const std::string& path) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <utility>
 
 #include "base/error.h"
 #include "train/optimizer.h"
@@ -116,12 +117,7 @@ void HeldParamsAdamW::save(const std::string& path) const {
   zero_.gather_state(m, v);  // this rank's tensors' whole moments, from the holders' shards
   m = gather_whole(m);
   v = gather_whole(v);
-  if (all_.rank() != 0) return;
-  AdamW whole(whole_, cfg_);
-  whole.set_state(m, v, steps());
-  m = {};
-  v = {};
-  whole.save(path);
+  if (all_.rank() == 0) save_adamw_state(whole_, cfg_, std::move(m), std::move(v), steps(), path);
 }
 
 void HeldParamsAdamW::load(const std::string& path) {

@@ -161,6 +161,15 @@ double global_grad_norm(const ArenaLayout& l, std::span<const float> grads, Thre
   return norm_of_pieces(pieces, pool);
 }
 
+void save_adamw_state(const ArenaLayout& l, const AdamWConfig& c, std::vector<float> m,
+                      std::vector<float> v, int64_t steps, const std::string& path) {
+  AdamW a(l, c);
+  a.set_state(m, v, steps);
+  m = {};
+  v = {};
+  a.save(path);
+}
+
 std::vector<double> piece_square_sums(std::span<const float> g) {
   std::vector<std::span<const float>> pieces;
   add_pieces(pieces, g.data(), static_cast<int64_t>(g.size()));

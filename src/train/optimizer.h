@@ -85,6 +85,7 @@ class AdamW {
     int64_t offset, numel;
     bool decay;
   };
+
   AdamWConfig cfg_;
   ArenaLayout layout_;
   std::vector<Chunk> chunks_;  // the trained tensors in pieces of at most kChunk elements
@@ -93,5 +94,11 @@ class AdamW {
   std::vector<uint16_t> m16_, v16_;
   std::vector<float> m32_, v32_;
 };
+
+// Writes whole moments m, v [l.numel] (gathered from ZeRO-1 or model-parallel shards) and the
+// step count as AdamW::save does; m and v are freed before the file is written, so a checkpoint's
+// peak holds the state about once.
+void save_adamw_state(const ArenaLayout& l, const AdamWConfig& c, std::vector<float> m,
+                      std::vector<float> v, int64_t steps, const std::string& path);
 
 }  // namespace dsv3
