@@ -71,5 +71,5 @@ tps = statistics.median(l["tokens_per_s"] for l in lines[1:])
 print("PP %s over %s ranks: %.0f tokens/s (median of steps 2..%d)" % (sys.argv[2], sys.argv[3],
                                                                      tps, len(lines)))
 PY
-  grep -E "^pipeline:|^  rank|Table 2|through MPI" "$work/log-$schedule" || true
+  grep -E "^pipeline:|^  rank|Table 2|through MPI|^memory: --pp" "$work/log-$schedule" || true
 done

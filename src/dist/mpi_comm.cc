@@ -81,6 +81,21 @@ void Communicator::allgatherv_inplace(std::span<float> x, std::span<const int64_
             "MPI_Allgatherv");
 }
 
+void Communicator::gatherv_inplace(std::span<float> x, std::span<const int64_t> bounds,
+                                   int root) const {
+  std::vector<int> displs;
+  const std::vector<int> counts = to_counts(bounds, displs);
+  const auto me = static_cast<size_t>(rank_);
+  if (rank_ == root)
+    check_mpi(MPI_Gatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x.data(), counts.data(),
+                          displs.data(), MPI_FLOAT, root, comm_),
+              "MPI_Gatherv");
+  else
+    check_mpi(MPI_Gatherv(x.data() + bounds[me], counts[me], MPI_FLOAT, nullptr, nullptr, nullptr,
+                          MPI_FLOAT, root, comm_),
+              "MPI_Gatherv");
+}
+
 void Communicator::alltoallv(const void* send, std::span<const int64_t> send_bounds, void* recv,
                              std::span<const int64_t> recv_bounds, MPI_Datatype type) const {
   std::vector<int> sd, rd;

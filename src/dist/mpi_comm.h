@@ -39,6 +39,8 @@ class Communicator {
 
   // The calls the data-parallel group needs; counts and displacements in elements.
   void allgatherv_inplace(std::span<float> x, std::span<const int64_t> bounds) const;
+  // Rank r's [bounds[r], bounds[r+1]) of x to `root`'s x (MPI_Gatherv).
+  void gatherv_inplace(std::span<float> x, std::span<const int64_t> bounds, int root) const;
   void alltoallv(const float* send, std::span<const int64_t> send_bounds, float* recv,
                  std::span<const int64_t> recv_bounds) const;
   // The same for bytes (encoded MoE rows, dist/ep_payload.h).

@@ -1,6 +1,7 @@
 // dsv3 train over MPI ranks: see mpi_train.h.
 #include "dist/mpi_train.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -41,11 +42,18 @@ int64_t train_mpi(const TrainConfig& cfg, PipelineSchedule pipeline, const std::
     }
     // Pipeline d is world ranks [d·P, (d+1)·P).
     const int P = static_cast<int>(cfg.pp);
-    std::unique_ptr<Communicator> pipe_ranks;
+    // A pipeline rank holds its stages; the ranks holding the same ones (position r of every
+    // pipeline, and for DualPipe its partner N-1-r too) reduce their gradients.
+    std::unique_ptr<Communicator> pipe_ranks, holder_ranks;
+    std::unique_ptr<MpiDataParallel> holders;
     std::unique_ptr<PipelineRunner> pipe;
     if (P > 1) {
-      pipe_ranks = std::make_unique<Communicator>(comm, comm.rank() / P, comm.rank() % P);
-      pipe = std::make_unique<PipelineRunner>(comm, *pipe_ranks, pipeline);
+      const int r = comm.rank() % P;
+      pipe_ranks = std::make_unique<Communicator>(comm, comm.rank() / P, r);
+      holder_ranks = std::make_unique<Communicator>(
+          comm, pipeline == PipelineSchedule::DualPipe ? std::min(r, P - 1 - r) : r, comm.rank());
+      holders = std::make_unique<MpiDataParallel>(*holder_ranks);
+      pipe = std::make_unique<PipelineRunner>(comm, *pipe_ranks, *holders, pipeline);
     }
     done = train(cfg, stop, hook, &group, E > 1 ? &ep : nullptr, pipe.get());
     if (pipe) {
@@ -57,7 +65,8 @@ int64_t train_mpi(const TrainConfig& cfg, PipelineSchedule pipeline, const std::
     }
     if (*lead) {
       const double dp = static_cast<double>(group.bytes_sent() + ep_group.bytes_sent() +
-                                            replicas.bytes_sent()),
+                                            replicas.bytes_sent() +
+                                            (holders ? holders->bytes_sent() : 0)),
                    moe = dispatcher ? static_cast<double>(dispatcher->bytes_sent()) : 0.0;
       std::fprintf(stderr,
                    "train: %d ranks; rank 0 sent %.2f MB through MPI in %.1f s (%lld steps): "

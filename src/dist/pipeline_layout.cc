@@ -50,6 +50,22 @@ int PipelineLayout::rank_of(int s, int dir) const {
   return 0;
 }
 
+ParamSlice PipelineLayout::slice(int rank, bool mtp) const {
+  ParamSlice s;
+  s.embedding = s.head = false;
+  // DualPipe's second phase runs the same stage as another rank's first: one of them suffices.
+  const int phases = schedule == PipelineSchedule::OneFOneB ? 1 : 2;
+  for (int phase = 0; phase < phases; ++phase) {
+    const int st = stage(rank, phase);
+    const StageLayers l = stage_layers(st);
+    s.layers.push_back({l.begin, l.end});
+    const bool last = st == stages() - 1;
+    s.embedding = s.embedding || st == 0 || (last && mtp);
+    s.head = s.head || last;
+  }
+  return s;
+}
+
 int PipelineLayout::first_micro_batch(int dir) const {
   return dir * micro_batches_of();
 }

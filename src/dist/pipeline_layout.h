@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "dist/pipeline_schedule.h"
+#include "model/weights.h"
 #include "train/forward_backward.h"
 
 namespace dsv3 {
@@ -35,6 +36,11 @@ struct PipelineLayout {
   // The micro-batches of direction d: [first_micro_batch(d), + micro_batches_of()).
   int first_micro_batch(int direction) const;
   int micro_batches_of() const { return micro_batches / directions(); }
+  // The parameters `rank` needs (ModelWeights::load's slice): the layers of its stages, the
+  // embedding with stage 0, the final norm, head and MTP module with the last stage — and the
+  // embedding there too when the model has an MTP module (`mtp`), which embeds the shifted
+  // tokens on the last stage (1F1B: another rank than stage 0's).
+  ParamSlice slice(int rank, bool mtp) const;
 };
 
 }  // namespace dsv3

@@ -18,8 +18,12 @@ constexpr int kTagLimit = 32767;  // the least MPI_TAG_UB the standard allows
 }  // namespace
 
 PipelineRunner::PipelineRunner(const Communicator& world, const Communicator& pipe,
-                               PipelineSchedule schedule)
-    : world_(world), comm_(pipe), schedule_(schedule), replica_(world.rank() / pipe.size()) {
+                               DataParallelGroup& holders, PipelineSchedule schedule)
+    : world_(world),
+      comm_(pipe),
+      holders_(holders),
+      schedule_(schedule),
+      replica_(world.rank() / pipe.size()) {
   DSV3_CHECK(world.size() % pipe.size() == 0 && world.rank() % pipe.size() == pipe.rank(),
              "pipeline: the pipeline's ranks must be consecutive ranks of the job");
 }
@@ -50,6 +54,75 @@ void PipelineRunner::attach(Model& model, ComputeContext ctx, const TrainConfig&
   batch_ = cfg.batch;
   seq_len_ = cfg.seq_len;
   recompute_ = cfg.recompute;
+}
+
+ParamSlice PipelineRunner::slice(const ModelConfig& c, const TrainConfig& cfg) {
+  const int replicas = world_.size() / comm_.size();
+  layout_.emplace(schedule_, comm_.size(), static_cast<int>(cfg.accum) / replicas,
+                  c.num_hidden_layers);
+  return layout_->slice(comm_.rank(), c.num_nextn_predict_layers > 0);
+}
+
+bool PipelineRunner::owns(const std::string& tensor) const {
+  DSV3_CHECK(layout_, "pipeline: owns before slice");
+  const int s = stage_of(tensor), me = comm_.rank();
+  return holders_.rank() == 0 && (layout_->stage(me, 0) == s || layout_->stage(me, 1) == s);
+}
+
+double PipelineRunner::evaluate_ce(const int32_t* windows, int64_t B, int64_t T) {
+  DSV3_CHECK(model_, "pipeline: evaluate before attach");
+  const int S = layout_->stages(), me = comm_.rank();
+  LossWeights w = weights_;
+  w.mtp_lambda = 0;
+  const int64_t n = B * T * model_->config().hidden_size;
+  std::vector<float> carry;  // DualPipeV's turn at rank N-1: a stage's output to itself
+  double ce = 0;
+  for (int s = 0; s < S; ++s) {
+    if (layout_->rank_of(s, 0) != me) continue;
+    const StageLayers sl = layout_->stage_layers(s);
+    MicroBatch mb;
+    fb_->start(mb, windows, B, T, w, 1.0);
+    if (s > 0) {
+      mb.acts.resid.resize(static_cast<size_t>(layout_->layers + 1));
+      std::vector<float>& in = mb.acts.resid[static_cast<size_t>(sl.begin)];
+      if (layout_->rank_of(s - 1, 0) == me) {
+        in = std::move(carry);
+      } else {
+        in.resize(static_cast<size_t>(n));
+        MPI_Request r = comm_.irecv(in.data(), n, layout_->rank_of(s - 1, 0), s);
+        Communicator::wait(r);
+      }
+    }
+    fb_->forward(mb, sl, w, false);
+    if (s + 1 == S) {
+      ce = ForwardBackward::loss_parts(mb.terms, w).ce;
+    } else if (layout_->rank_of(s + 1, 0) == me) {
+      carry = std::move(mb.acts.resid[static_cast<size_t>(sl.end)]);
+    } else {
+      MPI_Request r = comm_.isend(mb.acts.resid[static_cast<size_t>(sl.end)].data(), n,
+                                  layout_->rank_of(s + 1, 0), s + 1);
+      Communicator::wait(r);
+    }
+  }
+  std::vector<double> all(static_cast<size_t>(comm_.size()));
+  comm_.allgather(&ce, 1, all.data());
+  return all[static_cast<size_t>(layout_->rank_of(S - 1, 0))];
+}
+
+void PipelineRunner::sync_mtp_embedding() {
+  // 1F1B's last rank holds the embedding only for its MTP module, which embeds the shifted
+  // tokens; the first stage's rank trains it and sends the values before each step.
+  const int S = layout_->stages(), me = comm_.rank(), first = layout_->rank_of(0, 0),
+            last = layout_->rank_of(S - 1, 0);
+  if (schedule_ != PipelineSchedule::OneFOneB || first == last || (me != first && me != last) ||
+      !model_->has_mtp())
+    return;
+  Param& p = model_->params().get("model.embed_tokens.weight");
+  float* x = model_->params().master().data() + p.offset;
+  MPI_Request r =
+      me == first ? comm_.isend(x, p.numel, last, 0) : comm_.irecv(x, p.numel, first, 0);
+  Communicator::wait(r);
+  if (me == first) bytes_ += p.numel * static_cast<int64_t>(sizeof(float));
 }
 
 int PipelineRunner::tag(int micro_batch, int stage, int grad) const {
@@ -235,7 +308,7 @@ void PipelineRunner::run(const std::vector<std::vector<int32_t>>& windows, doubl
                                         " does not split into " + std::to_string(replicas) +
                                         " pipelines");
   const ModelConfig& mc = model_->config();
-  if (!layout_ || layout_->micro_batches != C) {
+  if (!layout_ || layout_->micro_batches != C || actions_.empty()) {
     layout_.emplace(schedule_, comm_.size(), C, mc.num_hidden_layers);
     DSV3_CHECK(2 * C * layout_->stages() + C <= kTagLimit,
                "pipeline: " + std::to_string(C) + " micro-batches over " +
@@ -246,6 +319,7 @@ void PipelineRunner::run(const std::vector<std::vector<int32_t>>& windows, doubl
   }
   offset_ = replica_ * C;
   windows_ = &windows;
+  sync_mtp_embedding();
   const size_t TS = fb_->terms_size();
   states_.clear();
   states_.resize(static_cast<size_t>(2 * C));

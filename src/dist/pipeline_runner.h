@@ -4,11 +4,12 @@
 // their gradients sent to the neighbouring stages with nonblocking MPI point-to-point calls in
 // program order.
 //
-// Equal to one process, bit for bit: every rank holds every weight and only computes its stages;
-// each parameter's gradient is accumulated by the one rank (per direction) that runs its stage,
-// over that direction's micro-batches in order, and the trainer's group then sums the ranks'
-// gradient arenas in rank order, which adds only zeros to a gradient one rank computed and is
-// exactly fl(a + b) for DualPipe's two copies — what one process with --dp 2 computes (the two
+// A rank holds only its stages' tensors (slice(): PipelineLayout::slice). Equal to one process,
+// bit for bit: each parameter's gradient is accumulated by the one rank (per direction) that runs
+// its stage, over that direction's micro-batches in order, and the trainer then sums it over the
+// ranks holding it (holders(): the same position in every pipeline, DualPipe's partner too) in
+// rank order, which is exactly fl(a + b) for DualPipe's two copies — what one process with --dp 2
+// computes (the two
 // directions are its two parts). With D pipelines (--dp D --pp P) replica d's micro-batches are
 // part d (DualPipe: parts 2d, 2d+1) of one process's --dp D (2D); for DualPipe rank r and N-1-r
 // first swap their copies of stage N-1-r, so that rank order is part order for every parameter. A
@@ -37,11 +38,21 @@ class PipelineRunner : public StepRunner {
   // world: every rank (the trainer's data-parallel group spans it); pipe: the P ranks of this
   // rank's pipeline (world ranks [d·P, (d+1)·P) for replica d of D = world / P). Replica d runs
   // the step's micro-batches [d·C/D, (d+1)·C/D).
-  PipelineRunner(const Communicator& world, const Communicator& pipe, PipelineSchedule schedule);
+  // holders: the ranks holding this rank's stages (DualPipe: its partner N-1-r too) in every
+  // pipeline.
+  PipelineRunner(const Communicator& world, const Communicator& pipe, DataParallelGroup& holders,
+                 PipelineSchedule schedule);
   ~PipelineRunner() override;
   void attach(Model& model, ComputeContext ctx, const TrainConfig& cfg) override;
   void run(const std::vector<std::vector<int32_t>>& windows, double sums[5],
            std::vector<std::vector<int64_t>>& load) override;
+  ParamSlice slice(const ModelConfig& c, const TrainConfig& cfg) override;
+  DataParallelGroup& holders() override { return holders_; }
+  // The first of the holders (pipeline 0; DualPipe: the partner with the lower rank) owns the
+  // tensors of its stages; 1F1B's last rank holds the embedding for the MTP module only.
+  bool owns(const std::string& tensor) const override;
+  // Stage after stage along direction 0, each rank running its stages' forward.
+  double evaluate_ce(const int32_t* windows, int64_t B, int64_t T) override;
 
   // What this rank measured over the steps so far, every rank's gathered (a collective): a JSON
   // array, one object per rank of the job: rank, replica (its pipeline), schedule, ranks (of a
@@ -73,6 +84,7 @@ class PipelineRunner : public StepRunner {
   void send(const float* x, int64_t n, int dest, int tag);
   void reap_sends(bool all);
   void embedding_grads();
+  void sync_mtp_embedding();
   void sort_dualpipe_copies();
   int stage_of(const std::string& tensor) const;  // the stage whose gradient a tensor is
   const std::vector<int32_t>& window(int micro_batch) const;
@@ -80,6 +92,7 @@ class PipelineRunner : public StepRunner {
 
   const Communicator& world_;
   const Communicator& comm_;  // the pipeline's ranks
+  DataParallelGroup& holders_;
   PipelineSchedule schedule_;
   int replica_ = 0, offset_ = 0;  // this pipeline's index and its first micro-batch of the step
   Model* model_ = nullptr;

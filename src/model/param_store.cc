@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 
 #include "base/error.h"
 #include "base/file.h"
@@ -80,9 +81,15 @@ ParamStore::ParamStore(const ModelWeights& w) : config_(w.config()), specs_(para
       value_f32(p, p.f32);
     }
   }
-  // Arena offsets in table order; when some experts are absent, the held experts after the rest.
-  const bool some_absent =
-      std::any_of(params_.begin(), params_.end(), [](const Param& p) { return p.absent; });
+  // Arena offsets in table order; when a layer holds only some of its experts (expert
+  // parallelism), the held experts after the rest. Other absent tensors (another pipeline stage's
+  // layers) just take no space.
+  std::set<int64_t> with_experts;
+  for (const Param& p : params_)
+    if (!p.absent && p.spec->expert >= 0) with_experts.insert(p.spec->layer);
+  const bool some_absent = std::any_of(params_.begin(), params_.end(), [&](const Param& p) {
+    return p.absent && p.spec->expert >= 0 && with_experts.count(p.spec->layer) > 0;
+  });
   for (int pass = 0; pass < (some_absent ? 2 : 1); ++pass) {
     if (pass == 1) expert_offset_ = arena_numel_;
     for (Param& p : params_) {
@@ -191,8 +198,8 @@ void ParamStore::save_impl(const std::string& dir, const DType* dtype,
     const ParamSpec& s = *p.spec;
     const float* owner = p.absent && dtype && absent ? absent(p) : nullptr;
     DSV3_CHECK(!p.absent || owner,
-               "save: this process does not hold " + s.name + " (expert parallelism)",
-               "gather the experts from the ranks that hold them before saving");
+               "save: this process does not hold " + s.name + " (it is split between processes)",
+               "gather the tensors from the ranks that hold them before saving");
     // The tensor as FP32: its own values, or its owner's.
     const auto values = [&p, owner](float* out) {
       if (owner)

@@ -36,8 +36,9 @@ struct Param {
   // MTP embed_tokens / shared_head.head (SPEC §1.7 "shared embedding", "shared output head"): this
   // entry aliases the main tensor (same value, offset and gradient); save() writes it as a copy.
   bool alias = false;
-  // A routed expert another expert-parallel rank holds (ExpertSlice, weights.h): no values, no
-  // arena space, no gradient; value keeps its shape.
+  // A tensor another rank holds (ParamSlice, weights.h: a routed expert under expert parallelism,
+  // another stage's under pipeline parallelism): no values, no arena space, no gradient; value
+  // keeps its shape. An alias of an absent tensor is absent.
   bool absent = false;
 
   const std::string& name() const { return spec->name; }
@@ -52,10 +53,11 @@ void write_int_blocks(ShardedWriter& writer, const std::string& name, const Weig
 class ParamStore {
  public:
   // Views of `w`'s tensors (which must outlive the store); vectors converted to FP32. The arenas
-  // hold the tensors in table order; when `w` holds only some routed experts (ExpertSlice), the
+  // hold the tensors in table order; when `w` holds only some routed experts (ParamSlice), the
   // other tensors come first and the held experts after them, so that the experts, which differ
   // between expert-parallel ranks, are one region at the end of every arena (src/dist reduces
-  // that region over the ranks holding the same experts only, the rest over all ranks).
+  // that region over the ranks holding the same experts only, the rest over all ranks). Tensors
+  // of other pipeline stages (ParamSlice::layers) take no arena space.
   explicit ParamStore(const ModelWeights& w);
   ParamStore(const ParamStore&) = delete;
   ParamStore& operator=(const ParamStore&) = delete;
@@ -71,7 +73,7 @@ class ParamStore {
   std::span<Param> all() { return params_; }
   std::span<const Param> all() const { return params_; }
   // Elements in the arenas: every parameter once (aliases share their main tensor's), absent
-  // experts left out; the held experts start at expert_offset() (arena_numel() when none is).
+  // tensors left out; the held experts start at expert_offset() (arena_numel() when none is).
   int64_t arena_numel() const { return arena_numel_; }
   int64_t expert_offset() const { return expert_offset_; }
 
@@ -88,8 +90,8 @@ class ParamStore {
   // F16 or F8_E4M3 (DeepSeek's FP8 layout: fp8_able matrices as E4M3 + weight_scale_inv, the rest
   // BF16); keep_f32 tensors stay F32. save_as_stored() keeps each tensor's current bytes exactly
   // (FP8 with its scales), so load -> save -> load is bit-identical.
-  // absent: the FP32 values [numel] of the experts this store does not hold (gathered from their
-  // owners by src/dist), so that the folder is the whole model; a store with absent experts and
+  // absent: the FP32 values [numel] of the tensors this store does not hold (gathered from their
+  // owners by src/dist), so that the folder is the whole model; a store with absent tensors and
   // no such source cannot save.
   using AbsentValues = std::function<const float*(const Param&)>;
   void save(const std::string& dir, DType dtype, const AbsentValues& absent = {}) const;

@@ -1,6 +1,7 @@
 // ModelWeights: the parameter table checked against a HF folder (or filled at random in memory).
 #include "model/weights.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -144,12 +145,24 @@ void check_files_hold(const ModelConfig& c, const TensorStore& store,
 
 }  // namespace
 
+bool ParamSlice::holds(const ParamSpec& p) const {
+  if (p.expert >= 0 && expert_count >= 0 &&
+      (p.expert < expert_first || p.expert >= expert_first + expert_count))
+    return false;
+  if (p.group == ParamGroup::Mtp || (p.layer < 0 && p.name != "model.embed_tokens.weight"))
+    return head;  // the MTP module, the final norm and the LM head: the last stage's
+  if (p.layer < 0) return embedding;
+  if (layers.empty()) return true;
+  return std::any_of(layers.begin(), layers.end(),
+                     [&](const Layers& r) { return p.layer >= r.begin && p.layer < r.end; });
+}
+
 ModelWeights::ModelWeights() : impl_(std::make_unique<Impl>()) {}
 ModelWeights::ModelWeights(ModelWeights&&) noexcept = default;
 ModelWeights& ModelWeights::operator=(ModelWeights&&) noexcept = default;
 ModelWeights::~ModelWeights() = default;
 
-ModelWeights ModelWeights::load(const std::string& dir, ExpertSlice slice) {
+ModelWeights ModelWeights::load(const std::string& dir, ParamSlice slice) {
   ModelWeights w;
   Impl& m = *w.impl_;
   std::string config_path = path_join(dir, "config.json");
@@ -195,7 +208,7 @@ ModelWeights ModelWeights::load(const std::string& dir, ExpertSlice slice) {
 }
 
 ModelWeights ModelWeights::random(const ModelConfig& c, uint64_t seed, DType dtype,
-                                  ExpertSlice slice) {
+                                  ParamSlice slice) {
   if (dtype != DType::F32 && dtype != DType::BF16 && dtype != DType::F16)
     throw Error("random weights: dtype " + std::string(dtype_name(dtype)) +
                 " is not supported (F32, BF16 or F16)");
@@ -209,7 +222,7 @@ ModelWeights ModelWeights::random(const ModelConfig& c, uint64_t seed, DType dty
     v.name = p.name;
     v.dtype = dt;
     v.shape = p.shape;
-    if (!slice.holds(p)) {  // absent: another expert-parallel rank holds it
+    if (!slice.holds(p)) {  // absent: another rank holds it
       m.index.emplace(p.name, m.views.size());
       m.views.push_back(std::move(v));
       continue;

@@ -45,16 +45,31 @@ struct WeightView {
   }
 };
 
-// The routed experts a process holds under expert parallelism (SPEC §5): experts
-// [first, first + count) of every MoE layer, the MTP module's included. count < 0: all of them.
-// The others are absent: their views keep name, dtype and shape but no data, and nothing of them
-// is read (load) or allocated (random).
-struct ExpertSlice {
-  int64_t first = 0, count = -1;
+// The parameters a process holds when the model is split between processes (SPEC §5): every
+// tensor it does not hold is absent — its view keeps name, dtype and shape but no data, and
+// nothing of it is read (load) or allocated (random).
+//   Expert parallelism: routed experts [expert_first, expert_first + expert_count) of every MoE
+//   layer, the MTP module's included (expert_count < 0: all of them).
+//   Pipeline parallelism: the decoder layers in `layers` (a list of [begin, end) ranges; empty:
+//   all), the embedding when `embedding`, the final norm, the LM head and the MTP module when
+//   `head` (their stage: the last).
+// The default holds everything.
+struct ParamSlice {
+  struct Layers {
+    int64_t begin = 0, end = 0;
+  };
+  int64_t expert_first = 0, expert_count = -1;
+  std::vector<Layers> layers;
+  bool embedding = true, head = true;
 
-  bool holds(const ParamSpec& p) const {
-    return count < 0 || p.expert < 0 || (p.expert >= first && p.expert < first + count);
+  static ParamSlice experts(int64_t first, int64_t count) {
+    ParamSlice s;
+    s.expert_first = first;
+    s.expert_count = count;
+    return s;
   }
+  bool holds_all() const { return expert_count < 0 && layers.empty() && embedding && head; }
+  bool holds(const ParamSpec& p) const;
 };
 
 class ModelWeights {
@@ -62,13 +77,13 @@ class ModelWeights {
   // Opens a HF folder: config.json + model.safetensors or model.safetensors.index.json shards.
   // Every tensor of param_table(config) must be present with its shape; FP8 tensors need their
   // weight_scale_inv, integer block formats (I8 / U8 quants) their F16 NAME_scale (and NAME_min).
-  // Errors name the file and the tensor. The experts outside `slice` are checked (present, shape,
+  // Errors name the file and the tensor. The tensors outside `slice` are checked (present, shape,
   // dtype) but left absent.
-  static ModelWeights load(const std::string& dir, ExpertSlice slice = {});
+  static ModelWeights load(const std::string& dir, ParamSlice slice = {});
   // Random weights initialised as SPEC §1.2, held in memory in `dtype` (F32, BF16 or F16), with
-  // the same values write_random_model writes for the same seed (for the experts in `slice`).
+  // the same values write_random_model writes for the same seed (for the tensors in `slice`).
   static ModelWeights random(const ModelConfig& c, uint64_t seed, DType dtype,
-                             ExpertSlice slice = {});
+                             ParamSlice slice = {});
 
   const ModelConfig& config() const;
   // Node-limited routing (moe_router.h's limit_routing_to_nodes) on this model's config: what

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <utility>
 
 #include "base/error.h"
 #include "model/param_table.h"
@@ -11,13 +12,13 @@
 
 namespace dsv3 {
 
-ExpertSlice expert_slice(const ModelConfig& c, int64_t ep, int64_t position) {
+ParamSlice expert_slice(const ModelConfig& c, int64_t ep, int64_t position) {
   DSV3_CHECK(ep >= 1 && c.n_routed_experts > 0 && c.n_routed_experts % ep == 0,
              "train: --ep " + std::to_string(ep) + " does not divide the model's " +
                  std::to_string(c.n_routed_experts) + " routed experts",
              "use an --ep that divides n_routed_experts (and --dp)");
   const int64_t per = c.n_routed_experts / ep;
-  return ExpertSlice{position * per, per};
+  return ParamSlice::experts(position * per, per);
 }
 
 ExpertParallelAdamW::ExpertParallelAdamW(const ParamStore& ps, const AdamWConfig& c,
@@ -127,12 +128,7 @@ void ExpertParallelAdamW::save(const std::string& path) const {
     const std::vector<float> exp_v = gather_regions(own_v);
     if (all_.rank() == 0) place(rest_v, exp_v, v);
   }
-  if (all_.rank() != 0) return;
-  AdamW whole(whole_, cfg_);
-  whole.set_state(m, v, steps());
-  m = {};
-  v = {};
-  whole.save(path);
+  if (all_.rank() == 0) save_adamw_state(whole_, cfg_, std::move(m), std::move(v), steps(), path);
 }
 
 void ExpertParallelAdamW::load(const std::string& path) {

@@ -5,10 +5,10 @@
 // for the whole group's tokens through an all-to-all dispatcher. src/dist provides the dispatcher
 // and the groups over MPI; train knows them through these interfaces only.
 //
-// A rank's arena is [the rest | its experts] (ParamStore with an ExpertSlice). After the backward
-// passes the rest is summed over all D ranks and the experts over the D / E ranks that hold the
-// same ones (one per group), both in rank order; ZeRO-1 shards each region over the ranks that
-// reduce it. Checkpoints are the whole model's, as one process writes them.
+// A rank's arena is [the rest | its experts] (ParamStore with a ParamSlice of its experts). After
+// the backward passes the rest is summed over all D ranks and the experts over the D / E ranks that
+// hold the same ones (one per group), both in rank order; ZeRO-1 shards each region over the ranks
+// that reduce it. Checkpoints are the whole model's, as one process writes them.
 #pragma once
 #include <cstdint>
 #include <span>
@@ -30,7 +30,7 @@ struct ExpertParallel {
 };
 
 // The experts position j of E holds; Error unless E divides c.n_routed_experts.
-ExpertSlice expert_slice(const ModelConfig& c, int64_t ep, int64_t position);
+ParamSlice expert_slice(const ModelConfig& c, int64_t ep, int64_t position);
 
 // ZeRO-1 AdamW and the gradient reductions over a store that holds one position's experts.
 class ExpertParallelAdamW {

@@ -19,7 +19,7 @@ namespace {
 
 // Tensors are cut into pieces of this many elements: the unit of work of the thread pool, and of
 // the norm's partial sums (so the sum's order never depends on the thread count).
-constexpr int64_t kChunk = int64_t{1} << 14;
+constexpr int64_t kChunk = kNormPiece;
 constexpr char kFormat[] = "dsv3-adamw";
 
 void run(ThreadPool* pool, int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
@@ -159,6 +159,23 @@ double global_grad_norm(const ArenaLayout& l, std::span<const float> grads, Thre
   for (const ArenaTensor& t : l.tensors)
     if (t.trained) add_pieces(pieces, grads.data() + t.offset, t.numel);
   return norm_of_pieces(pieces, pool);
+}
+
+void save_adamw_state(const ArenaLayout& l, const AdamWConfig& c, std::vector<float> m,
+                      std::vector<float> v, int64_t steps, const std::string& path) {
+  AdamW a(l, c);
+  a.set_state(m, v, steps);
+  m = {};
+  v = {};
+  a.save(path);
+}
+
+std::vector<double> piece_square_sums(std::span<const float> g) {
+  std::vector<std::span<const float>> pieces;
+  add_pieces(pieces, g.data(), static_cast<int64_t>(g.size()));
+  std::vector<double> out;
+  for (const auto& p : pieces) out.push_back(sum_squares(p.data(), static_cast<int64_t>(p.size())));
+  return out;
 }
 
 double clip_grads(ParamStore& ps, double max_norm, ThreadPool* pool) {

@@ -30,6 +30,11 @@ void validate(const AdamWConfig& c);
 double global_grad_norm(const ParamStore& ps, ThreadPool* pool = nullptr);
 double global_grad_norm(const ArenaLayout& l, std::span<const float> grads,
                         ThreadPool* pool = nullptr);
+// Σ g² of each piece (kNormPiece elements, the last shorter) of one tensor's gradient, in double:
+// the partial sums global_grad_norm adds in order (so a whole model's norm assembled from the
+// tensors ranks hold is one process's, bit for bit).
+inline constexpr int64_t kNormPiece = int64_t{1} << 14;
+std::vector<double> piece_square_sums(std::span<const float> g);
 // torch.nn.utils.clip_grad_norm_: with norm the global norm, scales every gradient by
 // min(1, max_norm / (norm + 1e-6)) when that is below 1. Returns the norm before clipping.
 double clip_grads(ParamStore& ps, double max_norm, ThreadPool* pool = nullptr);
@@ -80,6 +85,7 @@ class AdamW {
     int64_t offset, numel;
     bool decay;
   };
+
   AdamWConfig cfg_;
   ArenaLayout layout_;
   std::vector<Chunk> chunks_;  // the trained tensors in pieces of at most kChunk elements
@@ -88,5 +94,11 @@ class AdamW {
   std::vector<uint16_t> m16_, v16_;
   std::vector<float> m32_, v32_;
 };
+
+// Writes whole moments m, v [l.numel] (gathered from ZeRO-1 or model-parallel shards) and the
+// step count as AdamW::save does; m and v are freed before the file is written, so a checkpoint's
+// peak holds the state about once.
+void save_adamw_state(const ArenaLayout& l, const AdamWConfig& c, std::vector<float> m,
+                      std::vector<float> v, int64_t steps, const std::string& path);
 
 }  // namespace dsv3

@@ -23,6 +23,7 @@
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/ema.h"
+#include "train/held_params.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 #include "train/zero1.h"
@@ -198,6 +199,8 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
              "start mpirun -np D dsv3 train --dp D --ep E with E dividing D");
   DSV3_CHECK(!ep || cfg.ema_decay == 0, "train: --ema is not supported with --ep",
              "drop --ema, or train without expert parallelism");
+  DSV3_CHECK(!runner || cfg.ema_decay == 0, "train: --ema is not supported with --pp",
+             "drop --ema, or train without a pipeline");
   DSV3_CHECK(cfg.ep == 1 || cfg.pp == 1, "train: --ep and --pp do not combine yet",
              "use either expert parallelism (--ep) or a pipeline (--pp)");
   // Rank 0 (or the only process) writes the run folder and prints; every rank computes.
@@ -224,7 +227,10 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
   const std::string from = !ckpt.empty() ? ckpt : cfg.init_dir;
   const ModelConfig start =
       from.empty() ? preset_config(cfg.preset) : load_config(path_join(from, "config.json"));
-  const ExpertSlice slice = ep ? expert_slice(start, cfg.ep, ep->group->rank()) : ExpertSlice{};
+  // A pipeline rank holds only its stages' tensors.
+  const ParamSlice slice = runner ? runner->slice(start, cfg)
+                           : ep   ? expert_slice(start, cfg.ep, ep->group->rank())
+                                  : ParamSlice{};
   ModelWeights weights = !from.empty() ? ModelWeights::load(from, slice)
                                        : ModelWeights::random(start, cfg.seed, DType::F32, slice);
   DSV3_CHECK(cfg.node_limit == 0 || cfg.ep > 1, "train: --node-limit needs --ep",
@@ -251,8 +257,13 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
   std::unique_ptr<AdamW> opt;
   std::unique_ptr<Zero1AdamW> zopt;
   std::unique_ptr<ExpertParallelAdamW> eopt;  // ZeRO-1 over [the rest | this rank's experts]
+  std::unique_ptr<HeldParamsAdamW> hopt;      // ZeRO-1 over the ranks holding this one's stages
   if (ep)
     eopt = std::make_unique<ExpertParallelAdamW>(ps, oc, *group, *ep);
+  else if (runner)
+    hopt = std::make_unique<HeldParamsAdamW>(
+        ps, oc, *group, runner->holders(),
+        [runner](const std::string& t) { return runner->owns(t); });
   else if (group)
     zopt = std::make_unique<Zero1AdamW>(ArenaLayout::of(ps), oc, *group);
   else
@@ -282,6 +293,8 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
                  "resume with the same model, data and batch settings, or pass another -o");
     if (eopt) {
       eopt->load(path_join(ckpt, kOptimizer));
+    } else if (hopt) {
+      hopt->load(path_join(ckpt, kOptimizer));
     } else if (zopt) {
       zopt->load(path_join(ckpt, kOptimizer));
     } else {
@@ -328,8 +341,28 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
                  "%lld of %lld a layer) and AdamW moments of %.2fM (its ZeRO-1 shards): %.0f MB, "
                  "against %.0f MB for the whole model in one process\n",
                  static_cast<long long>(cfg.ep), n_params / 1e6, whole / 1e6,
-                 static_cast<long long>(slice.count), static_cast<long long>(mc.n_routed_experts),
-                 moments / 1e6, (n_params * 8 + moments * 2 * moment_bytes) / 1e6,
+                 static_cast<long long>(slice.expert_count),
+                 static_cast<long long>(mc.n_routed_experts), moments / 1e6,
+                 (n_params * 8 + moments * 2 * moment_bytes) / 1e6,
+                 whole * (8 + 2 * moment_bytes) / 1e6);
+  }
+  if (hopt) {  // every pipeline rank: what it keeps of the whole model (its stages)
+    std::string what;
+    for (const ParamSlice::Layers& l : slice.layers)
+      what += (what.empty() ? "layers " : ", ") + std::to_string(l.begin) + "-" +
+              std::to_string(l.end - 1);
+    if (slice.embedding) what += ", the embedding";
+    if (slice.head) what += ", the final norm, head and MTP module";
+    const auto whole = static_cast<double>(ArenaLayout::whole(mc).numel),
+               moments = static_cast<double>(hopt->shard_numel());
+    std::fprintf(stderr,
+                 "memory: --pp %lld: rank %d holds %s: %.2fM of the %.2fM parameters and AdamW "
+                 "moments of %.2fM (its ZeRO-1 shard; %d rank(s) hold these stages): %.0f MB, "
+                 "against %.0f MB "
+                 "for the whole model in one process\n",
+                 static_cast<long long>(cfg.pp), group->rank(), what.c_str(), n_params / 1e6,
+                 whole / 1e6, moments / 1e6, runner->holders().size(),
+                 (n_params * 8 + moments * 2 * moment_bytes) / 1e6,
                  whole * (8 + 2 * moment_bytes) / 1e6);
   }
   if (lead && is_fp8(cfg.precision)) fp8_memory_report(ps, mc);
@@ -347,10 +380,14 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
   auto checkpoint = [&](int64_t s) {
     // ZeRO-1's save is collective: the other ranks send their shards of the state, rank 0 writes;
     // under expert parallelism, every rank's experts are gathered first.
-    const ParamStore::AbsentValues others = eopt ? eopt->gather_experts(ps.master()) : nullptr;
+    const ParamStore::AbsentValues others = eopt   ? eopt->gather_experts(ps.master())
+                                            : hopt ? hopt->gather(ps.master())
+                                                   : nullptr;
     if (!lead) {
       if (eopt)
         eopt->save("");
+      else if (hopt)
+        hopt->save("");
       else
         zopt->save("");
       return std::string();
@@ -362,6 +399,8 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
         [&](const std::string& d) {
           if (eopt)
             eopt->save(path_join(d, kOptimizer));
+          else if (hopt)
+            hopt->save(path_join(d, kOptimizer));
           else if (zopt)
             zopt->save(path_join(d, kOptimizer));
           else
@@ -380,7 +419,9 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
       val.get(first, b, windows);
       LossWeights lw;
       lw.mtp_lambda = 0;
-      sum += fb.evaluate(windows.data(), b, cfg.seq_len, lw).ce * static_cast<double>(b);
+      const double ce = runner ? runner->evaluate_ce(windows.data(), b, cfg.seq_len)
+                               : fb.evaluate(windows.data(), b, cfg.seq_len, lw).ce;
+      sum += ce * static_cast<double>(b);
       n += b;
     }
     return n > 0 ? sum / static_cast<double>(n) : NAN;
@@ -452,6 +493,8 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
       // ZeRO-1's shards double as the reduce-scatter's: rank r sums its shard, then all gather.
       if (eopt)
         eopt->reduce(ps.grads());
+      else if (hopt)
+        hopt->reduce(ps.grads());
       else
         group->sum_in_rank_order(ps.grads(), zopt->bounds());
       group->sum_in_rank_order(std::span<double>(sum, 5));
@@ -464,6 +507,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
     }
     const LossParts total{sum[0], sum[1], sum[2], sum[3], sum[4]};
     const double norm = eopt           ? eopt->clip(ps.grads(), cfg.clip, &pool)
+                        : hopt         ? hopt->clip(ps.grads(), cfg.clip, &pool)
                         : cfg.clip > 0 ? clip_grads(ps, cfg.clip, &pool)
                                        : global_grad_norm(ps, &pool);
     const double lr = lr_at(sched, step);
@@ -489,6 +533,8 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
     bad = 0;
     if (eopt)
       eopt->step(ps.master(), ps.grads(), lr, &pool);
+    else if (hopt)
+      hopt->step(ps.master(), ps.grads(), lr, &pool);
     else if (zopt)
       zopt->step(ps.master(), ps.grads(), lr, &pool);
     else
@@ -501,7 +547,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
       const int64_t layer = static_cast<int64_t>(i);
       const std::string name =
           "model.layers." + std::to_string(layer) + ".mlp.gate.e_score_correction_bias";
-      if (cfg.gamma > 0 && ps.has(name))
+      if (cfg.gamma > 0 && ps.has(name) && !ps.get(name).absent)  // another stage's: its rank's
         update_balance_bias(ps.get(name).f32, load[i].data(), static_cast<int64_t>(load[i].size()),
                             cfg.gamma);
       maxvio.push_back(max_violation(load[i].data(), static_cast<int64_t>(load[i].size())));
@@ -533,8 +579,10 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
       group->sum(std::span<int64_t>(&flag, 1));
       stopping = flag > 0;
     }
-    // Under expert parallelism every rank validates (the MoE layers' all-to-all needs its group).
-    if ((lead || ep) && ((cfg.val_every > 0 && step % cfg.val_every == 0) || last || stopping))
+    // Under expert parallelism every rank validates (the MoE layers' all-to-all needs its group),
+    // in a pipeline every rank its stages.
+    if ((lead || ep || runner) &&
+        ((cfg.val_every > 0 && step % cfg.val_every == 0) || last || stopping))
       line["val_loss"] = num(validate_loss());
     if (lead) append_line(metrics, line.dump());
     const double eta = secs * static_cast<double>(cfg.steps - step);

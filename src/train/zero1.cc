@@ -2,6 +2,7 @@
 #include "train/zero1.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "base/error.h"
 
@@ -79,10 +80,8 @@ void Zero1AdamW::set_whole_state(std::span<const float> m, std::span<const float
 void Zero1AdamW::save(const std::string& path) const {
   std::vector<float> m, v;
   gather_state(m, v);
-  if (group_.rank() != 0) return;
-  AdamW whole(full_, cfg_);
-  whole.set_state(m, v, shard_.steps());
-  whole.save(path);
+  if (group_.rank() == 0)
+    save_adamw_state(full_, cfg_, std::move(m), std::move(v), shard_.steps(), path);
 }
 
 void Zero1AdamW::load(const std::string& path) {

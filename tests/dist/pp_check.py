@@ -15,6 +15,8 @@ dualpipe2/4/8, dualpipev2/3/4, 1f1b4, dp2_dualpipe2, dp2_dualpipev2
     (model.safetensors, optimizer.safetensors) equal bit for bit. The gradients: AdamW's first
     moment after step 1 is (1 - beta1) x the clipped gradient, so 1 - 2Σxy/Σ(x²+y²) over it
     compares the gradients, bound 1e-13 (the DualPipe repository's test); bit-equal gives 0.
+    Each rank reports holding only its stages' tensors (the layers of SPEC §4's layout, the
+    embedding and head with the first and last stage), a pipeline the model once.
     Each rank's executed ops (RUN_DIR/pipeline.json) are its program, F&B pairs as F then B, and
     the micro-batches of each phase's F and B run in order; DualPipe runs C/2 of each of F0, F1,
     B0, B1 per rank (C: a pipeline's micro-batches).
@@ -25,11 +27,13 @@ resume
     ends bit for bit where the straight one-process run ends: one HF folder whatever the layout.
 refuse
     --pp without mpirun, dualpipe over an odd rank count, more stages than layers, a rank count
-    that is not --dp x --pp: each fails with a message.
+    that is not --dp x --pp, --ema (its average would hold only the rank's stages): each fails
+    with a message.
 """
 import array
 import json
 import os
+import re
 import shutil
 import sys
 
@@ -120,8 +124,45 @@ def check_programs(r, out, n, schedule, c):
             sys.exit("rank %d: busy %r idle %r" % (rank["rank"], rank["busy_s"], rank["idle_s"]))
 
 
+def held_stages(schedule, n, rank, layers=8):
+    """The start-up report's text for what a rank holds, from SPEC §4's layouts written out again:
+    DualPipe rank r holds stages r and n-1-r, DualPipeV r and 2n-1-r, 1F1B r; stages of
+    consecutive layers, the first layers % S one layer more; the embedding with stage 0 (and with
+    the last under 1F1B, whose MTP module embeds), the head and MTP module with the last."""
+    S = 2 * n if schedule == "dualpipev" else n
+    stages = sorted({rank, n - 1 - rank} if schedule == "dualpipe" else
+                    {rank, 2 * n - 1 - rank} if schedule == "dualpipev" else {rank})
+    base, extra = divmod(layers, S)
+    first = lambda s: s * base + min(s, extra)
+    text = "layers " + ", ".join("%d-%d" % (first(s), first(s + 1) - 1) for s in stages)
+    if 0 in stages or (schedule == "1f1b" and S - 1 in stages):
+        text += ", the embedding"
+    if S - 1 in stages:
+        text += ", the final norm, head and MTP module"
+    return text
+
+
+def check_holdings(log, schedule, n, d):
+    """Every rank reports holding its stages only; one pipeline's ranks hold the model once
+    (DualPipe: each tensor on the two partners; 1F1B: the embedding on the last rank too)."""
+    held = {int(m[0]): (m[1], float(m[2]), float(m[3])) for m in re.findall(
+        r"rank (\d+) holds (.*?): ([\d.]+)M of the ([\d.]+)M parameters", log)}
+    if sorted(held) != list(range(d * n)):
+        sys.exit("the start-up report names ranks %s, not 0..%d" % (sorted(held), d * n - 1))
+    for rank, (text, _, _) in held.items():
+        want = held_stages(schedule, n, rank % n)
+        if text != want:
+            sys.exit("rank %d holds %r, expected %r" % (rank, text, want))
+    total = sum(held[r][1] for r in range(n)) / (2 if schedule == "dualpipe" else 1)
+    whole = held[0][2]
+    # The report rounds to 0.01M; 1F1B's last rank holds the embedding a second time.
+    if schedule != "1f1b" and abs(total - whole) > 0.01 * n:
+        sys.exit("a pipeline's ranks hold %.2fM parameters, the model %.2fM" % (total, whole))
+
+
 def case_schedule(r, schedule, n, d):
-    r.mpi(d * n, "pp", 2, d, "--pp", str(n), "--pipeline", schedule)
+    out = r.mpi(d * n, "pp", 2, d, "--pp", str(n), "--pipeline", schedule)
+    check_holdings(out.stderr, schedule, n, d)
     r.one("one", 2, 2 * d if schedule == "dualpipe" else d)
     same_runs(r, "pp", "one", (1, 2))
     dist = grad_distance(r, "pp", "one")
@@ -163,14 +204,15 @@ def case_refuse(r):
             (("bad2", 1, 1, "--pp", "2"), 0, "needs MPI ranks"),
             (("bad3", 1, 1, "--pp", "3", "--pipeline", "dualpipe"), 3, "even number of ranks"),
             (("bad4", 1, 1, "--pp", "5", "--pipeline", "dualpipev"), 5,
-             "at least one layer per stage")):
+             "at least one layer per stage"),
+            (("bad5", 1, 1, "--pp", "2", "--ema", "0.99"), 2, "--ema is not supported with --pp")):
         res = r.mpi(n, *args, ok=False) if n else run(r.args(*args), ok=False)
         out = res.stdout + res.stderr
         if res.returncode == 0 or want not in out:
             sys.exit("expected a failure naming %r, got exit %d:\n%s" % (want, res.returncode,
                                                                          out))
-    print("refuse: --pp without mpirun, odd dualpipe, too few layers, a wrong rank count are "
-          "errors")
+    print("refuse: --pp without mpirun, odd dualpipe, too few layers, a wrong rank count, --ema "
+          "are errors")
 
 
 def main():

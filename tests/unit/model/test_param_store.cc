@@ -300,8 +300,8 @@ TEST(ParamStore, ExpertSliceKeepsItsExpertsLastAndSavesTheWholeModel) {
   test::TempDir tmp;
   const std::string src = folder(tmp, "f32", DType::F32);
   ModelWeights all_w = ModelWeights::load(src);
-  ModelWeights lo_w = ModelWeights::load(src, ExpertSlice{0, 8});
-  ModelWeights hi_w = ModelWeights::random(tiny(), 11, DType::F32, ExpertSlice{8, 8});
+  ModelWeights lo_w = ModelWeights::load(src, ParamSlice::experts(0, 8));
+  ModelWeights hi_w = ModelWeights::random(tiny(), 11, DType::F32, ParamSlice::experts(8, 8));
   ParamStore all(all_w), lo(lo_w), hi(hi_w);
   EXPECT_EQ(all.expert_offset(), all.arena_numel());  // nothing absent: table order
   EXPECT_EQ(lo.expert_offset(), hi.expert_offset());
@@ -330,6 +330,61 @@ TEST(ParamStore, ExpertSliceKeepsItsExpertsLastAndSavesTheWholeModel) {
   EXPECT_THROW(lo.save(tmp.file("partial"), DType::F32), Error);  // the other experts unknown
   const std::string whole = tmp.file("whole");
   lo.save(whole, DType::F32, [&](const Param& p) { return hi.get(p.name()).f32; });
+  ModelWeights back = ModelWeights::load(whole);
+  for (const ParamSpec& s : param_table(tiny()))
+    ASSERT_EQ(std::memcmp(back.get(s.name).data, all_w.get(s.name).data, nbytes(all_w.get(s.name))),
+              0)
+        << s.name;
+}
+
+// Pipeline parallelism (SPEC §4): a store over weights holding decoder layers [1, 3) only (a
+// stage in the middle: no embedding, head or MTP module) keeps just those tensors, in table
+// order, with every expert of its layers; saved with the other tensors' values it writes the
+// whole model, bit for bit. A last stage's slice holds the final norm, the head and the MTP
+// module (its copies of the embedding and head alias the main tensors).
+TEST(ParamStore, StageSliceKeepsItsLayersAndSavesTheWholeModel) {
+  test::TempDir tmp;
+  const std::string src = folder(tmp, "f32", DType::F32);
+  ModelWeights all_w = ModelWeights::load(src);
+  ParamSlice mid;
+  mid.layers = {{1, 3}};
+  mid.embedding = mid.head = false;
+  ModelWeights mid_w = ModelWeights::load(src, mid);
+  ParamStore all(all_w), ps(mid_w);
+  int64_t held = 0, last_offset = -1;
+  for (const Param& p : ps.all()) {
+    const bool in = p.spec->group == ParamGroup::Main && p.spec->layer >= 1 && p.spec->layer < 3;
+    ASSERT_EQ(p.absent, !in) << p.name();
+    EXPECT_EQ(mid_w.get(p.name()).data == nullptr, !in) << p.name();
+    if (!in) continue;
+    EXPECT_GT(p.offset, last_offset) << p.name();  // table order
+    last_offset = p.offset;
+    held += p.numel;
+  }
+  EXPECT_EQ(ps.arena_numel(), held);
+  EXPECT_EQ(ps.expert_offset(), ps.arena_numel());  // every expert of its layers: no region
+  EXPECT_LT(held, all.arena_numel() / 2);
+
+  ParamSlice last;
+  last.layers = {{3, 4}};
+  last.embedding = false;
+  ModelWeights last_w = ModelWeights::random(tiny(), 11, DType::F32, last);
+  ParamStore lps(last_w);
+  EXPECT_FALSE(lps.get("lm_head.weight").absent);
+  EXPECT_FALSE(lps.get("model.norm.weight").absent);
+  EXPECT_FALSE(lps.get("model.layers.4.eh_proj.weight").absent);  // the MTP module (layer L)
+  EXPECT_TRUE(lps.get("model.layers.4.shared_head.head.weight").alias);
+  EXPECT_TRUE(lps.get("model.embed_tokens.weight").absent);
+  EXPECT_TRUE(lps.get("model.layers.4.embed_tokens.weight").absent);  // aliases the embedding
+  EXPECT_EQ(std::memcmp(last_w.get("lm_head.weight").data, all_w.get("lm_head.weight").data,
+                        nbytes(all_w.get("lm_head.weight"))),
+            0);
+
+  all.enable_training();
+  ps.enable_training();
+  EXPECT_THROW(ps.save(tmp.file("partial"), DType::F32), Error);  // the other stages unknown
+  const std::string whole = tmp.file("whole");
+  ps.save(whole, DType::F32, [&](const Param& p) { return all.get(p.name()).f32; });
   ModelWeights back = ModelWeights::load(whole);
   for (const ParamSpec& s : param_table(tiny()))
     ASSERT_EQ(std::memcmp(back.get(s.name).data, all_w.get(s.name).data, nbytes(all_w.get(s.name))),

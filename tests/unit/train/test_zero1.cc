@@ -97,6 +97,7 @@ class FakeGroup : public DataParallelGroup {
   void sum_in_rank_order(std::span<float>, std::span<const int64_t>) override { FAIL(); }
   void sum_in_rank_order(std::span<double>) override { FAIL(); }
   void sum(std::span<int64_t>) override { FAIL(); }
+  void gather_to_first(std::span<float>, std::span<const int64_t>) override { FAIL(); }
   void allgather(std::span<float> x, std::span<const int64_t> b) override {
     (*slots_)[static_cast<size_t>(rank_)] = x;
     if (rank_ != size_ - 1) return;

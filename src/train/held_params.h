@@ -1,0 +1,70 @@
+// ZeRO-1 AdamW, the gradient reduction, the global norm and checkpoints over a store that holds a
+// slice of the model (ParamSlice, model/weights.h): a pipeline rank's stages (issue 18, SPEC §4,
+// §5). The ranks holding the same tensors ("holders": DualPipe's two partners, and the same
+// position of every pipeline) sum the gradient in rank order and shard the AdamW state (ZeRO-1);
+// every tensor has one owner in the job, which alone counts it in the whole model's norm — each
+// piece's Σg² at its one-process place, so the norm is the one process's bit for bit — and sends
+// it when a checkpoint gathers the whole model to rank 0. Checkpoints are the whole model's, as
+// one process writes them, so a run resumes on any layout. src/dist provides the groups and
+// ownership; train knows them through this interface only.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "model/param_store.h"
+#include "train/data_parallel.h"
+#include "train/zero1.h"
+
+namespace dsv3 {
+
+class HeldParamsAdamW {
+ public:
+  // Whether this rank owns a tensor it holds (exactly one rank of `all` owns each).
+  using Owns = std::function<bool(const std::string& tensor)>;
+  // all: every rank of the job; holders: the ranks whose stores hold the same tensors as ps.
+  // Collective over all (the owners are exchanged); Error unless every tensor has one owner.
+  HeldParamsAdamW(const ParamStore& ps, const AdamWConfig& c, DataParallelGroup& all,
+                  DataParallelGroup& holders, const Owns& owns);
+
+  // The step's gradient summed over the holders, in rank order.
+  void reduce(std::span<float> grads);
+  // Collective: the whole model's gradient norm (every rank the same bits: one process's), and
+  // clipping by it when max_norm > 0.
+  double clip(std::span<float> grads, double max_norm, ThreadPool* pool);
+  // AdamW on this rank's shard, then the allgather among the holders.
+  void step(std::span<float> master, std::span<const float> grads, double lr, ThreadPool* pool);
+  // Collective: the whole model's moments in one file, written by rank 0 of `all`.
+  void save(const std::string& path) const;
+  // Every rank reads a whole-model file (written by any layout) and keeps its shard.
+  void load(const std::string& path);
+  int64_t steps() const { return zero_.steps(); }
+  // Moment elements this rank keeps (its ZeRO-1 shard).
+  int64_t shard_numel() const;
+  // Collective: every tensor's values from its owner; on rank 0 (the only one that saves) the
+  // lookup ParamStore::save takes for the tensors it does not hold (it owns the gathered values).
+  ParamStore::AbsentValues gather(std::span<const float> master) const;
+
+ private:
+  // Collective: the whole model's arena (ArenaLayout::whole's order) from every owner's part of
+  // `local` (an arena of this rank's layout), on rank 0 of `all` only (empty elsewhere: a
+  // checkpoint never holds the whole model on the other ranks).
+  std::vector<float> gather_whole(std::span<const float> local) const;
+
+  DataParallelGroup& all_;
+  DataParallelGroup& holders_;
+  ArenaLayout local_, whole_;
+  Zero1AdamW zero_;
+  AdamWConfig cfg_;
+  std::vector<int> owner_;         // [whole tensor] the rank of `all` that owns it
+  std::vector<int64_t> local_at_;  // [whole tensor] its offset in this rank's arena, -1: absent
+  std::vector<int64_t> piece_at_;  // [whole tensor] its first piece of the norm's partial sums
+  std::vector<int64_t> bounds_;    // [ranks + 1] the allgather's: the elements each rank owns
+  int64_t pieces_ = 0;
+  std::unordered_map<std::string, size_t> index_;  // whole tensor name -> its index
+};
+
+}  // namespace dsv3
