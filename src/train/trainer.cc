@@ -165,6 +165,10 @@ Json TrainConfig::to_json() const {
   j["clip"] = clip;
   j["moments"] = bf16_moments ? "bf16" : "f32";
   j["precision"] = precision_name(precision);
+  if (is_fp8(precision)) {
+    j["fp8_gemms"] = fp8_gemms_name(fp8);
+    j["fp8_o_proj_cache"] = fp8.e5m6_o_proj ? "e5m6" : "e4m3";
+  }
   j["mtp_lambda"] = loss.mtp_lambda;
   j["balance_alpha"] = loss.balance_alpha;
   j["aux_alpha"] = loss.aux_alpha;
@@ -210,6 +214,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
   const Kernels& kernels = best_kernels();
   DSV3_CHECK(cfg.precision != Precision::Inference, "train: precision must be f32, bf16 or fp8");
   ComputeContext ctx{kernels, pool, cfg.precision};
+  ctx.fp8 = cfg.fp8;
   ModelWeights weights = !ckpt.empty()           ? ModelWeights::load(ckpt)
                          : !cfg.init_dir.empty() ? ModelWeights::load(cfg.init_dir)
                                                  : ModelWeights::random(preset_config(cfg.preset),
