@@ -112,4 +112,44 @@ void amax_columns(const float* x, float* amax, int64_t n) {
   }
 }
 
+void transpose_bytes(const uint8_t* in, int64_t rows, int64_t cols, int64_t ldi, uint8_t* out,
+                     int64_t ldo) {
+  int64_t r0 = 0;
+  for (; r0 + 16 <= rows; r0 += 16) {
+    int64_t c0 = 0;
+    for (; c0 + 16 <= cols; c0 += 16) {
+      // A 16x16 block: four rounds of unpacking bytes, words, dwords and qwords.
+      __m128i v[16], t[16];
+      for (int i = 0; i < 16; ++i)
+        v[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + (r0 + i) * ldi + c0));
+      for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm_unpacklo_epi8(v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm_unpackhi_epi8(v[2 * i], v[2 * i + 1]);
+      }
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 2; ++j) {
+          v[4 * i + j] = _mm_unpacklo_epi16(t[4 * i + j], t[4 * i + j + 2]);
+          v[4 * i + j + 2] = _mm_unpackhi_epi16(t[4 * i + j], t[4 * i + j + 2]);
+        }
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 4; ++j) {
+          t[8 * i + j] = _mm_unpacklo_epi32(v[8 * i + j], v[8 * i + j + 4]);
+          t[8 * i + j + 4] = _mm_unpackhi_epi32(v[8 * i + j], v[8 * i + j + 4]);
+        }
+      for (int j = 0; j < 8; ++j) {
+        v[j] = _mm_unpacklo_epi64(t[j], t[j + 8]);
+        v[j + 8] = _mm_unpackhi_epi64(t[j], t[j + 8]);
+      }
+      // v[k] now holds column c0 + perm(k) of the block's 16 rows.
+      static constexpr int kCol[16] = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
+      for (int k = 0; k < 16; ++k)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + (c0 + kCol[k]) * ldo + r0), v[k]);
+    }
+    for (int64_t c = c0; c < cols; ++c)
+      for (int64_t r = r0; r < r0 + 16; ++r) out[c * ldo + r] = in[r * ldi + c];
+  }
+  for (int64_t r = r0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[c * ldo + r] = in[r * ldi + c];
+}
+
 }  // namespace dsv3::fp8_simd

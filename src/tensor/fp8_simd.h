@@ -21,4 +21,8 @@ float amax(const float* x, int64_t n, float m);
 // amax[i] = max(amax[i], |x[i]|) for the finite x[i] (one running max per column).
 void amax_columns(const float* x, float* amax, int64_t n);
 
+// out [cols, rows] (row stride ldo) = in [rows, cols] (row stride ldi) transposed, for bytes.
+void transpose_bytes(const uint8_t* in, int64_t rows, int64_t cols, int64_t ldi, uint8_t* out,
+                     int64_t ldo);
+
 }  // namespace dsv3::fp8_simd

@@ -191,12 +191,16 @@ Fp8Tiles transpose_tiles(const Fp8Tiles& t) {
   o.rows = t.cols, o.cols = t.rows, o.br = t.bc, o.bc = t.br;
   o.q.resize(t.q.size());
   o.scale.resize(t.scale.size());
-  constexpr int64_t kB = 64;  // blocked, so that neither side walks a column of cache lines
-  for (int64_t r0 = 0; r0 < t.rows; r0 += kB)
-    for (int64_t c0 = 0; c0 < t.cols; c0 += kB)
-      for (int64_t r = r0; r < std::min(t.rows, r0 + kB); ++r)
-        for (int64_t c = c0; c < std::min(t.cols, c0 + kB); ++c)
-          o.q[c * t.rows + r] = t.q[r * t.cols + c];
+  if (fp8_simd::available()) {
+    fp8_simd::transpose_bytes(t.q.data(), t.rows, t.cols, t.cols, o.q.data(), t.rows);
+  } else {
+    constexpr int64_t kB = 64;  // blocked, so that neither side walks a column of cache lines
+    for (int64_t r0 = 0; r0 < t.rows; r0 += kB)
+      for (int64_t c0 = 0; c0 < t.cols; c0 += kB)
+        for (int64_t r = r0; r < std::min(t.rows, r0 + kB); ++r)
+          for (int64_t c = c0; c < std::min(t.cols, c0 + kB); ++c)
+            o.q[c * t.rows + r] = t.q[r * t.cols + c];
+  }
   for (int64_t i = 0; i < t.tiles_r(); ++i)
     for (int64_t j = 0; j < t.tiles_c(); ++j)
       o.scale[j * t.tiles_r() + i] = t.scale[i * t.tiles_c() + j];

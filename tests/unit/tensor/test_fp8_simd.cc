@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "tensor/fp8.h"
@@ -96,6 +97,24 @@ TEST(Fp8Simd, AmaxSkipsInfAndNaN) {
   EXPECT_EQ(col[20], 1.0f);
   EXPECT_EQ(col[36], 3.0f);
   EXPECT_EQ(col[0], 1.0f);
+}
+
+TEST(Fp8Simd, TransposeBytesEqualsLoop) {
+  if (!fp8_simd::available()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::mt19937 rng(5);
+  for (auto [rows, cols] :
+       {std::pair<int64_t, int64_t>{16, 16}, {1, 1}, {37, 130}, {128, 45}, {15, 17}, {256, 384}}) {
+    const int64_t ldi = cols + 3, ldo = rows + 5;  // strides wider than the matrix
+    std::vector<uint8_t> in(rows * ldi), out(cols * ldo, 0xEE);
+    for (uint8_t& b : in) b = static_cast<uint8_t>(rng());
+    fp8_simd::transpose_bytes(in.data(), rows, cols, ldi, out.data(), ldo);
+    for (int64_t c = 0; c < cols; ++c) {
+      for (int64_t r = 0; r < rows; ++r)
+        ASSERT_EQ(out[c * ldo + r], in[r * ldi + c])
+            << rows << "x" << cols << " at " << r << "," << c;
+      for (int64_t r = rows; r < ldo; ++r) ASSERT_EQ(out[c * ldo + r], 0xEE) << "wrote padding";
+    }
+  }
 }
 
 }  // namespace
