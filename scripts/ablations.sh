@@ -14,14 +14,15 @@
 #                                              validation over 64 windows): BF16, the recipe, FP8
 #                                              in Fprop only, in Fprop + Dgrad, the o_proj input in
 #                                              E4M3 instead of E5M6, FP32 moments (BF16 and FP8),
-#                                              per-tensor scales, and BF16 / FP8 at a stable
-#                                              lr 5e-4 -> runs/ablation/fp8parts.png
+#                                              per-tensor scales, and BF16 / FP8 / FP8 per
+#                                              tensor at a stable lr 5e-4
+#                                              -> runs/ablation/fp8parts.png
 #   scripts/ablations.sh all [--steps N]
 #   scripts/ablations.sh one NAME [--steps N] one run: auxfree, seqaux, v2aux, nobalance, nomtp,
 #                                              fp8tile, fp8tensor, or one of fp8parts' (p-bf16,
 #                                              p-fp8, p-fprop, p-fprop-dgrad, p-e4m3-oproj,
 #                                              p-bf16-f32m, p-fp8-f32m, p-tensor,
-#                                              p-bf16-lr5e-4, p-fp8-lr5e-4)
+#                                              p-bf16-lr5e-4, p-fp8-lr5e-4, p-tensor-lr5e-4)
 # Each run goes to runs/ablation/<name>; a finished run is not trained again, an interrupted one
 # resumes from its last checkpoint. Needs build/dsv3 (or $DSV3) and data/small
 # (scripts/quickstart.sh makes both); $THREADS threads per run (default: the cores); with
@@ -79,9 +80,10 @@ declare -A runs=(
   [p-tensor]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --fp8-scaling tensor"
   [p-bf16-lr5e-4]="--mtp-lambda 0 ${auxfree[*]} --lr 5e-4"
   [p-fp8-lr5e-4]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --lr 5e-4"
+  [p-tensor-lr5e-4]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --fp8-scaling tensor --lr 5e-4"
 )
 parts=(p-bf16 p-fp8 p-fprop p-fprop-dgrad p-e4m3-oproj p-bf16-f32m p-fp8-f32m p-tensor
-       p-bf16-lr5e-4 p-fp8-lr5e-4)
+       p-bf16-lr5e-4 p-fp8-lr5e-4 p-tensor-lr5e-4)
 if [[ $what == one ]]; then
   [[ -n ${runs[$name]:-} ]] || { echo "ablations: no run '$name'" >&2; exit 2; }
   # shellcheck disable=SC2086  # the options are words
