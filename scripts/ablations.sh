@@ -19,7 +19,8 @@
 #                                              -> runs/ablation/fp8parts.png
 #   scripts/ablations.sh all [--steps N]
 #   scripts/ablations.sh one NAME [--steps N] one run: auxfree, seqaux, v2aux, nobalance, nomtp,
-#                                              fp8tile, fp8tensor, or one of fp8parts' (p-bf16,
+#                                              fp8tile, fp8tensor, fp8nofprop (the recipe with a
+#                                              BF16 Fprop), or one of fp8parts' (p-bf16,
 #                                              p-fp8, p-fprop, p-fprop-dgrad, p-e4m3-oproj,
 #                                              p-bf16-f32m, p-fp8-f32m, p-tensor,
 #                                              p-bf16-lr5e-4, p-fp8-lr5e-4, p-tensor-lr5e-4)
@@ -70,6 +71,7 @@ declare -A runs=(
   [nomtp]="--mtp-lambda 0 ${auxfree[*]}"
   [fp8tile]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --fp8-scaling tile"
   [fp8tensor]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --fp8-scaling tensor"
+  [fp8nofprop]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --fp8-gemms dgrad,wgrad"
   [p-bf16]="--mtp-lambda 0 ${auxfree[*]}"
   [p-fp8]="--mtp-lambda 0 ${auxfree[*]} --precision fp8"
   [p-fprop]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --fp8-gemms fprop"
