@@ -9,12 +9,25 @@
 #   scripts/ablations.sh fp8 [--steps N]       TR §3.3 / Fig. 10: BF16 vs the FP8 recipe (1x128 tiles,
 #                                              128x128 blocks) vs FP8 with per-tensor scales, all
 #                                              without MTP -> runs/ablation/fp8.png (docs/FP8.md)
+#   scripts/ablations.sh fp8parts [--steps N]  where the FP8 gap comes from (docs/FP8.md), on a
+#                                              cheaper setup (8 windows x 64 tokens per step,
+#                                              validation over 64 windows): BF16, the recipe, FP8
+#                                              in Fprop only, in Fprop + Dgrad, the o_proj input in
+#                                              E4M3 instead of E5M6, FP32 moments (BF16 and FP8),
+#                                              per-tensor scales, and BF16 / FP8 / FP8 per
+#                                              tensor at a stable lr 5e-4
+#                                              -> runs/ablation/fp8parts.png
 #   scripts/ablations.sh all [--steps N]
 #   scripts/ablations.sh one NAME [--steps N] one run: auxfree, seqaux, v2aux, nobalance, nomtp,
-#                                              fp8tile or fp8tensor
-# Each run goes to runs/ablation/<name>; a finished run is not trained again. Needs build/dsv3 (or
-# $DSV3) and data/small (scripts/quickstart.sh makes both); $THREADS threads per run (default: the
-# cores).
+#                                              fp8tile, fp8tensor, fp8nofprop (the recipe with a
+#                                              BF16 Fprop), or one of fp8parts' (p-bf16,
+#                                              p-fp8, p-fprop, p-fprop-dgrad, p-e4m3-oproj,
+#                                              p-bf16-f32m, p-fp8-f32m, p-tensor,
+#                                              p-bf16-lr5e-4, p-fp8-lr5e-4, p-tensor-lr5e-4)
+# Each run goes to runs/ablation/<name>; a finished run is not trained again, an interrupted one
+# resumes from its last checkpoint. Needs build/dsv3 (or $DSV3) and data/small
+# (scripts/quickstart.sh makes both); $THREADS threads per run (default: the cores); with
+# $TIME_LIMIT (e.g. 2h) each run stops there with a checkpoint, to be resumed by the same command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -31,17 +44,21 @@ done
 out=runs/ablation
 mkdir -p "$out"
 dsv3=${DSV3:-build/dsv3}
-threads=()
+threads=()  # and the time limit
 if [[ -n ${THREADS:-} ]]; then threads=(-t "$THREADS"); fi
+if [[ -n ${TIME_LIMIT:-} ]]; then threads+=(--time-limit "$TIME_LIMIT"); fi
 common=(--preset small --data data/small --steps "$steps" --seq-len 128 --batch 16 --lr 2e-3
         --warmup 20 --val-every 25 --val-windows 128 --ckpt-every 50 --seed 0 --precision bf16
         "${threads[@]}")
 
-# One run, resumed if it was interrupted, skipped when it reached --steps.
+# One run, resumed if it was interrupted, skipped when it reached --steps; fp8parts' runs (p-*)
+# use the cheaper batch.
 run() {
   local name=$1
   shift
-  "$dsv3" train "${common[@]}" -o "$out/$name" --resume "$@"
+  local flags=("${common[@]}")
+  if [[ $name == p-* ]]; then flags+=(--seq-len 64 --batch 8 --val-windows 64); fi
+  "$dsv3" train "${flags[@]}" -o "$out/$name" --resume "$@"
 }
 
 # V3's recipe: the bias rule (gamma 1e-3) with the tiny complementary sequence-wise loss (1e-4).
@@ -54,7 +71,21 @@ declare -A runs=(
   [nomtp]="--mtp-lambda 0 ${auxfree[*]}"
   [fp8tile]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --fp8-scaling tile"
   [fp8tensor]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --fp8-scaling tensor"
+  [fp8nofprop]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --fp8-gemms dgrad,wgrad"
+  [p-bf16]="--mtp-lambda 0 ${auxfree[*]}"
+  [p-fp8]="--mtp-lambda 0 ${auxfree[*]} --precision fp8"
+  [p-fprop]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --fp8-gemms fprop"
+  [p-fprop-dgrad]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --fp8-gemms fprop,dgrad"
+  [p-e4m3-oproj]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --fp8-o-proj-cache e4m3"
+  [p-bf16-f32m]="--mtp-lambda 0 ${auxfree[*]} --moments f32"
+  [p-fp8-f32m]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --moments f32"
+  [p-tensor]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --fp8-scaling tensor"
+  [p-bf16-lr5e-4]="--mtp-lambda 0 ${auxfree[*]} --lr 5e-4"
+  [p-fp8-lr5e-4]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --lr 5e-4"
+  [p-tensor-lr5e-4]="--mtp-lambda 0 ${auxfree[*]} --precision fp8 --fp8-scaling tensor --lr 5e-4"
 )
+parts=(p-bf16 p-fp8 p-fprop p-fprop-dgrad p-e4m3-oproj p-bf16-f32m p-fp8-f32m p-tensor
+       p-bf16-lr5e-4 p-fp8-lr5e-4 p-tensor-lr5e-4)
 if [[ $what == one ]]; then
   [[ -n ${runs[$name]:-} ]] || { echo "ablations: no run '$name'" >&2; exit 2; }
   # shellcheck disable=SC2086  # the options are words
@@ -75,6 +106,14 @@ if [[ $what == mtp || $what == all ]]; then
     run "$n" ${runs[$n]}
   done
   "$dsv3" plot "$out"/{auxfree,nomtp} -o "$out/mtp.png" --title "MTP: small preset, $steps steps"
+fi
+if [[ $what == fp8parts ]]; then
+  for n in "${parts[@]}"; do
+    # shellcheck disable=SC2086
+    run "$n" ${runs[$n]}
+  done
+  "$dsv3" plot "${parts[@]/#/$out/}" -o "$out/fp8parts.png" \
+    --title "FP8 ablations: small preset, 8 x 64 tokens per step, $steps steps"
 fi
 if [[ $what == fp8 || $what == all ]]; then
   for n in nomtp fp8tile fp8tensor; do  # nomtp is the BF16 baseline

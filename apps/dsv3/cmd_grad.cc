@@ -24,7 +24,8 @@ namespace {
 
 const char kUsage[] =
     "usage: dsv3 grad -m DIR --ids LIST --out FILE.safetensors [--mtp-lambda X]\n"
-    "                 [--balance-alpha X] [--aux-alpha X] [--precision P] [-t THREADS]\n\n"
+    "                 [--balance-alpha X] [--aux-alpha X] [--precision P] [--fp8-gemms LIST]\n"
+    "                 [--fp8-o-proj-cache F] [-t THREADS]\n\n"
     "Runs one training forward and backward pass over the token ids (a window: the model reads\n"
     "ids[0 .. n-2] and predicts ids[1 .. n-1]; the MTP module predicts two ahead) and writes the\n"
     "FP32 gradient of every trained parameter under its Hugging Face name (the MTP module's "
@@ -41,6 +42,8 @@ const char kUsage[] =
     "  --aux-alpha X         V2-style expert-level auxiliary loss weight (default 0: off)\n"
     "  --precision f32|bf16|fp8  the Linears' GEMMs (as dsv3 train; default f32)\n"
     "  --fp8-scaling tile|tensor  with fp8: tiles and blocks (default) or per tensor\n"
+    "  --fp8-gemms LIST      with fp8: the GEMMs in FP8, of fprop,dgrad,wgrad (default all)\n"
+    "  --fp8-o-proj-cache e5m6|e4m3  with fp8: the o_proj input cache (default e5m6)\n"
     "  -t, --threads N       worker threads (default: physical cores)\n";
 
 std::string decimal(double x) {
@@ -66,6 +69,9 @@ int cmd_grad(Args& a) {
   const Precision precision =
       with_fp8_scaling(parse_train_precision(a.get({"--precision"}).value_or("f32")),
                        a.get({"--fp8-scaling"}).value_or("tile"));
+  Fp8Recipe fp8;
+  if (auto g = a.get({"--fp8-gemms"})) fp8 = with_fp8_gemms(fp8, *g);
+  if (auto o = a.get({"--fp8-o-proj-cache"})) fp8 = with_fp8_o_proj_cache(fp8, *o);
   const int threads = threads_arg(a);
   a.finish();
   const std::vector<int32_t> ids = parse_id_list(id_list, "grad: --ids");
@@ -76,7 +82,8 @@ int cmd_grad(Args& a) {
   ModelWeights weights = ModelWeights::load(dir);
   check_output_file(out, "--out");  // before the work: never one of the model's own files
   ThreadPool pool(threads);
-  const ComputeContext ctx{best_kernels(), pool, precision};
+  ComputeContext ctx{best_kernels(), pool, precision};
+  ctx.fp8 = fp8;
   auto model = make_model(weights, ctx);
   ParamStore& ps = model->params();
   ps.enable_training();

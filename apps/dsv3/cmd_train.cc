@@ -91,6 +91,12 @@ const char kUsage[] =
     "                        Default f32\n"
     "  --fp8-scaling tile|tensor  with fp8: 1x128 activation tiles and 128x128 weight blocks\n"
     "                        (default, the recipe), or one scale per tensor (the baseline)\n"
+    "  --fp8-gemms LIST      with fp8, for ablations: the GEMMs that run in FP8, a comma list\n"
+    "                        of fprop, dgrad, wgrad (default all three, the recipe); the others\n"
+    "                        run BF16\n"
+    "  --fp8-o-proj-cache e5m6|e4m3  with fp8: the attention output projection's input cached\n"
+    "                        in E5M6 with power-of-two scales (default, the recipe) or in E4M3\n"
+    "                        tiles like every other Linear's (ablation)\n"
     "  --mtp-lambda X        MTP loss weight (default 0.3; 0: no MTP)\n"
     "  --balance-alpha X     sequence-wise balance loss weight (default 1e-4; 0: off)\n"
     "  --aux-alpha X         V2-style expert-level auxiliary loss weight (default 0: off)\n"
@@ -177,6 +183,10 @@ void apply_config(const std::string& path, TrainConfig& c) {
       c.bf16_moments = v.as_string(what) == "bf16";
     else if (key == "precision")
       c.precision = parse_train_precision(v.as_string(what));
+    else if (key == "fp8_gemms")
+      c.fp8 = with_fp8_gemms(c.fp8, v.as_string(what));
+    else if (key == "fp8_o_proj_cache")
+      c.fp8 = with_fp8_o_proj_cache(c.fp8, v.as_string(what));
     else if (key == "mtp_lambda")
       c.loss.mtp_lambda = v.as_double(what);
     else if (key == "balance_alpha")
@@ -251,6 +261,10 @@ int cmd_train(Args& a) {
   }
   if (auto p = a.get({"--precision"})) c.precision = parse_train_precision(*p);
   if (auto f = a.get({"--fp8-scaling"})) c.precision = with_fp8_scaling(c.precision, *f);
+  if (auto g = a.get({"--fp8-gemms"})) c.fp8 = with_fp8_gemms(c.fp8, *g);
+  if (auto o = a.get({"--fp8-o-proj-cache"})) c.fp8 = with_fp8_o_proj_cache(c.fp8, *o);
+  DSV3_CHECK(is_fp8(c.precision) || fp8_gemms_name(c.fp8) == fp8_gemms_name(Fp8Recipe{}),
+             "train: --fp8-gemms needs --precision fp8");
   c.loss.mtp_lambda = a.double_or({"--mtp-lambda"}, c.loss.mtp_lambda);
   c.loss.balance_alpha = a.double_or({"--balance-alpha"}, c.loss.balance_alpha);
   c.loss.aux_alpha = a.double_or({"--aux-alpha"}, c.loss.aux_alpha);

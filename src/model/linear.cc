@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <utility>
 
 #include "base/error.h"
 #include "kernels/gemm_fp8.h"
@@ -74,12 +75,51 @@ const char* precision_name(Precision p) {
   }
 }
 
+Fp8Recipe with_fp8_gemms(Fp8Recipe r, const std::string& list) {
+  r.fprop = r.dgrad = r.wgrad = false;
+  size_t at = 0;
+  while (at <= list.size()) {
+    const size_t end = std::min(list.find(',', at), list.size());
+    const std::string word = list.substr(at, end - at);
+    bool* gemm = word == "fprop"   ? &r.fprop
+                 : word == "dgrad" ? &r.dgrad
+                 : word == "wgrad" ? &r.wgrad
+                                   : nullptr;
+    DSV3_CHECK(gemm && !*gemm, "--fp8-gemms: '" + word + "' in '" + list + "'",
+               "list each of fprop, dgrad, wgrad at most once, separated by commas");
+    *gemm = true;
+    at = end + 1;
+  }
+  return r;
+}
+
+std::string fp8_gemms_name(const Fp8Recipe& r) {
+  std::string s;
+  for (auto [on, name] : {std::pair{r.fprop, "fprop"}, {r.dgrad, "dgrad"}, {r.wgrad, "wgrad"}})
+    if (on) {
+      if (!s.empty()) s += ',';
+      s += name;
+    }
+  return s.empty() ? "none" : s;
+}
+
+Fp8Recipe with_fp8_o_proj_cache(Fp8Recipe r, const std::string& format) {
+  DSV3_CHECK(format == "e5m6" || format == "e4m3", "unknown --fp8-o-proj-cache '" + format + "'",
+             "use e5m6 (the recipe) or e4m3");
+  r.e5m6_o_proj = format == "e5m6";
+  return r;
+}
+
 bool is_fp8(Precision p) {
   return p == Precision::FP8 || p == Precision::FP8Tensor;
 }
 
 bool Linear::fp8(ComputeContext ctx) const {
   return is_fp8(ctx.precision) && (kind_ == LinearKind::Default || kind_ == LinearKind::AttnOut);
+}
+
+bool Linear::e5m6_cache(ComputeContext ctx) const {
+  return kind_ == LinearKind::AttnOut && ctx.fp8.e5m6_o_proj;
 }
 
 Linear::GemmFn Linear::gemm(ComputeContext ctx) const {
@@ -104,9 +144,9 @@ void Linear::forward(ComputeContext ctx, const float* x, int64_t T, float* y) co
     gemm_e4m3_1x128_128x128(ctx.kernels, xq.view(), wq, y, out(), false, ctx.pool);
   } else if (ctx.precision == Precision::Inference) {
     ctx.kernels.matmul(y, x, w, T, ctx.pool);
-  } else if (fp8(ctx)) {
+  } else if (fp8(ctx) && ctx.fp8.fprop) {
     gemm(ctx);  // checks the master weight
-    const Fp8Tiles xq = quantize(ctx, ctx.precision, x, T, in(), 1, kind_ == LinearKind::AttnOut);
+    const Fp8Tiles xq = quantize(ctx, ctx.precision, x, T, in(), 1, e5m6_cache(ctx));
     const Fp8Tiles wq =
         quantize(ctx, ctx.precision, static_cast<const float*>(w.data), out(), in(), 128, false);
     gemm_e4m3(ctx.kernels, xq.view(), wq.view(), y, out(), false, ctx.pool);
@@ -122,7 +162,7 @@ void Linear::backward_input(ComputeContext ctx, const float* dy, int64_t T, floa
     return ctx.kernels.matmul_xw(dx, in(), dy, out(), w_->value, T, ctx.pool);
   const GemmFn fn = gemm(ctx);
   const auto* w = static_cast<const float*>(w_->value.data);
-  if (!fp8(ctx))
+  if (!fp8(ctx) || !ctx.fp8.dgrad)
     return fn({T, in(), out(), dy, out(), false, w, in(), false, dx, in(), false}, ctx.pool);
   const Fp8Tiles dyq = quantize(ctx, ctx.precision, dy, T, out(), 1, false);
   // W's 128x128 blocks, transposed: the blocks of Wᵀ [in, out] with K = out along its rows.
@@ -137,11 +177,11 @@ void Linear::backward_weight(ComputeContext ctx, const float* dy, const float* x
     ctx.wgrad->push(*this, dy, x, T);
     return;
   }
-  if (fp8(ctx)) {
+  if (fp8(ctx) && ctx.fp8.wgrad) {
     // The input as the FP8 cache holds it: the Fprop's E4M3 tiles, or E5M6 (power-of-two
     // scales) for the attention output projection.
     const std::unique_ptr<float[]> cached(new float[T * in()]);  // fully written below
-    const bool attn_out = kind_ == LinearKind::AttnOut;
+    const bool attn_out = e5m6_cache(ctx);
     if (attn_out && ctx.precision == Precision::FP8) {
       std::copy(x, x + T * in(), cached.get());
       fake_quantize(cached.get(), T, in(), 1, 128, MiniFloat::E5M6, true);

@@ -29,6 +29,8 @@
 //              regrouping) is a power of two (TR §3.3.3), so regrouping adds no scale error. Kinds
 //              KeepBf16 (LM heads, eh_proj) run BF16, Fp32 F32.
 //   FP8Tensor  FP8 with one scale per operand tensor instead of tiles and blocks.
+//   Under both, ctx.fp8 (model.h) may leave GEMMs out (they run BF16) or the E5M6 cache off, for
+//   ablations.
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -47,6 +49,13 @@ Precision parse_train_precision(const std::string& s);
 // another scaling, or for tensor scaling with a precision that is not FP8.
 Precision with_fp8_scaling(Precision p, const std::string& scaling);
 const char* precision_name(Precision p);  // "inference", "f32", "bf16", "fp8", "fp8-tensor"
+// r with `--fp8-gemms LIST` applied: the comma-separated GEMMs that run in FP8, of fprop, dgrad
+// and wgrad (in any order, each at most once); throws Error for another word or an empty list.
+Fp8Recipe with_fp8_gemms(Fp8Recipe r, const std::string& list);
+// "fprop,dgrad,wgrad" or the part of it r keeps (as run.json records it; "none" for none).
+std::string fp8_gemms_name(const Fp8Recipe& r);
+// r with `--fp8-o-proj-cache e5m6|e4m3` applied; throws Error for another word.
+Fp8Recipe with_fp8_o_proj_cache(Fp8Recipe r, const std::string& format);
 bool is_fp8(Precision p);
 
 // What a Linear is to the precision policy (see above).
@@ -75,6 +84,9 @@ class Linear {
   // The training GEMM for ctx when it is not FP8, after checking the weight is the FP32 master.
   GemmFn gemm(ComputeContext ctx) const;
   bool fp8(ComputeContext ctx) const;  // this Linear's GEMMs run in FP8 under ctx
+  // Its input is cached in E5M6 with power-of-two scales (the o_proj input, unless
+  // ctx.fp8.e5m6_o_proj is off).
+  bool e5m6_cache(ComputeContext ctx) const;
 
   const Param* w_ = nullptr;
   const Param* b_ = nullptr;

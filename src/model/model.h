@@ -57,6 +57,16 @@ struct CacheLayout {
 //              against (`--fp8-scaling tensor`).
 enum class Precision : uint8_t { Inference, F32, BF16, FP8, FP8Tensor };
 
+// Which parts of the FP8 recipe (SPEC §3.1) run in FP8 under Precision::FP8 / FP8Tensor: the
+// recipe is all three GEMMs of every FP8 Linear and the o_proj input cached in E5M6 with
+// power-of-two scales. Switching parts off (`dsv3 train --fp8-gemms`, `--fp8-o-proj-cache`) is for
+// ablations: a GEMM left out runs in BF16 (BF16 operands, FP32 sums), and an o_proj input without
+// the E5M6 cache is cached and regrouped as every other Linear's (E4M3, float32 scales).
+struct Fp8Recipe {
+  bool fprop = true, dgrad = true, wgrad = true;
+  bool e5m6_o_proj = true;
+};
+
 // Where a model computes: the kernel table, the thread pool and the Linears' precision, passed
 // explicitly (no globals).
 struct ComputeContext {
@@ -70,6 +80,7 @@ struct ComputeContext {
   // Training: when set, every Linear's weight-gradient GEMM is queued here instead of run
   // (ZeroBubble's B/W split for the pipeline, SPEC §4; model/linear.h).
   WeightGradQueue* wgrad = nullptr;
+  Fp8Recipe fp8{};  // under FP8 precisions only
 };
 
 // Which of a sequence's rows get logits: None, the Last one (a prefill runs the LM head, the

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "tensor/fp8_simd.h"
 #include "tensor/minifloat.h"
 
 namespace dsv3 {
@@ -80,9 +81,11 @@ float e5m2_to_f32(uint8_t code) {
 }
 
 void f32_to_e4m3(const float* in, uint8_t* out, int64_t n) {
+  if (fp8_simd::available()) return fp8_simd::encode(in, out, n);
   for (int64_t i = 0; i < n; ++i) out[i] = minifloat::e4m3_encode(in[i]);
 }
 void e4m3_to_f32(const uint8_t* in, float* out, int64_t n) {
+  if (fp8_simd::available()) return fp8_simd::decode(in, out, n);
   const auto& t = e4m3_table();
   for (int64_t i = 0; i < n; ++i) out[i] = t[in[i]];
 }

@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "tensor/block_scale.h"
 #include "tensor/fp8.h"
+#include "tensor/fp8_simd.h"
 #include "tensor/minifloat.h"
 
 namespace dsv3 {
@@ -77,8 +78,13 @@ void band_amax(const float* x, int64_t ld, int64_t cols, int64_t bc, int64_t r0,
                float* amax) {
   const int64_t tc = (cols + bc - 1) / bc;
   constexpr float kMaxFinite = std::numeric_limits<float>::max();
+  const bool simd = fp8_simd::available();
   for (int64_t r = r0; r < r1; ++r) {
     const float* xr = x + r * ld;
+    if (bc == 1 && simd) {
+      fp8_simd::amax_columns(xr, amax, cols);
+      continue;
+    }
     if (bc == 1) {  // Wgrad's 128x1 tiles: one running max per column
       for (int64_t c = 0; c < cols; ++c) {
         const float a = std::fabs(xr[c]);
@@ -88,6 +94,10 @@ void band_amax(const float* x, int64_t ld, int64_t cols, int64_t bc, int64_t r0,
     }
     for (int64_t j = 0; j < tc; ++j) {
       const int64_t c1 = std::min(cols, (j + 1) * bc);
+      if (simd) {
+        amax[j] = fp8_simd::amax(xr + j * bc, c1 - j * bc, amax[j]);
+        continue;
+      }
       float m = amax[j];
       for (int64_t c = j * bc; c < c1; ++c) {
         const float a = std::fabs(xr[c]);
@@ -108,6 +118,10 @@ void quantize_rows(const float* x, int64_t ld, int64_t cols, int64_t bc, int64_t
   for (int64_t r = r0; r < r1; ++r) {
     const float* xr = x + r * ld;
     uint8_t* qr = q + r * cols;
+    if (fp8_simd::available()) {
+      fp8_simd::encode_div(xr, sc.data(), qr, cols);
+      continue;
+    }
     for (int64_t c = 0; c < cols; ++c) qr[c] = minifloat::e4m3_encode(xr[c] / sc[c]);
   }
 }
@@ -177,12 +191,16 @@ Fp8Tiles transpose_tiles(const Fp8Tiles& t) {
   o.rows = t.cols, o.cols = t.rows, o.br = t.bc, o.bc = t.br;
   o.q.resize(t.q.size());
   o.scale.resize(t.scale.size());
-  constexpr int64_t kB = 64;  // blocked, so that neither side walks a column of cache lines
-  for (int64_t r0 = 0; r0 < t.rows; r0 += kB)
-    for (int64_t c0 = 0; c0 < t.cols; c0 += kB)
-      for (int64_t r = r0; r < std::min(t.rows, r0 + kB); ++r)
-        for (int64_t c = c0; c < std::min(t.cols, c0 + kB); ++c)
-          o.q[c * t.rows + r] = t.q[r * t.cols + c];
+  if (fp8_simd::available()) {
+    fp8_simd::transpose_bytes(t.q.data(), t.rows, t.cols, t.cols, o.q.data(), t.rows);
+  } else {
+    constexpr int64_t kB = 64;  // blocked, so that neither side walks a column of cache lines
+    for (int64_t r0 = 0; r0 < t.rows; r0 += kB)
+      for (int64_t c0 = 0; c0 < t.cols; c0 += kB)
+        for (int64_t r = r0; r < std::min(t.rows, r0 + kB); ++r)
+          for (int64_t c = c0; c < std::min(t.cols, c0 + kB); ++c)
+            o.q[c * t.rows + r] = t.q[r * t.cols + c];
+  }
   for (int64_t i = 0; i < t.tiles_r(); ++i)
     for (int64_t j = 0; j < t.tiles_c(); ++j)
       o.scale[j * t.tiles_r() + i] = t.scale[i * t.tiles_c() + j];

@@ -86,7 +86,8 @@ void fp8_memory_report(const ParamStore& ps, const ModelConfig& mc) {
   const double fp8_b = 1.0 + 4.0 / 128;  // a code and its share of the tile's scale
   std::fprintf(stderr,
                "memory: FP8 recipe: %.1fM Linear weights read as FP8 %.0f MB (BF16 %.0f MB); "
-               "Linear inputs kept for Wgrad %.1f KB per token in FP8/E5M6 (BF16 %.1f KB)\n",
+               "Linear inputs kept for Wgrad %.1f KB per token in FP8/E5M6 (BF16 %.1f KB): what "
+               "the recipe stores; this CPU emulation keeps the inputs in FP32 (docs/FP8.md)\n",
                weights / 1e6, weights * fp8_b / 1e6, weights * 2 / 1e6,
                (inputs * fp8_b + inputs_e5m6 * (1.5 + 4.0 / 128)) / 1e3,
                (inputs + inputs_e5m6) * 2 / 1e3);
@@ -166,6 +167,10 @@ Json TrainConfig::to_json() const {
   j["clip"] = clip;
   j["moments"] = bf16_moments ? "bf16" : "f32";
   j["precision"] = precision_name(precision);
+  if (is_fp8(precision)) {
+    j["fp8_gemms"] = fp8_gemms_name(fp8);
+    j["fp8_o_proj_cache"] = fp8.e5m6_o_proj ? "e5m6" : "e4m3";
+  }
   j["mtp_lambda"] = loss.mtp_lambda;
   j["balance_alpha"] = loss.balance_alpha;
   j["aux_alpha"] = loss.aux_alpha;
@@ -223,6 +228,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
   const Kernels& kernels = best_kernels();
   DSV3_CHECK(cfg.precision != Precision::Inference, "train: precision must be f32, bf16 or fp8");
   ComputeContext ctx{kernels, pool, cfg.precision};
+  ctx.fp8 = cfg.fp8;
   // Under expert parallelism a rank reads (or draws) only its own experts.
   const std::string from = !ckpt.empty() ? ckpt : cfg.init_dir;
   const ModelConfig start =

@@ -55,6 +55,7 @@ struct TrainConfig {
   bool bf16_moments = true;
   // The Linears' GEMMs (model/linear.h): F32 or BF16.
   Precision precision = Precision::F32;
+  Fp8Recipe fp8;  // with an FP8 precision: which parts of the recipe run (ablations)
   LossWeights loss;
   double gamma = 1e-3;     // aux-loss-free bias step; 0 turns the rule off
   double ema_decay = 0;    // 0: no EMA

@@ -303,5 +303,59 @@ TEST(Linear, Fp8RecipeTilesEachGemm) {
     for (LinearKind k : {LinearKind::Default, LinearKind::AttnOut}) check_fp8(p, k);
 }
 
+// The three GEMMs' outputs (y, dx, dW) of one Linear under ctx.
+struct GemmOutputs {
+  std::vector<float> y, dx, dw;
+};
+GemmOutputs run_gemms(ComputeContext ctx, LinearKind kind) {
+  const Case c{130, 200, 300, DType::F32};
+  Fixture f(c);
+  const Linear lin(f.w, nullptr, kind);
+  const std::vector<float> x = random_rows(c.T * c.in, 1), dy = random_rows(c.T * c.out, 2);
+  GemmOutputs o{std::vector<float>(c.T * c.out), std::vector<float>(c.T * c.in), {}};
+  lin.forward(ctx, x.data(), c.T, o.y.data());
+  lin.backward_input(ctx, dy.data(), c.T, o.dx.data());
+  lin.backward_weight(ctx, dy.data(), x.data(), c.T);
+  o.dw = f.wgrad;
+  return o;
+}
+
+// --fp8-gemms (ablations): a GEMM left out is the BF16 GEMM bit for bit, one kept is the
+// recipe's bit for bit (check_fp8 checks the recipe against float64).
+TEST(Linear, Fp8GemmsChooseEachGemm) {
+  ThreadPool pool(2);
+  const ComputeContext bf16{best_kernels(), pool, Precision::BF16};
+  const ComputeContext fp8{best_kernels(), pool, Precision::FP8};
+  const GemmOutputs b = run_gemms(bf16, LinearKind::Default);
+  const GemmOutputs all = run_gemms(fp8, LinearKind::Default);
+  EXPECT_NE(b.y, all.y);
+  EXPECT_NE(b.dx, all.dx);
+  EXPECT_NE(b.dw, all.dw);
+  for (const char* list : {"fprop", "dgrad", "wgrad", "fprop,dgrad", "wgrad,fprop"}) {
+    SCOPED_TRACE(list);
+    ComputeContext ctx = fp8;
+    ctx.fp8 = with_fp8_gemms(Fp8Recipe{}, list);
+    const GemmOutputs o = run_gemms(ctx, LinearKind::Default);
+    EXPECT_EQ(o.y, ctx.fp8.fprop ? all.y : b.y);
+    EXPECT_EQ(o.dx, ctx.fp8.dgrad ? all.dx : b.dx);
+    EXPECT_EQ(o.dw, ctx.fp8.wgrad ? all.dw : b.dw);
+  }
+  // Without the E5M6 cache the o_proj is any other Linear (E4M3, float32 scales).
+  ComputeContext e4m3 = fp8;
+  e4m3.fp8 = with_fp8_o_proj_cache(Fp8Recipe{}, "e4m3");
+  const GemmOutputs o = run_gemms(e4m3, LinearKind::AttnOut);
+  EXPECT_EQ(o.y, all.y);
+  EXPECT_EQ(o.dw, all.dw);
+  EXPECT_NE(run_gemms(fp8, LinearKind::AttnOut).dw, all.dw);
+}
+
+TEST(Linear, Fp8GemmsListIsChecked) {
+  EXPECT_EQ(fp8_gemms_name(with_fp8_gemms(Fp8Recipe{}, "wgrad,fprop")), "fprop,wgrad");
+  EXPECT_EQ(fp8_gemms_name(Fp8Recipe{}), "fprop,dgrad,wgrad");
+  for (const char* bad : {"", "fprop,", "fprop,fprop", "Fprop", "fprop dgrad"})
+    EXPECT_THROW(with_fp8_gemms(Fp8Recipe{}, bad), Error) << bad;
+  EXPECT_THROW(with_fp8_o_proj_cache(Fp8Recipe{}, "e5m2"), Error);
+}
+
 }  // namespace
 }  // namespace dsv3
