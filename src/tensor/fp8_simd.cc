@@ -2,15 +2,24 @@
 // called after available() said the CPU has it.
 // GCC 12's AVX-512 headers build "undefined" vectors as `__m512 __Y = __Y;`, which its own
 // -Wuninitialized flags once inlined here (GCC PR 105593, fixed in 13): silence just those.
+// Clang (the fuzz build compiles tensor/) knows neither that warning group nor `GCC target`: it
+// gets the same target through its attribute pragma, pushed after the includes.
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include "tensor/fp8_simd.h"
 
 #include <immintrin.h>
 
 #include <cfloat>
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl"))), \
+                             apply_to = function)
+#else
 #pragma GCC target("avx512f,avx512bw,avx512vl")  // after every include
+#endif
 
 namespace dsv3::fp8_simd {
 namespace {
@@ -153,3 +162,7 @@ void transpose_bytes(const uint8_t* in, int64_t rows, int64_t cols, int64_t ldi,
 }
 
 }  // namespace dsv3::fp8_simd
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
