@@ -278,13 +278,16 @@ def case_refuse(r):
             (lambda: run(r.args("bad4", 1, 2, "--ep", "2"), ok=False), "--ep 2 needs MPI"),
             (lambda: run(r.args("bad5", 1, 2, "--node-limit", "1"), ok=False),
              "--node-limit needs --ep")):
-        res = cmd()
-        out = res.stdout + res.stderr
-        if res.returncode == 0 or want not in out:
-            sys.exit("expected a failure naming %r, got exit %d:\n%s" % (want, res.returncode,
-                                                                        out))
+        expect_refusal(cmd(), want)
     print("refuse: a rank count that is not --dp, an --accum that does not split and an --ep "
           "that does not divide --dp or lacks ranks are errors")
+
+
+def expect_refusal(res, want):
+    """A command that must fail with a message naming `want`."""
+    out = res.stdout + res.stderr
+    if res.returncode == 0 or want not in out:
+        sys.exit("expected a failure naming %r, got exit %d:\n%s" % (want, res.returncode, out))
 
 
 def main():
