@@ -28,6 +28,8 @@
 # resumes from its last checkpoint. Needs build/dsv3 (or $DSV3) and data/small
 # (scripts/quickstart.sh makes both); $THREADS threads per run (default: the cores); with
 # $TIME_LIMIT (e.g. 2h) each run stops there with a checkpoint, to be resumed by the same command.
+# $SEED (default 0) seeds the initial weights and the data order; a run with SEED=N > 0 goes to
+# runs/ablation/<name>-sN, so a second seed sits beside the first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -48,7 +50,7 @@ threads=()  # and the time limit
 if [[ -n ${THREADS:-} ]]; then threads=(-t "$THREADS"); fi
 if [[ -n ${TIME_LIMIT:-} ]]; then threads+=(--time-limit "$TIME_LIMIT"); fi
 common=(--preset small --data data/small --steps "$steps" --seq-len 128 --batch 16 --lr 2e-3
-        --warmup 20 --val-every 25 --val-windows 128 --ckpt-every 50 --seed 0 --precision bf16
+        --warmup 20 --val-every 25 --val-windows 128 --ckpt-every 50 --seed "${SEED:-0}" --precision bf16
         "${threads[@]}")
 
 # One run, resumed if it was interrupted, skipped when it reached --steps; fp8parts' runs (p-*)
@@ -58,7 +60,9 @@ run() {
   shift
   local flags=("${common[@]}")
   if [[ $name == p-* ]]; then flags+=(--seq-len 64 --batch 8 --val-windows 64); fi
-  "$dsv3" train "${flags[@]}" -o "$out/$name" --resume "$@"
+  local dir=$out/$name
+  if [[ ${SEED:-0} != 0 ]]; then dir+=-s$SEED; fi
+  "$dsv3" train "${flags[@]}" -o "$dir" --resume "$@"
 }
 
 # V3's recipe: the bias rule (gamma 1e-3) with the tiny complementary sequence-wise loss (1e-4).
