@@ -87,11 +87,6 @@ int cmd_init(Args& a) {
   }
 
   ModelConfig c = preset ? preset_config(*preset) : load_config(*config_file);
-  ModelOutput output(dir, force);
-  uint64_t need = random_model_bytes(c, dtype);
-  output.check_free_space(
-      need, "free some space, choose another folder, or a smaller --preset / --dtype");
-
   // The tokenizer is found before any weight is written, so a bad --tokenizer costs nothing. A
   // preset whose tokenizer is not installed is refused: a multi-GB folder that cannot generate,
   // with a note that scrolls by, helps nobody; --no-tokenizer asks for exactly that.
@@ -110,6 +105,12 @@ int cmd_init(Args& a) {
     if (tokenizer_dir && !file_exists(path_join(*tokenizer_dir, f)))
       throw Error(*tokenizer_dir + " has no " + f,
                   "pass a folder holding tokenizer.json and tokenizer_config.json");
+
+  // The disk is checked after the tokenizer: a missing tokenizer is the answer whatever the disk.
+  ModelOutput output(dir, force);
+  uint64_t need = random_model_bytes(c, dtype);
+  output.check_free_space(
+      need, "free some space, choose another folder, or a smaller --preset / --dtype");
 
   // Every check above passed. The new model is written in full beside the old files, which go
   // only at the end (commit): a failure or a kill on the way leaves the old model loadable.

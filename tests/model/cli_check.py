@@ -32,6 +32,13 @@ def read_st(path):
     return header, data
 
 
+def link_or_copy(src, dst):
+    if src.endswith(".safetensors"):
+        os.link(src, dst)
+    else:
+        shutil.copy2(src, dst)
+
+
 def write_st(path, header, data):
     meta = header.pop("__metadata__", None)
     # Rebuild the data section in header order so offsets stay contiguous.
@@ -45,6 +52,7 @@ def write_st(path, header, data):
         pos += e - b
     h = json.dumps(out).encode()
     h += b" " * (-len(h) % 8)
+    os.unlink(path)  # a hard link to the source model's file: never write through it
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h + b"".join(parts))
 
@@ -102,7 +110,9 @@ def main(argv):
         if o == "--copy":
             src, dst = opts[i + 1], opts[i + 2]
             shutil.rmtree(dst, ignore_errors=True)
-            shutil.copytree(src, dst)
+            # Weights are hard-linked, not copied (a tiny model is 46 MB and dozens of tests copy
+            # one); every edit below replaces a file rather than writing into it.
+            shutil.copytree(src, dst, copy_function=link_or_copy)
             i += 3
         elif o == "--edit":
             arity = {"drop": 1, "reshape": 2, "index-missing": 1, "config": 2}[opts[i + 1]]

@@ -472,6 +472,7 @@ def main():
         check_train(model, cfg, weights, a.work, rng)
     if failures:
         sys.exit("FAILED: " + ", ".join(failures))
+    shutil.rmtree(a.work)  # passed: a failure keeps the runs to look at; CI's disk is small
     print("OK")
 
 

@@ -128,6 +128,7 @@ def main():
                    os.path.join(out, "metrics.jsonl"), "--rtol", "1e-4", "--fields", "loss"])
     else:
         sys.exit("unknown case " + case)
+    shutil.rmtree(work)  # passed: a failure keeps the runs to look at; CI's disk is small
 
 
 if __name__ == "__main__":

@@ -231,6 +231,7 @@ def main():
     os.makedirs(work)
     {"resume": case_resume, "threads": case_threads, "refuse": case_refuse, "nan": case_nan,
      "sigint": case_sigint, "learns": case_learns, "bf16": case_bf16}[case](dsv3, src, work)
+    shutil.rmtree(work)  # passed: a failure keeps the runs to look at; CI's disk is small
 
 
 if __name__ == "__main__":
