@@ -14,10 +14,14 @@ fp8grad     `dsv3 grad --precision fp8` (tile, then --fp8-scaling tensor) agains
             quotients x / s exactly on E4M3 ties, where a one-ulp difference in an activation
             picks the other code). Where float32 and float64 activations round a quotient to
             different codes, one element moves by one E4M3 step, so dsv3 and the emulation cannot
-            agree to FP32 precision; what is bounded: the loss within 1e-6, the median tensor within
-            1e-5 relative, and every tensor's distance to the emulation under half the distance
-            between the emulation and the exact float64 gradient (measured: median 3e-7, worst
-            ratio 0.23) - so a GEMM left out of FP8 or quantized with another tiling fails. With
+            agree to FP32 precision. Per tensor, r = ||dsv3 - emulation|| / ||exact float64 -
+            emulation|| (how far dsv3 is from the emulation against how far FP8 moves the
+            gradient); bounded: the loss within 1e-6, the median r under 0.01 and every r under
+            0.8. Measured: median r 5e-5 and worst 0.23 (Intel, AMX), 0.54 (AMD EPYC, AVX512-BF16)
+            and 0.43 (DSV3_KERNELS=ref), the worst always a layer-0 tensor, which every flipped
+            code downstream reaches; with one GEMM left out of FP8 (dsv3 grad --fp8-gemms) the
+            median r is 0.43 (Wgrad), 0.46 (Dgrad), 1.0 (Fprop), and a tensor whose own GEMMs are
+            wrong sits near 1 - so a GEMM left out or quantized with another tiling fails. With
             --fp8-scaling tensor only the loss is bounded (1e-6; measured 6e-8): one scale for a
             whole tensor means an activation whose float32 and float64 amax differ by an ulp
             moves every quotient of the tensor, and the backward's codes then differ widely
@@ -72,18 +76,15 @@ def fp8_grad(dsv3, ref, work):
         if scaling == "tensor":
             continue
         got, emu = load("dsv3_%s.st" % scaling), load("ref_%s.st" % scaling)
-        rel, worst = [], (0.0, "")
+        ratios = []
         for n, e in emu.items():
-            norm = np.linalg.norm(e)
-            if norm == 0:
-                continue
             d, fp8_effect = np.linalg.norm(got[n] - e), np.linalg.norm(exact[n] - e)
-            rel.append(d / norm)
-            worst = max(worst, (d / fp8_effect if fp8_effect > 0 else 0.0, n))
-        med = float(np.median(rel))
-        print("fp8 %s: median ||dsv3 - emulation|| / ||emulation|| %.2e; worst distance to the "
-              "emulation / FP8's distance from exact %.3f (%s)" % (scaling, med, worst[0], worst[1]))
-        if med > 1e-5 or worst[0] > 0.5:
+            if fp8_effect > 0:
+                ratios.append((d / fp8_effect, n))
+        med, worst = float(np.median([r for r, _ in ratios])), max(ratios)
+        print("fp8 %s: distance to the emulation / FP8's distance from exact over %d tensors: "
+              "median %.2e, worst %.3f (%s)" % (scaling, len(ratios), med, worst[0], worst[1]))
+        if med > 0.01 or worst[0] > 0.8:
             failures.append(scaling)
     if failures:
         sys.exit("FAIL: " + ", ".join(failures))
