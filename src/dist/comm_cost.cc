@@ -9,6 +9,16 @@
 
 namespace dsv3 {
 
+double remote_ranks_per_token(const ModelConfig& c, int ep) {
+  // A given other rank holds none of the K experts: C(E - E/ep, K) / C(E, K).
+  const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok, held = E / std::max(ep, 1);
+  if (ep <= 1 || K == 0) return 0;
+  double none = 1;
+  for (int64_t i = 0; i < K; ++i)
+    none *= static_cast<double>(E - held - i) / static_cast<double>(E - i);
+  return (ep - 1) * (1 - std::max(none, 0.0));
+}
+
 RankTraffic busiest_rank_traffic(const ModelConfig& c, const ParallelPlan& p) {
   DSV3_CHECK(p.ranks >= 1 && p.pp >= 1 && p.ep >= 1 && p.ranks % p.pp == 0,
              "comm cost: " + std::to_string(p.ranks) + " ranks do not split into pp " +
@@ -54,10 +64,13 @@ RankTraffic busiest_rank_traffic(const ModelConfig& c, const ParallelPlan& p) {
                  k = static_cast<double>(c.num_experts_per_tok);
     t.dp_bytes = p.dp_passes * p.grad_bytes *
                  (t.dense_params * (dp - 1) / dp + t.expert_params * (rep - 1) / rep);
-    // Forward: dispatch and combine; backward: the combine's and the dispatch's gradients. The
-    // fraction (ep-1)/ep of a token's K rows leaves the rank.
-    const double per_row = p.dispatch_bytes + p.combine_bytes + 2 * p.act_bytes;
-    t.ep_bytes = t.tokens * static_cast<double>(t.moe_layers) * k * d * per_row * (p.ep - 1) / p.ep;
+    // As MpiExpertDispatcher sends: a token's row once to each other rank holding one of its
+    // experts (dispatch, and the output gradient in the backward of combine); a slot's row back
+    // (combine, and the backward of dispatch) and 3 words (index, weight, its gradient) for each
+    // of its K slots whose expert is elsewhere, the fraction (ep-1)/ep.
+    t.ep_bytes = t.tokens * static_cast<double>(t.moe_layers) *
+                 (remote_ranks_per_token(c, p.ep) * d * (p.dispatch_bytes + p.act_bytes) +
+                  k * (p.ep - 1) / p.ep * (d * (p.combine_bytes + p.act_bytes) + 12));
     // Activations forward and their gradients backward, across each held stage's boundary.
     t.pp_bytes = p.pp > 1 ? t.tokens * static_cast<double>(stages.size()) * d * 2 * p.act_bytes : 0;
     if (t.dense_params + t.expert_params > best.dense_params + best.expert_params) best = t;

@@ -3,7 +3,8 @@
 // (MoE dispatch and combine all-to-alls, forward and backward) and pipeline parallel (activations
 // and their gradients across stage boundaries). The DP term is what dsv3's MpiDataParallel sends
 // (docs/DISTRIBUTED.md compares it with the bytes a run counts); the EP and PP terms are the
-// volumes V3's layout implies, uniform routing assumed, before node-limited routing's savings.
+// volumes V3's layout implies as dsv3's dispatcher sends them, uniform routing assumed (no node
+// limit; V3's node-level forwarding, one IB copy a node then NVLink, is not modelled).
 #pragma once
 #include <cstdint>
 
@@ -30,6 +31,10 @@ struct RankTraffic {
   int64_t moe_layers = 0;                      // MoE layers in its stages
   double dp_bytes = 0, ep_bytes = 0, pp_bytes = 0;
 };
+
+// Under uniform routing (K of E experts without replacement), the expected number of other ranks
+// of an ep group that hold at least one of a token's experts: the token rows it sends.
+double remote_ranks_per_token(const ModelConfig& c, int ep);
 
 // The rank with the most parameters (stages: consecutive layers split evenly, the embedding on the
 // first stage, the final norm, head and MTP module on the last). Throws Error for a plan whose

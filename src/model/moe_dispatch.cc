@@ -30,6 +30,15 @@ void make_dispatch_plan(const int32_t* experts, int64_t T, int64_t K, int64_t E,
   }
 }
 
+float combine_backward_row(float w, const float* g, const float* y, int64_t d, float* dy) {
+  double dot = 0;
+  for (int64_t i = 0; i < d; ++i) {
+    dy[i] = w * g[i];
+    dot += static_cast<double>(g[i]) * y[i];
+  }
+  return static_cast<float>(dot);
+}
+
 void LocalDispatcher::dispatch(const DispatchPlan& p, const float* x, int64_t d, MoeExchange& ex,
                                std::vector<float>& grouped) {
   const int64_t n = p.tokens * p.top_k;
@@ -68,14 +77,8 @@ void LocalDispatcher::combine_backward(const DispatchPlan& p, const MoeExchange&
   dyv.resize(static_cast<size_t>(n * d));
   float* dy = dyv.data();
   for (int64_t s = 0; s < n; ++s) {
-    const float* g = dout + (s / p.top_k) * d;
     const int64_t r = p.row_of_slot[s];
-    double dot = 0;
-    for (int64_t i = 0; i < d; ++i) {
-      dy[r * d + i] = weights[s] * g[i];
-      dot += static_cast<double>(g[i]) * y[r * d + i];
-    }
-    dweights[s] = static_cast<float>(dot);
+    dweights[s] = combine_backward_row(weights[s], dout + (s / p.top_k) * d, y + r * d, d, dy + r * d);
   }
 }
 

@@ -29,11 +29,24 @@ void make_dispatch_plan(const int32_t* experts, int64_t T, int64_t K, int64_t E,
 struct MoeExchange {
   std::vector<int64_t> offsets;  // [E + 1] expert e's rows in the grouped buffer
   std::vector<int64_t> counts;   // [E] (0 for an expert another rank holds)
-  // All-to-all only: [ranks, E / ranks] rows each rank sent of each expert this rank holds, and
-  // the expert outputs back in this rank's plan order [T * K, d] (combine's y for the backward).
+  // All-to-all only. A token's row travels once to each rank holding one of its experts (TR
+  // §3.2.2: node-limited routing bounds those ranks); each slot travels as an index into them.
+  //   by_source     [ranks, E / ranks] slots each rank sent of each expert this rank holds
+  //   sent_tokens   this rank's tokens sent to rank 0, then to rank 1, ... (ascending in each),
+  //                 sent_bounds [ranks + 1] their bounds
+  //   unique_bounds [ranks + 1] bounds of the token rows that arrived, by source
+  //   unique_of_row [rows] the arrived token row each grouped (expert-major) row computes on
   std::vector<int64_t> by_source;
-  std::vector<float> returned;
+  std::vector<int32_t> sent_tokens;
+  std::vector<int64_t> sent_bounds;
+  std::vector<int64_t> unique_bounds;
+  std::vector<int32_t> unique_of_row;
 };
+
+// The backward of combine for one slot of weight w whose token's output gradient is g [d] and
+// whose expert output is y [d]: dy = w * g, and returns dL/dw = g · y (double sum). Local and
+// all-to-all dispatchers share it, so the owner of an expert computes the same bits.
+float combine_backward_row(float w, const float* g, const float* y, int64_t d, float* dy);
 
 class MoeDispatcher {
  public:

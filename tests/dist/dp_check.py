@@ -33,9 +33,10 @@ ep2, ep4        step 1's loss, CE, MTP, balance loss and MaxVio equal bit for bi
 ep_fp8          --ep 2 --ep-dispatch fp8 (V3's payloads: E4M3 dispatch, BF16 combine) against the
                 FP32-payload run: step 1's loss within 2^-9 relative (E4M3 moves a value by at
                 most 2^-4 relative, the MoE share of the loss reaches it squared at most, see
-                tests/dist/ep_check.cc; measured ~1e-5), and rank 0's MoE bytes below 0.4 of
-                FP32's (d + ceil(d/128) and 2d bytes a row instead of 4d and 4d: 0.376 when the
-                rows each way are equal).
+                tests/dist/ep_check.cc; measured ~1e-5), and rank 0's MoE bytes between 0.25 and
+                0.5 of FP32's: token rows towards the experts take d + ceil(d/128) bytes instead
+                of 4d (0.252), slot rows back 2d instead of 4d (0.5), and the 12 bytes of words a
+                slot (index, weight, its gradient) are the same in both.
 ep_node_limit   --ep 4 --node-limit 1 (node-limited routing: a token's experts on 1 of the 4 ranks)
                 writes n_group 4, topk_group 1 into its checkpoints' config.json, and a resume of
                 its step-2 checkpoint in one process (no --ep, no --node-limit: the config
@@ -193,7 +194,7 @@ def case_ep_fp8(r):
     fp8 = r.mpi(4, "fp8", 1, 4, "--ep", "2", "--ep-dispatch", "fp8")
     a, b = r.metrics("fp8")[0]["loss"], r.metrics("f32")[0]["loss"]
     rel, ratio = abs(a - b) / abs(b), moe_mb(fp8) / moe_mb(f32)
-    if not 0 < rel <= 2 ** -9 or not 0.3 < ratio < 0.4:
+    if not 0 < rel <= 2 ** -9 or not 0.25 < ratio < 0.5:
         sys.exit("fp8 dispatch: step 1 loss %.3e relative from FP32's, MoE bytes %.3f of FP32's"
                  % (rel, ratio))
     print("ep_fp8: step 1 loss %.2e relative from FP32 dispatch; MoE bytes %.3f of FP32's"

@@ -24,8 +24,13 @@
 // (a token whose routing the perturbation flips moves its experts' gradients too; measured:
 // ~4e-3 and ~3e-3 over 2 and 4 ranks). Each measure must also be > 0: the payloads were quantized.
 // The logits are the same whatever the rank count (a row's tiles do not depend on where it goes).
-// The bytes sent are exactly d + ceil(d/128) per row towards the experts and 2d per row back
-// (FP32: 4d each way).
+// The traffic, counted from each rank's routing: a token's row travels towards the experts once
+// per other rank holding one of its experts (U such pairs, twice: dispatch and the backward of
+// combine), a slot's row back once per pass (S slots whose expert another rank holds, twice:
+// combine and the backward of dispatch), and 3 words a slot (its index, weight and weight
+// gradient). The bytes sent are exactly d + ceil(d/128) per row towards the experts, 2d per row
+// back and 4 per word (FP32: 4d, 4d, 4). The tiny preset routes a token to 4 experts of 2 of 4
+// groups, so at 2 and 4 ranks U < S: each row sent once per rank, not once per expert, is seen.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -51,13 +56,34 @@ namespace {
 
 constexpr int64_t kB = 2, kT = 16;
 
-struct Run {
-  std::vector<float> logits;
+// Of this rank's routing, over its MoE layers: token rows and slots bound for other ranks.
+struct Traffic {
+  int64_t token_rows = 0, slots = 0;
 };
 
-// Forward and backward of `seqs` [n, kT] through m; returns the logits.
+Traffic remote_traffic(const ForwardActs& acts, int64_t per_rank, int me) {
+  Traffic t;
+  for (const LayerActs& l : acts.layers) {
+    const DispatchPlan& p = l.moe.plan;
+    for (int64_t tok = 0; tok < p.tokens; ++tok) {
+      std::vector<bool> owner(static_cast<size_t>(p.n_experts / per_rank), false);
+      for (int64_t j = 0; j < p.top_k; ++j) {
+        const auto o = static_cast<size_t>(l.moe.experts[tok * p.top_k + j] / per_rank);
+        if (static_cast<int>(o) == me) continue;
+        ++t.slots;
+        t.token_rows += !owner[o];
+        owner[o] = true;
+      }
+    }
+  }
+  return t;
+}
+
+// Forward and backward of `seqs` [n, kT] through m; returns the logits. per_rank > 0: fills
+// *traffic from the routing for a rank holding per_rank experts.
 std::vector<float> forward_backward(Model& m, const std::vector<int32_t>& ids, int64_t first,
-                                    int64_t n) {
+                                    int64_t n, int64_t per_rank = 0, int me = 0,
+                                    Traffic* traffic = nullptr) {
   Batch b;
   for (int64_t s = first; s < first + n; ++s)
     b.add(nullptr, std::span<const int32_t>(ids.data() + s * kT, kT), LogitsRows::All);
@@ -69,6 +95,7 @@ std::vector<float> forward_backward(Model& m, const std::vector<int32_t>& ids, i
   for (size_t i = 0; i < dl.size(); ++i) dl[i] = 1e-3f * logits[i];
   m.params().zero_grads();
   m.backward(b, acts, dl.data(), nullptr);
+  if (traffic) *traffic = remote_traffic(acts, per_rank, me);
   return logits;
 }
 
@@ -104,7 +131,9 @@ int check(const Communicator& comm, bool fp8) {
   MpiExpertDispatcher disp(comm, k, c.n_routed_experts, fp8 ? EpPayload::FP8 : EpPayload::F32,
                            fp8 ? EpPayload::BF16 : EpPayload::F32);
   ep->set_dispatcher(&disp);
-  const std::vector<float> l_ep = forward_backward(*ep, ids, me * kB, kB);
+  Traffic traffic;
+  const std::vector<float> l_ep =
+      forward_backward(*ep, ids, me * kB, kB, disp.experts_per_rank(), me, &traffic);
   auto own = training_model(w, ctx);
   const std::vector<float> l_own = forward_backward(*own, ids, me * kB, kB);
   auto all = training_model(w, ctx);
@@ -154,27 +183,35 @@ int check(const Communicator& comm, bool fp8) {
     }
   }
   errs[2] = xx > 0 ? 1 - 2 * xy / xx : 0;
-  // The bytes: exactly the payload's row size times the rows that left this rank.
+  // The traffic: token rows from this rank's routing; slot rows and words over all ranks (a slot
+  // row comes back from the rank holding the expert); bytes from the payloads' row sizes.
   const int64_t d = c.hidden_size,
                 want =
                     disp.rows_to_experts() *
                         payload_row_bytes(fp8 ? EpPayload::FP8 : EpPayload::F32, d) +
-                    disp.rows_back() * payload_row_bytes(fp8 ? EpPayload::BF16 : EpPayload::F32, d);
-  flags[3] = disp.bytes_sent() != want;
+                    disp.rows_back() * payload_row_bytes(fp8 ? EpPayload::BF16 : EpPayload::F32, d) +
+                    4 * disp.words_sent();
+  flags[3] = disp.bytes_sent() != want || disp.rows_to_experts() != 2 * traffic.token_rows;
+  int64_t totals[4] = {traffic.slots, traffic.token_rows, disp.rows_back(), disp.words_sent()};
   comm.allreduce_sum(std::span<int64_t>(flags, 4));
+  comm.allreduce_sum(std::span<int64_t>(totals, 4));
+  flags[3] += totals[2] != 2 * totals[0] || totals[3] != 3 * totals[0] || totals[1] >= totals[0];
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, errs, 2, MPI_DOUBLE, MPI_MAX, comm.get()), "MPI_Allreduce");
-  const double fp32_bytes = static_cast<double>(disp.rows_to_experts() + disp.rows_back()) * 4 * d;
+  const double fp32_bytes =
+      static_cast<double>(disp.rows_to_experts() + disp.rows_back()) * 4 * d +
+      4.0 * static_cast<double>(disp.words_sent());
   if (me == 0)
     std::printf(
         "EP over %d ranks, %s payloads (%lld experts each, %lld held expert tensors on rank 0): "
         "logits vs no EP %s (1 - 2Σxy/Σ(x²+y²) = %.3g); held experts' gradients vs one batch %s "
-        "(%.3g); %lld nonzero gradient elements of experts not held; other gradients %.3g; rank 0 "
-        "sent %.3f MB (%s the payloads' row sizes; %.3f of FP32's)\n",
+        "(%.3g); %lld nonzero gradient elements of experts not held; other gradients %.3g; "
+        "%lld token rows for %lld remote slots; rank 0 sent %.3f MB (%s the routing's rows and "
+        "the payloads' row sizes; %.3f of FP32's)\n",
         R, fp8 ? "FP8 dispatch / BF16 combine" : "FP32",
         static_cast<long long>(disp.experts_per_rank()), static_cast<long long>(held),
         flags[0] ? "differ" : "bit-identical", errs[0], flags[1] ? "differ" : "bit-identical",
-        errs[1], static_cast<long long>(flags[2]), errs[2],
-        static_cast<double>(disp.bytes_sent()) / 1e6, flags[3] ? "NOT" : "exactly",
+        errs[1], static_cast<long long>(flags[2]), errs[2], static_cast<long long>(totals[1]),
+        static_cast<long long>(totals[0]), static_cast<double>(disp.bytes_sent()) / 1e6, flags[3] ? "NOT" : "exactly",
         static_cast<double>(disp.bytes_sent()) / fp32_bytes);
   if (flags[2] != 0 || flags[3] != 0) return 1;
   if (!fp8) return flags[0] == 0 && flags[1] == 0 && errs[2] < 1e-13 ? 0 : 1;

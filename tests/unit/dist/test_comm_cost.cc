@@ -42,8 +42,14 @@ TEST(CommCost, ExpertAndPipelineTermsOfOneStage) {
   const RankTraffic t = busiest_rank_traffic(c, p);
   const double tokens = 4096.0 / 4;  // dp = 4
   EXPECT_DOUBLE_EQ(t.tokens, tokens);
-  EXPECT_DOUBLE_EQ(t.ep_bytes,
-                   tokens * static_cast<double>(t.moe_layers) * 4 * 256 * (1 + 2 + 2 * 2) * 3 / 4);
+  // A token's row goes once to each other rank holding one of its 4 experts (4 of the 16 each):
+  // another rank holds none with probability C(12,4)/C(16,4) = 495/1820. Its 3 remote slots of
+  // 4 come back as rows and 12 bytes of words each.
+  const double token_rows = 3 * (1 - 495.0 / 1820);
+  EXPECT_DOUBLE_EQ(remote_ranks_per_token(c, 4), token_rows);
+  EXPECT_DOUBLE_EQ(remote_ranks_per_token(c, 1), 0);
+  EXPECT_DOUBLE_EQ(t.ep_bytes, tokens * static_cast<double>(t.moe_layers) *
+                                   (token_rows * 256 * (1 + 2) + 4 * 0.75 * (256 * (2 + 2) + 12)));
   EXPECT_DOUBLE_EQ(t.pp_bytes, tokens * 256 * 2 * 2);
   EXPECT_THROW(busiest_rank_traffic(c, {.ranks = 6, .pp = 4}), Error);
   EXPECT_THROW(busiest_rank_traffic(c, {.ranks = 8, .pp = 2, .ep = 3}), Error);
