@@ -25,11 +25,16 @@ int64_t train_mpi(const TrainConfig& cfg, PipelineSchedule pipeline, const std::
   Timer timer;
   int64_t done = 0;
   try {
-    // Rank j of every expert-parallel group holds the same experts: those D / E ranks reduce
-    // the experts' gradients.
-    const int E = static_cast<int>(cfg.ep);
-    Communicator ep_comm(comm, comm.rank() / E, comm.rank()),
-        replica_comm(comm, comm.rank() % E, comm.rank());
+    // Pipeline d is world ranks [d·P, (d+1)·P); rank r of it holds the stages of position r,
+    // which DualPipe's partner P-1-r holds too (one process: P = 1, every rank position 0).
+    const int E = static_cast<int>(cfg.ep), P = static_cast<int>(cfg.pp);
+    const int d = comm.rank() / P, r = comm.rank() % P;
+    const int held = pipeline == PipelineSchedule::DualPipe ? std::min(r, P - 1 - r) : r;
+    // Expert parallelism inside data parallelism: the same position of E consecutive pipelines
+    // share the routed experts, pipeline d holding position d % E's; the ranks holding the same
+    // stages and the same experts reduce those experts' gradients.
+    Communicator ep_comm(comm, d / E * P + r, comm.rank()),
+        replica_comm(comm, held * E + d % E, comm.rank());
     MpiDataParallel ep_group(ep_comm), replicas(replica_comm);
     std::unique_ptr<MpiExpertDispatcher> dispatcher;
     ExpertParallel ep;
@@ -40,18 +45,14 @@ int64_t train_mpi(const TrainConfig& cfg, PipelineSchedule pipeline, const std::
                                                          fp8 ? EpPayload::BF16 : EpPayload::F32);
       ep = {dispatcher.get(), &ep_group, &replicas};
     }
-    // Pipeline d is world ranks [d·P, (d+1)·P).
-    const int P = static_cast<int>(cfg.pp);
     // A pipeline rank holds its stages; the ranks holding the same ones (position r of every
     // pipeline, and for DualPipe its partner N-1-r too) reduce their gradients.
     std::unique_ptr<Communicator> pipe_ranks, holder_ranks;
     std::unique_ptr<MpiDataParallel> holders;
     std::unique_ptr<PipelineRunner> pipe;
     if (P > 1) {
-      const int r = comm.rank() % P;
-      pipe_ranks = std::make_unique<Communicator>(comm, comm.rank() / P, r);
-      holder_ranks = std::make_unique<Communicator>(
-          comm, pipeline == PipelineSchedule::DualPipe ? std::min(r, P - 1 - r) : r, comm.rank());
+      pipe_ranks = std::make_unique<Communicator>(comm, d, r);
+      holder_ranks = std::make_unique<Communicator>(comm, held, comm.rank());
       holders = std::make_unique<MpiDataParallel>(*holder_ranks);
       pipe = std::make_unique<PipelineRunner>(comm, *pipe_ranks, *holders, pipeline);
     }

@@ -8,17 +8,24 @@
 
 #include "base/error.h"
 #include "train/optimizer.h"
+#include "train/zero1.h"
 
 namespace dsv3 {
 
 HeldParamsAdamW::HeldParamsAdamW(const ParamStore& ps, const AdamWConfig& c, DataParallelGroup& all,
-                                 DataParallelGroup& holders, const Owns& owns)
+                                 DataParallelGroup& holders, const Owns& owns,
+                                 DataParallelGroup* expert_holders)
     : all_(all),
       holders_(holders),
+      expert_holders_(expert_holders),
       local_(ArenaLayout::of(ps)),
       whole_(ArenaLayout::whole(ps.config())),
-      zero_(local_, c, holders),
+      split_(expert_holders ? ps.expert_offset() : local_.numel),
+      zero_(shard_layout(local_, 0, split_), c, holders),
       cfg_(c) {
+  if (expert_holders)
+    experts_ = std::make_unique<Zero1AdamW>(shard_layout(local_, split_, local_.numel), c,
+                                            *expert_holders);
   std::unordered_map<std::string, int64_t> held;
   for (const ArenaTensor& t : local_.tensors) held[t.name] = t.offset;
   const size_t n = whole_.tensors.size();
@@ -40,7 +47,7 @@ HeldParamsAdamW::HeldParamsAdamW(const ParamStore& ps, const AdamWConfig& c, Dat
   owner_.resize(n);
   bounds_.assign(static_cast<size_t>(all.size()) + 1, 0);
   for (size_t i = 0; i < n; ++i) {
-    DSV3_CHECK(owners[i] == 1, "pipeline: the tensor " + whole_.tensors[i].name + " has " +
+    DSV3_CHECK(owners[i] == 1, "train: the tensor " + whole_.tensors[i].name + " has " +
                                    std::to_string(owners[i]) + " owners among the ranks, not one");
     owner_[i] = static_cast<int>(owned[i]);
     bounds_[static_cast<size_t>(owner_[i]) + 1] += whole_.tensors[i].numel;
@@ -49,7 +56,9 @@ HeldParamsAdamW::HeldParamsAdamW(const ParamStore& ps, const AdamWConfig& c, Dat
 }
 
 void HeldParamsAdamW::reduce(std::span<float> grads) {
-  holders_.sum_in_rank_order(grads, zero_.bounds());
+  const auto split = static_cast<size_t>(split_);
+  holders_.sum_in_rank_order(grads.first(split), zero_.bounds());
+  if (experts_) expert_holders_->sum_in_rank_order(grads.subspan(split), experts_->bounds());
 }
 
 double HeldParamsAdamW::clip(std::span<float> grads, double max_norm, ThreadPool* pool) {
@@ -73,12 +82,16 @@ double HeldParamsAdamW::clip(std::span<float> grads, double max_norm, ThreadPool
 
 void HeldParamsAdamW::step(std::span<float> master, std::span<const float> grads, double lr,
                            ThreadPool* pool) {
-  zero_.step(master, grads, lr, pool);
+  const auto split = static_cast<size_t>(split_);
+  zero_.step(master.first(split), grads.first(split), lr, pool);
+  if (experts_) experts_->step(master.subspan(split), grads.subspan(split), lr, pool);
 }
 
 int64_t HeldParamsAdamW::shard_numel() const {
-  const auto r = static_cast<size_t>(holders_.rank());
-  return zero_.bounds()[r + 1] - zero_.bounds()[r];
+  const auto shard = [](const Zero1AdamW& z, int rank) {
+    return z.bounds()[static_cast<size_t>(rank) + 1] - z.bounds()[static_cast<size_t>(rank)];
+  };
+  return shard(zero_, holders_.rank()) + (experts_ ? shard(*experts_, expert_holders_->rank()) : 0);
 }
 
 std::vector<float> HeldParamsAdamW::gather_whole(std::span<const float> local) const {
@@ -115,6 +128,12 @@ ParamStore::AbsentValues HeldParamsAdamW::gather(std::span<const float> master) 
 void HeldParamsAdamW::save(const std::string& path) const {
   std::vector<float> m, v;
   zero_.gather_state(m, v);  // this rank's tensors' whole moments, from the holders' shards
+  if (experts_) {            // and its experts', from theirs: [the rest | the experts]
+    std::vector<float> em, ev;
+    experts_->gather_state(em, ev);
+    m.insert(m.end(), em.begin(), em.end());
+    v.insert(v.end(), ev.begin(), ev.end());
+  }
   m = gather_whole(m);
   v = gather_whole(v);
   if (all_.rank() == 0) save_adamw_state(whole_, cfg_, std::move(m), std::move(v), steps(), path);
@@ -131,7 +150,11 @@ void HeldParamsAdamW::load(const std::string& path) {
     std::copy_n(m.begin() + t.offset, t.numel, lm.begin() + local_at_[i]);
     std::copy_n(v.begin() + t.offset, t.numel, lv.begin() + local_at_[i]);
   }
-  zero_.set_whole_state(lm, lv, whole.steps());
+  const auto split = static_cast<size_t>(split_);
+  zero_.set_whole_state(std::span(lm).first(split), std::span(lv).first(split), whole.steps());
+  if (experts_)
+    experts_->set_whole_state(std::span(lm).subspan(split), std::span(lv).subspan(split),
+                              whole.steps());
 }
 
 }  // namespace dsv3

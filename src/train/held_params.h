@@ -1,7 +1,9 @@
 // ZeRO-1 AdamW, the gradient reduction, the global norm and checkpoints over a store that holds a
-// slice of the model (ParamSlice, model/weights.h): a pipeline rank's stages (issue 18, SPEC §4,
-// §5). The ranks holding the same tensors ("holders": DualPipe's two partners, and the same
-// position of every pipeline) sum the gradient in rank order and shard the AdamW state (ZeRO-1);
+// slice of the model (ParamSlice, model/weights.h): a pipeline rank's stages, an expert-parallel
+// rank's experts, or both (issue 18, SPEC §4, §5). The ranks holding the same tensors ("holders":
+// DualPipe's two partners, and the same position of every pipeline; under expert parallelism the
+// experts have their own holders, the ranks of the same expert position) sum the gradient in rank
+// order and shard the AdamW state (ZeRO-1);
 // every tensor has one owner in the job, which alone counts it in the whole model's norm — each
 // piece's Σg² at its one-process place, so the norm is the one process's bit for bit — and sends
 // it when a checkpoint gathers the whole model to rank 0. Checkpoints are the whole model's, as
@@ -10,6 +12,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -25,12 +28,15 @@ class HeldParamsAdamW {
  public:
   // Whether this rank owns a tensor it holds (exactly one rank of `all` owns each).
   using Owns = std::function<bool(const std::string& tensor)>;
-  // all: every rank of the job; holders: the ranks whose stores hold the same tensors as ps.
-  // Collective over all (the owners are exchanged); Error unless every tensor has one owner.
+  // all: every rank of the job; holders: the ranks whose stores hold the same tensors as ps;
+  // expert_holders (expert parallelism): those holding the same routed experts, which then lie
+  // after the rest in ps's arena (ParamStore::expert_offset). Collective over all (the owners
+  // are exchanged); Error unless every tensor has one owner.
   HeldParamsAdamW(const ParamStore& ps, const AdamWConfig& c, DataParallelGroup& all,
-                  DataParallelGroup& holders, const Owns& owns);
+                  DataParallelGroup& holders, const Owns& owns,
+                  DataParallelGroup* expert_holders = nullptr);
 
-  // The step's gradient summed over the holders, in rank order.
+  // The step's gradient summed over the holders (the experts' over theirs), in rank order.
   void reduce(std::span<float> grads);
   // Collective: the whole model's gradient norm (every rank the same bits: one process's), and
   // clipping by it when max_norm > 0.
@@ -56,8 +62,11 @@ class HeldParamsAdamW {
 
   DataParallelGroup& all_;
   DataParallelGroup& holders_;
+  DataParallelGroup* expert_holders_;
   ArenaLayout local_, whole_;
-  Zero1AdamW zero_;
+  int64_t split_;                        // the experts' region: [split_, local_.numel)
+  Zero1AdamW zero_;                      // the rest: [0, split_)
+  std::unique_ptr<Zero1AdamW> experts_;  // the experts' region, over expert_holders_
   AdamWConfig cfg_;
   std::vector<int> owner_;         // [whole tensor] the rank of `all` that owns it
   std::vector<int64_t> local_at_;  // [whole tensor] its offset in this rank's arena, -1: absent

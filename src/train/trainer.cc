@@ -206,8 +206,6 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
              "drop --ema, or train without expert parallelism");
   DSV3_CHECK(!runner || cfg.ema_decay == 0, "train: --ema is not supported with --pp",
              "drop --ema, or train without a pipeline");
-  DSV3_CHECK(cfg.ep == 1 || cfg.pp == 1, "train: --ep and --pp do not combine yet",
-             "use either expert parallelism (--ep) or a pipeline (--pp)");
   // Rank 0 (or the only process) writes the run folder and prints; every rank computes.
   const bool lead = !group || group->rank() == 0;
   const std::string metrics = path_join(cfg.out_dir, kMetrics);
@@ -233,10 +231,13 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
   const std::string from = !ckpt.empty() ? ckpt : cfg.init_dir;
   const ModelConfig start =
       from.empty() ? preset_config(cfg.preset) : load_config(path_join(from, "config.json"));
-  // A pipeline rank holds only its stages' tensors.
-  const ParamSlice slice = runner ? runner->slice(start, cfg)
-                           : ep   ? expert_slice(start, cfg.ep, ep->group->rank())
-                                  : ParamSlice{};
+  // A pipeline rank holds only its stages' tensors, an expert-parallel rank only its experts.
+  ParamSlice slice = runner ? runner->slice(start, cfg) : ParamSlice{};
+  if (ep) {
+    const ParamSlice experts = expert_slice(start, cfg.ep, ep->group->rank());
+    slice.expert_first = experts.expert_first;
+    slice.expert_count = experts.expert_count;
+  }
   ModelWeights weights = !from.empty() ? ModelWeights::load(from, slice)
                                        : ModelWeights::random(start, cfg.seed, DType::F32, slice);
   DSV3_CHECK(cfg.node_limit == 0 || cfg.ep > 1, "train: --node-limit needs --ep",
@@ -262,15 +263,19 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
   // One process keeps the whole AdamW state; a data-parallel group shards it (ZeRO-1).
   std::unique_ptr<AdamW> opt;
   std::unique_ptr<Zero1AdamW> zopt;
-  std::unique_ptr<ExpertParallelAdamW> eopt;  // ZeRO-1 over [the rest | this rank's experts]
-  std::unique_ptr<HeldParamsAdamW> hopt;      // ZeRO-1 over the ranks holding this one's stages
-  if (ep)
-    eopt = std::make_unique<ExpertParallelAdamW>(ps, oc, *group, *ep);
-  else if (runner)
-    hopt = std::make_unique<HeldParamsAdamW>(
-        ps, oc, *group, runner->holders(),
-        [runner](const std::string& t) { return runner->owns(t); });
-  else if (group)
+  // A slice of the model (stages, experts): ZeRO-1 over the ranks holding the same tensors, the
+  // routed experts over those holding the same ones ([the rest | this rank's experts]).
+  std::unique_ptr<HeldParamsAdamW> hopt;
+  if (ep || runner) {
+    DataParallelGroup& holders = runner ? runner->holders() : *group;
+    // A tensor's owner is the first of its holders (the runner's rule for its stages).
+    const auto owns = [&, ep, runner](const std::string& t) {
+      if (ep && ps.get(t).spec->expert >= 0) return ep->replicas->rank() == 0;
+      return runner ? runner->owns(t) : group->rank() == 0;
+    };
+    hopt = std::make_unique<HeldParamsAdamW>(ps, oc, *group, holders, owns,
+                                             ep ? ep->replicas : nullptr);
+  } else if (group)
     zopt = std::make_unique<Zero1AdamW>(ArenaLayout::of(ps), oc, *group);
   else
     opt = std::make_unique<AdamW>(ps, oc);
@@ -297,9 +302,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
                  "train: --resume into " + cfg.out_dir + " with another " + key +
                      " than the run that wrote it",
                  "resume with the same model, data and batch settings, or pass another -o");
-    if (eopt) {
-      eopt->load(path_join(ckpt, kOptimizer));
-    } else if (hopt) {
+    if (hopt) {
       hopt->load(path_join(ckpt, kOptimizer));
     } else if (zopt) {
       zopt->load(path_join(ckpt, kOptimizer));
@@ -339,9 +342,9 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
                  "AdamW moments%s) = %.0f MB\n",
                  n_params / 1e6, moment_bytes, cfg.bf16_moments ? "BF16" : "FP32",
                  ema ? " + 4 B EMA" : "", n_params * (8 + 2 * moment_bytes + (ema ? 4 : 0)) / 1e6);
-  if (lead && eopt) {  // what this rank keeps of the whole model under --ep (ZeRO-1: moments too)
+  if (lead && ep && !runner) {  // what this rank keeps under --ep (ZeRO-1: moments too)
     const auto whole = static_cast<double>(ArenaLayout::whole(mc).numel),
-               moments = static_cast<double>(eopt->shard_numel());
+               moments = static_cast<double>(hopt->shard_numel());
     std::fprintf(stderr,
                  "memory: --ep %lld: rank 0 holds %.2fM of the %.2fM parameters (routed experts "
                  "%lld of %lld a layer) and AdamW moments of %.2fM (its ZeRO-1 shards): %.0f MB, "
@@ -352,13 +355,16 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
                  (n_params * 8 + moments * 2 * moment_bytes) / 1e6,
                  whole * (8 + 2 * moment_bytes) / 1e6);
   }
-  if (hopt) {  // every pipeline rank: what it keeps of the whole model (its stages)
+  if (runner) {  // every pipeline rank: what it keeps of the whole model (its stages)
     std::string what;
     for (const ParamSlice::Layers& l : slice.layers)
       what += (what.empty() ? "layers " : ", ") + std::to_string(l.begin) + "-" +
               std::to_string(l.end - 1);
     if (slice.embedding) what += ", the embedding";
     if (slice.head) what += ", the final norm, head and MTP module";
+    if (ep)
+      what += " (routed experts " + std::to_string(slice.expert_count) + " of " +
+              std::to_string(mc.n_routed_experts) + " a layer)";
     const auto whole = static_cast<double>(ArenaLayout::whole(mc).numel),
                moments = static_cast<double>(hopt->shard_numel());
     std::fprintf(stderr,
@@ -386,13 +392,9 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
   auto checkpoint = [&](int64_t s) {
     // ZeRO-1's save is collective: the other ranks send their shards of the state, rank 0 writes;
     // under expert parallelism, every rank's experts are gathered first.
-    const ParamStore::AbsentValues others = eopt   ? eopt->gather_experts(ps.master())
-                                            : hopt ? hopt->gather(ps.master())
-                                                   : nullptr;
+    const ParamStore::AbsentValues others = hopt ? hopt->gather(ps.master()) : nullptr;
     if (!lead) {
-      if (eopt)
-        eopt->save("");
-      else if (hopt)
+      if (hopt)
         hopt->save("");
       else
         zopt->save("");
@@ -403,9 +405,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
     const std::string dir = write_checkpoint(
         cfg.out_dir, s, ps, meta, copy_files,
         [&](const std::string& d) {
-          if (eopt)
-            eopt->save(path_join(d, kOptimizer));
-          else if (hopt)
+          if (hopt)
             hopt->save(path_join(d, kOptimizer));
           else if (zopt)
             zopt->save(path_join(d, kOptimizer));
@@ -497,9 +497,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
     }
     if (group) {
       // ZeRO-1's shards double as the reduce-scatter's: rank r sums its shard, then all gather.
-      if (eopt)
-        eopt->reduce(ps.grads());
-      else if (hopt)
+      if (hopt)
         hopt->reduce(ps.grads());
       else
         group->sum_in_rank_order(ps.grads(), zopt->bounds());
@@ -512,8 +510,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
         for (int64_t& x : l) x = flat_load[at++];
     }
     const LossParts total{sum[0], sum[1], sum[2], sum[3], sum[4]};
-    const double norm = eopt           ? eopt->clip(ps.grads(), cfg.clip, &pool)
-                        : hopt         ? hopt->clip(ps.grads(), cfg.clip, &pool)
+    const double norm = hopt           ? hopt->clip(ps.grads(), cfg.clip, &pool)
                         : cfg.clip > 0 ? clip_grads(ps, cfg.clip, &pool)
                                        : global_grad_norm(ps, &pool);
     const double lr = lr_at(sched, step);
@@ -537,9 +534,7 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
       continue;
     }
     bad = 0;
-    if (eopt)
-      eopt->step(ps.master(), ps.grads(), lr, &pool);
-    else if (hopt)
+    if (hopt)
       hopt->step(ps.master(), ps.grads(), lr, &pool);
     else if (zopt)
       zopt->step(ps.master(), ps.grads(), lr, &pool);
