@@ -20,6 +20,17 @@ dualpipe2/4/8, dualpipev2/3/4, 1f1b4, dp2_dualpipe2, dp2_dualpipev2
     Each rank's executed ops (RUN_DIR/pipeline.json) are its program, F&B pairs as F then B, and
     the micro-batches of each phase's F and B run in order; DualPipe runs C/2 of each of F0, F1,
     B0, B1 per rank (C: a pipeline's micro-batches).
+ep2_1f1b2, ep2_dualpipe2, ep2_dualpipev2
+    expert parallelism inside the pipelines: `mpirun -np 2D dsv3 train --dp D --ep 2 --pp 2
+    --pipeline S` (the ranks of a position in two consecutive pipelines share the routed experts,
+    4 of the 8 each) with D = 4 (D = 2 for DualPipe, whose partners hold the same stages), so
+    that 2 ranks hold each expert and reduce its gradient, for 3 steps against the same pipelines
+    without --ep (leaving the experts' reduction out fails): step 1's forward metrics bit for
+    bit (the all-to-all moves rows exactly), and the weights within 1 - 2Σxy/Σ(x²+y²) < 1e-8 after
+    step 2 and < 1e-6 after step 3 (an expert's weight gradient is one GEMM over both pipelines'
+    rows where the reduction adds the pipelines' sums: dp_check.py's ep bound and reason). Each
+    rank reports holding its stages and 4 of 8 experts a layer. One process resuming the step-2
+    checkpoint (one HF folder) runs step 3's forward bit for bit.
 fp8_recompute
     DualPipe over 4 ranks with --precision fp8 --recompute, bit for bit as above.
 resume
@@ -174,6 +185,31 @@ def case_schedule(r, schedule, n, d):
           (d, schedule, n, C, dist))
 
 
+def case_ep(r, schedule, n):
+    d = 2 if schedule == "dualpipe" else 4
+    layout = ("--pp", str(n), "--pipeline", schedule)
+    out = r.mpi(d * n, "epp", 3, d, "--ep", "2", *layout)
+    r.mpi(d * n, "pp", 3, d, *layout)
+    dp_check.close_runs(r, "epp", "pp", 1)
+    err2, err3 = dp_check.weights_error(r, "epp", "pp", 2), dp_check.weights_error(r, "epp", "pp",
+                                                                                   3)
+    if err2 > 1e-8 or err3 > 1e-6:
+        sys.exit("weights: 1 - 2Σxy/Σ(x²+y²) = %.2e after step 2, %.2e after step 3" %
+                 (err2, err3))
+    held = re.findall(r"rank (\d+) holds layers .*\(routed experts (\d+) of (\d+) a layer\)",
+                      out.stderr)
+    if sorted(int(h[0]) for h in held) != list(range(d * n)) or any(
+            2 * int(h[1]) != int(h[2]) for h in held):
+        sys.exit("not every rank reports holding half of the experts:\n" + out.stderr)
+    shutil.copytree(os.path.join(r.work, "epp"), os.path.join(r.work, "one"), symlinks=True)
+    shutil.rmtree(os.path.join(r.work, "one", "checkpoints", "step-%08d" % 3))
+    r.one("one", 3, 4, "--resume")  # D pipelines' parts (DualPipe: 2 directions each)
+    dp_check.close_runs(r, "one", "epp", 3)
+    print("%d pipelines, ep2 x %s over %d stages: step 1 forward bit for bit with the pipelines without --ep, "
+          "weights within %.1e (step 2), %.1e (step 3); each rank holds half of the experts; one "
+          "process resumes step 3 bit for bit" % (d, schedule, n, err2, err3))
+
+
 def case_fp8_recompute(r):
     # The B/W split copies each Linear's input for its W: the FP8 recipe's quantization and the
     # recomputed activations must see the same values there as in one process.
@@ -220,6 +256,8 @@ def main():
     for schedule in ("dualpipev", "dualpipe", "1f1b"):
         if name.startswith(schedule) and name[len(schedule):].isdigit():
             return case_schedule(r, schedule, int(name[len(schedule):]), d)
+        if name.startswith("ep2_" + schedule) and name[len(schedule) + 4:].isdigit():
+            return case_ep(r, schedule, int(name[len(schedule) + 4:]))
     cases = {"resume": case_resume, "refuse": case_refuse, "fp8_recompute": case_fp8_recompute}
     if case not in cases:
         sys.exit("unknown case " + case)
