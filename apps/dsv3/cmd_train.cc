@@ -52,7 +52,7 @@ const char kUsage[] =
     "  --pp P                pipeline parallel over P ranks (default 1): consecutive layers per\n"
     "                        stage, the --accum micro-batches run by --pipeline's per-rank\n"
     "                        program (SPEC §4), each rank loading and keeping only its\n"
-    "                        stages' weights and AdamW state (no --ema); losses and\n"
+    "                        stages' weights and AdamW state (and EMA); losses and\n"
     "                        weights bit-identical to one process (--dp 2 for dualpipe, whose two\n"
     "                        directions are its two parts). mpirun -np P dsv3 train --pp P ...;\n"
     "                        with --dp D, D pipelines over D x P ranks (one process: --dp D, or\n"

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string_view>
+#include <unordered_map>
 
 #include "base/error.h"
 #include "base/thread_pool.h"
@@ -62,13 +64,21 @@ void ParamEma::save_model(ParamStore& ps, const std::string& dir, DType dtype) {
 }
 
 void ParamEma::save(const std::string& path) const {
+  save_whole(path, layout_, ema_);
+}
+
+void ParamEma::save_whole(const std::string& path, const ArenaLayout& whole_layout,
+                          std::span<const float> whole) const {
+  DSV3_CHECK(static_cast<int64_t>(whole.size()) == whole_layout.numel,
+             "EMA save: " + std::to_string(whole.size()) + " values for a layout of " +
+                 std::to_string(whole_layout.numel));
   SafetensorsWriter w;
-  w.add_bytes("ema", DType::F32, Shape{layout_.numel},
-              {reinterpret_cast<const std::byte*>(ema_.data()), ema_.size() * sizeof(float)});
+  w.add_bytes("ema", DType::F32, Shape{whole_layout.numel},
+              {reinterpret_cast<const std::byte*>(whole.data()), whole.size() * sizeof(float)});
   w.set_metadata("format", kFormat);
   w.set_metadata("decay", Json(decay_).dump());
   w.set_metadata("updates", std::to_string(updates_));
-  w.set_metadata("layout", layout_.to_json().dump());
+  w.set_metadata("layout", whole_layout.to_json().dump());
   w.write(path);
 }
 
@@ -85,12 +95,21 @@ void ParamEma::load(const std::string& path) {
       Json::parse(updates->as_string(), path + " updates").as_int(path + ": updates");
   DSV3_CHECK(n_updates >= 0, path + ": negative update count");
   ArenaLayout l = ArenaLayout::from_json(Json::parse(layout->as_string(), path + " layout"), path);
-  l.check_same(layout_, path);
+  // A store of the whole model reads a file of the same layout; a slice picks its tensors.
+  if (l.numel == layout_.numel) l.check_same(layout_, path);
   const TensorInfo* t = f.find("ema");
-  DSV3_CHECK(t && t->dtype == DType::F32 && t->shape == Shape{layout_.numel},
-             path + ": tensor ema is missing or not F32 [" + std::to_string(layout_.numel) + "]");
-  const std::span<const std::byte> d = f.data(*t);
-  std::memcpy(ema_.data(), d.data(), d.size());
+  DSV3_CHECK(t && t->dtype == DType::F32 && t->shape == Shape{l.numel},
+             path + ": tensor ema is missing or not F32 [" + std::to_string(l.numel) + "]");
+  const auto* d = reinterpret_cast<const float*>(f.data(*t).data());
+  std::unordered_map<std::string_view, const ArenaTensor*> in_file;
+  for (const ArenaTensor& x : l.tensors) in_file[x.name] = &x;
+  for (const ArenaTensor& x : layout_.tensors) {
+    const auto it = in_file.find(x.name);
+    DSV3_CHECK(it != in_file.end() && it->second->numel == x.numel,
+               path + ": holds no " + x.name + " of " + std::to_string(x.numel) + " elements",
+               "resume with the model of the run that wrote it");
+    std::memcpy(ema_.data() + x.offset, d + it->second->offset, x.numel * sizeof(float));
+  }
   updates_ = n_updates;
 }
 

@@ -53,12 +53,12 @@ class HeldParamsAdamW {
   // Collective: every tensor's values from its owner; on rank 0 (the only one that saves) the
   // lookup ParamStore::save takes for the tensors it does not hold (it owns the gathered values).
   ParamStore::AbsentValues gather(std::span<const float> master) const;
+  // Collective: the whole model's arena (ArenaLayout::whole's order) from every owner's part of
+  // `local` (an arena of this rank's layout: master values, moments, the EMA), on rank 0 of
+  // `all` only (empty elsewhere: a checkpoint never holds the whole model on the other ranks).
+  std::vector<float> gather_whole(std::span<const float> local) const;
 
  private:
-  // Collective: the whole model's arena (ArenaLayout::whole's order) from every owner's part of
-  // `local` (an arena of this rank's layout), on rank 0 of `all` only (empty elsewhere: a
-  // checkpoint never holds the whole model on the other ranks).
-  std::vector<float> gather_whole(std::span<const float> local) const;
 
   DataParallelGroup& all_;
   DataParallelGroup& holders_;

@@ -202,10 +202,6 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
              "train: --ep " + std::to_string(cfg.ep) + " needs --dp a multiple of it and " +
                  std::to_string(cfg.dp) + " MPI processes",
              "start mpirun -np D dsv3 train --dp D --ep E with E dividing D");
-  DSV3_CHECK(!ep || cfg.ema_decay == 0, "train: --ema is not supported with --ep",
-             "drop --ema, or train without expert parallelism");
-  DSV3_CHECK(!runner || cfg.ema_decay == 0, "train: --ema is not supported with --pp",
-             "drop --ema, or train without a pipeline");
   // Rank 0 (or the only process) writes the run folder and prints; every rank computes.
   const bool lead = !group || group->rank() == 0;
   const std::string metrics = path_join(cfg.out_dir, kMetrics);
@@ -393,6 +389,9 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
     // ZeRO-1's save is collective: the other ranks send their shards of the state, rank 0 writes;
     // under expert parallelism, every rank's experts are gathered first.
     const ParamStore::AbsentValues others = hopt ? hopt->gather(ps.master()) : nullptr;
+    // A slice's EMA: the whole model's, gathered from the owners like the weights.
+    const std::vector<float> ema_whole =
+        ema && hopt ? hopt->gather_whole(ema->values()) : std::vector<float>();
     if (!lead) {
       if (hopt)
         hopt->save("");
@@ -411,7 +410,11 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
             zopt->save(path_join(d, kOptimizer));
           else
             opt->save(path_join(d, kOptimizer));
-          if (ema) ema->save(path_join(d, kEma));  // what --resume with --ema reads back
+          // What --resume with --ema reads back.
+          if (ema && hopt)
+            ema->save_whole(path_join(d, kEma), ArenaLayout::whole(mc), ema_whole);
+          else if (ema)
+            ema->save(path_join(d, kEma));
         },
         cfg.keep_last, others);
     return dir;

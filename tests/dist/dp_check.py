@@ -46,6 +46,8 @@ ep_resume       a run at --ep 2 checkpointed at step 2 (one Hugging Face folder,
                 resumes at --ep 2 bit for bit where the straight run ends, and at --ep 4 and in one
                 process with step 3's forward metrics bit for bit those of the straight run (the
                 checkpoint holds the weights exactly) and its weights within the bound above.
+                All with --ema 0.9: the EMA file (the whole model's, gathered from the experts'
+                owners) resumes at --ep 2 bit for bit too.
 """
 import array
 import json
@@ -116,9 +118,16 @@ def same_runs(r, a, b, step):
             if x.get(k) != y.get(k):
                 sys.exit("step %s: %s differs between %s and %s: %r vs %r" %
                          (x["step"], k, a, b, x.get(k), y.get(k)))
-    for name in ("model.safetensors", "optimizer.safetensors"):
+    for name in checkpoint_files(r, a, step):
         if r.file(a, step, name) != r.file(b, step, name):
             sys.exit("%s at step %d differs between %s and %s" % (name, step, a, b))
+
+
+def checkpoint_files(r, out, step):
+    """The state files of a checkpoint: weights, AdamW state, and the EMA when the run keeps one."""
+    ema = os.path.exists(os.path.join(r.work, out, "checkpoints", "step-%08d" % step,
+                                      "ema.safetensors"))
+    return ("model.safetensors", "optimizer.safetensors") + (("ema.safetensors",) if ema else ())
 
 
 def tensors(path):
@@ -220,14 +229,15 @@ def case_ep_node_limit(r):
 
 def case_ep_resume(r):
     # The straight run's own step-2 checkpoint is the one resumed (its step-3 one removed).
-    r.mpi(4, "straight", 3, 4, "--ep", "2")
+    ema = ("--ema", "0.9")
+    r.mpi(4, "straight", 3, 4, "--ep", "2", *ema)
     for copy in ("split", "split_e4", "split_one"):
         shutil.copytree(os.path.join(r.work, "straight"), os.path.join(r.work, copy),
                         symlinks=True)
         shutil.rmtree(os.path.join(r.work, copy, "checkpoints", "step-%08d" % 3))
-    r.mpi(4, "split", 3, 4, "--ep", "2", "--resume")
-    r.mpi(4, "split_e4", 3, 4, "--ep", "4", "--resume")
-    r.one("split_one", 3, 4, "--resume")
+    r.mpi(4, "split", 3, 4, "--ep", "2", "--resume", *ema)
+    r.mpi(4, "split_e4", 3, 4, "--ep", "4", "--resume", *ema)
+    r.one("split_one", 3, 4, "--resume", *ema)
     same_runs(r, "split", "straight", 3)
     worst = 0.0
     for other in ("split_e4", "split_one"):
