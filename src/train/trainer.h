@@ -77,10 +77,10 @@ struct TrainConfig {
 // rank draws the whole global batch and runs its part, the optimizer state is sharded (ZeRO-1,
 // zero1.h), and only rank 0 writes the run folder (checkpoints hold the whole state).
 // runner: when set, runs each step's micro-batches instead of the trainer's loop (a pipeline,
-// step_runner.h); every rank of the group still holds every weight and the whole optimizer step.
+// step_runner.h); the rank loads and keeps only its stages.
 // ep: with cfg.ep > 1, this rank's expert-parallel group (expert_parallel.h): it loads and keeps
-// only its experts, and checkpoints gather the others. A pipeline and expert parallelism do not
-// combine yet.
+// only its experts (of its stages, with a runner). Checkpoints gather what a rank does not hold
+// (held_params.h).
 using WindowsHook = std::function<void(int64_t step, const std::vector<int32_t>& windows)>;
 int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop,
               const WindowsHook& on_windows = {}, DataParallelGroup* group = nullptr,
