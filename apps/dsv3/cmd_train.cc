@@ -59,6 +59,10 @@ const char kUsage[] =
     "                        2D for dualpipe). Writes RUN_DIR/pipeline.json (per-rank bubble)\n"
     "  --pipeline NAME       1f1b, dualpipe (P even; --accum / D even and >= 2P) or dualpipev\n"
     "                        (--accum / D >= 2P; 2P stages) (default dualpipev)\n"
+    "  --pp-split even|cost  layers a stage: as even as they divide (default), or the split\n"
+    "                        whose costliest stage is least, the head and MTP module counted\n"
+    "                        (multiply-adds per token); the start-up report names each rank's\n"
+    "                        layers\n"
     "  --ep E                expert parallel inside --dp (default 1): each group of E\n"
     "                        consecutive ranks shares the routed experts, a rank loading and\n"
     "                        keeping n_routed_experts / E of them (weights, gradients, AdamW\n"
@@ -154,6 +158,8 @@ void apply_config(const std::string& path, TrainConfig& c) {
       c.dp = v.as_int(what);
     else if (key == "pp")
       c.pp = v.as_int(what);
+    else if (key == "pp_split")
+      c.pp_split = v.as_string(what);
     else if (key == "ep")
       c.ep = v.as_int(what);
     else if (key == "ep_dispatch")
@@ -243,6 +249,7 @@ int cmd_train(Args& a) {
   c.dp = a.int_or({"--dp"}, c.dp);
   c.pp = a.int_or({"--pp"}, c.pp);
   const PipelineSchedule pipeline = parse_schedule(a.get({"--pipeline"}).value_or("dualpipev"));
+  if (auto v = a.get({"--pp-split"})) c.pp_split = *v;
   c.ep = a.int_or({"--ep"}, c.ep);
   if (auto v = a.get({"--ep-dispatch"})) c.ep_dispatch = *v;
   c.node_limit = a.int_or({"--node-limit"}, c.node_limit);
@@ -295,6 +302,8 @@ int cmd_train(Args& a) {
                  " MPI processes, but this dsv3 was built without MPI",
              "rebuild with scripts/build.sh -DDSV3_MPI=ON (needs libopenmpi-dev)");
   DSV3_CHECK(c.pp >= 1, "train: --pp must be >= 1");
+  DSV3_CHECK(c.pp_split == "even" || c.pp_split == "cost",
+             "train: --pp-split must be even or cost, not '" + c.pp_split + "'");
   // The schedule's needs (rank parity, micro-batches a pipeline) before any rank loads a model.
   if (c.pp > 1 && c.dp >= 1 && c.accum % c.dp == 0)
     pipeline_program(pipeline, static_cast<int>(c.pp), static_cast<int>(c.accum / c.dp), 0);

@@ -10,17 +10,38 @@
 //              1, back up), so rank 0 holds the first and the last.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "dist/pipeline_schedule.h"
+#include "model/config.h"
 #include "model/weights.h"
 #include "train/forward_backward.h"
 
 namespace dsv3 {
 
+// What a stage costs, per token (multiply-adds, the forward's; the backward's are about twice
+// those everywhere): each decoder layer's (its Linears, the routed experts at top_k / n_experts
+// of their weights, the attention core at seq_len / 2 keys on average), and what the first and
+// the last stage add (the embedding lookup: nothing; the head, and the MTP module's projection,
+// layer and head).
+struct StageCosts {
+  std::vector<double> layer;
+  double first = 0, last = 0;
+};
+StageCosts stage_costs(const ModelConfig& c, int64_t seq_len);
+
+// Stage bounds [stages + 1] (stage s: layers [b[s], b[s+1])), consecutive and at least one layer
+// a stage, that minimise the costliest stage under `costs` (what bounds a pipeline's throughput);
+// among those, the one with the least sum of squared stage costs. Error with fewer layers than
+// stages.
+std::vector<int64_t> balanced_stage_bounds(const StageCosts& costs, int stages);
+
 struct PipelineLayout {
   // Throws Error unless the schedule runs N ranks and C micro-batches (pipeline_program) and
-  // there is at least one layer per stage.
-  PipelineLayout(PipelineSchedule schedule, int ranks, int micro_batches, int64_t layers);
+  // there is at least one layer per stage. bounds: the stages' first layers and the end
+  // ([stages() + 1], e.g. balanced_stage_bounds'); empty: as even as the layers allow.
+  PipelineLayout(PipelineSchedule schedule, int ranks, int micro_batches, int64_t layers,
+                 std::vector<int64_t> bounds = {});
 
   PipelineSchedule schedule;
   int ranks, micro_batches;
@@ -28,7 +49,8 @@ struct PipelineLayout {
 
   int stages() const { return schedule == PipelineSchedule::DualPipeV ? 2 * ranks : ranks; }
   int directions() const { return schedule == PipelineSchedule::DualPipe ? 2 : 1; }
-  // Stage s's layers: consecutive, the first layers % stages() stages one layer more.
+  // Stage s's layers: consecutive; without bounds, the first layers % stages() stages one layer
+  // more.
   StageLayers stage_layers(int s) const;
   int direction(int rank, int phase) const;
   int stage(int rank, int phase) const;
@@ -41,6 +63,9 @@ struct PipelineLayout {
   // embedding there too when the model has an MTP module (`mtp`), which embeds the shifted
   // tokens on the last stage (1F1B: another rank than stage 0's).
   ParamSlice slice(int rank, bool mtp) const;
+
+ private:
+  std::vector<int64_t> bounds_;
 };
 
 }  // namespace dsv3

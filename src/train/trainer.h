@@ -35,6 +35,10 @@ struct TrainConfig {
   // Pipeline parallelism (SPEC §4): pp ranks, each running its stages of every micro-batch
   // through a StepRunner (src/dist); the group then spans dp x pp ranks.
   int64_t pp = 1;
+  // How the layers split into stages: "even" (as even as they divide, SPEC §4) or "cost" (the
+  // split that minimises the costliest stage, the head and MTP module counted: dist's
+  // balanced_stage_bounds).
+  std::string pp_split = "even";
   // Expert parallelism inside it (SPEC §5, train/expert_parallel.h): groups of ep consecutive
   // ranks share the routed experts, each holding n_routed_experts / ep of them. ep divides dp;
   // ep > 1 needs the ranks (an ExpertParallel from src/dist).
