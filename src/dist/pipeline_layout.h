@@ -52,6 +52,7 @@ struct PipelineLayout {
   // Stage s's layers: consecutive; without bounds, the first layers % stages() stages one layer
   // more.
   StageLayers stage_layers(int s) const;
+  const std::vector<int64_t>& bounds() const { return bounds_; }  // [stages() + 1]
   int direction(int rank, int phase) const;
   int stage(int rank, int phase) const;
   int rank_of(int stage, int direction) const;

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 #include <span>
+#include <utility>
+#include <vector>
 
 #include "base/error.h"
 #include "base/timer.h"
@@ -316,7 +318,9 @@ void PipelineRunner::run(const std::vector<std::vector<int32_t>>& windows, doubl
                                         " pipelines");
   const ModelConfig& mc = model_->config();
   if (!layout_ || layout_->micro_batches != C || actions_.empty()) {
-    layout_.emplace(schedule_, comm_.size(), C, mc.num_hidden_layers);
+    // The stages slice() placed (the rank holds their tensors), for C micro-batches.
+    std::vector<int64_t> bounds = layout_ ? layout_->bounds() : std::vector<int64_t>();
+    layout_.emplace(schedule_, comm_.size(), C, mc.num_hidden_layers, std::move(bounds));
     DSV3_CHECK(2 * C * layout_->stages() + C <= kTagLimit,
                "pipeline: " + std::to_string(C) + " micro-batches over " +
                    std::to_string(layout_->stages()) + " stages exceed MPI's message tags",
