@@ -31,6 +31,10 @@ ep2_1f1b2, ep2_dualpipe2, ep2_dualpipev2
     rows where the reduction adds the pipelines' sums: dp_check.py's ep bound and reason). Each
     rank reports holding its stages and 4 of 8 experts a layer. One process resuming the step-2
     checkpoint (one HF folder) runs step 3's forward bit for bit.
+1f1b4_cost, dualpipev2_cost
+    the same with --pp-split cost (stages balanced by the cost model, the head's stage lighter):
+    bit for bit with one process, the stages covering the model once, the first stage holding
+    more layers than the last.
 fp8_recompute
     DualPipe over 4 ranks with --precision fp8 --recompute, bit for bit as above.
 resume
@@ -172,18 +176,38 @@ def check_holdings(log, schedule, n, d):
         sys.exit("a pipeline's ranks hold %.2fM parameters, the model %.2fM" % (total, whole))
 
 
-def case_schedule(r, schedule, n, d):
-    out = r.mpi(d * n, "pp", 2, d, "--pp", str(n), "--pipeline", schedule)
-    check_holdings(out.stderr, schedule, n, d)
+def check_cost_split(log, n, layers=8):
+    """--pp-split cost over one pipeline (1F1B, DualPipeV): the ranks' layers cover the model once,
+    in consecutive stages, and the stage with the head (the last layer) holds fewer layers than
+    the first stage: the split moved layers away from the head."""
+    stages = []
+    for m in re.findall(r"rank \d+ holds layers ([\d, -]+?)(?:, the|:)", log):
+        stages += [tuple(int(x) for x in part.split("-")) for part in m.split(", ")]
+    stages.sort()
+    if [a for a, _ in stages] != [0] + [b + 1 for _, b in stages[:-1]] or stages[-1][1] != layers - 1:
+        sys.exit("the stages %s do not cover layers 0-%d once:\n%s" % (stages, layers - 1, log))
+    first, last = stages[0][1] - stages[0][0] + 1, stages[-1][1] - stages[-1][0] + 1
+    if not last < first:
+        sys.exit("the cost split gave the last stage %d layers, the first %d" % (last, first))
+    return stages
+
+
+def case_schedule(r, schedule, n, d, cost=False):
+    extra = ("--pp-split", "cost") if cost else ()
+    out = r.mpi(d * n, "pp", 2, d, "--pp", str(n), "--pipeline", schedule, *extra)
+    if cost:
+        stages = check_cost_split(out.stderr, n)
+    else:
+        check_holdings(out.stderr, schedule, n, d)
     r.one("one", 2, 2 * d if schedule == "dualpipe" else d)
     same_runs(r, "pp", "one", (1, 2))
     dist = grad_distance(r, "pp", "one")
     if dist >= 1e-13:
         sys.exit("gradients: 1 - 2Σxy/Σ(x²+y²) = %.3e >= 1e-13" % dist)
     check_programs(r, "pp", d * n, schedule, C // d)
-    print("%d x %s over %d ranks, %d micro-batches: == one process bit for bit (metrics, "
+    print("%d x %s over %d ranks, %d micro-batches%s: == one process bit for bit (metrics, "
           "weights, AdamW state; gradient distance %.1e); every rank ran its program" %
-          (d, schedule, n, C, dist))
+          (d, schedule, n, C, ", stages %s by cost" % stages if cost else "", dist))
 
 
 def case_ep(r, schedule, n):
@@ -254,9 +278,11 @@ def main():
     r = Runs(dsv3, src, work, mpiexec)
     d, name = (int(case[2:case.index("_")]), case[case.index("_") + 1:]) if case.startswith(
         "dp") else (1, case)
+    cost = name.endswith("_cost")
+    name = name[:-len("_cost")] if cost else name
     for schedule in ("dualpipev", "dualpipe", "1f1b"):
         if name.startswith(schedule) and name[len(schedule):].isdigit():
-            return case_schedule(r, schedule, int(name[len(schedule):]), d)
+            return case_schedule(r, schedule, int(name[len(schedule):]), d, cost)
         if name.startswith("ep2_" + schedule) and name[len(schedule) + 4:].isdigit():
             return case_ep(r, schedule, int(name[len(schedule) + 4:]))
     cases = {"resume": case_resume, "refuse": case_refuse, "fp8_recompute": case_fp8_recompute}
