@@ -10,7 +10,8 @@
 # ranks share the cores, so the figures are relative. No peer: nothing else here trains over MPI.
 # Needs a DSV3_MPI=ON build (scripts/build.sh -DDSV3_MPI=ON -DDSV3_TESTS=ON). Env: STEPS (6; the
 # first 2 are left out of the step time), SEQ (32), BATCH (2), ACCUM (4), PP_ACCUM (8), PP_STEPS
-# (4; the first left out); PARTS (dp ep pp: which to run).
+# (4; the first left out); PARTS (dp ep pp ppcost: which to run; ppcost, --pp-split even against
+# cost, only when named).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${STEPS:-6} seq=${SEQ:-32} batch=${BATCH:-2} accum=${ACCUM:-4}
@@ -56,6 +57,15 @@ if [[ -x build/tests/dist_ep_check && " $parts " == *" ep "* ]]; then
     for payload in fp32 fp8; do mpirun --oversubscribe -np "$n" build/tests/dist_ep_check "$payload"; done
   done
 fi
+# The median tokens/s of a run's metrics (the first step left out), after a label.
+pp_tokens_per_s() {
+  python3 - "$1" "$2" <<'PY'
+import json, statistics, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+tps = statistics.median(l["tokens_per_s"] for l in lines[1:])
+print("%s: %.0f tokens/s (median of steps 2..%d)" % (sys.argv[2], tps, len(lines)))
+PY
+}
 for run in "1 none" "4 1f1b" "4 dualpipe" "2 dualpipev"; do
   [[ " $parts " == *" pp "* ]] || break
   read -r n schedule <<<"$run"
@@ -64,12 +74,20 @@ for run in "1 none" "4 1f1b" "4 dualpipe" "2 dualpipev"; do
   "${launch[@]}" build/dsv3 train --preset tiny --data "$work/data" -o "$work/$schedule" \
     --steps "$pp_steps" --seq-len "$seq" --batch "$batch" --accum "$pp_accum" "${pp[@]}" \
     --val-every 0 --ckpt-every 100000 -t 1 2>"$work/log-$schedule" >/dev/null
-  python3 - "$work/$schedule/metrics.jsonl" "$schedule" "$n" <<'PY'
-import json, statistics, sys
-lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-tps = statistics.median(l["tokens_per_s"] for l in lines[1:])
-print("PP %s over %s ranks: %.0f tokens/s (median of steps 2..%d)" % (sys.argv[2], sys.argv[3],
-                                                                     tps, len(lines)))
-PY
+  pp_tokens_per_s "$work/$schedule/metrics.jsonl" "PP $schedule over $n ranks"
   grep -E "^pipeline:|^  rank|Table 2|through MPI|^memory: --pp" "$work/log-$schedule" || true
 done
+# --pp-split even against cost: 1F1B over 4 ranks on the 8-layer test model (the head's stage
+# costs several layers), so the cost split has layers to move.
+if [[ " $parts " == *" ppcost "* ]]; then
+  build/dsv3 init --config tests/dist/pp_config.json -o "$work/pp8" --dtype f32 --seed 3 \
+    --tokenizer assets/tokenizers/dsv3-en-4k >/dev/null 2>&1
+  for split in even cost; do
+    mpirun --oversubscribe -np 4 build/dsv3 train --init "$work/pp8" --data "$work/data" \
+      -o "$work/split-$split" --steps "$pp_steps" --seq-len "$seq" --batch "$batch" \
+      --accum "$pp_accum" --pp 4 --pipeline 1f1b --pp-split "$split" --val-every 0 \
+      --ckpt-every 100000 -t 1 2>"$work/log-split-$split" >/dev/null
+    pp_tokens_per_s "$work/split-$split/metrics.jsonl" "PP 1f1b over 4 ranks, --pp-split $split"
+    grep -E "^  rank|^memory: --pp" "$work/log-split-$split" || true
+  done
+fi
