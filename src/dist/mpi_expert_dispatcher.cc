@@ -189,9 +189,8 @@ void MpiExpertDispatcher::combine(const DispatchPlan& p, MoeExchange& ex, const 
 }
 
 void MpiExpertDispatcher::combine_backward(const DispatchPlan& p, const MoeExchange& ex,
-                                           const float* dout, const float* y,
-                                           const float* weights, int64_t d, std::vector<float>& dy,
-                                           float* dweights) {
+                                           const float* dout, const float* y, const float* weights,
+                                           int64_t d, std::vector<float>& dy, float* dweights) {
   // The output gradient of each token once per owner (as dispatch's rows), each slot's gate
   // weight beside it.
   tokens_to_owners(ex, dout, d);

@@ -19,10 +19,9 @@ StageCosts stage_costs(const ModelConfig& c, int64_t seq_len) {
                                                      static_cast<double>(c.n_routed_experts)
                                                : 1.0;
   // Scores and weighted values over (seq_len + 1) / 2 keys on average, every head.
-  const double attention = static_cast<double>(seq_len + 1) / 2 *
-                           static_cast<double>(c.num_attention_heads) *
-                           static_cast<double>(c.qk_nope_head_dim + c.qk_rope_head_dim +
-                                               c.v_head_dim);
+  const double attention =
+      static_cast<double>(seq_len + 1) / 2 * static_cast<double>(c.num_attention_heads) *
+      static_cast<double>(c.qk_nope_head_dim + c.qk_rope_head_dim + c.v_head_dim);
   for (double& x : k.layer) x = attention;
   for (const ParamSpec& s : param_table(c)) {
     const std::string& of = s.copy_of.empty() ? s.name : s.copy_of;
@@ -39,9 +38,10 @@ StageCosts stage_costs(const ModelConfig& c, int64_t seq_len) {
 
 std::vector<int64_t> balanced_stage_bounds(const StageCosts& k, int stages) {
   const auto L = static_cast<int64_t>(k.layer.size());
-  DSV3_CHECK(stages >= 1 && L >= stages, "pipeline: " + std::to_string(L) + " layers over " +
-                                             std::to_string(stages) + " stages",
-             "use fewer ranks, or a model with at least one layer per stage");
+  DSV3_CHECK(
+      stages >= 1 && L >= stages,
+      "pipeline: " + std::to_string(L) + " layers over " + std::to_string(stages) + " stages",
+      "use fewer ranks, or a model with at least one layer per stage");
   std::vector<double> pre(static_cast<size_t>(L) + 1, 0.0);
   for (int64_t i = 0; i < L; ++i) pre[i + 1] = pre[i] + k.layer[i];
   // cost(s, a, b): stage s over layers [a, b).

@@ -64,11 +64,10 @@ ParamSlice PipelineRunner::slice(const ModelConfig& c, const TrainConfig& cfg) {
              "train: --pp-split must be even or cost, not '" + cfg.pp_split + "'");
   PipelineLayout even(schedule_, comm_.size(), static_cast<int>(cfg.accum) / replicas,
                       c.num_hidden_layers);
-  layout_.emplace(schedule_, comm_.size(), static_cast<int>(cfg.accum) / replicas,
-                  c.num_hidden_layers,
-                  cfg.pp_split == "cost"
-                      ? balanced_stage_bounds(stage_costs(c, cfg.seq_len), even.stages())
-                      : std::vector<int64_t>());
+  layout_.emplace(
+      schedule_, comm_.size(), static_cast<int>(cfg.accum) / replicas, c.num_hidden_layers,
+      cfg.pp_split == "cost" ? balanced_stage_bounds(stage_costs(c, cfg.seq_len), even.stages())
+                             : std::vector<int64_t>());
   return layout_->slice(comm_.rank(), c.num_nextn_predict_layers > 0);
 }
 

@@ -78,7 +78,8 @@ void LocalDispatcher::combine_backward(const DispatchPlan& p, const MoeExchange&
   float* dy = dyv.data();
   for (int64_t s = 0; s < n; ++s) {
     const int64_t r = p.row_of_slot[s];
-    dweights[s] = combine_backward_row(weights[s], dout + (s / p.top_k) * d, y + r * d, d, dy + r * d);
+    dweights[s] =
+        combine_backward_row(weights[s], dout + (s / p.top_k) * d, y + r * d, d, dy + r * d);
   }
 }
 

@@ -20,8 +20,8 @@
 namespace dsv3 {
 
 struct ExpertParallel {
-  MoeDispatcher* dispatcher = nullptr;    // the MoE all-to-all between the E ranks of this group
-  DataParallelGroup* group = nullptr;     // those E ranks; rank(): this rank's position j
+  MoeDispatcher* dispatcher = nullptr;  // the MoE all-to-all between the E ranks of this group
+  DataParallelGroup* group = nullptr;   // those E ranks; rank(): this rank's position j
   // The ranks holding this rank's experts: the D / E ranks of its position (with a pipeline,
   // those of its position that hold its stages).
   DataParallelGroup* replicas = nullptr;

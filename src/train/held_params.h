@@ -59,7 +59,6 @@ class HeldParamsAdamW {
   std::vector<float> gather_whole(std::span<const float> local) const;
 
  private:
-
   DataParallelGroup& all_;
   DataParallelGroup& holders_;
   DataParallelGroup* expert_holders_;

@@ -186,20 +186,19 @@ int check(const Communicator& comm, bool fp8) {
   // The traffic: token rows from this rank's routing; slot rows and words over all ranks (a slot
   // row comes back from the rank holding the expert); bytes from the payloads' row sizes.
   const int64_t d = c.hidden_size,
-                want =
-                    disp.rows_to_experts() *
-                        payload_row_bytes(fp8 ? EpPayload::FP8 : EpPayload::F32, d) +
-                    disp.rows_back() * payload_row_bytes(fp8 ? EpPayload::BF16 : EpPayload::F32, d) +
-                    4 * disp.words_sent();
+                want = disp.rows_to_experts() *
+                           payload_row_bytes(fp8 ? EpPayload::FP8 : EpPayload::F32, d) +
+                       disp.rows_back() *
+                           payload_row_bytes(fp8 ? EpPayload::BF16 : EpPayload::F32, d) +
+                       4 * disp.words_sent();
   flags[3] = disp.bytes_sent() != want || disp.rows_to_experts() != 2 * traffic.token_rows;
   int64_t totals[4] = {traffic.slots, traffic.token_rows, disp.rows_back(), disp.words_sent()};
   comm.allreduce_sum(std::span<int64_t>(flags, 4));
   comm.allreduce_sum(std::span<int64_t>(totals, 4));
   flags[3] += totals[2] != 2 * totals[0] || totals[3] != 3 * totals[0] || totals[1] >= totals[0];
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, errs, 2, MPI_DOUBLE, MPI_MAX, comm.get()), "MPI_Allreduce");
-  const double fp32_bytes =
-      static_cast<double>(disp.rows_to_experts() + disp.rows_back()) * 4 * d +
-      4.0 * static_cast<double>(disp.words_sent());
+  const double fp32_bytes = static_cast<double>(disp.rows_to_experts() + disp.rows_back()) * 4 * d +
+                            4.0 * static_cast<double>(disp.words_sent());
   if (me == 0)
     std::printf(
         "EP over %d ranks, %s payloads (%lld experts each, %lld held expert tensors on rank 0): "
@@ -211,8 +210,8 @@ int check(const Communicator& comm, bool fp8) {
         static_cast<long long>(disp.experts_per_rank()), static_cast<long long>(held),
         flags[0] ? "differ" : "bit-identical", errs[0], flags[1] ? "differ" : "bit-identical",
         errs[1], static_cast<long long>(flags[2]), errs[2], static_cast<long long>(totals[1]),
-        static_cast<long long>(totals[0]), static_cast<double>(disp.bytes_sent()) / 1e6, flags[3] ? "NOT" : "exactly",
-        static_cast<double>(disp.bytes_sent()) / fp32_bytes);
+        static_cast<long long>(totals[0]), static_cast<double>(disp.bytes_sent()) / 1e6,
+        flags[3] ? "NOT" : "exactly", static_cast<double>(disp.bytes_sent()) / fp32_bytes);
   if (flags[2] != 0 || flags[3] != 0) return 1;
   if (!fp8) return flags[0] == 0 && flags[1] == 0 && errs[2] < 1e-13 ? 0 : 1;
   const double logits_bound = std::ldexp(1.0, -9), grad_bound = 9 * std::ldexp(1.0, -9);

@@ -183,17 +183,17 @@ TEST(PipelineLayout, BalancedBoundsAreTheBestSplit) {
 TEST(PipelineLayout, StageCostsCountEachLayersMultiplyAdds) {
   const ModelConfig c = preset_config("tiny");
   const int64_t T = 64, d = c.hidden_size, H = c.num_attention_heads;
-  const double attn_core = (T + 1) / 2.0 * static_cast<double>(
-                                               H * (c.qk_nope_head_dim + c.qk_rope_head_dim +
-                                                    c.v_head_dim));
+  const double attn_core =
+      (T + 1) / 2.0 *
+      static_cast<double>(H * (c.qk_nope_head_dim + c.qk_rope_head_dim + c.v_head_dim));
   const double mla = static_cast<double>(
       d * c.q_lora_rank + c.q_lora_rank * H * (c.qk_nope_head_dim + c.qk_rope_head_dim) +
       d * (c.kv_lora_rank + c.qk_rope_head_dim) +
       c.kv_lora_rank * H * (c.qk_nope_head_dim + c.v_head_dim) + H * c.v_head_dim * d);
   const double dense = 3.0 * static_cast<double>(d * c.intermediate_size);
-  const double moe = static_cast<double>(
-      d * c.n_routed_experts + 3 * d * c.moe_intermediate_size * c.num_experts_per_tok +
-      3 * d * c.moe_intermediate_size * c.n_shared_experts);
+  const double moe = static_cast<double>(d * c.n_routed_experts +
+                                         3 * d * c.moe_intermediate_size * c.num_experts_per_tok +
+                                         3 * d * c.moe_intermediate_size * c.n_shared_experts);
   const double head = static_cast<double>(d * c.vocab_size);
   const StageCosts k = stage_costs(c, T);
   ASSERT_EQ(k.layer.size(), static_cast<size_t>(c.num_hidden_layers));
