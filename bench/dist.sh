@@ -10,8 +10,8 @@
 # ranks share the cores, so the figures are relative. No peer: nothing else here trains over MPI.
 # Needs a DSV3_MPI=ON build (scripts/build.sh -DDSV3_MPI=ON -DDSV3_TESTS=ON). Env: STEPS (6; the
 # first 2 are left out of the step time), SEQ (32), BATCH (2), ACCUM (4), PP_ACCUM (8), PP_STEPS
-# (4; the first left out); PARTS (dp ep pp ppcost: which to run; ppcost, --pp-split even against
-# cost, only when named).
+# (4; the first left out); PARTS (dp ep pp ppcost epp: which to run; ppcost, --pp-split even
+# against cost, and epp, --ep 2 inside 4 pipelines of 2, only when named).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${STEPS:-6} seq=${SEQ:-32} batch=${BATCH:-2} accum=${ACCUM:-4}
@@ -77,6 +77,15 @@ for run in "1 none" "4 1f1b" "4 dualpipe" "2 dualpipev"; do
   pp_tokens_per_s "$work/$schedule/metrics.jsonl" "PP $schedule over $n ranks"
   grep -E "^pipeline:|^  rank|Table 2|through MPI|^memory: --pp" "$work/log-$schedule" || true
 done
+# EP inside PP: 4 pipelines of 2 stages (1F1B) over 8 ranks, --ep 2, the global batch of the DP
+# runs above (tiny preset).
+if [[ " $parts " == *" epp "* ]]; then
+  mpirun --oversubscribe -np 8 build/dsv3 train --preset tiny --data "$work/data" -o "$work/epp" \
+    --steps "$steps" --seq-len "$seq" --batch "$batch" --accum "$accum" --dp 4 --ep 2 --pp 2 \
+    --pipeline 1f1b --val-every 0 --ckpt-every 100000 -t 1 2>"$work/log-epp" >/dev/null
+  pp_tokens_per_s "$work/epp/metrics.jsonl" "DP 4 x PP 2 (1F1B), --ep 2, 8 ranks"
+  grep -E "through MPI|^memory: --pp" "$work/log-epp" || true
+fi
 # --pp-split even against cost: 1F1B over 4 ranks on the 8-layer test model (the head's stage
 # costs several layers), so the cost split has layers to move.
 if [[ " $parts " == *" ppcost "* ]]; then
