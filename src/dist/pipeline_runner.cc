@@ -60,14 +60,12 @@ void PipelineRunner::attach(Model& model, ComputeContext ctx, const TrainConfig&
 
 ParamSlice PipelineRunner::slice(const ModelConfig& c, const TrainConfig& cfg) {
   const int replicas = world_.size() / comm_.size();
-  DSV3_CHECK(cfg.pp_split == "even" || cfg.pp_split == "cost",
-             "train: --pp-split must be even or cost, not '" + cfg.pp_split + "'");
-  PipelineLayout even(schedule_, comm_.size(), static_cast<int>(cfg.accum) / replicas,
-                      c.num_hidden_layers);
-  layout_.emplace(
-      schedule_, comm_.size(), static_cast<int>(cfg.accum) / replicas, c.num_hidden_layers,
-      cfg.pp_split == "cost" ? balanced_stage_bounds(stage_costs(c, cfg.seq_len), even.stages())
-                             : std::vector<int64_t>());
+  const int C = static_cast<int>(cfg.accum) / replicas;
+  // As even as the layers divide; --pp-split cost (cmd_train checks the word) rebalances.
+  layout_.emplace(schedule_, comm_.size(), C, c.num_hidden_layers);
+  if (cfg.pp_split == "cost")
+    layout_.emplace(schedule_, comm_.size(), C, c.num_hidden_layers,
+                    balanced_stage_bounds(stage_costs(c, cfg.seq_len), layout_->stages()));
   return layout_->slice(comm_.rank(), c.num_nextn_predict_layers > 0);
 }
 
