@@ -13,6 +13,10 @@
 #include <vector>
 
 namespace dsv3 {
+class ThreadPool;
+}
+
+namespace dsv3 {
 
 struct QuantActs {
   int64_t rows = 0, K = 0, Kp = 0;
@@ -33,10 +37,10 @@ struct QuantActs {
   // (d4), -8 times the block's quant sum in lane 4j and 0 in the other three (neg8_4). Blocks past
   // K are zeros. Kg: Kp rounded up to 128.
   int64_t Kg = 0;
-  std::vector<int8_t> q4;       // [rows, Kg]
-  std::vector<float> d4;        // [rows, Kg / 8]
-  std::vector<int32_t> neg8_4;  // [rows, Kg / 8]
-  void group4_rows();
+  std::vector<int8_t> q4;              // [rows, Kg]
+  std::vector<float> d4;               // [rows, Kg / 8]
+  std::vector<int32_t> neg8_4;         // [rows, Kg / 8]
+  void group4_rows(ThreadPool& pool);  // the rows spread over pool
 
   const int8_t* q_row(int64_t r) const { return q.data() + r * Kp; }
   const float* d_row(int64_t r) const { return d.data() + r * (Kp / 4); }

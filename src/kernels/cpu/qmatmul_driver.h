@@ -80,7 +80,7 @@ void qmatmul_heads_isa(const HeadMatmulArgs& a, ThreadPool& pool) {
   static thread_local QuantActs qa;
   ref::quantize_head_acts(a, qa, pool, Isa::kQuantizeRow);
   if constexpr (requires { Isa::kQ4Groups; })
-    if (a.w->quant->format == BlockFormat::Q4_0) qa.group4_rows();
+    if (a.w->quant->format == BlockFormat::Q4_0) qa.group4_rows(pool);
   switch (a.w->quant->format) {
     case BlockFormat::Q8_0:
       return qmatmul_format<Isa, BlockFormat::Q8_0>(a, qa, pool);

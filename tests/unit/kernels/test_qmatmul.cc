@@ -112,12 +112,13 @@ TEST(QuantActs, Group4RowsHoldEachBlocksHalvesInTheNibblesOrder) {
   // blocks) each block's values 0-15, then each block's 16-31; per group 16 lanes, lanes
   // 4j..4j+3 block j's scale, lane 4j -8 times its quant sum; K = 224 (7 blocks: the second
   // group has 3, its fourth block zeros).
-  const int64_t K = 224, rows = 3, blocks = K / 32;
+  const int64_t K = 224, rows = 300, blocks = K / 32;  // 300 rows: spread over the pool
   const auto x = test::randn(rows * K, 23);
   QuantActs a;
   a.reshape(rows, K);
   for (int64_t r = 0; r < rows; ++r) a.quantize_row(r, x.data() + r * K);
-  a.group4_rows();
+  ThreadPool pool(2);
+  a.group4_rows(pool);
   ASSERT_EQ(a.Kg, 256);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t b = 0; b < a.Kg / 32; ++b) {
