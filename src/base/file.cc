@@ -266,6 +266,64 @@ void FileWriter::write(const void* data, size_t n) {
   }
 }
 
+void FileWriter::reserve(uint64_t size) {
+  DSV3_CHECK(size >= written_, "cannot reserve " + std::to_string(size) + " bytes for " +
+                                   tmp_path_ + ": " + std::to_string(written_) +
+                                   " are written already");
+  if (size == written_) return;
+  const auto at = static_cast<off_t>(written_), n = static_cast<off_t>(size - written_);
+  int rc = ::fallocate(fd_, 0, at, n);
+  if (rc != 0 && (errno == EOPNOTSUPP || errno == ENOSYS)) rc = ::ftruncate(fd_, at + n);
+  if (rc != 0)
+    throw Error(
+        "cannot reserve " + std::to_string(size) + " bytes for " + tmp_path_ + ": " + errno_text(),
+        errno == ENOSPC ? "the disk is full: free space and try again" : "");
+}
+
+FilePatcher::FilePatcher(const std::string& path) : path_(path) {
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd_ < 0) throw Error("cannot open " + path + " for writing: " + errno_text());
+  struct stat st;
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd_);
+    fd_ = -1;
+    throw Error(path + " is not a regular file: its parts cannot be written into it");
+  }
+  size_ = static_cast<uint64_t>(st.st_size);
+}
+
+FilePatcher::~FilePatcher() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void FilePatcher::write_at(uint64_t offset, const void* data, size_t n) {
+  DSV3_CHECK(fd_ >= 0, "write into " + path_ + " after it was closed");
+  DSV3_CHECK(offset <= size_ && n <= size_ - offset,
+             "write of " + std::to_string(n) + " bytes at " + std::to_string(offset) + " into " +
+                 path_ + " would pass its end (" + std::to_string(size_) + " bytes)",
+             "the file's layout and its parts disagree: were they written by the same run?");
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(offset));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw Error("cannot write " + path_ + ": " + errno_text(),
+                  errno == ENOSPC ? "the disk is full: free space and try again" : "");
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+    offset += static_cast<uint64_t>(w);
+    written_ += static_cast<uint64_t>(w);
+  }
+}
+
+void FilePatcher::close() {
+  if (fd_ < 0) return;
+  const int sync = ::fsync(fd_), rc = ::close(fd_);
+  fd_ = -1;
+  if (sync != 0 || rc != 0) throw Error("cannot write " + path_ + ": " + errno_text());
+}
+
 StagedFiles::~StagedFiles() {
   for (const Staged& f : staged_) ::unlink(f.tmp.c_str());
 }

@@ -63,6 +63,9 @@ class FileWriter {
  public:
   void write(const void* data, size_t n);
   void write(std::string_view s) { write(s.data(), s.size()); }
+  // Sizes the file to `size` bytes (>= written()), the disk space reserved now (a full disk fails
+  // here, not later); the bytes past what was written read as zero until a FilePatcher fills them.
+  void reserve(uint64_t size);
   uint64_t written() const { return written_; }
 
  private:
@@ -76,6 +79,28 @@ void write_file_atomic(const std::string& path, std::string_view content);
 // Throws the Error write_file_atomic would for what `path` names (a directory, a block device, a
 // link loop, a mapped input), so that a command can refuse its output before working for it.
 void check_output_path(const std::string& path);
+
+// Writes into an existing regular file at given offsets, never past its end: the parts of a file
+// laid out by another process (a distributed checkpoint: rank 0 writes each file's header and
+// reserves its size, every rank then writes the tensors it holds). Not atomic by itself: the
+// folder being written is the unit that is renamed into place. close() fsyncs; the destructor of
+// an unclosed patcher only closes the file.
+class FilePatcher {
+ public:
+  explicit FilePatcher(const std::string& path);
+  FilePatcher(const FilePatcher&) = delete;
+  FilePatcher& operator=(const FilePatcher&) = delete;
+  ~FilePatcher();
+  void write_at(uint64_t offset, const void* data, size_t n);
+  void close();
+  const std::string& path() const { return path_; }
+  uint64_t written() const { return written_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  uint64_t size_ = 0, written_ = 0;
+};
 
 // Several files replaced together: each is written (and fsynced) to a temporary file beside its
 // target, and only commit() renames them into place, in the order written. Until then every old

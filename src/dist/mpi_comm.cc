@@ -81,21 +81,6 @@ void Communicator::allgatherv_inplace(std::span<float> x, std::span<const int64_
             "MPI_Allgatherv");
 }
 
-void Communicator::gatherv_inplace(std::span<float> x, std::span<const int64_t> bounds,
-                                   int root) const {
-  std::vector<int> displs;
-  const std::vector<int> counts = to_counts(bounds, displs);
-  const auto me = static_cast<size_t>(rank_);
-  if (rank_ == root)
-    check_mpi(MPI_Gatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x.data(), counts.data(),
-                          displs.data(), MPI_FLOAT, root, comm_),
-              "MPI_Gatherv");
-  else
-    check_mpi(MPI_Gatherv(x.data() + bounds[me], counts[me], MPI_FLOAT, nullptr, nullptr, nullptr,
-                          MPI_FLOAT, root, comm_),
-              "MPI_Gatherv");
-}
-
 void Communicator::alltoallv(const void* send, std::span<const int64_t> send_bounds, void* recv,
                              std::span<const int64_t> recv_bounds, MPI_Datatype type) const {
   std::vector<int> sd, rd;
@@ -117,6 +102,13 @@ void Communicator::alltoallv(const uint8_t* send, std::span<const int64_t> send_
 
 void Communicator::allgather(const double* send, int n, double* recv) const {
   check_mpi(MPI_Allgather(send, n, MPI_DOUBLE, recv, n, MPI_DOUBLE, comm_), "MPI_Allgather");
+}
+
+void Communicator::broadcast(std::string& text, int root) const {
+  auto n = static_cast<int64_t>(text.size());
+  check_mpi(MPI_Bcast(&n, 1, MPI_INT64_T, root, comm_), "MPI_Bcast");
+  text.resize(static_cast<size_t>(n));
+  check_mpi(MPI_Bcast(text.data(), static_cast<int>(n), MPI_CHAR, root, comm_), "MPI_Bcast");
 }
 
 void Communicator::allreduce_sum(std::span<int64_t> x) const {

@@ -39,8 +39,6 @@ class Communicator {
 
   // The calls the data-parallel group needs; counts and displacements in elements.
   void allgatherv_inplace(std::span<float> x, std::span<const int64_t> bounds) const;
-  // Rank r's [bounds[r], bounds[r+1]) of x to `root`'s x (MPI_Gatherv).
-  void gatherv_inplace(std::span<float> x, std::span<const int64_t> bounds, int root) const;
   void alltoallv(const float* send, std::span<const int64_t> send_bounds, float* recv,
                  std::span<const int64_t> recv_bounds) const;
   // The same for bytes (encoded MoE rows, dist/ep_payload.h).
@@ -48,6 +46,7 @@ class Communicator {
                  std::span<const int64_t> recv_bounds) const;
   void allgather(const double* send, int n, double* recv) const;
   void allreduce_sum(std::span<int64_t> x) const;
+  void broadcast(std::string& text, int root) const;  // its length first, then the bytes
   // send [size() * n]: elements [j·n, (j+1)·n) to rank j; recv [size() * n] from each in turn.
   void alltoall(const int64_t* send, int n, int64_t* recv) const;
   // Point to point (the pipeline's activations and gradients), nonblocking: the buffer stays the

@@ -54,10 +54,9 @@ void MpiDataParallel::allgather(std::span<float> x, std::span<const int64_t> bou
   bytes_sent_ += static_cast<int64_t>(sizeof(float)) * (bounds[me + 1] - bounds[me]) * (size() - 1);
 }
 
-void MpiDataParallel::gather_to_first(std::span<float> x, std::span<const int64_t> bounds) {
-  comm_.gatherv_inplace(x, bounds, 0);
-  const auto me = static_cast<size_t>(rank());
-  if (me != 0) bytes_sent_ += static_cast<int64_t>(sizeof(float)) * (bounds[me + 1] - bounds[me]);
+void MpiDataParallel::broadcast(std::string& text, int root) {
+  comm_.broadcast(text, root);
+  if (rank() == root) bytes_sent_ += static_cast<int64_t>(text.size()) * (size() - 1);
 }
 
 }  // namespace dsv3

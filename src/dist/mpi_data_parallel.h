@@ -20,7 +20,7 @@ class MpiDataParallel : public DataParallelGroup {
   void sum_in_rank_order(std::span<double> x) override;
   void sum(std::span<int64_t> x) override;
   void allgather(std::span<float> x, std::span<const int64_t> bounds) override;
-  void gather_to_first(std::span<float> x, std::span<const int64_t> bounds) override;
+  void broadcast(std::string& text, int root) override;
 
   // Bytes this rank has sent through the group so far (docs/DISTRIBUTED.md's volume per step).
   int64_t bytes_sent() const { return bytes_sent_; }

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <set>
+#include <unordered_map>
 
 #include "base/error.h"
 #include "base/file.h"
@@ -174,21 +176,60 @@ void ParamStore::zero_grads() {
   std::fill(grads_.begin(), grads_.end(), 0.0f);
 }
 
-void ParamStore::save(const std::string& dir, DType dtype, const AbsentValues& absent) const {
+void ParamStore::save(const std::string& dir, DType dtype) const {
   DSV3_CHECK(
       dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16 || dtype == DType::F8_E4M3,
       "save: dtype " + std::string(dtype_name(dtype)) + " is not supported",
       "use F32, BF16, F16 or F8_E4M3");
-  save_impl(dir, &dtype, absent);
+  save_impl(dir, &dtype, false);
 }
 
 void ParamStore::save_as_stored(const std::string& dir) const {
-  save_impl(dir, nullptr, {});
+  save_impl(dir, nullptr, false);
+}
+
+void ParamStore::save_layout(const std::string& dir, DType dtype) const {
+  DSV3_CHECK(dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16,
+             "save_layout: dtype " + std::string(dtype_name(dtype)) + " is not supported",
+             "use F32, BF16 or F16");
+  save_impl(dir, &dtype, true);
+}
+
+uint64_t ParamStore::save_values(const std::string& dir,
+                                 const std::function<bool(const Param&)>& writes) const {
+  const TensorStore folder = TensorStore::open(dir);
+  std::unordered_map<std::string, std::unique_ptr<FilePatcher>> files;
+  std::vector<float> f;
+  std::vector<std::byte> bytes;
+  for (const Param& p : params_) {
+    if (!writes(p)) continue;
+    const ParamSpec& s = *p.spec;
+    DSV3_CHECK(!p.absent, "save: this process does not hold " + s.name + ", so cannot write it");
+    const auto t = folder.find(s.name);
+    DSV3_CHECK(
+        t && t->info->shape == s.shape &&
+            (t->info->dtype == DType::F32 || t->info->dtype == DType::BF16 ||
+             t->info->dtype == DType::F16),
+        dir + ": has no F32, BF16 or F16 " + s.name + " " + shape_str(s.shape) + " to write into",
+        "write the folder's layout with save_layout from the same model first");
+    f.resize(static_cast<size_t>(p.numel));
+    value_f32(p, f.data());
+    bytes.resize(t->info->nbytes);
+    convert_from_f32(t->info->dtype, f.data(), bytes.data(), p.numel);
+    auto& file = files[*t->file];
+    if (!file) file = std::make_unique<FilePatcher>(*t->file);
+    file->write_at(t->file_offset, bytes.data(), bytes.size());
+  }
+  uint64_t written = 0;
+  for (auto& [path, file] : files) {
+    file->close();
+    written += file->written();
+  }
+  return written;
 }
 
 // dtype null: every tensor in its current bytes.
-void ParamStore::save_impl(const std::string& dir, const DType* dtype,
-                           const AbsentValues& absent) const {
+void ParamStore::save_impl(const std::string& dir, const DType* dtype, bool layout_only) const {
   ModelConfig c = config_;
   bool any_fp8 = false;
   DType matrix_dtype = DType::F32;
@@ -196,21 +237,14 @@ void ParamStore::save_impl(const std::string& dir, const DType* dtype,
   writer.set_metadata("format", "pt");  // what HF's save_pretrained writes
   for (const Param& p : params_) {
     const ParamSpec& s = *p.spec;
-    const float* owner = p.absent && dtype && absent ? absent(p) : nullptr;
-    DSV3_CHECK(!p.absent || owner,
+    DSV3_CHECK(!p.absent || layout_only,
                "save: this process does not hold " + s.name + " (it is split between processes)",
-               "gather the tensors from the ranks that hold them before saving");
-    // The tensor as FP32: its own values, or its owner's.
-    const auto values = [&p, owner](float* out) {
-      if (owner)
-        std::copy_n(owner, p.numel, out);
-      else
-        value_f32(p, out);
-    };
+               "each process writes the tensors it holds: save_layout, then save_values");
+    const auto values = [&p](float* out) { value_f32(p, out); };
     const DType dt = dtype ? storage_dtype(s, *dtype) : p.value.dtype;
     if (s.shape.size() == 2 && !s.keep_f32 && dt != DType::F8_E4M3) matrix_dtype = dt;
     any_fp8 = any_fp8 || dt == DType::F8_E4M3;
-    const bool raw = !owner && dt == p.value.dtype;
+    const bool raw = !layout_only && dt == p.value.dtype;
     const Shape scales =
         s.shape.size() == 2 ? scale_shape_128x128(s.shape[0], s.shape[1]) : Shape{};
     if (!dtype && p.value.quant) {  // integer block formats: quants, scales, minimums
@@ -249,9 +283,13 @@ void ParamStore::save_impl(const std::string& dir, const DType* dtype,
   c.fp8_weights = any_fp8;
   if (dtype) c.block_quant.clear();  // converted: no block-quantized tensor left
   c.torch_dtype = torch_dtype_name(matrix_dtype);
-  ProgressBar bar("saving " + dir, writer.data_bytes(), "bytes", ProgressBar::Offline::Lines);
-  writer.write(dir, &bar);
-  bar.finish();
+  if (layout_only) {
+    writer.write_layout(dir);
+  } else {
+    ProgressBar bar("saving " + dir, writer.data_bytes(), "bytes", ProgressBar::Offline::Lines);
+    writer.write(dir, &bar);
+    bar.finish();
+  }
   // config.json last: a folder whose weights failed to write is never taken for a model.
   write_file_atomic(path_join(dir, "config.json"), config_to_json(c).dump(2) + "\n");
 }

@@ -90,15 +90,21 @@ class ParamStore {
   // F16 or F8_E4M3 (DeepSeek's FP8 layout: fp8_able matrices as E4M3 + weight_scale_inv, the rest
   // BF16); keep_f32 tensors stay F32. save_as_stored() keeps each tensor's current bytes exactly
   // (FP8 with its scales), so load -> save -> load is bit-identical.
-  // absent: the FP32 values [numel] of the tensors this store does not hold (gathered from their
-  // owners by src/dist), so that the folder is the whole model; a store with absent tensors and
-  // no such source cannot save.
-  using AbsentValues = std::function<const float*(const Param&)>;
-  void save(const std::string& dir, DType dtype, const AbsentValues& absent = {}) const;
+  void save(const std::string& dir, DType dtype) const;
   void save_as_stored(const std::string& dir) const;
+  // A save split between processes, each holding a slice of the model (a distributed
+  // checkpoint): one writes the folder's layout — config.json, the index, each shard's header and
+  // its reserved size, as save(dir, dtype) would (tensors this store does not hold included) —
+  // then each process writes the values of the tensors `writes` selects (every selected one held
+  // here) into their places, converted to the file's dtype. Together the same bytes as save().
+  // dtype: F32, BF16 or F16. save_values returns the bytes it wrote.
+  void save_layout(const std::string& dir, DType dtype) const;
+  uint64_t save_values(const std::string& dir,
+                       const std::function<bool(const Param&)>& writes) const;
 
  private:
-  void save_impl(const std::string& dir, const DType* dtype, const AbsentValues& absent) const;
+  // dtype null: every tensor in its current bytes; layout_only: no tensor's bytes (save_layout).
+  void save_impl(const std::string& dir, const DType* dtype, bool layout_only) const;
 
   ModelConfig config_;
   std::vector<ParamSpec> specs_;

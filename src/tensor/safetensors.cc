@@ -254,7 +254,7 @@ void SafetensorsWriter::set_metadata(std::string key, std::string value) {
   metadata_.emplace_back(std::move(key), std::move(value));
 }
 
-void SafetensorsWriter::write(const std::string& path, ProgressBar* progress) {
+std::string SafetensorsWriter::header_text() const {
   // Built as a plain vector: names are already unique, and keyed insertion would be quadratic.
   Json::Object header;
   if (!metadata_.empty()) {
@@ -275,12 +275,32 @@ void SafetensorsWriter::write(const std::string& path, ProgressBar* progress) {
   }
   std::string text = Json(std::move(header)).dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // data section starts 8-byte aligned
+  return text;
+}
 
+namespace {
+
+void write_header(FileWriter& w, const std::string& text) {
+  std::byte len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<std::byte>((text.size() >> (8 * i)) & 0xFF);
+  w.write(len, 8);
+  w.write(text);
+}
+
+}  // namespace
+
+void SafetensorsWriter::write_layout(const std::string& path) const {
+  const std::string text = header_text();
   write_file_atomic(path, [&](FileWriter& w) {
-    std::byte len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<std::byte>((text.size() >> (8 * i)) & 0xFF);
-    w.write(len, 8);
-    w.write(text);
+    write_header(w, text);
+    w.reserve(w.written() + data_bytes_);
+  });
+}
+
+void SafetensorsWriter::write(const std::string& path, ProgressBar* progress) {
+  const std::string text = header_text();
+  write_file_atomic(path, [&](FileWriter& w) {
+    write_header(w, text);
     std::vector<std::byte> scratch;
     for (const auto& e : entries_) {
       if (e.nbytes > 0) {

@@ -51,6 +51,8 @@ class SafetensorsFile {
   const std::vector<TensorInfo>& tensors() const { return header_.tensors; }
   const TensorInfo* find(std::string_view name) const;  // nullptr when absent
   std::span<const std::byte> data(const TensorInfo& t) const;
+  // Where t's bytes start in the file (for a process that writes them: FilePatcher).
+  uint64_t file_offset(const TensorInfo& t) const { return header_.data_offset + t.offset; }
   const Json& metadata() const { return header_.metadata; }
 
  private:
@@ -78,8 +80,14 @@ class SafetensorsWriter {
 
   // Throws Error on duplicate names or a fill that throws; the file is then left untouched.
   void write(const std::string& path, ProgressBar* progress = nullptr);
+  // The file without its tensors' bytes: the header, and the data section's disk space reserved
+  // (zeros until written), for processes that each write their tensors into it (FilePatcher at
+  // SafetensorsFile::file_offset). No fill is called. Written atomically.
+  void write_layout(const std::string& path) const;
 
  private:
+  std::string header_text() const;  // the JSON header, padded to 8-byte alignment
+
   struct Entry {
     std::string name;
     DType dtype;

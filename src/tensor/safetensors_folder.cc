@@ -106,7 +106,8 @@ std::optional<TensorStore::TensorRef> TensorStore::find(std::string_view name) c
   auto it = index_.find(name);
   if (it == index_.end()) return std::nullopt;
   const SafetensorsFile& f = *files_[it->second.first];
-  return TensorRef{it->second.second, f.data(*it->second.second), &f.path()};
+  const TensorInfo* t = it->second.second;
+  return TensorRef{t, f.data(*t), &f.path(), f.file_offset(*t)};
 }
 
 std::vector<std::string> TensorStore::names() const {
@@ -137,10 +138,7 @@ uint64_t ShardedWriter::data_bytes() const {
   return all_.data_bytes();
 }
 
-void ShardedWriter::write(const std::string& dir, ProgressBar* progress) {
-  namespace fs = std::filesystem;
-  make_dirs(dir);
-  // Greedy packing in the order added.
+std::vector<SafetensorsWriter> ShardedWriter::shards() const {
   std::vector<SafetensorsWriter> shards(1);
   uint64_t in_shard = 0;
   for (const auto& e : all_.entries_) {
@@ -155,10 +153,27 @@ void ShardedWriter::write(const std::string& dir, ProgressBar* progress) {
     in_shard += e.nbytes;
   }
   for (auto& w : shards) w.metadata_ = all_.metadata_;
+  return shards;
+}
 
+void ShardedWriter::write(const std::string& dir, ProgressBar* progress) {
+  write_folder(
+      dir, [progress](SafetensorsWriter& w, const std::string& path) { w.write(path, progress); });
+}
+
+void ShardedWriter::write_layout(const std::string& dir) {
+  write_folder(dir, [](SafetensorsWriter& w, const std::string& path) { w.write_layout(path); });
+}
+
+void ShardedWriter::write_folder(
+    const std::string& dir,
+    const std::function<void(SafetensorsWriter&, const std::string&)>& write_shard) {
+  namespace fs = std::filesystem;
+  make_dirs(dir);
+  std::vector<SafetensorsWriter> shards = this->shards();
   const std::string index_path = path_join(dir, kIndexName);
   if (shards.size() == 1) {
-    shards[0].write(path_join(dir, kSingleName), progress);
+    write_shard(shards[0], path_join(dir, kSingleName));
     // A stale index from an earlier sharded write would take precedence over the new file.
     std::error_code ec;
     fs::remove(index_path, ec);
@@ -168,7 +183,7 @@ void ShardedWriter::write(const std::string& dir, ProgressBar* progress) {
   std::vector<std::pair<std::string, std::string>> entries;
   for (size_t i = 0; i < shards.size(); ++i) {
     const std::string name = shard_name(i, shards.size());
-    shards[i].write(path_join(dir, name), progress);
+    write_shard(shards[i], path_join(dir, name));
     for (const auto& e : shards[i].entries_) entries.emplace_back(e.name, name);
   }
   std::sort(entries.begin(), entries.end());  // HF writes the weight_map sorted by tensor name

@@ -3,6 +3,7 @@
 // shards), else model.safetensors, else every *.safetensors file in the folder.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -21,6 +22,7 @@ class TensorStore {
     const TensorInfo* info;
     std::span<const std::byte> data;
     const std::string* file;  // the shard's path
+    uint64_t file_offset;     // where the tensor's bytes start in that file
   };
 
   // Maps every shard and validates headers and the index (shards exist, each tensor lives in the
@@ -55,8 +57,15 @@ class ShardedWriter {
 
   // Creates `dir` if needed. Each file is written atomically; the index is written last.
   void write(const std::string& dir, ProgressBar* progress = nullptr);
+  // The same folder without the tensors' bytes (SafetensorsWriter::write_layout for each shard,
+  // and the index): for processes that each write their tensors into it.
+  void write_layout(const std::string& dir);
 
  private:
+  std::vector<SafetensorsWriter> shards() const;  // the greedy packing, in the order added
+  // Writes each shard by `write_shard` and the index (or removes a stale one).
+  void write_folder(const std::string& dir,
+                    const std::function<void(SafetensorsWriter&, const std::string&)>& write_shard);
   uint64_t max_shard_bytes_;
   SafetensorsWriter all_;
 };

@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <span>
+#include <string>
 
 namespace dsv3 {
 
@@ -28,9 +29,8 @@ class DataParallelGroup {
   virtual void sum(std::span<int64_t> x) = 0;
   // x: rank r's elements [bounds[r], bounds[r+1]) copied to every rank.
   virtual void allgather(std::span<float> x, std::span<const int64_t> bounds) = 0;
-  // x: rank r's elements [bounds[r], bounds[r+1]) copied to rank 0 only (a checkpoint's gather;
-  // the other ranks' x is left as it is).
-  virtual void gather_to_first(std::span<float> x, std::span<const int64_t> bounds) = 0;
+  // `text` of rank `root` on every rank (a failing rank's error message).
+  virtual void broadcast(std::string& text, int root) = 0;
 };
 
 }  // namespace dsv3

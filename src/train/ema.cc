@@ -63,23 +63,30 @@ void ParamEma::save_model(ParamStore& ps, const std::string& dir, DType dtype) {
   std::swap_ranges(m.begin(), m.end(), ema_.begin());
 }
 
-void ParamEma::save(const std::string& path) const {
-  save_whole(path, layout_, ema_);
+namespace {
+
+// The EMA file over `l`: tensor "ema" [l.numel] F32 (filled from `values` when written whole).
+SafetensorsWriter ema_writer(const ArenaLayout& l, double decay, int64_t updates,
+                             const float* values) {
+  SafetensorsWriter w;
+  const size_t bytes = static_cast<size_t>(l.numel) * sizeof(float);
+  w.add("ema", DType::F32, Shape{l.numel},
+        [values, bytes](std::byte* dst) { std::memcpy(dst, values, bytes); });
+  w.set_metadata("format", kFormat);
+  w.set_metadata("decay", Json(decay).dump());
+  w.set_metadata("updates", std::to_string(updates));
+  w.set_metadata("layout", l.to_json().dump());
+  return w;
 }
 
-void ParamEma::save_whole(const std::string& path, const ArenaLayout& whole_layout,
-                          std::span<const float> whole) const {
-  DSV3_CHECK(static_cast<int64_t>(whole.size()) == whole_layout.numel,
-             "EMA save: " + std::to_string(whole.size()) + " values for a layout of " +
-                 std::to_string(whole_layout.numel));
-  SafetensorsWriter w;
-  w.add_bytes("ema", DType::F32, Shape{whole_layout.numel},
-              {reinterpret_cast<const std::byte*>(whole.data()), whole.size() * sizeof(float)});
-  w.set_metadata("format", kFormat);
-  w.set_metadata("decay", Json(decay_).dump());
-  w.set_metadata("updates", std::to_string(updates_));
-  w.set_metadata("layout", whole_layout.to_json().dump());
-  w.write(path);
+}  // namespace
+
+void ParamEma::save(const std::string& path) const {
+  ema_writer(layout_, decay_, updates_, ema_.data()).write(path);
+}
+
+void ParamEma::save_layout(const std::string& path, const ArenaLayout& whole_layout) const {
+  ema_writer(whole_layout, decay_, updates_, nullptr).write_layout(path);
 }
 
 void ParamEma::load(const std::string& path) {

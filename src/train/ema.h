@@ -36,12 +36,12 @@ class ParamEma {
   // The arena itself, for a checkpoint: a safetensors file with tensor "ema" [numel] F32 and the
   // decay, update count and layout in its metadata. load() checks the layout (Error naming the
   // first tensor that differs) and takes the file's update count; the decay stays this object's.
-  // A store holding a slice of the model (stages, experts) saves the whole model's arena,
-  // gathered from the ranks (`whole` values in `whole_layout`), and loads its tensors by name
-  // from a whole-model file, so a run resumes on another layout.
+  // A job's ranks, each holding a slice (data-parallel shards, stages, experts), write the whole
+  // model's file together: rank 0 its layout over `whole_layout` (save_layout: no values yet),
+  // then each rank its part of values() in place (ArenaFileWriter); a store holding a slice
+  // loads its tensors by name from a whole-model file, so a run resumes on another layout.
   void save(const std::string& path) const;
-  void save_whole(const std::string& path, const ArenaLayout& whole_layout,
-                  std::span<const float> whole) const;
+  void save_layout(const std::string& path, const ArenaLayout& whole_layout) const;
   void load(const std::string& path);
 
  private:

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "base/error.h"
+#include "train/arena_file.h"
 #include "train/optimizer.h"
 #include "train/zero1.h"
 
@@ -45,14 +46,21 @@ HeldParamsAdamW::HeldParamsAdamW(const ParamStore& ps, const AdamWConfig& c, Dat
   all.sum(owned);
   all.sum(owners);
   owner_.resize(n);
-  bounds_.assign(static_cast<size_t>(all.size()) + 1, 0);
   for (size_t i = 0; i < n; ++i) {
     DSV3_CHECK(owners[i] == 1, "train: the tensor " + whole_.tensors[i].name + " has " +
                                    std::to_string(owners[i]) + " owners among the ranks, not one");
     owner_[i] = static_cast<int>(owned[i]);
-    bounds_[static_cast<size_t>(owner_[i]) + 1] += whole_.tensors[i].numel;
   }
-  for (size_t r = 1; r < bounds_.size(); ++r) bounds_[r] += bounds_[r - 1];
+  // Whose shards write a tensor into a checkpoint: the group holding its owner. A tensor held by
+  // two groups (the embedding on the first stage and, for the MTP module, the last) is written
+  // once, by that one.
+  std::vector<int64_t> in_rest(n, 0), in_experts(n, 0);
+  for (size_t i = 0; i < n; ++i)
+    if (owner_[i] == all.rank()) (local_at_[i] >= split_ ? in_experts : in_rest)[i] = 1;
+  holders.sum(in_rest);
+  if (expert_holders) expert_holders->sum(in_experts);
+  group_writes_.resize(n);
+  for (size_t i = 0; i < n; ++i) group_writes_[i] = in_rest[i] + in_experts[i] > 0;
 }
 
 void HeldParamsAdamW::reduce(std::span<float> grads) {
@@ -94,49 +102,38 @@ int64_t HeldParamsAdamW::shard_numel() const {
   return shard(zero_, holders_.rank()) + (experts_ ? shard(*experts_, expert_holders_->rank()) : 0);
 }
 
-std::vector<float> HeldParamsAdamW::gather_whole(std::span<const float> local) const {
-  // Rank r's owned tensors, in whole-model order, at [bounds_[r], bounds_[r+1]).
-  std::vector<float> buf(static_cast<size_t>(whole_.numel));
-  int64_t at = bounds_[static_cast<size_t>(all_.rank())];
-  for (size_t i = 0; i < whole_.tensors.size(); ++i) {
-    if (owner_[i] != all_.rank()) continue;
-    std::copy_n(local.begin() + local_at_[i], whole_.tensors[i].numel, buf.begin() + at);
-    at += whole_.tensors[i].numel;
-  }
-  all_.gather_to_first(buf, bounds_);
-  if (all_.rank() != 0) return {};
-  std::vector<float> whole(buf.size());
-  std::vector<int64_t> next(bounds_.begin(), bounds_.end() - 1);
-  for (size_t i = 0; i < whole_.tensors.size(); ++i) {
-    const ArenaTensor& t = whole_.tensors[i];
-    int64_t& from = next[static_cast<size_t>(owner_[i])];
-    std::copy_n(buf.begin() + from, t.numel, whole.begin() + t.offset);
-    from += t.numel;
-  }
-  return whole;
+bool HeldParamsAdamW::owns(const std::string& tensor) const {
+  return owner_[index_.at(tensor)] == all_.rank();
 }
 
-ParamStore::AbsentValues HeldParamsAdamW::gather(std::span<const float> master) const {
-  // Owned by the lookup: freed with it once the checkpoint is written.
-  auto all = std::make_shared<const std::vector<float>>(gather_whole(master));
-  return [this, all](const Param& p) -> const float* {
-    const std::string& name = p.spec->copy_of.empty() ? p.name() : p.spec->copy_of;
-    return all->data() + whole_.tensors[index_.at(name)].offset;
+void HeldParamsAdamW::write_local(ArenaFileWriter& out, std::string_view name, int64_t at,
+                                  std::span<const float> values) const {
+  // The local tensors overlapping [at, at + n), each piece at its place in the whole arena.
+  const auto end = at + static_cast<int64_t>(values.size());
+  for (const ArenaTensor& t : local_.tensors) {
+    const int64_t b = std::max(at, t.offset), e = std::min(end, t.offset + t.numel);
+    const size_t i = index_.at(t.name);
+    if (b >= e || !group_writes_[i]) continue;
+    out.write(name, whole_.tensors[i].offset + (b - t.offset),
+              values.subspan(static_cast<size_t>(b - at), static_cast<size_t>(e - b)));
+  }
+}
+
+void HeldParamsAdamW::save_shard(ArenaFileWriter& out) const {
+  write_local(out, "exp_avg", zero_.begin(), zero_.shard().exp_avg());
+  write_local(out, "exp_avg_sq", zero_.begin(), zero_.shard().exp_avg_sq());
+  if (!experts_) return;
+  write_local(out, "exp_avg", split_ + experts_->begin(), experts_->shard().exp_avg());
+  write_local(out, "exp_avg_sq", split_ + experts_->begin(), experts_->shard().exp_avg_sq());
+}
+
+void HeldParamsAdamW::write_shard(ArenaFileWriter& out, std::string_view name,
+                                  std::span<const float> local) const {
+  const auto piece = [&](int64_t b, int64_t e) {
+    write_local(out, name, b, local.subspan(static_cast<size_t>(b), static_cast<size_t>(e - b)));
   };
-}
-
-void HeldParamsAdamW::save(const std::string& path) const {
-  std::vector<float> m, v;
-  zero_.gather_state(m, v);  // this rank's tensors' whole moments, from the holders' shards
-  if (experts_) {            // and its experts', from theirs: [the rest | the experts]
-    std::vector<float> em, ev;
-    experts_->gather_state(em, ev);
-    m.insert(m.end(), em.begin(), em.end());
-    v.insert(v.end(), ev.begin(), ev.end());
-  }
-  m = gather_whole(m);
-  v = gather_whole(v);
-  if (all_.rank() == 0) save_adamw_state(whole_, cfg_, std::move(m), std::move(v), steps(), path);
+  piece(zero_.begin(), zero_.end());
+  if (experts_) piece(split_ + experts_->begin(), split_ + experts_->end());
 }
 
 void HeldParamsAdamW::load(const std::string& path) {

@@ -5,16 +5,17 @@
 // experts have their own holders, the ranks of the same expert position) sum the gradient in rank
 // order and shard the AdamW state (ZeRO-1);
 // every tensor has one owner in the job, which alone counts it in the whole model's norm — each
-// piece's Σg² at its one-process place, so the norm is the one process's bit for bit — and sends
-// it when a checkpoint gathers the whole model to rank 0. Checkpoints are the whole model's, as
-// one process writes them, so a run resumes on any layout. src/dist provides the groups and
-// ownership; train knows them through this interface only.
+// piece's Σg² at its one-process place, so the norm is the one process's bit for bit — and writes
+// its values into a checkpoint. Checkpoints are the whole model's, as one process writes them
+// (each rank writing its part in place, none gathering), so a run resumes on any layout. src/dist
+// provides the groups and ownership; train knows them through this interface only.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -23,6 +24,8 @@
 #include "train/zero1.h"
 
 namespace dsv3 {
+
+class ArenaFileWriter;
 
 class HeldParamsAdamW {
  public:
@@ -43,20 +46,19 @@ class HeldParamsAdamW {
   double clip(std::span<float> grads, double max_norm, ThreadPool* pool);
   // AdamW on this rank's shard, then the allgather among the holders.
   void step(std::span<float> master, std::span<const float> grads, double lr, ThreadPool* pool);
-  // Collective: the whole model's moments in one file, written by rank 0 of `all`.
-  void save(const std::string& path) const;
+  // A checkpoint's parts, each rank writing what it keeps into files laid out for the whole
+  // model (ArenaLayout::whole): its ZeRO-1 shards of the moments (save_adamw_layout's file), of
+  // another arena of this rank's layout (the EMA), and the model tensors it owns. The shards of
+  // the ranks holding the same tensors partition them, and of the groups holding a tensor only
+  // its owner's writes it, so every element is written once.
+  void save_shard(ArenaFileWriter& out) const;
+  void write_shard(ArenaFileWriter& out, std::string_view name, std::span<const float> local) const;
+  bool owns(const std::string& tensor) const;
   // Every rank reads a whole-model file (written by any layout) and keeps its shard.
   void load(const std::string& path);
   int64_t steps() const { return zero_.steps(); }
   // Moment elements this rank keeps (its ZeRO-1 shard).
   int64_t shard_numel() const;
-  // Collective: every tensor's values from its owner; on rank 0 (the only one that saves) the
-  // lookup ParamStore::save takes for the tensors it does not hold (it owns the gathered values).
-  ParamStore::AbsentValues gather(std::span<const float> master) const;
-  // Collective: the whole model's arena (ArenaLayout::whole's order) from every owner's part of
-  // `local` (an arena of this rank's layout: master values, moments, the EMA), on rank 0 of
-  // `all` only (empty elsewhere: a checkpoint never holds the whole model on the other ranks).
-  std::vector<float> gather_whole(std::span<const float> local) const;
 
  private:
   DataParallelGroup& all_;
@@ -67,11 +69,14 @@ class HeldParamsAdamW {
   Zero1AdamW zero_;                      // the rest: [0, split_)
   std::unique_ptr<Zero1AdamW> experts_;  // the experts' region, over expert_holders_
   AdamWConfig cfg_;
-  std::vector<int> owner_;         // [whole tensor] the rank of `all` that owns it
-  std::vector<int64_t> local_at_;  // [whole tensor] its offset in this rank's arena, -1: absent
-  std::vector<int64_t> piece_at_;  // [whole tensor] its first piece of the norm's partial sums
-  std::vector<int64_t> bounds_;    // [ranks + 1] the allgather's: the elements each rank owns
+  std::vector<int> owner_;          // [whole tensor] the rank of `all` that owns it
+  std::vector<int64_t> local_at_;   // [whole tensor] its offset in this rank's arena, -1: absent
+  std::vector<int64_t> piece_at_;   // [whole tensor] its first piece of the norm's partial sums
+  std::vector<bool> group_writes_;  // [whole tensor] this rank's holders write it (own it)
   int64_t pieces_ = 0;
+  // values (an arena of this rank's layout, from element `at`) into `name` at the whole places.
+  void write_local(ArenaFileWriter& out, std::string_view name, int64_t at,
+                   std::span<const float> values) const;
   std::unordered_map<std::string, size_t> index_;  // whole tensor name -> its index
 };
 

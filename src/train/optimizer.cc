@@ -161,13 +161,29 @@ double global_grad_norm(const ArenaLayout& l, std::span<const float> grads, Thre
   return norm_of_pieces(pieces, pool);
 }
 
-void save_adamw_state(const ArenaLayout& l, const AdamWConfig& c, std::vector<float> m,
-                      std::vector<float> v, int64_t steps, const std::string& path) {
-  AdamW a(l, c);
-  a.set_state(m, v, steps);
-  m = {};
-  v = {};
-  a.save(path);
+namespace {
+
+// AdamW's state file: exp_avg and exp_avg_sq [l.numel], the step count and layout in its metadata;
+// m and v (BF16 or F32 bytes, as c says) are read only when the writer writes the tensors.
+SafetensorsWriter state_writer(const ArenaLayout& l, const AdamWConfig& c, int64_t steps,
+                               const void* m, const void* v) {
+  SafetensorsWriter w;
+  const DType dt = c.bf16_moments ? DType::BF16 : DType::F32;
+  const size_t bytes = static_cast<size_t>(l.numel) * dtype_size(dt);
+  for (const auto& [name, data] : {std::pair{"exp_avg", m}, std::pair{"exp_avg_sq", v}})
+    w.add(name, dt, Shape{l.numel},
+          [data, bytes](std::byte* dst) { std::memcpy(dst, data, bytes); });
+  w.set_metadata("format", kFormat);
+  w.set_metadata("step", std::to_string(steps));
+  w.set_metadata("layout", l.to_json().dump());
+  return w;
+}
+
+}  // namespace
+
+void save_adamw_layout(const ArenaLayout& l, const AdamWConfig& c, int64_t steps,
+                       const std::string& path) {
+  state_writer(l, c, steps, nullptr, nullptr).write_layout(path);
 }
 
 std::vector<double> piece_square_sums(std::span<const float> g) {
@@ -266,19 +282,9 @@ void AdamW::check(const ParamStore& ps) const {
 }
 
 void AdamW::save(const std::string& path) const {
-  SafetensorsWriter w;
-  const DType dt = cfg_.bf16_moments ? DType::BF16 : DType::F32;
-  const Shape shape{layout_.numel};
-  const size_t bytes = static_cast<size_t>(layout_.numel) * dtype_size(dt);
-  auto raw = [](const void* p) { return static_cast<const std::byte*>(p); };
   const void* m = cfg_.bf16_moments ? static_cast<const void*>(m16_.data()) : m32_.data();
   const void* v = cfg_.bf16_moments ? static_cast<const void*>(v16_.data()) : v32_.data();
-  w.add_bytes("exp_avg", dt, shape, {raw(m), bytes});
-  w.add_bytes("exp_avg_sq", dt, shape, {raw(v), bytes});
-  w.set_metadata("format", kFormat);
-  w.set_metadata("step", std::to_string(step_));
-  w.set_metadata("layout", layout_.to_json().dump());
-  w.write(path);
+  state_writer(layout_, cfg_, step_, m, v).write(path);
 }
 
 void AdamW::load(const std::string& path) {

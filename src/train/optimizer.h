@@ -95,10 +95,9 @@ class AdamW {
   std::vector<float> m32_, v32_;
 };
 
-// Writes whole moments m, v [l.numel] (gathered from ZeRO-1 or model-parallel shards) and the
-// step count as AdamW::save does; m and v are freed before the file is written, so a checkpoint's
-// peak holds the state about once.
-void save_adamw_state(const ArenaLayout& l, const AdamWConfig& c, std::vector<float> m,
-                      std::vector<float> v, int64_t steps, const std::string& path);
+// The layout of the file AdamW::save writes for l, c and `steps` (SafetensorsWriter::write_layout:
+// no moments yet), for ranks that each write their shard's moments into it (ArenaFileWriter).
+void save_adamw_layout(const ArenaLayout& l, const AdamWConfig& c, int64_t steps,
+                       const std::string& path);
 
 }  // namespace dsv3

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "base/error.h"
@@ -19,6 +20,7 @@
 #include "model/param_store.h"
 #include "model/presets.h"
 #include "model/weights.h"
+#include "train/arena_file.h"
 #include "train/balance.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
@@ -385,39 +387,52 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
   const std::vector<std::string> copy_files = {path_join(tok_dir, "tokenizer.json"),
                                                path_join(tok_dir, "tokenizer_config.json")};
 
-  auto checkpoint = [&](int64_t s) {
-    // ZeRO-1's save is collective: the other ranks send their shards of the state, rank 0 writes;
-    // under expert parallelism, every rank's experts are gathered first.
-    const ParamStore::AbsentValues others = hopt ? hopt->gather(ps.master()) : nullptr;
-    // A slice's EMA: the whole model's, gathered from the owners like the weights.
-    const std::vector<float> ema_whole =
-        ema && hopt ? hopt->gather_whole(ema->values()) : std::vector<float>();
-    if (!lead) {
-      if (hopt)
-        hopt->save("");
-      else
-        zopt->save("");
-      return std::string();
+  // A job writes one folder together, each rank its part in place, none gathering the state:
+  // the model tensors it owns (a data-parallel rank: those starting in its ZeRO-1 shard) and its
+  // ZeRO-1 shards of the moments and the EMA.
+  std::optional<CheckpointJob> job;
+  if (group)
+    job.emplace(CheckpointJob{*group, [&](const Param& p) {
+                                const std::string& t =
+                                    p.spec->copy_of.empty() ? p.name() : p.spec->copy_of;
+                                if (hopt) return hopt->owns(t);
+                                const int64_t at = ps.get(t).offset;
+                                return at >= zopt->begin() && at < zopt->end();
+                              }});
+  const auto write_state = [&](const std::string& d, CheckpointPart part) -> uint64_t {
+    const std::string opt_path = path_join(d, kOptimizer), ema_path = path_join(d, kEma);
+    if (part == CheckpointPart::kWhole) {
+      opt->save(opt_path);
+      if (ema) ema->save(ema_path);  // what --resume with --ema reads back
+      return 0;
     }
+    if (part == CheckpointPart::kLayout) {
+      const ArenaLayout whole = ArenaLayout::whole(mc);
+      save_adamw_layout(whole, oc, hopt ? hopt->steps() : zopt->steps(), opt_path);
+      if (ema) ema->save_layout(ema_path, whole);
+      return 0;
+    }
+    ArenaFileWriter moments(opt_path);
+    if (hopt)
+      hopt->save_shard(moments);
+    else
+      zopt->save_shard(moments);
+    uint64_t written = moments.close();
+    if (!ema) return written;
+    ArenaFileWriter averaged(ema_path);
+    if (hopt) {
+      hopt->write_shard(averaged, "ema", ema->values());
+    } else {
+      const auto b = static_cast<size_t>(zopt->begin()), n = static_cast<size_t>(zopt->end()) - b;
+      averaged.write("ema", zopt->begin(), ema->values().subspan(b, n));
+    }
+    return written + averaged.close();
+  };
+  auto checkpoint = [&](int64_t s) {
     Json meta = Json::object();
     meta["sampler"] = to_hex(sampler.state());
-    const std::string dir = write_checkpoint(
-        cfg.out_dir, s, ps, meta, copy_files,
-        [&](const std::string& d) {
-          if (hopt)
-            hopt->save(path_join(d, kOptimizer));
-          else if (zopt)
-            zopt->save(path_join(d, kOptimizer));
-          else
-            opt->save(path_join(d, kOptimizer));
-          // What --resume with --ema reads back.
-          if (ema && hopt)
-            ema->save_whole(path_join(d, kEma), ArenaLayout::whole(mc), ema_whole);
-          else if (ema)
-            ema->save(path_join(d, kEma));
-        },
-        cfg.keep_last, others);
-    return dir;
+    return write_checkpoint(cfg.out_dir, s, ps, meta, copy_files, write_state, cfg.keep_last,
+                            job ? &*job : nullptr);
   };
   auto validate_loss = [&]() {
     ValWindows val(data.val(), cfg.seq_len, cfg.val_windows);

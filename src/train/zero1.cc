@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "base/error.h"
+#include "train/arena_file.h"
 
 namespace dsv3 {
 
@@ -60,28 +61,15 @@ void Zero1AdamW::step(std::span<float> master, std::span<const float> grads, dou
   group_.allgather(master, bounds_);
 }
 
-void Zero1AdamW::gather_state(std::vector<float>& m, std::vector<float>& v) const {
-  // Each rank's moments at their place in whole-arena buffers; the allgather completes them.
-  m.assign(static_cast<size_t>(full_.numel), 0.0f);
-  v.assign(m.size(), 0.0f);
-  const std::vector<float> sm = shard_.exp_avg(), sv = shard_.exp_avg_sq();
-  std::copy(sm.begin(), sm.end(), m.begin() + begin_);
-  std::copy(sv.begin(), sv.end(), v.begin() + begin_);
-  group_.allgather(m, bounds_);
-  group_.allgather(v, bounds_);
-}
-
 void Zero1AdamW::set_whole_state(std::span<const float> m, std::span<const float> v,
                                  int64_t steps) {
   const auto at = static_cast<size_t>(begin_), n = static_cast<size_t>(end_ - begin_);
   shard_.set_state(m.subspan(at, n), v.subspan(at, n), steps);
 }
 
-void Zero1AdamW::save(const std::string& path) const {
-  std::vector<float> m, v;
-  gather_state(m, v);
-  if (group_.rank() == 0)
-    save_adamw_state(full_, cfg_, std::move(m), std::move(v), shard_.steps(), path);
+void Zero1AdamW::save_shard(ArenaFileWriter& out) const {
+  out.write("exp_avg", begin_, shard_.exp_avg());
+  out.write("exp_avg_sq", begin_, shard_.exp_avg_sq());
 }
 
 void Zero1AdamW::load(const std::string& path) {

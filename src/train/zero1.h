@@ -2,8 +2,8 @@
 // AdamW state and updates the master weights of one shard of the arena — a run of whole tensors in
 // arena order, about numel / D elements — then the shards are allgathered. The update of every
 // element is independent of the others (optimizer.h), so the sharded step equals the whole one bit
-// for bit. Checkpoints hold the whole state (one optimizer.safetensors, whatever D), so a run
-// resumes on another number of ranks.
+// for bit. Checkpoints hold the whole state (one optimizer.safetensors, whatever D, each rank
+// writing its shard into it), so a run resumes on another number of ranks.
 #pragma once
 #include <cstdint>
 #include <span>
@@ -15,6 +15,8 @@
 #include "train/optimizer.h"
 
 namespace dsv3 {
+
+class ArenaFileWriter;
 
 // Shard boundaries [n + 1] over l's arena: bounds[r] .. bounds[r+1] is rank r's shard, cut only
 // between tensors (at the first tensor start at or past r·numel/n), so a shard may be empty when
@@ -31,16 +33,19 @@ class Zero1AdamW {
   // AdamW on this rank's shard of master (with the summed grads), then the allgather.
   void step(std::span<float> master, std::span<const float> grads, double lr,
             ThreadPool* pool = nullptr);
-  // Collective: every rank calls it; the whole state goes to `path` from rank 0.
-  void save(const std::string& path) const;
+  // This rank's shard of the moments into a state file laid out by save_adamw_layout for the
+  // whole arena this optimizer covers (a checkpoint: each rank writes its shard, none gathers).
+  void save_shard(ArenaFileWriter& out) const;
   // Every rank reads the whole state (written by any number of ranks) and keeps its shard.
   void load(const std::string& path);
-  // Collective: every rank gets the whole moments [layout numel] (each rank's shard gathered).
-  void gather_state(std::vector<float>& m, std::vector<float>& v) const;
   // Keeps this rank's shard of whole moments [layout numel] and the step count.
   void set_whole_state(std::span<const float> m, std::span<const float> v, int64_t steps);
   int64_t steps() const { return shard_.steps(); }
   std::span<const int64_t> bounds() const { return bounds_; }
+  // This rank's shard: the arena's elements [begin(), end()) and their AdamW.
+  int64_t begin() const { return begin_; }
+  int64_t end() const { return end_; }
+  const AdamW& shard() const { return shard_; }
 
  private:
   ArenaLayout full_;

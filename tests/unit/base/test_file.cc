@@ -204,5 +204,28 @@ TEST(StagedFiles, NothingIsReplacedBeforeCommit) {
   EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 2);
 }
 
+// A file laid out by one writer (its head written, the rest reserved as zeros) and filled in place
+// by others, never past its end; a patcher refuses what is not a regular file.
+TEST(FilePatcher, FillsAReservedFileInPlace) {
+  test::TempDir dir;
+  const std::string path = dir.file("f");
+  write_file_atomic(path, [](FileWriter& w) {
+    w.write("head");
+    EXPECT_THROW(w.reserve(2), Error);  // below what is written
+    w.reserve(10);
+  });
+  EXPECT_EQ(read_file(path), std::string("head") + std::string(6, '\0'));
+  FilePatcher a(path), b(path);
+  b.write_at(7, "xyz", 3);
+  a.write_at(4, "abc", 3);
+  EXPECT_THROW(a.write_at(8, "abc", 3), Error);  // past the end: nothing written
+  a.close();
+  b.close();
+  EXPECT_EQ(a.written(), 3u);
+  EXPECT_EQ(read_file(path), "headabcxyz");
+  EXPECT_THROW(FilePatcher(dir.path()), Error);
+  EXPECT_THROW(FilePatcher(dir.file("missing")), Error);
+}
+
 }  // namespace
 }  // namespace dsv3
