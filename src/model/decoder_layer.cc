@@ -90,6 +90,16 @@ void DecoderLayer::release_recomputable(LayerActs& a) {
   Mla::release_recomputable(a.mla);
 }
 
+void DecoderLayer::release_cached(LayerActs& a) {
+  SwiGlu::release_cached(a.ffn);
+  SwiGlu::release_cached(a.moe.routed);
+  SwiGlu::release_cached(a.moe.shared);
+  // A dense FFN's input has no other reader; a MoE layer's is also the router's (FP32, SPEC
+  // §3.1), but its experts' grouped rows have none.
+  if (SwiGlu::keeps_input(a.ffn)) std::vector<float>().swap(a.x_ffn);
+  if (SwiGlu::keeps_input(a.moe.routed)) std::vector<float>().swap(a.moe.grouped);
+}
+
 void DecoderLayer::recompute(ComputeContext ctx, const float* x, const Batch& b, const float* cos,
                              const float* sin, LayerActs& a) const {
   DSV3_CHECK(mla_.has_value(), "model: recomputation supports MLA (DeepSeek) layers only");

@@ -23,11 +23,26 @@ void SwiGlu::forward(ComputeContext ctx, const float* x, int64_t T, FfnActs& a, 
   float* gate = a.gate.data() + row0 * I;
   float* up = a.up.data() + row0 * I;
   float* act = a.act.data() + row0 * I;
-  gate_.forward(ctx, x, T, gate);
+  // gate_proj and up_proj quantize x alike: the tiles gate_proj keeps serve both Wgrads.
+  const auto rows = static_cast<int64_t>(a.gate.size()) / I;
+  const bool cache = gate_.caches_input(ctx);
+  if (cache) {
+    gate_.forward(ctx, x, T, gate, Fp8InputCache{&a.x_fp8, rows, row0});
+  } else {
+    if (keeps_input(a) || !a.act_fp8.q.empty()) a.x_fp8 = a.act_fp8 = Fp8Tiles{};  // stale
+    gate_.forward(ctx, x, T, gate);
+  }
   up_.forward(ctx, x, T, up);
   std::copy_n(gate, n, act);  // the kernel works in place; the pre-activation stays for backward
   ctx.kernels.swiglu(act, up, n);
-  down_.forward(ctx, act, T, out);
+  if (cache)
+    down_.forward(ctx, act, T, out, Fp8InputCache{&a.act_fp8, rows, row0});
+  else
+    down_.forward(ctx, act, T, out);
+}
+
+void SwiGlu::release_cached(FfnActs& a) {
+  if (!a.act_fp8.q.empty()) std::vector<float>().swap(a.act);
 }
 
 void SwiGlu::backward(ComputeContext ctx, const float* x, int64_t T, const FfnActs& a, int64_t row0,
@@ -35,18 +50,26 @@ void SwiGlu::backward(ComputeContext ctx, const float* x, int64_t T, const FfnAc
   const int64_t I = inter(), n = T * I, d = down_.out();
   const float* gate = a.gate.data() + row0 * I;
   const float* up = a.up.data() + row0 * I;
-  const float* act = a.act.data() + row0 * I;
   if (static_cast<int64_t>(g.dact.size()) < n) {
     g.dact.resize(n);
     g.dgate.resize(n);
     g.dup.resize(n);
   }
   if (static_cast<int64_t>(g.dx_up.size()) < T * d) g.dx_up.resize(T * d);
-  down_.backward_weight(ctx, dout, act, T);
+  const bool cache = gate_.caches_input(ctx);
+  if (cache)
+    down_.backward_weight(ctx, dout, a.act_fp8, row0, T);
+  else
+    down_.backward_weight(ctx, dout, a.act.data() + row0 * I, T);
   down_.backward_input(ctx, dout, T, g.dact.data());
   ctx.kernels.swiglu_backward(g.dgate.data(), g.dup.data(), gate, up, g.dact.data(), n);
-  gate_.backward_weight(ctx, g.dgate.data(), x, T);
-  up_.backward_weight(ctx, g.dup.data(), x, T);
+  if (cache) {
+    gate_.backward_weight(ctx, g.dgate.data(), a.x_fp8, row0, T);
+    up_.backward_weight(ctx, g.dup.data(), a.x_fp8, row0, T);
+  } else {
+    gate_.backward_weight(ctx, g.dgate.data(), x, T);
+    up_.backward_weight(ctx, g.dup.data(), x, T);
+  }
   gate_.backward_input(ctx, g.dgate.data(), T, dx);
   up_.backward_input(ctx, g.dup.data(), T, g.dx_up.data());
   ctx.kernels.axpy(dx, 1.0f, g.dx_up.data(), T * d);

@@ -13,6 +13,12 @@ struct FfnActs {
   std::vector<float> gate;  // gate_proj(x), the SwiGLU pre-activation
   std::vector<float> up;    // up_proj(x)
   std::vector<float> act;   // SiLU(gate) ⊙ up: down_proj's input
+  // Under the FP8 recipe, the Linears' inputs as their Fprops quantized them (1x128 E4M3 tiles,
+  // TR §3.3.3), which their Wgrads read: x (gate_proj's and up_proj's, the same codes) and act
+  // (down_proj's). `act` is then needed only during the forward, and x only by the caller's
+  // other readers: a stack keeping every layer's activations frees what nothing else reads after
+  // each layer (DecoderLayer::release_cached).
+  Fp8Tiles x_fp8, act_fp8;
 };
 
 // Scratch of a backward call, reused across calls (grown to the largest T seen).
@@ -30,11 +36,16 @@ class SwiGlu {
   void forward(ComputeContext ctx, const float* x, int64_t T, FfnActs& a, int64_t row0,
                float* out) const;
   // The backward of forward() over the same x and a (rows from row0): accumulates the three
-  // weight gradients and writes dx [T, hidden] = dL/dx for dout [T, hidden] = dL/dout.
+  // weight gradients and writes dx [T, hidden] = dL/dx for dout [T, hidden] = dL/dout. x is not
+  // read when keeps_input(a).
   void backward(ComputeContext ctx, const float* x, int64_t T, const FfnActs& a, int64_t row0,
                 const float* dout, FfnGrads& g, float* dx) const;
   // Sizes a's buffers for T rows.
   void reserve(FfnActs& a, int64_t T) const;
+  // Frees a.act when the forward kept down_proj's input in a.act_fp8 (nothing reads it later).
+  static void release_cached(FfnActs& a);
+  // Whether the forward kept x in a.x_fp8: backward() then reads no x (the caller may free it).
+  static bool keeps_input(const FfnActs& a) { return !a.x_fp8.q.empty(); }
 
  private:
   Linear gate_, up_, down_;

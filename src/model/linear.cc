@@ -31,6 +31,27 @@ Fp8Tiles quantize(ComputeContext ctx, Precision p, const float* x, int64_t rows,
   return q;
 }
 
+// Rows [row0, row0 + n) of a 1x128-tile matrix (codes and scales) copied out as their own.
+Fp8Tiles rows_of_tiles(const Fp8Tiles& t, int64_t row0, int64_t n) {
+  Fp8Tiles out{n, t.cols, 1, t.bc, {}, {}};
+  const int64_t tc = t.tiles_c();
+  out.q.assign(t.q.begin() + row0 * t.cols, t.q.begin() + (row0 + n) * t.cols);
+  out.scale.assign(t.scale.begin() + row0 * tc, t.scale.begin() + (row0 + n) * tc);
+  return out;
+}
+
+// t holds rows [row0, row0 + T) of a [rows, in] matrix in 1x128 tiles.
+void check_cache(const Fp8Tiles& t, int64_t rows, int64_t row0, int64_t T, int64_t in) {
+  DSV3_CHECK(row0 >= 0 && row0 + T <= rows,
+             "Linear: the FP8 input cache's rows [" + std::to_string(row0) + ", " +
+                 std::to_string(row0 + T) + ") are not within its " + std::to_string(rows));
+  DSV3_CHECK(t.rows == rows && t.cols == in && t.br == 1 && t.bc == 128 &&
+                 t.q.size() == static_cast<size_t>(rows * in) &&
+                 t.scale.size() == static_cast<size_t>(rows * t.tiles_c()),
+             "Linear: the FP8 input cache is not [" + std::to_string(rows) + ", " +
+                 std::to_string(in) + "] in 1x128 tiles");
+}
+
 // x [T, n] regrouped for Wgrad: quantized in 128x1 tiles (128 tokens of a channel) and
 // transposed into [n, T] with 1x128 tiles along K = tokens.
 Fp8Tiles regroup_128x1(ComputeContext ctx, const float* x, int64_t T, int64_t n, bool pow2) {
@@ -131,7 +152,30 @@ Linear::GemmFn Linear::gemm(ComputeContext ctx) const {
 }
 
 void Linear::forward(ComputeContext ctx, const float* x, int64_t T, float* y) const {
+  forward(ctx, x, T, y, Fp8InputCache{});
+}
+
+bool Linear::caches_input(ComputeContext ctx) const {
+  return ctx.precision == Precision::FP8 && fp8(ctx) && ctx.fp8.wgrad && !e5m6_cache(ctx);
+}
+
+void Linear::forward(ComputeContext ctx, const float* x, int64_t T, float* y,
+                     Fp8InputCache cache) const {
   const WeightRef& w = w_->value;
+  Fp8Tiles xq;  // x's 1x128 tiles when the Fprop or the cache takes them
+  const bool keep = cache.tiles && caches_input(ctx);
+  if (keep) {
+    Fp8Tiles& t = *cache.tiles;
+    if (t.rows != cache.rows || t.cols != in() || t.br != 1 || t.bc != 128) {
+      t = Fp8Tiles{cache.rows, in(), 1, 128, {}, {}};
+      t.q.resize(static_cast<size_t>(cache.rows * in()));
+      t.scale.resize(static_cast<size_t>(cache.rows * t.tiles_c()));
+    }
+    check_cache(t, cache.rows, cache.row0, T, in());
+    xq = quantize(ctx, ctx.precision, x, T, in(), 1, false);
+    std::copy(xq.q.begin(), xq.q.end(), t.q.begin() + cache.row0 * in());
+    std::copy(xq.scale.begin(), xq.scale.end(), t.scale.begin() + cache.row0 * t.tiles_c());
+  }
   if (ctx.precision == Precision::Inference && ctx.fp8_native_gemm && w.dtype == DType::F8_E4M3 &&
       w.block_rows == 128 && w.block_cols == 128 && w.scale_row0 % 128 == 0) {
     const Fp8Tiles xq = quantize(ctx, Precision::FP8, x, T, in(), 1, false);
@@ -146,7 +190,7 @@ void Linear::forward(ComputeContext ctx, const float* x, int64_t T, float* y) co
     ctx.kernels.matmul(y, x, w, T, ctx.pool);
   } else if (fp8(ctx) && ctx.fp8.fprop) {
     gemm(ctx);  // checks the master weight
-    const Fp8Tiles xq = quantize(ctx, ctx.precision, x, T, in(), 1, e5m6_cache(ctx));
+    if (!keep) xq = quantize(ctx, ctx.precision, x, T, in(), 1, e5m6_cache(ctx));
     const Fp8Tiles wq =
         quantize(ctx, ctx.precision, static_cast<const float*>(w.data), out(), in(), 128, false);
     gemm_e4m3(ctx.kernels, xq.view(), wq.view(), y, out(), false, ctx.pool);
@@ -181,16 +225,14 @@ void Linear::backward_weight(ComputeContext ctx, const float* dy, const float* x
     // The input as the FP8 cache holds it: the Fprop's E4M3 tiles, or E5M6 (power-of-two
     // scales) for the attention output projection.
     const std::unique_ptr<float[]> cached(new float[T * in()]);  // fully written below
-    const bool attn_out = e5m6_cache(ctx);
-    if (attn_out && ctx.precision == Precision::FP8) {
+    if (e5m6_cache(ctx) && ctx.precision == Precision::FP8) {
       std::copy(x, x + T * in(), cached.get());
       fake_quantize(cached.get(), T, in(), 1, 128, MiniFloat::E5M6, true);
     } else {
-      dequantize_e4m3_tiles(quantize(ctx, ctx.precision, x, T, in(), 1, attn_out), cached.get());
+      dequantize_e4m3_tiles(quantize(ctx, ctx.precision, x, T, in(), 1, e5m6_cache(ctx)),
+                            cached.get());
     }
-    const Fp8Tiles xt = regroup_128x1(ctx, cached.get(), T, in(), attn_out);
-    const Fp8Tiles dyt = regroup_128x1(ctx, dy, T, out(), false);
-    gemm_e4m3(ctx.kernels, dyt.view(), xt.view(), w_->grad, in(), true, ctx.pool);
+    wgrad_fp8(ctx, dy, cached.get(), T);
   } else {
     // Under Inference too: the weight gradient does not read the weight.
     const auto fn = ctx.precision == Precision::Inference ? ctx.kernels.gemm : gemm(ctx);
@@ -202,20 +244,62 @@ void Linear::backward_weight(ComputeContext ctx, const float* dy, const float* x
   }
 }
 
+void Linear::backward_weight(ComputeContext ctx, const float* dy, const Fp8Tiles& x_tiles,
+                             int64_t row0, int64_t T) const {
+  DSV3_CHECK(caches_input(ctx),
+             "Linear: " + w_->name() + " keeps no FP8 input under this precision",
+             "pass the forward's input instead");
+  check_cache(x_tiles, x_tiles.rows, row0, T, in());
+  DSV3_CHECK(w_->grad, "Linear: " + w_->name() + " has no gradient",
+             "call ParamStore::enable_training() before a backward pass");
+  if (ctx.wgrad) {
+    ctx.wgrad->push(*this, dy, x_tiles, row0, T);
+    return;
+  }
+  const std::unique_ptr<float[]> cached(new float[T * in()]);  // fully written below
+  dequantize_e4m3_tiles(rows_of_tiles(x_tiles, row0, T), cached.get());
+  wgrad_fp8(ctx, dy, cached.get(), T);
+  if (b_) {
+    DSV3_CHECK(b_->grad, "Linear: " + b_->name() + " has no gradient");
+    for (int64_t t = 0; t < T; ++t) ctx.kernels.axpy(b_->grad, 1.0f, dy + t * out(), out());
+  }
+}
+
+void Linear::wgrad_fp8(ComputeContext ctx, const float* dy, const float* cached, int64_t T) const {
+  const Fp8Tiles xt = regroup_128x1(ctx, cached, T, in(), e5m6_cache(ctx));
+  const Fp8Tiles dyt = regroup_128x1(ctx, dy, T, out(), false);
+  gemm_e4m3(ctx.kernels, dyt.view(), xt.view(), w_->grad, in(), true, ctx.pool);
+}
+
 void WeightGradQueue::open() {
   groups_.emplace_back();
 }
 
 void WeightGradQueue::push(const Linear& lin, const float* dy, const float* x, int64_t T) {
   DSV3_CHECK(!groups_.empty(), "WeightGradQueue: push before open");
-  groups_.back().push_back({&lin, std::vector<float>(dy, dy + T * lin.out()),
-                            std::vector<float>(x, x + T * lin.in()), T});
+  groups_.back().push_back({&lin,
+                            std::vector<float>(dy, dy + T * lin.out()),
+                            std::vector<float>(x, x + T * lin.in()),
+                            {},
+                            T});
+}
+
+void WeightGradQueue::push(const Linear& lin, const float* dy, const Fp8Tiles& x_tiles,
+                           int64_t row0, int64_t T) {
+  DSV3_CHECK(!groups_.empty(), "WeightGradQueue: push before open");
+  groups_.back().push_back(
+      {&lin, std::vector<float>(dy, dy + T * lin.out()), {}, rows_of_tiles(x_tiles, row0, T), T});
 }
 
 void WeightGradQueue::run_oldest(ComputeContext ctx) {
   DSV3_CHECK(!groups_.empty(), "WeightGradQueue: a W with no deferred backward");
   ctx.wgrad = nullptr;
-  for (const Gemm& g : groups_.front()) g.lin->backward_weight(ctx, g.dy.data(), g.x.data(), g.T);
+  for (Gemm& g : groups_.front()) {
+    if (g.xq.q.empty())
+      g.lin->backward_weight(ctx, g.dy.data(), g.x.data(), g.T);
+    else
+      g.lin->backward_weight(ctx, g.dy.data(), g.xq, 0, g.T);
+  }
   groups_.pop_front();
 }
 

@@ -28,6 +28,10 @@
 //              caches its input in E5M6 instead, and every scale of its input (Fprop, cache,
 //              regrouping) is a power of two (TR §3.3.3), so regrouping adds no scale error. Kinds
 //              KeepBf16 (LM heads, eh_proj) run BF16, Fp32 F32.
+//              A caller may hand forward an Fp8InputCache: the Fprop's E4M3 tiles of x are then
+//              kept there (TR §3.3.3's low-precision activation caching: 1 byte and a 128th of
+//              a scale per element instead of 4), and backward_weight reads them instead of x,
+//              the same codes, so the gradient is the same bits and x need not be kept.
 //   FP8Tensor  FP8 with one scale per operand tensor instead of tiles and blocks.
 //   Under both, ctx.fp8 (model.h) may leave GEMMs out (they run BF16) or the E5M6 cache off, for
 //   ablations.
@@ -39,6 +43,7 @@
 
 #include "model/model.h"
 #include "model/param_store.h"
+#include "tensor/fp8_tiles.h"
 
 namespace dsv3 {
 
@@ -61,6 +66,15 @@ bool is_fp8(Precision p);
 // What a Linear is to the precision policy (see above).
 enum class LinearKind : uint8_t { Default, Fp32, KeepBf16, AttnOut };
 
+// Rows [row0, row0 + T) of `tiles` ([rows, in] in 1x128 E4M3 tiles, sized by forward): where a
+// Linear's forward keeps its quantized input for the Wgrad. Several calls (a layer's experts,
+// each its rows) may share one matrix.
+struct Fp8InputCache {
+  Fp8Tiles* tiles = nullptr;
+  int64_t rows = 0;  // the matrix's rows (every call's row0 + T within them)
+  int64_t row0 = 0;
+};
+
 class Linear {
  public:
   Linear() = default;
@@ -74,12 +88,22 @@ class Linear {
 
   // y [T, out] = x [T, in] · Wᵀ (+ b).
   void forward(ComputeContext ctx, const float* x, int64_t T, float* y) const;
+  // The same, keeping x's Fprop tiles in `cache` when caches_input(ctx) (see above).
+  void forward(ComputeContext ctx, const float* x, int64_t T, float* y, Fp8InputCache cache) const;
+  // Whether forward keeps its input in an Fp8InputCache under ctx: the FP8 recipe with 1x128
+  // tiles, this Linear's Wgrad in E4M3 (not the E5M6 o_proj cache).
+  bool caches_input(ComputeContext ctx) const;
   // dx [T, in] = dy [T, out] · W (overwrites dx).
   void backward_input(ComputeContext ctx, const float* dy, int64_t T, float* dx) const;
   // W.grad += dyᵀ · x, b.grad += Σ_t dy (x: the forward's input [T, in]).
   void backward_weight(ComputeContext ctx, const float* dy, const float* x, int64_t T) const;
+  // The same from the input a forward kept in rows [row0, row0 + T) of x_tiles (caches_input).
+  void backward_weight(ComputeContext ctx, const float* dy, const Fp8Tiles& x_tiles, int64_t row0,
+                       int64_t T) const;
 
  private:
+  // The FP8 Wgrad from the values of the cached input [T, in] (as FP8 holds them).
+  void wgrad_fp8(ComputeContext ctx, const float* dy, const float* cached, int64_t T) const;
   using GemmFn = void (*)(const GemmArgs&, ThreadPool&);
   // The training GEMM for ctx when it is not FP8, after checking the weight is the FP32 master.
   GemmFn gemm(ComputeContext ctx) const;
@@ -103,6 +127,7 @@ class WeightGradQueue {
  public:
   void open();  // starts the group of the next backward pass that defers
   void push(const Linear& lin, const float* dy, const float* x, int64_t T);
+  void push(const Linear& lin, const float* dy, const Fp8Tiles& x_tiles, int64_t row0, int64_t T);
   void run_oldest(ComputeContext ctx);  // runs and drops the oldest group; ctx.wgrad is ignored
   size_t groups() const { return groups_.size(); }
 
@@ -110,6 +135,7 @@ class WeightGradQueue {
   struct Gemm {
     const Linear* lin;
     std::vector<float> dy, x;
+    Fp8Tiles xq;  // the input's cached tiles instead of x, when pushed so
     int64_t T;
   };
   std::deque<std::vector<Gemm>> groups_;

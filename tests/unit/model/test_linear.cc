@@ -6,6 +6,7 @@
 // any order) plus the rounding of the result itself.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -347,6 +348,60 @@ TEST(Linear, Fp8GemmsChooseEachGemm) {
   EXPECT_EQ(o.y, all.y);
   EXPECT_EQ(o.dw, all.dw);
   EXPECT_NE(run_gemms(fp8, LinearKind::AttnOut).dw, all.dw);
+}
+
+// Under the recipe a Linear keeps its input's Fprop tiles (TR §3.3.3's FP8 activation caching):
+// the tiles are the quantizer's 1x128 tiles of x at the caller's rows, and the Wgrad read from
+// them is the Wgrad from x itself bit for bit, also deferred through a WeightGradQueue.
+TEST(Linear, Fp8CachedInputGivesTheSameWeightGradient) {
+  ThreadPool pool(2);
+  const Case c{130, 200, 300, DType::F32};
+  const std::vector<float> x = random_rows(c.T * c.in, 1), dy = random_rows(c.T * c.out, 2),
+                           other = random_rows(5 * c.in, 3);
+  for (const char* list : {"fprop,dgrad,wgrad", "dgrad,wgrad"}) {
+    SCOPED_TRACE(list);
+    ComputeContext ctx{best_kernels(), pool, Precision::FP8};
+    ctx.fp8 = with_fp8_gemms(Fp8Recipe{}, list);
+    const GemmOutputs want = run_gemms(ctx, LinearKind::Default);
+    Fixture f(c);
+    const Linear lin(f.w);
+    ASSERT_TRUE(lin.caches_input(ctx));
+    Fp8Tiles cache;
+    std::vector<float> y(c.T * c.out), y5(5 * c.out);
+    lin.forward(ctx, other.data(), 5, y5.data(), {&cache, c.T + 5, 0});  // another call's rows
+    lin.forward(ctx, x.data(), c.T, y.data(), {&cache, c.T + 5, 5});
+    EXPECT_EQ(y, want.y);
+    Fp8Tiles direct;
+    quantize_e4m3_tiles(x.data(), c.T, c.in, c.in, 1, 128, false, direct);
+    EXPECT_TRUE(std::equal(direct.q.begin(), direct.q.end(), cache.q.begin() + 5 * c.in));
+    EXPECT_TRUE(std::equal(direct.scale.begin(), direct.scale.end(),
+                           cache.scale.begin() + 5 * ((c.in + 127) / 128)));
+    lin.backward_weight(ctx, dy.data(), cache, 5, c.T);
+    EXPECT_EQ(f.wgrad, want.dw);
+    EXPECT_THROW(lin.backward_weight(ctx, dy.data(), cache, 6, c.T), Error);  // past its rows
+    // Deferred: the queue keeps the rows' tiles, so the cache may change meanwhile.
+    f.wgrad.assign(f.wgrad.size(), 0.25f);
+    WeightGradQueue q;
+    q.open();
+    ComputeContext deferred = ctx;
+    deferred.wgrad = &q;
+    lin.backward_weight(deferred, dy.data(), cache, 5, c.T);
+    cache = Fp8Tiles{};
+    q.run_oldest(ctx);
+    EXPECT_EQ(f.wgrad, want.dw);
+  }
+  // No cache where the Wgrad does not read the input's E4M3 tiles.
+  Fixture f(c);
+  ComputeContext fp8{best_kernels(), pool, Precision::FP8};
+  EXPECT_FALSE(Linear(f.w, nullptr, LinearKind::AttnOut).caches_input(fp8));  // E5M6
+  EXPECT_FALSE(Linear(f.w, nullptr, LinearKind::KeepBf16).caches_input(fp8));
+  EXPECT_FALSE(Linear(f.w, nullptr, LinearKind::Fp32).caches_input(fp8));
+  for (Precision p : {Precision::FP8Tensor, Precision::BF16, Precision::F32})
+    EXPECT_FALSE(Linear(f.w).caches_input({best_kernels(), pool, p}));
+  fp8.fp8 = with_fp8_gemms(Fp8Recipe{}, "fprop,dgrad");
+  EXPECT_FALSE(Linear(f.w).caches_input(fp8));
+  Fp8Tiles none;
+  EXPECT_THROW(Linear(f.w).backward_weight(fp8, dy.data(), none, 0, c.T), Error);
 }
 
 TEST(Linear, Fp8GemmsListIsChecked) {
