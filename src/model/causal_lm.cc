@@ -92,7 +92,7 @@ void CausalLm::forward_layers(const Batch& b, ForwardActs& a, int64_t begin, int
     layers_[l].forward(ctx_, path_, *dispatcher_, a.resid[in].data(), a.resid[out].data(), b,
                        a.cos.data(), a.sin.data(), la);
     if (a.keep_layers && a.recompute) DecoderLayer::release_recomputable(la);
-    if (a.keep_layers) DecoderLayer::release_cached(la);
+    if (a.keep_layers) DecoderLayer::release_cached(la, a.recompute);
     if (layers_[l].moe())
       a.expert_load[l] = la.moe.plan.counts;
     else

@@ -90,7 +90,14 @@ void DecoderLayer::release_recomputable(LayerActs& a) {
   Mla::release_recomputable(a.mla);
 }
 
-void DecoderLayer::release_cached(LayerActs& a) {
+void DecoderLayer::release_cached(LayerActs& a, bool recompute) {
+  if (Mla::keeps_inputs(a.mla)) {
+    std::vector<float>().swap(a.x_attn);
+    if (!recompute) {  // recompute() rebuilds the up-projections from these
+      std::vector<float>().swap(a.mla.cq);
+      std::vector<float>().swap(a.mla.c_kv);
+    }
+  }
   SwiGlu::release_cached(a.ffn);
   SwiGlu::release_cached(a.moe.routed);
   SwiGlu::release_cached(a.moe.shared);

@@ -56,9 +56,10 @@ class DecoderLayer {
   // Recomputation (SPEC §3.1, ForwardActs::recompute): frees the RMSNorm outputs and MLA's
   // up-projections after the forward; recompute() rebuilds them bit for bit before backward().
   static void release_recomputable(LayerActs& a);
-  // Frees the FFN inputs the FP8 recipe keeps as E4M3 tiles instead (SwiGlu::release_cached):
-  // after each layer's forward when every layer's activations are kept.
-  static void release_cached(LayerActs& a);
+  // Frees the Linear inputs the FP8 recipe keeps as E4M3 tiles instead (SwiGlu::release_cached,
+  // Mla::keeps_inputs), after each layer's forward when every layer's activations are kept;
+  // recompute: what recompute() reads stays.
+  static void release_cached(LayerActs& a, bool recompute);
   void recompute(ComputeContext ctx, const float* x, const Batch& b, const float* cos,
                  const float* sin, LayerActs& a) const;
   const Moe* moe() const { return moe_ ? &*moe_ : nullptr; }

@@ -36,6 +36,12 @@ void Mla::forward(ComputeContext ctx, AttentionPath path, const float* x, const 
                   const float* cos, const float* sin, MlaActs& a, float* out) const {
   const Kernels& k = ctx.kernels;
   const int64_t N = b.rows(), dq = d_n_ + d_r_, dl = d_c_ + d_r_;
+  // The FP8 recipe's input tiles for the Wgrads (x's serve kv_a and the query's first Linear).
+  const bool keep = kv_a_.caches_input(ctx);
+  if (!keep && keeps_inputs(a)) a.x_fp8 = a.cq_fp8 = a.c_kv_fp8 = Fp8Tiles{};  // stale
+  const auto cache = [keep, N](Fp8Tiles& t) {
+    return keep ? Fp8InputCache{&t, N, 0} : Fp8InputCache{};
+  };
   // Steps 1-2: queries; q_pe rotated per head at each row's position.
   a.q.resize(N * H_ * dq);
   if (q_lora_ > 0) {
@@ -43,7 +49,7 @@ void Mla::forward(ComputeContext ctx, AttentionPath path, const float* x, const 
     a.cq.resize(N * q_lora_);
     q_a_.forward(ctx, x, N, a.cq_raw.data());
     k.rmsnorm(a.cq.data(), q_lora_, a.cq_raw.data(), q_lora_, q_a_norm_->f32, N, q_lora_, eps_);
-    q_b_.forward(ctx, a.cq.data(), N, a.q.data());
+    q_b_.forward(ctx, a.cq.data(), N, a.q.data(), cache(a.cq_fp8));
   } else {
     q_.forward(ctx, x, N, a.q.data());
   }
@@ -51,7 +57,7 @@ void Mla::forward(ComputeContext ctx, AttentionPath path, const float* x, const 
   // Step 3: the latent row [RMSNorm_kv(c_kv); RoPE(k_pe)], one shared k_pe for all heads.
   a.kv_a.resize(N * dl);
   a.latent.resize(N * dl);
-  kv_a_.forward(ctx, x, N, a.kv_a.data());
+  kv_a_.forward(ctx, x, N, a.kv_a.data(), cache(a.x_fp8));
   k.rmsnorm(a.latent.data(), dl, a.kv_a.data(), dl, kv_a_norm_.f32, N, d_c_, eps_);
   for (int64_t t = 0; t < N; ++t)
     std::copy_n(a.kv_a.data() + t * dl + d_c_, d_r_, a.latent.data() + t * dl + d_c_);
@@ -61,7 +67,7 @@ void Mla::forward(ComputeContext ctx, AttentionPath path, const float* x, const 
   // Steps 4-5.
   a.o.resize(N * H_ * d_v_);
   if (path == AttentionPath::Naive) {
-    attend_naive(ctx, b, a);
+    attend_naive(ctx, b, a, keep);
   } else {
     attend_absorbed(ctx, b, a);
   }
@@ -69,7 +75,7 @@ void Mla::forward(ComputeContext ctx, AttentionPath path, const float* x, const 
   o_.forward(ctx, a.o.data(), N, out);
 }
 
-void Mla::attend_naive(ComputeContext ctx, const Batch& b, MlaActs& a) const {
+void Mla::attend_naive(ComputeContext ctx, const Batch& b, MlaActs& a, bool keep) const {
   const int64_t dq = d_n_ + d_r_, dl = d_c_ + d_r_, dkv = d_n_ + d_v_;
   // Gather every sequence's keys, then one kv_b GEMM over all of them (step 4).
   a.lse.resize(b.rows() * H_);
@@ -90,7 +96,7 @@ void Mla::attend_naive(ComputeContext ctx, const Batch& b, MlaActs& a) const {
       std::copy_n(rows + s * dl + d_c_, d_r_, a.k_pe.data() + r * d_r_);
     }
   }
-  up_project_keys(ctx, a);
+  up_project_keys(ctx, a, keep);
   for (size_t i = 0; i < b.seqs().size(); ++i) {
     const BatchSeq& s = b.seqs()[i];
     const int64_t r0 = a.kv_row0[i];
@@ -114,11 +120,12 @@ void Mla::attend_naive(ComputeContext ctx, const Batch& b, MlaActs& a) const {
   }
 }
 
-void Mla::up_project_keys(ComputeContext ctx, MlaActs& a) const {
+void Mla::up_project_keys(ComputeContext ctx, MlaActs& a, bool keep) const {
   const int64_t dq = d_n_ + d_r_, dkv = d_n_ + d_v_, total = a.kv_row0.back();
   a.kv_up.resize(total * H_ * dkv);
   a.k.resize(total * H_ * dq);
-  kv_b_.forward(ctx, a.c_kv.data(), total, a.kv_up.data());
+  kv_b_.forward(ctx, a.c_kv.data(), total, a.kv_up.data(),
+                keep ? Fp8InputCache{&a.c_kv_fp8, total, 0} : Fp8InputCache{});
   for (int64_t r = 0; r < total; ++r)
     for (int64_t h = 0; h < H_; ++h) {
       float* kh = a.k.data() + (r * H_ + h) * dq;
@@ -140,7 +147,7 @@ void Mla::recompute(ComputeContext ctx, const float* x, int64_t N, const float* 
     q_.forward(ctx, x, N, a.q.data());
   }
   k.rope_interleaved(a.q.data() + d_n_, N, H_, H_ * dq, dq, d_r_, cos, sin);
-  up_project_keys(ctx, a);
+  up_project_keys(ctx, a, false);
 }
 
 void Mla::release_recomputable(MlaActs& a) {

@@ -27,6 +27,10 @@ struct MlaActs {
   std::vector<float> o;      // [N, H, d_v] attention output, o_proj's input
   std::vector<float> lse;    // [N, H] log-sum-exp of each row's scaled scores (backward)
   std::vector<float> cache_scratch;
+  // Under the FP8 recipe (training), the Linears' inputs as their Fprops quantized them (1x128
+  // E4M3 tiles, TR §3.3.3), which the Wgrads read: x (kv_a_proj's, also q_a_proj's or q_proj's),
+  // cq (q_b_proj's) and c_kv (kv_b_proj's).
+  Fp8Tiles x_fp8, cq_fp8, c_kv_fp8;
 };
 
 // Scratch of a backward call (naive path), reused across calls.
@@ -62,14 +66,19 @@ class Mla {
   // of cache-less sequences; recompute() rebuilds them, bit for bit, from what stays (cq_raw,
   // c_kv, k_pe) and x, before backward().
   static void release_recomputable(MlaActs& a);
+  // Whether the forward kept its Linears' inputs as E4M3 tiles (x_fp8, cq_fp8, c_kv_fp8): the
+  // backward then reads neither x, cq nor c_kv, and the caller may free them (c_kv and cq only
+  // without recomputation, which rebuilds the up-projections from them).
+  static bool keeps_inputs(const MlaActs& a) { return !a.x_fp8.q.empty(); }
   void recompute(ComputeContext ctx, const float* x, int64_t N, const float* cos, const float* sin,
                  MlaActs& a) const;
 
  private:
-  void attend_naive(ComputeContext ctx, const Batch& b, MlaActs& a) const;
+  void attend_naive(ComputeContext ctx, const Batch& b, MlaActs& a, bool keep) const;
   void attend_absorbed(ComputeContext ctx, const Batch& b, MlaActs& a) const;
   // kv_up = kv_b_proj(c_kv) and k = [k_nope; k_pe] per head for the kv_row0.back() key rows.
-  void up_project_keys(ComputeContext ctx, MlaActs& a) const;
+  // keep: c_kv's Fprop tiles kept in a.c_kv_fp8 (the forward's call, not recompute's).
+  void up_project_keys(ComputeContext ctx, MlaActs& a, bool keep) const;
 
   int64_t d_, H_, q_lora_, d_c_, d_n_, d_r_, d_v_, layer_;
   float eps_, scale_;

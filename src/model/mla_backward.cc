@@ -70,7 +70,12 @@ void Mla::backward(ComputeContext ctx, const float* x, const Batch& b, const flo
       std::copy_n(dkh, d_n_, g.dkv_up.data() + (r * H_ + h) * dkv);
       k.axpy(g.dk_pe.data() + r * d_r_, 1.0f, dkh + d_n_, d_r_);
     }
-  kv_b_.backward_weight(ctx, g.dkv_up.data(), a.c_kv.data(), N);
+  // The FP8 recipe's Wgrads read the inputs' tiles the forward kept (mla.h).
+  const bool cached = keeps_inputs(a);
+  if (cached)
+    kv_b_.backward_weight(ctx, g.dkv_up.data(), a.c_kv_fp8, 0, N);
+  else
+    kv_b_.backward_weight(ctx, g.dkv_up.data(), a.c_kv.data(), N);
   kv_b_.backward_input(ctx, g.dkv_up.data(), N, g.dc_kv.data());
   // Step 3: latent = [RMSNorm_kv(c_kv); RoPE(k_pe)] from kv_a.
   k.rmsnorm_backward(g.dkv_a.data(), dl, kv_a_norm_.grad, g.dc_kv.data(), d_c_, a.kv_a.data(), dl,
@@ -78,7 +83,10 @@ void Mla::backward(ComputeContext ctx, const float* x, const Batch& b, const flo
   k.rope_interleaved(g.dk_pe.data(), N, 1, d_r_, 0, d_r_, cos, neg_sin);
   for (int64_t r = 0; r < N; ++r)
     std::copy_n(g.dk_pe.data() + r * d_r_, d_r_, g.dkv_a.data() + r * dl + d_c_);
-  kv_a_.backward_weight(ctx, g.dkv_a.data(), x, N);
+  if (cached)
+    kv_a_.backward_weight(ctx, g.dkv_a.data(), a.x_fp8, 0, N);
+  else
+    kv_a_.backward_weight(ctx, g.dkv_a.data(), x, N);
   kv_a_.backward_input(ctx, g.dkv_a.data(), N, dx);
   // Steps 1-2: queries.
   k.rope_interleaved(g.dq.data() + d_n_, N, H_, H_ * dq, dq, d_r_, cos, neg_sin);
@@ -86,14 +94,23 @@ void Mla::backward(ComputeContext ctx, const float* x, const Batch& b, const flo
   if (q_lora_ > 0) {
     g.dcq.resize(N * q_lora_);
     g.dcq_raw.assign(N * q_lora_, 0.0f);
-    q_b_.backward_weight(ctx, g.dq.data(), a.cq.data(), N);
+    if (cached)
+      q_b_.backward_weight(ctx, g.dq.data(), a.cq_fp8, 0, N);
+    else
+      q_b_.backward_weight(ctx, g.dq.data(), a.cq.data(), N);
     q_b_.backward_input(ctx, g.dq.data(), N, g.dcq.data());
     k.rmsnorm_backward(g.dcq_raw.data(), q_lora_, q_a_norm_->grad, g.dcq.data(), q_lora_,
                        a.cq_raw.data(), q_lora_, q_a_norm_->f32, N, q_lora_, eps_);
-    q_a_.backward_weight(ctx, g.dcq_raw.data(), x, N);
+    if (cached)
+      q_a_.backward_weight(ctx, g.dcq_raw.data(), a.x_fp8, 0, N);
+    else
+      q_a_.backward_weight(ctx, g.dcq_raw.data(), x, N);
     q_a_.backward_input(ctx, g.dcq_raw.data(), N, g.dx_q.data());
   } else {
-    q_.backward_weight(ctx, g.dq.data(), x, N);
+    if (cached)
+      q_.backward_weight(ctx, g.dq.data(), a.x_fp8, 0, N);
+    else
+      q_.backward_weight(ctx, g.dq.data(), x, N);
     q_.backward_input(ctx, g.dq.data(), N, g.dx_q.data());
   }
   k.axpy(dx, 1.0f, g.dx_q.data(), N * d_);

@@ -89,8 +89,7 @@ void fp8_memory_report(const ParamStore& ps, const ModelConfig& mc) {
   std::fprintf(stderr,
                "memory: FP8 recipe: %.1fM Linear weights read as FP8 %.0f MB (BF16 %.0f MB); "
                "Linear inputs kept for Wgrad %.1f KB per token in FP8/E5M6 (BF16 %.1f KB): what "
-               "the recipe stores; here the FFNs' and experts' inputs are kept so, the attention "
-               "Linears' in FP32 (docs/FP8.md)\n",
+               "the recipe stores; here every Linear's but o_proj's is kept so (docs/FP8.md)\n",
                weights / 1e6, weights * fp8_b / 1e6, weights * 2 / 1e6,
                (inputs * fp8_b + inputs_e5m6 * (1.5 + 4.0 / 128)) / 1e3,
                (inputs + inputs_e5m6) * 2 / 1e3);
