@@ -111,6 +111,9 @@ const char kUsage[] =
     "  --ema X               keep an EMA of the parameters with this decay (default 0: off)\n"
     "  --recompute           recompute the RMSNorm outputs and MLA up-projections in the\n"
     "                        backward pass instead of keeping them (less memory, SPEC §3.1)\n"
+    "  --overlap-reduce on|off  --dp over whole models: reduce the gradient in buckets started\n"
+    "                        during the backward, each layer's when final (default on), or after\n"
+    "                        it (off); the same bits either way\n"
     "  --val-every N         validation loss every N steps (default 50) over --val-windows N\n"
     "                        windows (default 32)\n"
     "  --ckpt-every N        checkpoint every N steps (default 200) and at the end; --keep K\n"
@@ -206,6 +209,8 @@ void apply_config(const std::string& path, TrainConfig& c) {
       c.gamma = v.as_double(what);
     else if (key == "recompute")
       c.recompute = v.as_bool(what);
+    else if (key == "overlap_reduce")
+      c.overlap_reduce = v.as_bool(what);
     else if (key == "ema")
       c.ema_decay = v.as_double(what);
     else if (key == "val_every")
@@ -281,6 +286,11 @@ int cmd_train(Args& a) {
   c.gamma = a.double_or({"--gamma"}, c.gamma);
   c.ema_decay = a.double_or({"--ema"}, c.ema_decay);
   if (a.flag({"--recompute"})) c.recompute = true;
+  if (auto v = a.get({"--overlap-reduce"})) {
+    DSV3_CHECK(*v == "on" || *v == "off",
+               "train: --overlap-reduce must be on or off, not '" + *v + "'");
+    c.overlap_reduce = *v == "on";
+  }
   c.val_every = a.int_or({"--val-every"}, c.val_every);
   c.val_windows = a.int_or({"--val-windows"}, c.val_windows);
   c.ckpt_every = a.int_or({"--ckpt-every"}, c.ckpt_every);

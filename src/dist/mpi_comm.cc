@@ -129,6 +129,21 @@ int message_count(int64_t n) {
 }
 }  // namespace
 
+MPI_Request Communicator::ialltoallv(const float* send, std::span<const int64_t> send_bounds,
+                                     float* recv, std::span<const int64_t> recv_bounds) const {
+  // Displacements relative to the buffers' starts, as the blocking alltoallv's.
+  std::vector<int64_t> sb(send_bounds.begin(), send_bounds.end());
+  for (int64_t& v : sb) v -= send_bounds[0];
+  std::vector<int> sdispls, rdispls;
+  const std::vector<int> scounts = to_counts(sb, sdispls),
+                         rcounts = to_counts(recv_bounds, rdispls);
+  MPI_Request r = MPI_REQUEST_NULL;
+  check_mpi(MPI_Ialltoallv(send + send_bounds[0], scounts.data(), sdispls.data(), MPI_FLOAT, recv,
+                           rcounts.data(), rdispls.data(), MPI_FLOAT, comm_, &r),
+            "MPI_Ialltoallv");
+  return r;
+}
+
 MPI_Request Communicator::isend(const float* x, int64_t n, int dest, int tag) const {
   MPI_Request r = MPI_REQUEST_NULL;
   check_mpi(MPI_Isend(x, message_count(n), MPI_FLOAT, dest, tag, comm_, &r), "MPI_Isend");

@@ -41,6 +41,10 @@ class Communicator {
   void allgatherv_inplace(std::span<float> x, std::span<const int64_t> bounds) const;
   void alltoallv(const float* send, std::span<const int64_t> send_bounds, float* recv,
                  std::span<const int64_t> recv_bounds) const;
+  // The same, nonblocking (MPI_Ialltoallv): the buffers stay the caller's until wait() or a
+  // true test() completes the request.
+  MPI_Request ialltoallv(const float* send, std::span<const int64_t> send_bounds, float* recv,
+                         std::span<const int64_t> recv_bounds) const;
   // The same for bytes (encoded MoE rows, dist/ep_payload.h).
   void alltoallv(const uint8_t* send, std::span<const int64_t> send_bounds, uint8_t* recv,
                  std::span<const int64_t> recv_bounds) const;

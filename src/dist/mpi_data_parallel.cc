@@ -1,6 +1,9 @@
 // Fixed-order reductions over MPI: see mpi_data_parallel.h.
 #include "dist/mpi_data_parallel.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "base/error.h"
 
 namespace dsv3 {
@@ -29,6 +32,56 @@ void MpiDataParallel::sum_in_rank_order(std::span<float> x, std::span<const int6
   // Sent: every shard but this rank's own (alltoallv), then this rank's shard to n - 1 ranks.
   bytes_sent_ += static_cast<int64_t>(sizeof(float)) *
                  ((static_cast<int64_t>(x.size()) - len) + (n - 1) * len);
+}
+
+void MpiDataParallel::start_sum(std::span<float> x, std::span<const int64_t> bounds, int64_t lo,
+                                int64_t hi) {
+  const int n = size(), me = rank();
+  DSV3_CHECK(static_cast<int>(bounds.size()) == n + 1 && 0 <= lo && lo <= hi &&
+                 hi <= static_cast<int64_t>(x.size()),
+             "data parallel: bucket [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                 ") is not within the " + std::to_string(x.size()) + "-element buffer");
+  // Rank j gets the bucket's part of its shard; this rank, every rank's copy of its own part.
+  const auto clip = [&](int r) {
+    const int64_t b = std::clamp(bounds[static_cast<size_t>(r)], lo, hi),
+                  e = std::clamp(bounds[static_cast<size_t>(r) + 1], lo, hi);
+    return std::pair{b, e};
+  };
+  std::vector<int64_t> send_bounds(static_cast<size_t>(n) + 1), recv_bounds(send_bounds.size());
+  const auto [b, e] = clip(me);
+  for (int j = 0; j < n; ++j) {
+    send_bounds[static_cast<size_t>(j)] = clip(j).first;
+    recv_bounds[static_cast<size_t>(j)] = j * (e - b);
+  }
+  send_bounds[static_cast<size_t>(n)] = clip(n - 1).second;
+  recv_bounds[static_cast<size_t>(n)] = n * (e - b);
+  Bucket& k = buckets_.emplace_back(Bucket{b, e - b, std::vector<float>(n * (e - b)), {}});
+  k.request = comm_.ialltoallv(x.data(), send_bounds, k.recv.data(), recv_bounds);
+  // Let the buckets in flight progress (MPI moves nonblocking collectives inside MPI calls).
+  for (Bucket& f : buckets_) Communicator::test(f.request);
+  bytes_sent_ += static_cast<int64_t>(sizeof(float)) * ((hi - lo) - (e - b));
+}
+
+void MpiDataParallel::finish_sum(std::span<float> x, std::span<const int64_t> bounds) {
+  const int n = size(), me = rank();
+  int64_t started = 0;
+  for (Bucket& k : buckets_) {
+    Communicator::wait(k.request);
+    float* out = x.data() + k.lo;
+    for (int64_t i = 0; i < k.len; ++i) out[i] = k.recv[static_cast<size_t>(i)];
+    for (int r = 1; r < n; ++r) {
+      const float* in = k.recv.data() + r * k.len;
+      for (int64_t i = 0; i < k.len; ++i) out[i] += in[i];
+    }
+    started += k.len;
+  }
+  buckets_.clear();
+  const int64_t shard = bounds[static_cast<size_t>(me) + 1] - bounds[static_cast<size_t>(me)];
+  DSV3_CHECK(started == shard, "data parallel: the buckets started cover " +
+                                   std::to_string(started) + " of this rank's " +
+                                   std::to_string(shard) + " shard elements, not each once");
+  comm_.allgatherv_inplace(x, bounds);
+  bytes_sent_ += static_cast<int64_t>(sizeof(float)) * shard * (n - 1);
 }
 
 void MpiDataParallel::sum_in_rank_order(std::span<double> x) {

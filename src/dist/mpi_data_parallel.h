@@ -17,6 +17,9 @@ class MpiDataParallel : public DataParallelGroup {
   int rank() const override { return comm_.rank(); }
   int size() const override { return comm_.size(); }
   void sum_in_rank_order(std::span<float> x, std::span<const int64_t> bounds) override;
+  void start_sum(std::span<float> x, std::span<const int64_t> bounds, int64_t lo,
+                 int64_t hi) override;
+  void finish_sum(std::span<float> x, std::span<const int64_t> bounds) override;
   void sum_in_rank_order(std::span<double> x) override;
   void sum(std::span<int64_t> x) override;
   void allgather(std::span<float> x, std::span<const int64_t> bounds) override;
@@ -29,6 +32,12 @@ class MpiDataParallel : public DataParallelGroup {
   const Communicator& comm_;
   std::vector<float> recv_;
   std::vector<double> all_;
+  struct Bucket {  // a started reduce-scatter: this rank's shard ∩ [lo, hi) from every rank
+    int64_t lo, len;
+    std::vector<float> recv;  // [ranks, len], rank i's copy at i·len
+    MPI_Request request;
+  };
+  std::vector<Bucket> buckets_;
   int64_t bytes_sent_ = 0;
 };
 

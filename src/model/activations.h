@@ -3,6 +3,7 @@
 // (two micro-batches in flight for DualPipe, one per server step), each used by one call at a time.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "model/decoder_layer.h"
@@ -24,6 +25,11 @@ struct ForwardActs {
   // Pipelines: queue the backward's weight-gradient GEMMs here (ComputeContext::wgrad) for a
   // later W (ZeroBubble's B/W split, SPEC §4); null runs them at once.
   WeightGradQueue* wgrad = nullptr;
+  // Data parallelism: called by the backward as parameters' gradients become final, so their
+  // reduction can start while the backward goes on: with L (the layer count) once the final
+  // norm's and the head's are (the MTP module's, run before, are too), then with l after layer
+  // l's; the embedding's are final when the backward returns.
+  std::function<void(int64_t layer)> grads_ready;
 
   std::vector<float> cos, sin;  // [N, rope_dim / 2] at each row's position
   // keep_layers: resid[l] [N, d] is layer l's input, resid[L] the stack's output; else resid[0]

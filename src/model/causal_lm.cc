@@ -167,6 +167,7 @@ void CausalLm::backward_layers(const Batch& b, ForwardActs& a, int64_t begin, in
     std::fill_n(dcur, N * d, 0.0f);
     k.rmsnorm_backward(dcur, d, final_norm_.grad, a.dnormed.data(), d, a.resid[L].data(), d,
                        final_norm_.f32, N, d, static_cast<float>(c_.rms_norm_eps));
+    if (a.grads_ready) a.grads_ready(L);
   } else {
     std::copy_n(dout, N * d, dcur);
   }
@@ -178,6 +179,7 @@ void CausalLm::backward_layers(const Batch& b, ForwardActs& a, int64_t begin, in
     layers_[l].backward(ctx, *dispatcher_, a.resid[l].data(), b, a.cos.data(), a.neg_sin.data(),
                         a.layers[l], dcur, a.grads, dprev);
     if (a.recompute) DecoderLayer::release_recomputable(a.layers[l]);
+    if (a.grads_ready) a.grads_ready(l);
     std::swap(dcur, dprev);
   }
   if (begin > 0 || a.defer_embedding_grad)

@@ -23,6 +23,14 @@ class DataParallelGroup {
   // sums the elements [bounds[r], bounds[r+1]) (a reduce-scatter), then every rank gets every
   // sum (an allgather); bounds[0] = 0, bounds[size()] = x.size().
   virtual void sum_in_rank_order(std::span<float> x, std::span<const int64_t> bounds) = 0;
+  // The same in buckets, to overlap with the backward pass: start_sum starts the reduce-scatter
+  // of x's elements [lo, hi) and returns at once; when every element of x has been started once,
+  // finish_sum completes them and allgathers, leaving x as sum_in_rank_order(x, bounds) would,
+  // bit for bit (each element's sum in rank order). Every rank starts the same buckets in the
+  // same order; a started range of x must not change until finish_sum.
+  virtual void start_sum(std::span<float> x, std::span<const int64_t> bounds, int64_t lo,
+                         int64_t hi) = 0;
+  virtual void finish_sum(std::span<float> x, std::span<const int64_t> bounds) = 0;
   // The same for a few doubles (the step's losses), every element summed by every rank.
   virtual void sum_in_rank_order(std::span<double> x) = 0;
   // Integers (expert loads, flags): exact in any order.

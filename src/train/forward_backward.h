@@ -11,6 +11,8 @@
 // micro-batch; total = CE + mtp_lambda * MTP + balance.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <utility>
 #include <vector>
 
 #include "model/activations.h"
@@ -65,6 +67,10 @@ class ForwardBackward {
   // Recompute the RMSNorm outputs and MLA up-projections in backward instead of keeping them
   // (SPEC §3.1): less activation memory, the same gradients bit for bit.
   void set_recompute(bool on) { mb_.acts.recompute = on; }
+  // Called by run()'s backward as gradients become final (ForwardActs::grads_ready); empty: none.
+  void set_grads_ready(std::function<void(int64_t layer)> f) {
+    mb_.acts.grads_ready = std::move(f);
+  }
   // The loss parts only, no backward (validation).
   LossParts evaluate(const int32_t* windows, int64_t B, int64_t T, const LossWeights& w);
 

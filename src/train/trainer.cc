@@ -179,6 +179,7 @@ Json TrainConfig::to_json() const {
   j["gamma"] = gamma;
   j["ema_decay"] = ema_decay;
   j["recompute"] = recompute;
+  j["overlap_reduce"] = overlap_reduce;
   return j;
 }
 
@@ -451,6 +452,42 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
     return n > 0 ? sum / static_cast<double>(n) : NAN;
   };
 
+  // Data parallel over whole stores: the gradient's reduce-scatter in buckets of contiguous
+  // tensors, each started as soon as the last micro-batch's backward has made them final
+  // (ForwardActs::grads_ready): [event + 1] with event L for the MTP module, final norm and head,
+  // l for layer l, -1 for the embedding (final when the backward returns).
+  const int64_t n_layers = mc.num_hidden_layers;
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> buckets;
+  if (zopt && cfg.overlap_reduce) {
+    buckets.resize(static_cast<size_t>(n_layers) + 2);
+    std::vector<std::pair<int64_t, const Param*>> by_offset;
+    for (const Param& p : ps.all())
+      if (!p.alias && !p.absent) by_offset.emplace_back(p.offset, &p);
+    std::sort(by_offset.begin(), by_offset.end());
+    int64_t last_event = -2;
+    for (const auto& [offset, p] : by_offset) {
+      const ParamSpec& s = *p->spec;
+      const int64_t event = s.group == ParamGroup::Mtp              ? n_layers
+                            : s.layer >= 0                          ? s.layer
+                            : s.name == "model.embed_tokens.weight" ? -1
+                                                                    : n_layers;
+      auto& list = buckets[static_cast<size_t>(event + 1)];
+      if (event == last_event && list.back().second == offset)
+        list.back().second += p->numel;
+      else
+        list.emplace_back(offset, offset + p->numel);
+      last_event = event;
+    }
+  }
+  // Starts the buckets of an event, once each (every rank in the same order).
+  std::vector<bool> bucket_started;
+  const auto start_buckets = [&](int64_t event) {
+    if (bucket_started[static_cast<size_t>(event + 1)]) return;
+    bucket_started[static_cast<size_t>(event + 1)] = true;
+    for (const auto& [lo, hi] : buckets[static_cast<size_t>(event + 1)])
+      group->start_sum(ps.grads(), zopt->bounds(), lo, hi);
+  };
+
   const int64_t first_step = step + 1;
   // The micro-batches of part p are [p·per_part, (p+1)·per_part); this process runs parts
   // [part0, part1): its rank's one, or all of them without a group.
@@ -488,8 +525,19 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
       if (on_windows) on_windows(step, windows);
       const int64_t part = m / per_part;
       if (part < part0 || part >= part1) continue;
+      // The rank's last micro-batch starts the reduction as its backward goes; every bucket not
+      // started by then (a skipped backward) starts after it, in the same order on every rank.
+      const bool overlap = !buckets.empty() && m == part1 * per_part - 1;
+      if (overlap) {
+        bucket_started.assign(buckets.size(), false);
+        fb.set_grads_ready(start_buckets);
+      }
       const LossParts p =
           fb.run(windows.data(), cfg.batch, cfg.seq_len, cfg.loss, 1.0 / static_cast<double>(a));
+      if (overlap) {
+        fb.set_grads_ready(nullptr);
+        for (int64_t e = n_layers; e >= -1; --e) start_buckets(e);
+      }
       const double parts[5] = {p.total, p.ce, p.mtp, p.balance, p.aux};
       for (int k = 0; k < 5; ++k) part_sum[k] += parts[k] / a;
       const auto& l = fb.expert_load();
@@ -517,6 +565,8 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
       // ZeRO-1's shards double as the reduce-scatter's: rank r sums its shard, then all gather.
       if (hopt)
         hopt->reduce(ps.grads());
+      else if (!buckets.empty())
+        group->finish_sum(ps.grads(), zopt->bounds());
       else
         group->sum_in_rank_order(ps.grads(), zopt->bounds());
       group->sum_in_rank_order(std::span<double>(sum, 5));

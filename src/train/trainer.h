@@ -64,6 +64,9 @@ struct TrainConfig {
   double gamma = 1e-3;     // aux-loss-free bias step; 0 turns the rule off
   double ema_decay = 0;    // 0: no EMA
   bool recompute = false;  // SPEC §3.1 recomputation (ForwardBackward::set_recompute)
+  // Data parallel (a store of the whole model): reduce the gradient in buckets started during
+  // the last micro-batch's backward, each layer's as soon as it is final; false: after it.
+  bool overlap_reduce = true;
   // Side work.
   int64_t val_every = 50, val_windows = 32, ckpt_every = 200;
   int keep_last = 2, max_bad_steps = 5;

@@ -98,6 +98,10 @@ class ThreadGroup : public DataParallelGroup {
   }
   void sum_in_rank_order(std::span<float>, std::span<const int64_t>) override { unused(); }
   void sum_in_rank_order(std::span<double>) override { unused(); }
+  void start_sum(std::span<float>, std::span<const int64_t>, int64_t, int64_t) override {
+    unused();
+  }
+  void finish_sum(std::span<float>, std::span<const int64_t>) override { unused(); }
   void allgather(std::span<float>, std::span<const int64_t>) override { unused(); }
 
  private:

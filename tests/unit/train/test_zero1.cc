@@ -99,6 +99,8 @@ class FakeGroup : public DataParallelGroup {
   int size() const override { return size_; }
   void sum_in_rank_order(std::span<float>, std::span<const int64_t>) override { FAIL(); }
   void sum_in_rank_order(std::span<double>) override { FAIL(); }
+  void start_sum(std::span<float>, std::span<const int64_t>, int64_t, int64_t) override { FAIL(); }
+  void finish_sum(std::span<float>, std::span<const int64_t>) override { FAIL(); }
   void sum(std::span<int64_t>) override { FAIL(); }
   void broadcast(std::string&, int) override { FAIL(); }
   void allgather(std::span<float> x, std::span<const int64_t> b) override {
