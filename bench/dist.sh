@@ -10,8 +10,9 @@
 # ranks share the cores, so the figures are relative. No peer: nothing else here trains over MPI.
 # Needs a DSV3_MPI=ON build (scripts/build.sh -DDSV3_MPI=ON -DDSV3_TESTS=ON). Env: STEPS (6; the
 # first 2 are left out of the step time), SEQ (32), BATCH (2), ACCUM (4), PP_ACCUM (8), PP_STEPS
-# (4; the first left out); PARTS (dp ep pp ppcost epp: which to run; ppcost, --pp-split even
-# against cost, and epp, --ep 2 inside 4 pipelines of 2, only when named).
+# (4; the first left out); PARTS (dp ep pp ppcost epp ovl: which to run; ppcost, --pp-split even
+# against cost, epp, --ep 2 inside 4 pipelines of 2, and ovl, DP 2 and 4 with --overlap-reduce
+# on, only when named).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${STEPS:-6} seq=${SEQ:-32} batch=${BATCH:-2} accum=${ACCUM:-4}
@@ -22,8 +23,10 @@ trap 'rm -rf "$work"' EXIT
 echo "load: $(uptime)"
 build/dsv3 data prepare --tokenizer assets/tokenizers/dsv3-en-4k --input .cache/corpus/valid.txt \
   -o "$work/data" --val-fraction 0.2 >/dev/null 2>&1
-# name, ranks, extra flags: DP over 1, 2, 4 ranks; EP inside DP 4 (E = 2, 4; FP32 and FP8 payloads).
-runs=("dp1 1" "dp2 2" "dp4 4" "ep2 4 --ep 2" "ep4 4 --ep 4" "ep4_fp8 4 --ep 4 --ep-dispatch fp8")
+# name, ranks, extra flags: DP over 1, 2, 4 ranks (ovl: the reduction in buckets overlapped with
+# the backward); EP inside DP 4 (E = 2, 4; FP32 and FP8 payloads).
+runs=("dp1 1" "dp2 2" "dp4 4" "ovl2 2 --overlap-reduce on" "ovl4 4 --overlap-reduce on"
+  "ep2 4 --ep 2" "ep4 4 --ep 4" "ep4_fp8 4 --ep 4 --ep-dispatch fp8")
 for spec in "${runs[@]}"; do
   read -r name n extra <<<"$spec"
   dp=$n
@@ -45,7 +48,7 @@ steps = int(sys.argv[4])
 print("%-8s %6.0f tokens/s (median of steps 3..%d)" % (sys.argv[3], tps, steps), end="")
 if m:
     print(", rank 0 sent %.1f MB: %.1f MB DP (gradients, weights, losses), %.2f MB MoE all-to-all"
-          " (%d steps + the final checkpoint's gathers)" % (float(m.group(1)), float(m.group(2)),
+          " (%d steps + the final checkpoint)" % (float(m.group(1)), float(m.group(2)),
                                                           float(m.group(3)), steps), end="")
 if held:
     print("; rank 0 holds %sM of %sM parameters, %s MB of state" % held.groups(), end="")
