@@ -89,7 +89,7 @@ void tile_q4_0(__m512 (&acc)[NT][NR], const QuantActs& qa, int64_t arow, const Q
 #pragma GCC unroll 8
       for (int i = 0; i < NR; ++i) {
         const __m512i q = _mm512_maskz_loadu_epi8(m, wq + i * w.rb + b * 16);
-        _mm_prefetch(reinterpret_cast<const char*>(wq + i * w.rb + b * 16) + 1024, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wq + (i + NR) * w.rb + b * 16), _MM_HINT_T0);
         lo[i] = _mm512_and_si512(q, nib);
         hi[i] = _mm512_and_si512(_mm512_srli_epi16(q, 4), nib);
         dw[i] = _mm512_permutexvar_ps(lanes, dw16[i]);
@@ -132,7 +132,11 @@ void tile_two_blocks(__m512 (&acc)[NT][NR], const QuantActs& qa, int64_t arow, c
 #pragma GCC unroll 8
       for (int i = 0; i < NR; ++i) {
         wv[i] = load_w<F>(wq + i * w.rb, k, two);
-        _mm_prefetch(reinterpret_cast<const char*>(wq + i * w.rb + k) + 1024, _MM_HINT_T0);
+        // The same bytes of the next tile's row (rows are short: a fixed distance ahead in a row
+        // lands in the rows this tile reads already).
+        _mm_prefetch(reinterpret_cast<const char*>(wq + (i + NR) * w.rb +
+                                                   (F == BlockFormat::Q8_0 ? k : k / 2)),
+                     _MM_HINT_T0);
         dw[i] = step_lanes(dw16[i], s);
         if constexpr (F == BlockFormat::Q4_1) mw[i] = step_lanes(mw16[i], s);
       }
