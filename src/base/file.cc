@@ -251,19 +251,30 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
   return *this;
 }
 
-void FileWriter::write(const void* data, size_t n) {
+namespace {
+
+// All n bytes to fd: at `offset` (pwrite), or at the file's position when offset < 0; retried on
+// EINTR and short writes; Error naming `path`.
+void write_fully(int fd, const void* data, size_t n, int64_t offset, const std::string& path) {
   const char* p = static_cast<const char*>(data);
   while (n > 0) {
-    ssize_t w = ::write(fd_, p, n);
+    const ssize_t w = offset < 0 ? ::write(fd, p, n) : ::pwrite(fd, p, n, offset);
     if (w < 0) {
       if (errno == EINTR) continue;
-      throw Error("cannot write " + tmp_path_ + ": " + errno_text(),
+      throw Error("cannot write " + path + ": " + errno_text(),
                   errno == ENOSPC ? "the disk is full: free space and try again" : "");
     }
     p += w;
     n -= static_cast<size_t>(w);
-    written_ += static_cast<uint64_t>(w);
+    if (offset >= 0) offset += w;
   }
+}
+
+}  // namespace
+
+void FileWriter::write(const void* data, size_t n) {
+  write_fully(fd_, data, n, -1, tmp_path_);
+  written_ += n;
 }
 
 void FileWriter::reserve(uint64_t size) {
@@ -302,19 +313,8 @@ void FilePatcher::write_at(uint64_t offset, const void* data, size_t n) {
              "write of " + std::to_string(n) + " bytes at " + std::to_string(offset) + " into " +
                  path_ + " would pass its end (" + std::to_string(size_) + " bytes)",
              "the file's layout and its parts disagree: were they written by the same run?");
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(offset));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw Error("cannot write " + path_ + ": " + errno_text(),
-                  errno == ENOSPC ? "the disk is full: free space and try again" : "");
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-    offset += static_cast<uint64_t>(w);
-    written_ += static_cast<uint64_t>(w);
-  }
+  write_fully(fd_, data, n, static_cast<int64_t>(offset), path_);
+  written_ += n;
 }
 
 void FilePatcher::close() {
