@@ -51,6 +51,7 @@ void Mtp::forward(ComputeContext ctx, AttentionPath path, MoeDispatcher& dispatc
                 a.sin.data() + s.begin * half);
   layer_.forward(ctx, path, dispatcher, a.x.data(), a.y.data(), b, a.cos.data(), a.sin.data(),
                  a.layer);
+  DecoderLayer::release_cached(a.layer, false);  // under FP8 training (never recomputed here)
   k.rmsnorm(a.normed.data(), d, a.y.data(), d, head_norm_.f32, N, d, eps_);
   const std::vector<int64_t>& rows = b.logit_rows();
   const auto n = static_cast<int64_t>(rows.size());
