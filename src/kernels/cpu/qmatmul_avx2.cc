@@ -58,6 +58,10 @@ struct Avx2 {
       __m256 dw[NR], mw[NR];
       for (int i = 0; i < NR; ++i) {
         wv[i] = load_w<F>(wq + i * w.rb, k);
+        // The same bytes of the next tile's row, as the VNNI kernel does (rows are short).
+        _mm_prefetch(reinterpret_cast<const char*>(wq + (i + NR) * w.rb +
+                                                   (F == BlockFormat::Q8_0 ? k : k / 2)),
+                     _MM_HINT_T0);
         dw[i] = scale8(w.d + (r + i) * w.blocks + blk);
         if constexpr (F == BlockFormat::Q4_1) mw[i] = scale8(w.m + (r + i) * w.blocks + blk);
       }
