@@ -8,6 +8,20 @@
 
 namespace dsv3 {
 
+namespace {
+
+// out [len] = the n ranks' copies [n, len] added in rank order: rank 0's, plus rank 1's, ...
+// (the one order every reduction of this group uses, blocking or in buckets).
+void add_in_rank_order(float* out, const float* copies, int64_t len, int n) {
+  for (int64_t k = 0; k < len; ++k) out[k] = copies[k];
+  for (int i = 1; i < n; ++i) {
+    const float* in = copies + i * len;
+    for (int64_t k = 0; k < len; ++k) out[k] += in[k];
+  }
+}
+
+}  // namespace
+
 void MpiDataParallel::sum_in_rank_order(std::span<float> x, std::span<const int64_t> bounds) {
   const int n = size(), me = rank();
   DSV3_CHECK(static_cast<int>(bounds.size()) == n + 1 && bounds[0] == 0 &&
@@ -22,12 +36,7 @@ void MpiDataParallel::sum_in_rank_order(std::span<float> x, std::span<const int6
   for (int i = 0; i <= n; ++i) recv_bounds[static_cast<size_t>(i)] = i * len;
   recv_.resize(static_cast<size_t>(n * len));
   comm_.alltoallv(x.data(), bounds, recv_.data(), recv_bounds);
-  float* out = x.data() + lo;
-  for (int64_t k = 0; k < len; ++k) out[k] = recv_[static_cast<size_t>(k)];
-  for (int i = 1; i < n; ++i) {
-    const float* in = recv_.data() + i * len;
-    for (int64_t k = 0; k < len; ++k) out[k] += in[k];
-  }
+  add_in_rank_order(x.data() + lo, recv_.data(), len, n);
   comm_.allgatherv_inplace(x, bounds);
   // Sent: every shard but this rank's own (alltoallv), then this rank's shard to n - 1 ranks.
   bytes_sent_ += static_cast<int64_t>(sizeof(float)) *
@@ -67,12 +76,7 @@ void MpiDataParallel::finish_sum(std::span<float> x, std::span<const int64_t> bo
   int64_t started = 0;
   for (Bucket& k : buckets_) {
     Communicator::wait(k.request);
-    float* out = x.data() + k.lo;
-    for (int64_t i = 0; i < k.len; ++i) out[i] = k.recv[static_cast<size_t>(i)];
-    for (int r = 1; r < n; ++r) {
-      const float* in = k.recv.data() + r * k.len;
-      for (int64_t i = 0; i < k.len; ++i) out[i] += in[i];
-    }
+    add_in_rank_order(x.data() + k.lo, k.recv.data(), k.len, n);
     started += k.len;
   }
   buckets_.clear();

@@ -294,7 +294,7 @@ void WeightGradQueue::push(const Linear& lin, const float* dy, const Fp8Tiles& x
 void WeightGradQueue::run_oldest(ComputeContext ctx) {
   DSV3_CHECK(!groups_.empty(), "WeightGradQueue: a W with no deferred backward");
   ctx.wgrad = nullptr;
-  for (Gemm& g : groups_.front()) {
+  for (const Gemm& g : groups_.front()) {
     if (g.xq.q.empty())
       g.lin->backward_weight(ctx, g.dy.data(), g.x.data(), g.T);
     else

@@ -95,6 +95,34 @@ void fp8_memory_report(const ParamStore& ps, const ModelConfig& mc) {
                (inputs + inputs_e5m6) * 2 / 1e3);
 }
 
+// Data parallel over whole stores (--overlap-reduce on): the gradient's reduce-scatter in buckets
+// of contiguous tensors, each started as soon as the last micro-batch's backward has made them
+// final (ForwardActs::grads_ready). [event + 1]: the arena ranges of event L (the MTP module, final
+// norm and head), l (layer l) and -1 (the embedding, final when the backward returns).
+std::vector<std::vector<std::pair<int64_t, int64_t>>> grad_buckets(const ParamStore& ps,
+                                                                   int64_t n_layers) {
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> buckets(static_cast<size_t>(n_layers) + 2);
+  std::vector<std::pair<int64_t, const Param*>> by_offset;
+  for (const Param& p : ps.all())
+    if (!p.alias && !p.absent) by_offset.emplace_back(p.offset, &p);
+  std::sort(by_offset.begin(), by_offset.end());
+  int64_t last_event = -2;
+  for (const auto& [offset, p] : by_offset) {
+    const ParamSpec& s = *p->spec;
+    const int64_t event = s.group == ParamGroup::Mtp              ? n_layers
+                          : s.layer >= 0                          ? s.layer
+                          : s.name == "model.embed_tokens.weight" ? -1
+                                                                  : n_layers;
+    auto& list = buckets[static_cast<size_t>(event + 1)];
+    if (event == last_event && list.back().second == offset)
+      list.back().second += p->numel;
+    else
+      list.emplace_back(offset, offset + p->numel);
+    last_event = event;
+  }
+  return buckets;
+}
+
 Json fingerprint(const TrainConfig& c, const ParamStore& ps, const TokenDataset& data) {
   Json j = Json::object();
   j["model"] = ArenaLayout::whole(ps.config()).to_json();  // whatever part this rank holds
@@ -421,12 +449,10 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
     uint64_t written = moments.close();
     if (!ema) return written;
     ArenaFileWriter averaged(ema_path);
-    if (hopt) {
+    if (hopt)
       hopt->write_shard(averaged, "ema", ema->values());
-    } else {
-      const auto b = static_cast<size_t>(zopt->begin()), n = static_cast<size_t>(zopt->end()) - b;
-      averaged.write("ema", zopt->begin(), ema->values().subspan(b, n));
-    }
+    else
+      zopt->write_shard(averaged, "ema", ema->values());
     return written + averaged.close();
   };
   auto checkpoint = [&](int64_t s) {
@@ -452,33 +478,10 @@ int64_t train(const TrainConfig& cfg, const std::atomic<bool>* stop, const Windo
     return n > 0 ? sum / static_cast<double>(n) : NAN;
   };
 
-  // Data parallel over whole stores: the gradient's reduce-scatter in buckets of contiguous
-  // tensors, each started as soon as the last micro-batch's backward has made them final
-  // (ForwardActs::grads_ready): [event + 1] with event L for the MTP module, final norm and head,
-  // l for layer l, -1 for the embedding (final when the backward returns).
   const int64_t n_layers = mc.num_hidden_layers;
-  std::vector<std::vector<std::pair<int64_t, int64_t>>> buckets;
-  if (zopt && cfg.overlap_reduce) {
-    buckets.resize(static_cast<size_t>(n_layers) + 2);
-    std::vector<std::pair<int64_t, const Param*>> by_offset;
-    for (const Param& p : ps.all())
-      if (!p.alias && !p.absent) by_offset.emplace_back(p.offset, &p);
-    std::sort(by_offset.begin(), by_offset.end());
-    int64_t last_event = -2;
-    for (const auto& [offset, p] : by_offset) {
-      const ParamSpec& s = *p->spec;
-      const int64_t event = s.group == ParamGroup::Mtp              ? n_layers
-                            : s.layer >= 0                          ? s.layer
-                            : s.name == "model.embed_tokens.weight" ? -1
-                                                                    : n_layers;
-      auto& list = buckets[static_cast<size_t>(event + 1)];
-      if (event == last_event && list.back().second == offset)
-        list.back().second += p->numel;
-      else
-        list.emplace_back(offset, offset + p->numel);
-      last_event = event;
-    }
-  }
+  const std::vector<std::vector<std::pair<int64_t, int64_t>>> buckets =
+      zopt && cfg.overlap_reduce ? grad_buckets(ps, n_layers)
+                                 : std::vector<std::vector<std::pair<int64_t, int64_t>>>();
   // Starts the buckets of an event, once each (every rank in the same order).
   std::vector<bool> bucket_started;
   const auto start_buckets = [&](int64_t event) {

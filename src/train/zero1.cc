@@ -72,6 +72,12 @@ void Zero1AdamW::save_shard(ArenaFileWriter& out) const {
   out.write("exp_avg_sq", begin_, shard_.exp_avg_sq());
 }
 
+void Zero1AdamW::write_shard(ArenaFileWriter& out, std::string_view name,
+                             std::span<const float> local) const {
+  out.write(name, begin_,
+            local.subspan(static_cast<size_t>(begin_), static_cast<size_t>(end_ - begin_)));
+}
+
 void Zero1AdamW::load(const std::string& path) {
   AdamW whole(full_, cfg_);
   whole.load(path);

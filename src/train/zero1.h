@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "train/arena_layout.h"
@@ -36,6 +37,9 @@ class Zero1AdamW {
   // This rank's shard of the moments into a state file laid out by save_adamw_layout for the
   // whole arena this optimizer covers (a checkpoint: each rank writes its shard, none gathers).
   void save_shard(ArenaFileWriter& out) const;
+  // This rank's shard of `local` (another arena laid out as this optimizer's: the EMA) into the
+  // flat tensor `name` of a file laid out the same way.
+  void write_shard(ArenaFileWriter& out, std::string_view name, std::span<const float> local) const;
   // Every rank reads the whole state (written by any number of ranks) and keeps its shard.
   void load(const std::string& path);
   // Keeps this rank's shard of whole moments [layout numel] and the step count.
