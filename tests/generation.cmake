@@ -12,7 +12,7 @@ add_test(NAME generation_models
 set_tests_properties(generation_models PROPERTIES FIXTURES_SETUP generation_models
                      LABELS "generation")
 
-foreach(check greedy seed stop reasoning interrupt)
+foreach(check greedy seed stop reasoning interrupt interrupt_write)
   add_test(NAME generate_${check}
            COMMAND ${DSV3_PYTHON} ${gen_e2e}/generate_check.py $<TARGET_FILE:dsv3>
                    ${gen_models}/r1 ${check})

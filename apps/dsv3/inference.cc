@@ -166,7 +166,10 @@ InterruptGuard::InterruptGuard() {
   struct sigaction sa = {};
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;  // no SA_RESTART: a blocked read returns EINTR
+  // SA_RESTART: a write blocked on a full pipe or terminal goes on after the handler; without it
+  // the write fails with EINTR, stdio marks stdout in error and the run ends with a write error.
+  // Nothing waits on EINTR to see Ctrl-C: the readers poll the flag (chat's read_line).
+  sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, &g_previous);
 }
 

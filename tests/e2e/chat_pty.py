@@ -138,7 +138,9 @@ def check_plain(dsv3, model):
         t, at = turn(s, msg, at)
         turns.append(t)
     s.send(b"\x04")
-    assert s.wait_exit() == 0
+    code = s.wait_exit()
+    assert code == 0, f"Ctrl-D exits with status 0, not {code}; output:\n" + s.out.decode(
+        "utf-8", "replace")
 
     raw = token_bytes(model)
     first = turns[0]
@@ -191,7 +193,9 @@ def check_r1_and_interrupts(dsv3, model):
         assert generated > 0 and cache < 4096, "the reply was cut short by Ctrl-C"
         at = s.prompt(m.end())
     s.send(b"\x04")
-    assert s.wait_exit() == 0, "Ctrl-D exits with status 0"
+    code = s.wait_exit()
+    assert code == 0, f"Ctrl-D exits with status 0, not {code}; output:\n" + s.out.decode(
+        "utf-8", "replace")
     # Turn 2 reuses turn 1's prompt except "<think>\n", which the template leaves out of the
     # history, and nothing of the reply after it.
     think = n_tokens(dsv3, model, "<think>\n")

@@ -12,14 +12,21 @@ reasoning: with --chat on an R1-style template (the prompt ends inside <think>),
         when -n cut the reasoning), dimmed (ANSI SGR 2) on one, and left out with
         --hide-reasoning (a note when that hides everything).
 interrupt: Ctrl-C on a terminal stops an endless generation; the figures still follow, exit code 130.
+interrupt_write: a SIGINT that lands while the output is blocked (a full pipe) stops the generation
+        the same way, and the interrupted write goes on: nothing written is lost, no write error.
 """
+import fcntl
 import json
 import os
 import pty
 import re
+import signal
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
+import time
 
 import numpy as np
 
@@ -209,10 +216,42 @@ def check_interrupt(dsv3, model):
     print(f"interrupt: Ctrl-C stopped the generation after {int(m.group(1))} tokens")
 
 
+def check_interrupt_write(dsv3, model):
+    r, w = os.pipe()
+    fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)  # one page: the text fills it in a few hundred tokens
+    p = subprocess.Popen([dsv3, "generate", "-m", model, "-p", PROMPT, "-t", "1", "-n", "-1",
+                          "--ignore-eos", "--seed", "1"], stdout=w, stderr=subprocess.PIPE)
+    os.close(w)
+    # Wait until the pipe is full and dsv3 sleeps in a write to it, then interrupt that write.
+    deadline = time.monotonic() + 60
+    while True:
+        full = struct.unpack("i", fcntl.ioctl(r, termios.FIONREAD, b"\0" * 4))[0] >= 4096 - 64
+        with open(f"/proc/{p.pid}/wchan") as f:
+            if full and "pipe" in f.read():
+                break
+        assert p.poll() is None and time.monotonic() < deadline, "the output never filled the pipe"
+        time.sleep(0.01)
+    p.send_signal(signal.SIGINT)
+    time.sleep(0.2)  # the handler has run and the write was interrupted, before anything is read
+    out = b""
+    while chunk := os.read(r, 65536):
+        out += chunk
+    err = p.stderr.read().decode("utf-8", "replace")
+    code = p.wait()
+    assert code == 130, (code, err)
+    assert "writing the output failed" not in err, err
+    m = re.search(r"generation: (\d+) tokens.*stop: interrupted", err)
+    assert m and len(out) > 4096, (err, len(out))
+    out.decode("utf-8")  # whole characters: the write that was interrupted went on
+    print(f"interrupt_write: SIGINT during a blocked write stopped the generation after "
+          f"{m.group(1)} tokens; {len(out)} bytes written, none lost")
+
+
 def main():
     dsv3, model, what = sys.argv[1:4]
     {"greedy": check_greedy, "seed": check_seed, "stop": check_stop,
-     "reasoning": check_reasoning, "interrupt": check_interrupt}[what](dsv3, model)
+     "reasoning": check_reasoning, "interrupt": check_interrupt,
+     "interrupt_write": check_interrupt_write}[what](dsv3, model)
 
 
 if __name__ == "__main__":
