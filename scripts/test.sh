@@ -22,7 +22,7 @@ for t in "${asan_targets[@]}"; do
   UBSAN_OPTIONS=print_stacktrace=1 "build-asan/tests/$t" --gtest_brief=1
 done
 
-# libFuzzer: 30 s on the safetensors header parser, starting from the committed seed corpus; new
+# libFuzzer: 15 s on the safetensors header parser, starting from the committed seed corpus; new
 # inputs go to build-fuzz/corpus and crash inputs to build-fuzz/, never into the repository.
 if [[ ! -f build-fuzz/build.ninja ]]; then
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release \
@@ -31,8 +31,8 @@ fi
 cmake --build build-fuzz -j "$(nproc)" --target fuzz_safetensors_header fuzz_chat_template \
   fuzz_tokenizer_encode fuzz_tokenizer_load
 mkdir -p build-fuzz/corpus
-echo "== fuzz_safetensors_header (30 s)"
-if ! build-fuzz/tests/fuzz/fuzz_safetensors_header -max_total_time=30 -print_final_stats=1 \
+echo "== fuzz_safetensors_header (15 s)"
+if ! build-fuzz/tests/fuzz/fuzz_safetensors_header -max_total_time=15 -print_final_stats=1 \
   -dict=tests/fuzz/safetensors.dict -artifact_prefix=build-fuzz/ \
   build-fuzz/corpus tests/fuzz/corpus_safetensors >build-fuzz/fuzz.log 2>&1; then
   tail -n 80 build-fuzz/fuzz.log
@@ -41,11 +41,11 @@ if ! build-fuzz/tests/fuzz/fuzz_safetensors_header -max_total_time=30 -print_fin
 fi
 grep -E '^(Done|stat::number_of_executed_units)' build-fuzz/fuzz.log
 
-# libFuzzer: 20 s on the chat-template interpreter, seeded with the template fixtures; a run over
+# libFuzzer: 10 s on the chat-template interpreter, seeded with the template fixtures; a run over
 # 10 s on one input counts as a hang.
 mkdir -p build-fuzz/corpus_chat_template
-echo "== fuzz_chat_template (20 s)"
-if ! build-fuzz/tests/fuzz/fuzz_chat_template -max_total_time=20 -timeout=10 -print_final_stats=1 \
+echo "== fuzz_chat_template (10 s)"
+if ! build-fuzz/tests/fuzz/fuzz_chat_template -max_total_time=10 -timeout=10 -print_final_stats=1 \
   -dict=tests/fuzz/chat_template.dict -artifact_prefix=build-fuzz/ \
   build-fuzz/corpus_chat_template tests/fixtures/chat_templates >build-fuzz/fuzz_chat_template.log 2>&1; then
   tail -n 80 build-fuzz/fuzz_chat_template.log
@@ -54,11 +54,11 @@ if ! build-fuzz/tests/fuzz/fuzz_chat_template -max_total_time=20 -timeout=10 -pr
 fi
 grep -E '^(Done|stat::number_of_executed_units)' build-fuzz/fuzz_chat_template.log
 
-# libFuzzer: the tokenizer, 15 s on encode (round trip checked) and 15 s on loading tokenizer.json.
+# libFuzzer: the tokenizer, 10 s on encode (round trip checked) and 10 s on loading tokenizer.json.
 for f in fuzz_tokenizer_encode fuzz_tokenizer_load; do
   mkdir -p "build-fuzz/corpus_$f"
-  echo "== $f (15 s)"
-  if ! "build-fuzz/tests/fuzz/$f" -max_total_time=15 -timeout=10 -max_len=8192 -print_final_stats=1 \
+  echo "== $f (10 s)"
+  if ! "build-fuzz/tests/fuzz/$f" -max_total_time=10 -timeout=10 -max_len=8192 -print_final_stats=1 \
     -artifact_prefix=build-fuzz/ "build-fuzz/corpus_$f" "tests/fuzz/corpus_${f#fuzz_}" >"build-fuzz/$f.log" 2>&1; then
     tail -n 80 "build-fuzz/$f.log"
     echo "$f failed: the crashing input is saved under build-fuzz/" >&2
