@@ -79,7 +79,10 @@ void tile_q4_0(__m512 (&acc)[NT][NR], const QuantActs& qa, int64_t arow, const Q
     const int64_t nb = std::min<int64_t>(16, w.blocks - b0);
     __m512 dw16[NR];
 #pragma GCC unroll 8
-    for (int i = 0; i < NR; ++i) dw16[i] = load_f16x16(w.d + (r + i) * w.blocks + b0, nb);
+    for (int i = 0; i < NR; ++i) {
+      dw16[i] = load_f16x16(w.d + (r + i) * w.blocks + b0, nb);
+      _mm_prefetch(reinterpret_cast<const char*>(w.d + (r + i + NR) * w.blocks + b0), _MM_HINT_T0);
+    }
     for (int64_t s = 0; s < nb; s += 4) {
       const int64_t b = b0 + s, n4 = std::min<int64_t>(4, nb - s);
       const __mmask64 m = n4 == 4 ? ~__mmask64(0) : (__mmask64(1) << (16 * n4)) - 1;
@@ -121,8 +124,12 @@ void tile_two_blocks(__m512 (&acc)[NT][NR], const QuantActs& qa, int64_t arow, c
 #pragma GCC unroll 8
     for (int i = 0; i < NR; ++i) {
       dw16[i] = load_f16x16(w.d + (r + i) * w.blocks + b0, nb);
-      if constexpr (F == BlockFormat::Q4_1)
+      _mm_prefetch(reinterpret_cast<const char*>(w.d + (r + i + NR) * w.blocks + b0), _MM_HINT_T0);
+      if constexpr (F == BlockFormat::Q4_1) {
         mw16[i] = load_f16x16(w.m + (r + i) * w.blocks + b0, nb);
+        _mm_prefetch(reinterpret_cast<const char*>(w.m + (r + i + NR) * w.blocks + b0),
+                     _MM_HINT_T0);
+      }
     }
     for (int64_t s = 0; s < nb; s += 2) {
       const int64_t k = (b0 + s) * 32;

@@ -64,6 +64,13 @@ struct Avx2 {
                      _MM_HINT_T0);
         dw[i] = scale8(w.d + (r + i) * w.blocks + blk);
         if constexpr (F == BlockFormat::Q4_1) mw[i] = scale8(w.m + (r + i) * w.blocks + blk);
+        if (blk % 32 == 0) {  // and the next tile's scales, a cache line (32 of them) at a time
+          _mm_prefetch(reinterpret_cast<const char*>(w.d + (r + i + NR) * w.blocks + blk),
+                       _MM_HINT_T0);
+          if constexpr (F == BlockFormat::Q4_1)
+            _mm_prefetch(reinterpret_cast<const char*>(w.m + (r + i + NR) * w.blocks + blk),
+                         _MM_HINT_T0);
+        }
       }
       for (int t = 0; t < NT; ++t) {
         const __m256i xq =
