@@ -194,8 +194,10 @@ struct Shape3 {
 };
 // Row counts off the 16 / 8 / 4 tiles, K with a half 64-step (96, 160), T around the 4-row tile,
 // one case above the 2^17 multiply-adds of the single-thread cutoff, one of three token tiles
-// (AMX: 16 + 16 + 3) against a whole 64-row panel.
-const Shape3 kShapes[] = {{37, 96, 1}, {21, 160, 5}, {16, 512, 3}, {130, 1024, 17}, {64, 320, 35}};
+// (AMX: 16 + 16 + 3) against a whole 64-row panel, K = 1568 three 16-block chunks of scales and
+// one block.
+const Shape3 kShapes[] = {{37, 96, 1},     {21, 160, 5},  {16, 512, 3},
+                          {130, 1024, 17}, {64, 320, 35}, {19, 1568, 6}};
 
 TEST(Qmatmul, RefMatchesDouble) {
   // The integer block sums are exact; per block two or three float32 roundings (dw * dx, the
