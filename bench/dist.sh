@@ -10,9 +10,10 @@
 # ranks share the cores, so the figures are relative. No peer: nothing else here trains over MPI.
 # Needs a DSV3_MPI=ON build (scripts/build.sh -DDSV3_MPI=ON -DDSV3_TESTS=ON). Env: STEPS (6; the
 # first 2 are left out of the step time), SEQ (32), BATCH (2), ACCUM (4), PP_ACCUM (8), PP_STEPS
-# (4; the first left out); PARTS (dp ep pp ppcost epp ovl: which to run; ppcost, --pp-split even
-# against cost, epp, --ep 2 inside 4 pipelines of 2, and ovl, DP 2 and 4 with --overlap-reduce
-# on, only when named).
+# (4; the first left out); PARTS (dp ep pp ppcost epp ovl fb: which to run; ppcost, --pp-split
+# even against cost, epp, --ep 2 inside 4 pipelines of 2, ovl, DP 2 and 4 with --overlap-reduce
+# on, and fb, --overlap-fb off and on (DualPipeV over 2 ranks; DualPipe with --dp 2 --ep 2 over
+# 4), only when named).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${STEPS:-6} seq=${SEQ:-32} batch=${BATCH:-2} accum=${ACCUM:-4}
@@ -101,5 +102,25 @@ if [[ " $parts " == *" ppcost "* ]]; then
       --ckpt-every 100000 -t 1 2>"$work/log-split-$split" >/dev/null
     pp_tokens_per_s "$work/split-$split/metrics.jsonl" "PP 1f1b over 4 ranks, --pp-split $split"
     grep -E "^  rank|^memory: --pp" "$work/log-split-$split" || true
+  done
+fi
+# --overlap-fb off and on, alternating, two rounds: DualPipeV over 2 ranks, and DualPipe over 2
+# with --dp 2 --ep 2 (4 ranks: each pair's F and B run all-to-alls at once).
+if [[ " $parts " == *" fb "* ]]; then
+  for round in 1 2; do
+    for layout in "2 dualpipev 1" "4 dualpipe 2 --ep 2"; do
+      for fb in off on; do
+        read -r n schedule dp extra <<<"$layout"
+        # shellcheck disable=SC2086  # extra holds several flags
+        mpirun --oversubscribe -np "$n" build/dsv3 train --preset tiny --data "$work/data" \
+          -o "$work/fb-$n-$fb" --steps "$pp_steps" --seq-len "$seq" --batch "$batch" \
+          --accum "$pp_accum" --dp "$dp" $extra --pp 2 --pipeline "$schedule" --overlap-fb "$fb" \
+          --val-every 0 --ckpt-every 100000 -t 1 2>"$work/log-fb" >/dev/null
+        pp_tokens_per_s "$work/fb-$n-$fb/metrics.jsonl" \
+          "round $round, $schedule, $n ranks${extra:+ ($extra)}, --overlap-fb $fb"
+        grep -E "^pipeline:" "$work/log-fb" || true
+        rm -rf "$work/fb-$n-$fb"
+      done
+    done
   done
 fi

@@ -24,10 +24,11 @@ if(DSV3_MPI)
   # DualPipeV over 2, 3, 4, two pipelines of 2 with --dp 2, FP8 with recomputation) equals one
   # process bit for bit at 20 micro-batches; each rank runs its program; checkpoints resume over
   # another rank count; bad layouts are errors. ep2_*: --ep 2 inside the pipelines against the
-  # same pipelines without it (bounds and why in pp_check.py); *_cost: --pp-split cost.
+  # same pipelines without it (bounds and why in pp_check.py); *_cost: --pp-split cost;
+  # overlap_*: --overlap-fb (F&B pairs on two threads) bit for bit, with EP too.
   dist_check(pp dualpipe2 dualpipe4 dualpipe8 dualpipev2 dualpipev3 dualpipev4 1f1b4 dp2_dualpipe2
              dp2_dualpipev2 fp8_recompute resume refuse ep2_1f1b2 ep2_dualpipe2 ep2_dualpipev2
-             1f1b4_cost dualpipev2_cost)
+             1f1b4_cost dualpipev2_cost overlap_dualpipe4 overlap_dualpipev2 overlap_ep2_dualpipe2)
 
   # dist_ep_* (tests/dist/ep_check.cc): the all-to-all MoE dispatcher over 2 and 4 ranks against
   # the local one: logits and held experts' gradients bit for bit, the rest within 1e-13.

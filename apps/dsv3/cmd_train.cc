@@ -115,6 +115,10 @@ const char kUsage[] =
     "                        during the backward, each layer's when final (nonblocking MPI), or\n"
     "                        in one blocking reduction after it (default off: faster on one\n"
     "                        machine); the same bits either way\n"
+    "  --overlap-fb on|off   --pipeline dualpipe|dualpipev: run each F&B pair's forward and\n"
+    "                        backward chunks at once on two threads (the rank's --threads split\n"
+    "                        between them), one computing while the other waits on its MoE\n"
+    "                        all-to-all (default off); the same bits either way\n"
     "  --val-every N         validation loss every N steps (default 50) over --val-windows N\n"
     "                        windows (default 32)\n"
     "  --ckpt-every N        checkpoint every N steps (default 200) and at the end; --keep K\n"
@@ -212,6 +216,8 @@ void apply_config(const std::string& path, TrainConfig& c) {
       c.recompute = v.as_bool(what);
     else if (key == "overlap_reduce")
       c.overlap_reduce = v.as_bool(what);
+    else if (key == "overlap_fb")
+      c.overlap_fb = v.as_bool(what);
     else if (key == "ema")
       c.ema_decay = v.as_double(what);
     else if (key == "val_every")
@@ -292,6 +298,11 @@ int cmd_train(Args& a) {
                "train: --overlap-reduce must be on or off, not '" + *v + "'");
     c.overlap_reduce = *v == "on";
   }
+  if (auto v = a.get({"--overlap-fb"})) {
+    DSV3_CHECK(*v == "on" || *v == "off",
+               "train: --overlap-fb must be on or off, not '" + *v + "'");
+    c.overlap_fb = *v == "on";
+  }
   c.val_every = a.int_or({"--val-every"}, c.val_every);
   c.val_windows = a.int_or({"--val-windows"}, c.val_windows);
   c.ckpt_every = a.int_or({"--ckpt-every"}, c.ckpt_every);
@@ -323,6 +334,9 @@ int cmd_train(Args& a) {
       "train: " + std::to_string(world) + " MPI processes but --dp " + std::to_string(c.dp) +
           " x --pp " + std::to_string(c.pp),
       "start as many processes as --dp x --pp: mpirun -np " + std::to_string(c.dp * c.pp) + " ...");
+  DSV3_CHECK(!c.overlap_fb || (c.pp > 1 && pipeline != PipelineSchedule::OneFOneB),
+             "train: --overlap-fb needs a pipeline with F&B pairs",
+             "use it with --pp N --pipeline dualpipe or dualpipev");
   DSV3_CHECK(c.pp == 1 || world > 1, "train: --pp " + std::to_string(c.pp) + " needs MPI ranks",
              "start it as mpirun -np " + std::to_string(c.dp * c.pp) + " dsv3 train --pp " +
                  std::to_string(c.pp) + " ... (a DSV3_MPI=ON build)");

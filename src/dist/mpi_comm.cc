@@ -35,11 +35,19 @@ void check_mpi(int rc, const std::string& call) {
               "check that every rank runs the same command (mpirun -np N dsv3 ...)");
 }
 
-MpiSession::MpiSession() {
+MpiSession::MpiSession(bool threads_call_mpi) {
+  const int want = threads_call_mpi ? MPI_THREAD_MULTIPLE : MPI_THREAD_FUNNELED;
   int provided = 0;
-  check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+  check_mpi(MPI_Init_thread(nullptr, nullptr, want, &provided), "MPI_Init_thread");
   // Errors come back as codes (check_mpi turns them into Error) instead of ending the job.
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  if (provided < want) {
+    MPI_Finalize();
+    throw Error(
+        "MPI: this MPI library does not let two threads call it at once "
+        "(MPI_THREAD_MULTIPLE), which --overlap-fb needs",
+        "run without --overlap-fb, or with an MPI built with thread support");
+  }
 }
 
 MpiSession::~MpiSession() {

@@ -13,7 +13,10 @@ namespace dsv3 {
 
 class MpiSession {
  public:
-  MpiSession();  // initialises MPI (threads: funneled; only the main thread calls MPI)
+  // Initialises MPI. Threads: funneled (only the main thread calls MPI), or with
+  // `threads_call_mpi` multiple (two threads at once: --overlap-fb's F&B pairs), which an MPI
+  // library without that support refuses with an error.
+  explicit MpiSession(bool threads_call_mpi = false);
   ~MpiSession();
   MpiSession(const MpiSession&) = delete;
   MpiSession& operator=(const MpiSession&) = delete;

@@ -111,12 +111,16 @@ void MpiExpertDispatcher::to_sources(const DispatchPlan& p, const MoeExchange& e
   exchange(back_, send_.data(), sb, plan_bounds(p), d, out, 1);
 }
 
-void MpiExpertDispatcher::dispatch(const DispatchPlan& p, const float* x, int64_t d,
-                                   MoeExchange& ex, std::vector<float>& grouped) {
+void MpiExpertDispatcher::check_plan(const DispatchPlan& p) {
   if (n_experts_ == 0) set_experts(p.n_experts);
   DSV3_CHECK(p.n_experts == n_experts_, "expert parallel: a plan over " +
                                             std::to_string(p.n_experts) + " experts, expected " +
                                             std::to_string(n_experts_));
+}
+
+void MpiExpertDispatcher::dispatch(const DispatchPlan& p, const float* x, int64_t d,
+                                   MoeExchange& ex, std::vector<float>& grouped) {
+  check_plan(p);
   const int R = comm_.size();
   const int64_t K = p.top_k;
   // 1. The tokens each owner needs (ascending), and each plan row's index among them. The plan's
@@ -191,6 +195,7 @@ void MpiExpertDispatcher::combine(const DispatchPlan& p, MoeExchange& ex, const 
 void MpiExpertDispatcher::combine_backward(const DispatchPlan& p, const MoeExchange& ex,
                                            const float* dout, const float* y, const float* weights,
                                            int64_t d, std::vector<float>& dy, float* dweights) {
+  check_plan(p);  // a dispatcher for backward chunks only (--overlap-fb) sees no dispatch
   // The output gradient of each token once per owner (as dispatch's rows), each slot's gate
   // weight beside it.
   tokens_to_owners(ex, dout, d);
@@ -213,6 +218,7 @@ void MpiExpertDispatcher::combine_backward(const DispatchPlan& p, const MoeExcha
 
 void MpiExpertDispatcher::dispatch_backward(const DispatchPlan& p, const MoeExchange& ex,
                                             const float* dgrouped, int64_t d, float* dx) {
+  check_plan(p);
   std::vector<float> mine;
   to_sources(p, ex, dgrouped, d, mine);
   local_.dispatch_backward(p, ex, mine.data(), d, dx);

@@ -76,6 +76,8 @@ class MpiExpertDispatcher final : public MoeDispatcher {
                bool to_expert_major) const;
 
   void set_experts(int64_t n_experts);
+  // Takes the plan's expert count on first use; throws if a later plan's differs.
+  void check_plan(const DispatchPlan& p);
 
   const Communicator& comm_;
   LocalDispatcher local_;

@@ -18,7 +18,8 @@ namespace dsv3 {
 
 int64_t train_mpi(const TrainConfig& cfg, PipelineSchedule pipeline, const std::atomic<bool>* stop,
                   const WindowsHook& hook, bool* lead) {
-  MpiSession session;
+  // --overlap-fb with EP: the F&B pair's two threads each run all-to-alls.
+  MpiSession session(cfg.overlap_fb && cfg.ep > 1);
   Communicator comm;
   MpiDataParallel group(comm);
   *lead = comm.rank() == 0;
@@ -36,13 +37,19 @@ int64_t train_mpi(const TrainConfig& cfg, PipelineSchedule pipeline, const std::
     Communicator ep_comm(comm, d / E * P + r, comm.rank()),
         replica_comm(comm, held * E + d % E, comm.rank());
     MpiDataParallel ep_group(ep_comm), replicas(replica_comm);
-    std::unique_ptr<MpiExpertDispatcher> dispatcher;
+    // --overlap-fb: the backward chunks' all-to-alls go through a communicator of their own (the
+    // same ranks), so a pair's forward and backward exchange at once without mixing messages.
+    Communicator ep_comm_b(ep_comm, 0, ep_comm.rank());
+    std::unique_ptr<MpiExpertDispatcher> dispatcher, dispatcher_b;
     ExpertParallel ep;
     if (E > 1) {
       const bool fp8 = parse_ep_payload(cfg.ep_dispatch) == EpPayload::FP8;
-      dispatcher = std::make_unique<MpiExpertDispatcher>(ep_comm, best_kernels(), 0,
-                                                         fp8 ? EpPayload::FP8 : EpPayload::F32,
-                                                         fp8 ? EpPayload::BF16 : EpPayload::F32);
+      const EpPayload to = fp8 ? EpPayload::FP8 : EpPayload::F32,
+                      back = fp8 ? EpPayload::BF16 : EpPayload::F32;
+      dispatcher = std::make_unique<MpiExpertDispatcher>(ep_comm, best_kernels(), 0, to, back);
+      if (cfg.overlap_fb)
+        dispatcher_b =
+            std::make_unique<MpiExpertDispatcher>(ep_comm_b, best_kernels(), 0, to, back);
       ep = {dispatcher.get(), &ep_group, &replicas};
     }
     // A pipeline rank holds its stages; the ranks holding the same ones (position r of every
@@ -55,6 +62,7 @@ int64_t train_mpi(const TrainConfig& cfg, PipelineSchedule pipeline, const std::
       holder_ranks = std::make_unique<Communicator>(comm, held, comm.rank());
       holders = std::make_unique<MpiDataParallel>(*holder_ranks);
       pipe = std::make_unique<PipelineRunner>(comm, *pipe_ranks, *holders, pipeline);
+      if (cfg.overlap_fb) pipe->overlap_fb(dispatcher_b.get());
     }
     done = train(cfg, stop, hook, &group, E > 1 ? &ep : nullptr, pipe.get());
     if (pipe) {
@@ -68,7 +76,8 @@ int64_t train_mpi(const TrainConfig& cfg, PipelineSchedule pipeline, const std::
       const double dp = static_cast<double>(group.bytes_sent() + ep_group.bytes_sent() +
                                             replicas.bytes_sent() +
                                             (holders ? holders->bytes_sent() : 0)),
-                   moe = dispatcher ? static_cast<double>(dispatcher->bytes_sent()) : 0.0;
+                   moe = (dispatcher ? static_cast<double>(dispatcher->bytes_sent()) : 0.0) +
+                         (dispatcher_b ? static_cast<double>(dispatcher_b->bytes_sent()) : 0.0);
       std::fprintf(stderr,
                    "train: %d ranks; rank 0 sent %.2f MB through MPI in %.1f s (%lld steps): "
                    "%.2f MB gradients, weights and losses, %.2f MB MoE all-to-all\n",

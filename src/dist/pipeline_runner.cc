@@ -1,13 +1,17 @@
 // The pipeline runner: see pipeline_runner.h.
 #include "dist/pipeline_runner.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <span>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "base/error.h"
+#include "base/thread_pool.h"
 #include "base/timer.h"
 #include "model/param_store.h"
 #include "train/arena_layout.h"
@@ -45,6 +49,13 @@ PipelineRunner::~PipelineRunner() {
     }
 }
 
+void PipelineRunner::overlap_fb(MoeDispatcher* backward_dispatcher) {
+  DSV3_CHECK(schedule_ != PipelineSchedule::OneFOneB,
+             "pipeline: --overlap-fb needs DualPipe or DualPipeV (1F1B has no F&B pairs)");
+  overlap_ = true;
+  b_dispatcher_ = backward_dispatcher;
+}
+
 void PipelineRunner::attach(Model& model, ComputeContext ctx, const TrainConfig& cfg) {
   DSV3_CHECK(!model.config().tie_word_embeddings,
              "pipeline: a model with tied embeddings (the head is the embedding) is not supported",
@@ -56,6 +67,11 @@ void PipelineRunner::attach(Model& model, ComputeContext ctx, const TrainConfig&
   batch_ = cfg.batch;
   seq_len_ = cfg.seq_len;
   recompute_ = cfg.recompute;
+  if (overlap_) {  // the rank's threads split between the pair's chunks, at least one each
+    const int n = ctx.pool.size();
+    f_pool_ = std::make_unique<ThreadPool>(std::max(1, n - n / 2));
+    b_pool_ = std::make_unique<ThreadPool>(std::max(1, n / 2));
+  }
 }
 
 ParamSlice PipelineRunner::slice(const ModelConfig& c, const TrainConfig& cfg) {
@@ -155,7 +171,7 @@ std::vector<PipelineRunner::Action> PipelineRunner::expand(
         out.push_back({PipeOp::W});
         break;
       case PipeOp::FB:
-        out.push_back({PipeOp::F, op.phase, mb(op.phase, next_f)});
+        out.push_back({PipeOp::F, op.phase, mb(op.phase, next_f), false, true});
         out.push_back({PipeOp::B, 1 - op.phase, mb(1 - op.phase, next_b)});
         break;
     }
@@ -213,11 +229,48 @@ void PipelineRunner::reap_sends(bool all) {
     sends_.pop_front();
 }
 
-void PipelineRunner::execute(const Action& a) {
+void PipelineRunner::compute(const Action& a, ThreadPool* pool) {
   if (a.kind == PipeOp::W) {
     wgrad_.run_oldest(*ctx_);
     return;
   }
+  const int me = comm_.rank(), s = layout_->stage(me, a.phase);
+  const StageLayers sl = layout_->stage_layers(s);
+  const size_t idx = static_cast<size_t>(a.phase * layout_->micro_batches + a.micro_batch);
+  MicroBatch& mb = state(a);
+  mb.acts.pool = pool;
+  if (a.kind == PipeOp::F) {
+    fb_->forward(mb, sl, weights_, true);
+    mb.acts.pool = nullptr;
+    return;
+  }
+  const bool last = sl.end == layout_->layers;
+  if (last && !(std::isfinite(mb.terms[0]) && std::isfinite(mb.terms[1]))) {
+    // Diverged: no backward (the losses' gradients are not there); NaN gradients upstream make
+    // the trainer skip the step as one process does.
+    const int64_t n = mb.main.rows() * model_->config().hidden_size;
+    mb.acts.dinput.assign(static_cast<size_t>(n), NAN);
+    mb.acts.mtp.demb.assign(static_cast<size_t>(n), NAN);
+  } else {
+    // A full B after a deferred one would add its weight gradients before the older W's.
+    DSV3_CHECK(a.zero_bubble || wgrad_.groups() == 0,
+               "pipeline: a full backward while weight gradients are queued (schedule bug)");
+    if (a.zero_bubble) {
+      wgrad_.open();
+      mb.acts.wgrad = &wgrad_;
+    }
+    // Every B (paired or not) exchanges through the backward dispatcher, so the ranks sharing
+    // experts, which run the same program, meet on the same communicator op for op.
+    mb.acts.dispatcher = overlap_ ? b_dispatcher_ : nullptr;
+    fb_->backward(mb, sl, last ? nullptr : dout_[idx].data());
+    mb.acts.wgrad = nullptr;
+    mb.acts.dispatcher = nullptr;
+  }
+  mb.acts.pool = nullptr;
+}
+
+void PipelineRunner::finish(const Action& a) {
+  if (a.kind == PipeOp::W) return;
   const int me = comm_.rank(), s = layout_->stage(me, a.phase), S = layout_->stages();
   const int dir = layout_->direction(me, a.phase);
   const StageLayers sl = layout_->stage_layers(s);
@@ -225,7 +278,6 @@ void PipelineRunner::execute(const Action& a) {
   MicroBatch& mb = state(a);
   const int64_t L = layout_->layers, n = mb.main.rows() * model_->config().hidden_size;
   if (a.kind == PipeOp::F) {
-    fb_->forward(mb, sl, weights_, true);
     const size_t T = mb.terms.size();
     for (size_t j = 0; j < T; ++j)
       ledger_[static_cast<size_t>(offset_ + a.micro_batch) * T + j] += mb.terms[j];
@@ -241,31 +293,46 @@ void PipelineRunner::execute(const Action& a) {
            tag(a.micro_batch, s + 1, 0));
     return;
   }
-  const bool last = sl.end == L;
-  if (last && !(std::isfinite(mb.terms[0]) && std::isfinite(mb.terms[1]))) {
-    // Diverged: no backward (the losses' gradients are not there); NaN gradients upstream make
-    // the trainer skip the step as one process does.
-    mb.acts.dinput.assign(static_cast<size_t>(n), NAN);
-    mb.acts.mtp.demb.assign(static_cast<size_t>(n), NAN);
-  } else {
-    // A full B after a deferred one would add its weight gradients before the older W's.
-    DSV3_CHECK(a.zero_bubble || wgrad_.groups() == 0,
-               "pipeline: a full backward while weight gradients are queued (schedule bug)");
-    if (a.zero_bubble) {
-      wgrad_.open();
-      mb.acts.wgrad = &wgrad_;
-    }
-    fb_->backward(mb, sl, last ? nullptr : dout_[idx].data());
-    mb.acts.wgrad = nullptr;
-  }
   if (s > 0)
     send(mb.acts.dinput.data(), n, layout_->rank_of(s - 1, dir), tag(a.micro_batch, s, 1));
   else
     emb_main_[static_cast<size_t>(a.micro_batch)] = std::move(mb.acts.dinput);
-  if (last && mb.with_mtp)
+  if (sl.end == L && mb.with_mtp)
     emb_mtp_[static_cast<size_t>(a.micro_batch)] = std::move(mb.acts.mtp.demb);
   states_[idx].reset();
   std::vector<float>().swap(dout_[idx]);
+}
+
+double PipelineRunner::run_pair(size_t i) {
+  const Action &f = actions_[i], &b = actions_[i + 1];
+  Timer pair;
+  double secs[2] = {0, 0};
+  std::exception_ptr b_error;
+  std::thread helper([&] {
+    try {
+      Timer t;
+      compute(b, b_pool_.get());
+      secs[1] = t.seconds();
+    } catch (...) {
+      b_error = std::current_exception();
+    }
+  });
+  try {
+    Timer t;
+    compute(f, f_pool_.get());
+    secs[0] = t.seconds();
+  } catch (...) {
+    // The B may wait in an all-to-all that this rank's failure leaves unanswered: leave it; the
+    // caller's error handling ends the job (MPI_Abort).
+    helper.detach();
+    throw;
+  }
+  helper.join();
+  if (b_error) std::rethrow_exception(b_error);
+  for (int k = 0; k < 2; ++k) op_s_[k] += secs[k], ++ops_[k];
+  finish(f);
+  finish(b);
+  return pair.seconds();
 }
 
 void PipelineRunner::embedding_grads() {
@@ -348,27 +415,44 @@ void PipelineRunner::run(const std::vector<std::vector<int32_t>>& windows, doubl
   const bool trace = steps_ == 0;
   Timer span;
   double busy = 0;
+  auto name = [](const Action& a) {
+    char op[32];
+    if (a.kind == PipeOp::W)
+      std::snprintf(op, sizeof op, "W");
+    else
+      std::snprintf(op, sizeof op, "%c%d%s.%d", a.kind == PipeOp::F ? 'F' : 'B', a.phase,
+                    a.zero_bubble ? "z" : "", a.micro_batch);
+    return std::string(op);
+  };
   for (size_t i = 0; i < actions_.size(); ++i) {
+    const Action& a = actions_[i];
+    const bool pair = overlap_ && a.paired;
     post(i);
     post(i + 1);  // the next op's input may arrive while this one computes
+    if (pair) post(i + 2);
     Communicator::wait(recvs_[i].req);
-    const Action& a = actions_[i];
-    Timer t;
-    execute(a);
-    const double secs = t.seconds();
-    busy += secs;
-    const int k = a.kind == PipeOp::F ? 0 : a.kind == PipeOp::W ? 3 : a.zero_bubble ? 2 : 1;
-    op_s_[k] += secs;
-    ++ops_[k];
+    if (pair) Communicator::wait(recvs_[i + 1].req);
+    std::string op = name(a);
+    if (pair) {
+      const double secs = run_pair(i);
+      busy += secs;
+      op_s_[4] += secs;
+      ++ops_[4];
+      op.push_back('&');
+      op.append(name(actions_[++i]));
+    } else {
+      Timer t;
+      compute(a, nullptr);
+      finish(a);
+      const double secs = t.seconds();
+      busy += secs;
+      const int k = a.kind == PipeOp::F ? 0 : a.kind == PipeOp::W ? 3 : a.zero_bubble ? 2 : 1;
+      op_s_[k] += secs;
+      ++ops_[k];
+    }
     if (trace) {
-      char op[32];
-      if (a.kind == PipeOp::W)
-        std::snprintf(op, sizeof op, "W");
-      else
-        std::snprintf(op, sizeof op, "%c%d%s.%d", a.kind == PipeOp::F ? 'F' : 'B', a.phase,
-                      a.zero_bubble ? "z" : "", a.micro_batch);
-      if (!executed_.empty()) executed_ += ' ';
-      executed_ += op;
+      if (!executed_.empty()) executed_.push_back(' ');
+      executed_.append(op);
     }
     reap_sends(false);
   }
@@ -460,9 +544,10 @@ Json PipelineRunner::report() const {
   const double steps = steps_ > 0 ? static_cast<double>(steps_) : 1.0;
   j["busy_s"] = busy_s_ / steps;
   j["idle_s"] = (span_s_ - busy_s_) / steps;
+  j["overlap_fb"] = overlap_;
   Json ops = Json::object();
-  const char* names[4] = {"F", "B", "Bz", "W"};
-  for (int k = 0; k < 4; ++k)
+  const char* names[5] = {"F", "B", "Bz", "W", "FB"};
+  for (int k = 0; k < 5; ++k)
     ops[names[k]] = ops_[k] > 0 ? op_s_[k] / static_cast<double>(ops_[k]) : 0.0;
   j["op_s"] = ops;
   j["bytes_sent"] = static_cast<double>(bytes_) / steps;
@@ -495,22 +580,26 @@ std::string PipelineRunner::summary(const Json& report) {
   const PipelineSchedule s = parse_schedule(r0.at("schedule").as_string("schedule"));
   ChunkCosts c;
   c.f = c.b = c.w = 0;
+  double pair = 0;
   for (const Json& r : ranks) {
     const Json& ops = r.at("op_s");
     c.f += ops.at("F").as_double("F") / static_cast<double>(ranks.size());
     c.b += ops.at("B").as_double("B") / static_cast<double>(ranks.size());
     c.w += ops.at("W").as_double("W") / static_cast<double>(ranks.size());
+    pair += ops.at("FB").as_double("FB") / static_cast<double>(ranks.size());
   }
-  c.fb = c.f + c.b;
+  // An F&B pair costs what it took when overlapped, else its F and its B one after the other.
+  c.fb = pair > 0 ? pair : c.f + c.b;
   const auto P = static_cast<int>(r0.at("ranks").as_int("ranks"));
   char line[256];
   std::snprintf(line, sizeof line,
                 "pipeline: %s, %lld pipeline(s) of %d ranks, %lld stages, %lld micro-batches a "
-                "pipeline, %lld steps; mean chunk F %.4fs B %.4fs W %.4fs\n",
+                "pipeline, %lld steps; mean chunk F %.4fs B %.4fs W %.4fs F&B %.4fs%s\n",
                 schedule_name(s), static_cast<long long>(ranks.size()) / P, P,
                 static_cast<long long>(r0.at("stages").as_int("stages")),
                 static_cast<long long>(r0.at("micro_batches").as_int("micro_batches")),
-                static_cast<long long>(r0.at("steps").as_int("steps")), c.f, c.b, c.w);
+                static_cast<long long>(r0.at("steps").as_int("steps")), c.f, c.b, c.w, c.fb,
+                pair > 0 ? " (overlapped)" : "");
   std::string out = line;
   for (const Json& r : ranks) {
     std::snprintf(line, sizeof line,

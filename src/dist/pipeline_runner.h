@@ -43,6 +43,10 @@ class PipelineRunner : public StepRunner {
   PipelineRunner(const Communicator& world, const Communicator& pipe, DataParallelGroup& holders,
                  PipelineSchedule schedule);
   ~PipelineRunner() override;
+  // --overlap-fb: each F&B pair's F and B run at once, the F on this thread and the B on a second
+  // one, the rank's threads split between two pools (attach), every B's MoE all-to-all through
+  // `backward_dispatcher` (its own communicator; null without expert parallelism). Before attach.
+  void overlap_fb(MoeDispatcher* backward_dispatcher);
   void attach(Model& model, ComputeContext ctx, const TrainConfig& cfg) override;
   void run(const std::vector<std::vector<int32_t>>& windows, double sums[5],
            std::vector<std::vector<int64_t>>& load) override;
@@ -58,13 +62,14 @@ class PipelineRunner : public StepRunner {
   // array, one object per rank of the job: rank, replica (its pipeline), schedule, ranks (of a
   // pipeline), stages, micro_batches (of a pipeline) and micro_batches_per_step, steps, program
   // (SPEC §4 notation), executed (the first step's ops with their pipeline-local micro-batches,
-  // "F0.3 B1z.12 W ..."), busy_s and idle_s (per step: the program's wall time minus the ops'
-  // compute, i.e. waits for inputs), op_s (mean seconds of an F, B, zero-bubble B, W),
+  // "F0.3 B1z.12 W ...", an overlapped pair "F0.3&B1.2"), busy_s and idle_s (per step: the
+  // program's wall time minus the ops' compute, i.e. waits for inputs), overlap_fb, op_s (mean
+  // seconds of an F, B, zero-bubble B, W, and under --overlap-fb of an F&B pair: "FB"),
   // bytes_sent per step (activations, their gradients, the embedding rows and DualPipe's swap).
   Json report() const;
   // report()'s figures as a table for the terminal: per rank busy and idle seconds per step and
   // bytes sent, beside TR Table 2's bubble for the schedule with the measured mean chunk costs
-  // (F, full B, W; F&B = F + B: the pair runs one after the other here, no overlap).
+  // (F, full B, W; F&B: the pairs' measured time under --overlap-fb, else F + B).
   static std::string summary(const Json& report);
 
  private:
@@ -72,6 +77,7 @@ class PipelineRunner : public StepRunner {
     PipeOp::Kind kind;  // F, B or W (an F&B is an F then a B)
     int phase = 0, micro_batch = 0;
     bool zero_bubble = false;
+    bool paired = false;  // an F&B's F: with --overlap-fb it runs at once with the next action
   };
   struct Pending {  // a posted receive
     MPI_Request req = MPI_REQUEST_NULL;
@@ -80,7 +86,13 @@ class PipelineRunner : public StepRunner {
   std::vector<Action> expand(const std::vector<PipeOp>& program) const;
   MicroBatch& state(const Action& a);
   void post(size_t i);
-  void execute(const Action& a);
+  // An action in two parts: compute (thread-safe against the other of an F&B pair: the pair's
+  // chunks touch different stages, micro-batches, pools and dispatchers) and finish (sends and
+  // bookkeeping, on the main thread, in program order).
+  void compute(const Action& a, ThreadPool* pool);
+  void finish(const Action& a);
+  // Runs actions_[i] and actions_[i + 1] (an F&B pair) at once; returns the pair's seconds.
+  double run_pair(size_t i);
   void send(const float* x, int64_t n, int dest, int tag);
   void reap_sends(bool all);
   void embedding_grads();
@@ -115,10 +127,14 @@ class PipelineRunner : public StepRunner {
   std::vector<float> partner_;  // DualPipe: the partner's copy of a stage's gradients
   std::vector<std::vector<int64_t>>* load_ = nullptr;
   WeightGradQueue wgrad_;
-  // Measured.
+  // --overlap-fb.
+  bool overlap_ = false;
+  MoeDispatcher* b_dispatcher_ = nullptr;
+  std::unique_ptr<ThreadPool> f_pool_, b_pool_;
+  // Measured: op_s_ / ops_ per kind F, B, zero-bubble B, W, F&B pair (overlapped).
   int64_t steps_ = 0, bytes_ = 0;
-  double busy_s_ = 0, span_s_ = 0, op_s_[4] = {0, 0, 0, 0};
-  int64_t ops_[4] = {0, 0, 0, 0};
+  double busy_s_ = 0, span_s_ = 0, op_s_[5] = {0, 0, 0, 0, 0};
+  int64_t ops_[5] = {0, 0, 0, 0, 0};
   std::string executed_;
 };
 

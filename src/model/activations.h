@@ -30,6 +30,12 @@ struct ForwardActs {
   // norm's and the head's are (the MTP module's, run before, are too), then with l after layer
   // l's; the embedding's are final when the backward returns.
   std::function<void(int64_t layer)> grads_ready;
+  // Pipelines overlapping a forward and a backward chunk (SPEC §4's F&B pair) on two threads: this
+  // call's thread pool and MoE dispatcher instead of the model's, so that the two calls share
+  // neither (a pool takes one caller at a time; the dispatchers' all-to-alls go through different
+  // communicators). Null: the model's.
+  ThreadPool* pool = nullptr;
+  MoeDispatcher* dispatcher = nullptr;
 
   std::vector<float> cos, sin;  // [N, rope_dim / 2] at each row's position
   // keep_layers: resid[l] [N, d] is layer l's input, resid[L] the stack's output; else resid[0]

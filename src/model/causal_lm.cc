@@ -49,6 +49,15 @@ void CausalLm::check_batch(const Batch& b, const CacheLayout& want) const {
   }
 }
 
+ComputeContext CausalLm::context(const ForwardActs& a, bool backward) const {
+  return {ctx_.kernels,         a.pool ? *a.pool : ctx_.pool,    ctx_.precision,
+          ctx_.fp8_native_gemm, backward ? a.wgrad : ctx_.wgrad, ctx_.fp8};
+}
+
+MoeDispatcher& CausalLm::dispatcher(const ForwardActs& a) const {
+  return a.dispatcher ? *a.dispatcher : *dispatcher_;
+}
+
 void CausalLm::forward(const Batch& b, ForwardActs& a, float* logits, float* hidden) {
   check_batch(b, cache_layout());
   forward_layers(b, a, 0, c_.num_hidden_layers, logits, hidden);
@@ -58,7 +67,8 @@ void CausalLm::forward(const Batch& b, ForwardActs& a, float* logits, float* hid
 
 void CausalLm::forward_layers(const Batch& b, ForwardActs& a, int64_t begin, int64_t end,
                               float* logits, float* hidden) {
-  const Kernels& k = ctx_.kernels;
+  const ComputeContext ctx = context(a, false);
+  const Kernels& k = ctx.kernels;
   const int64_t N = b.rows(), d = c_.hidden_size, half = rope_.dim / 2, L = c_.num_hidden_layers;
   DSV3_CHECK(0 <= begin && begin < end && end <= L,
              "model: layers [" + std::to_string(begin) + ", " + std::to_string(end) +
@@ -89,7 +99,7 @@ void CausalLm::forward_layers(const Batch& b, ForwardActs& a, int64_t begin, int
   for (int64_t l = begin; l < end; ++l) {
     const int64_t in = a.keep_layers ? l : 0, out = a.keep_layers ? l + 1 : 0;
     LayerActs& la = a.layers[a.keep_layers ? l : 0];
-    layers_[l].forward(ctx_, path_, *dispatcher_, a.resid[in].data(), a.resid[out].data(), b,
+    layers_[l].forward(ctx, path_, dispatcher(a), a.resid[in].data(), a.resid[out].data(), b,
                        a.cos.data(), a.sin.data(), la);
     if (a.keep_layers && a.recompute) DecoderLayer::release_recomputable(la);
     if (a.keep_layers) DecoderLayer::release_cached(la, a.recompute);
@@ -109,7 +119,7 @@ void CausalLm::forward_layers(const Batch& b, ForwardActs& a, int64_t begin, int
     a.head_in.resize(n * d);
     for (int64_t i = 0; i < n; ++i)
       std::copy_n(a.normed.data() + rows[i] * d, d, a.head_in.data() + i * d);
-    head_.forward(ctx_, a.head_in.data(), n, logits);
+    head_.forward(ctx, a.head_in.data(), n, logits);
   }
 }
 
@@ -117,7 +127,7 @@ void CausalLm::forward_mtp(const Batch& b, const float* hidden, ForwardActs& a, 
   DSV3_CHECK(mtp_.has_value(), "model: " + c_.model_type + " has no MTP module",
              "num_nextn_predict_layers is 0 in config.json");
   check_batch(b, mtp_cache_layout());
-  mtp_->forward(ctx_, path_, *dispatcher_, hidden, b, a.mtp, logits);
+  mtp_->forward(context(a, false), path_, dispatcher(a), hidden, b, a.mtp, logits);
   for (const BatchSeq& s : b.seqs())
     if (s.cache) s.cache->commit(s.count);
 }
@@ -139,8 +149,7 @@ void CausalLm::backward(const Batch& b, ForwardActs& a, const float* dlogits,
 void CausalLm::backward_layers(const Batch& b, ForwardActs& a, int64_t begin, int64_t end,
                                const float* dlogits, const float* dhidden, const float* dout) {
   check_backward(b);
-  ComputeContext ctx = ctx_;
-  ctx.wgrad = a.wgrad;
+  const ComputeContext ctx = context(a, true);
   const Kernels& k = ctx.kernels;
   const int64_t N = b.rows(), d = c_.hidden_size, L = c_.num_hidden_layers;
   DSV3_CHECK(0 <= begin && begin < end && end <= L && (end < L || !dout) && (end == L || dout),
@@ -176,7 +185,7 @@ void CausalLm::backward_layers(const Batch& b, ForwardActs& a, int64_t begin, in
   for (int64_t l = end - 1; l >= begin; --l) {
     if (a.recompute)
       layers_[l].recompute(ctx, a.resid[l].data(), b, a.cos.data(), a.sin.data(), a.layers[l]);
-    layers_[l].backward(ctx, *dispatcher_, a.resid[l].data(), b, a.cos.data(), a.neg_sin.data(),
+    layers_[l].backward(ctx, dispatcher(a), a.resid[l].data(), b, a.cos.data(), a.neg_sin.data(),
                         a.layers[l], dcur, a.grads, dprev);
     if (a.recompute) DecoderLayer::release_recomputable(a.layers[l]);
     if (a.grads_ready) a.grads_ready(l);
@@ -197,9 +206,7 @@ void CausalLm::backward_mtp(const Batch& b, const float* hidden, ForwardActs& a,
   DSV3_CHECK(mtp_.has_value(), "model: " + c_.model_type + " has no MTP module",
              "num_nextn_predict_layers is 0 in config.json");
   check_backward(b);
-  ComputeContext ctx = ctx_;
-  ctx.wgrad = a.wgrad;
-  mtp_->backward(ctx, *dispatcher_, hidden, b, a.mtp, dlogits, a.grads, dhidden,
+  mtp_->backward(context(a, true), dispatcher(a), hidden, b, a.mtp, dlogits, a.grads, dhidden,
                  !a.defer_embedding_grad);
 }
 

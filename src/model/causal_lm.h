@@ -39,6 +39,10 @@ class CausalLm : public Model {
   void check_batch(const Batch& b, const CacheLayout& want) const;
   // Throws unless a backward pass can run on b (training enabled, Naive path, no caches).
   void check_backward(const Batch& b) const;
+  // The context and dispatcher of a call on `a`: the model's, with a's pool and dispatcher where
+  // it names them (ForwardActs::pool) and, for a backward, a's weight-gradient queue.
+  ComputeContext context(const ForwardActs& a, bool backward) const;
+  MoeDispatcher& dispatcher(const ForwardActs& a) const;
 
   ParamStore params_;
   const ModelConfig& c_;

@@ -67,15 +67,16 @@ void ForwardBackward::forward(MicroBatch& mb, StageLayers s, const LossWeights& 
   model_.forward_layers(mb.main, mb.acts, s.begin, s.end, last ? mb.logits.data() : nullptr,
                         last && mb.with_mtp ? mb.hidden.data() : nullptr);
   if (last) {
+    ThreadPool& pool = mb.acts.pool ? *mb.acts.pool : ctx_.pool;  // the pass's pool (F&B pairs)
     // A non-finite loss (diverged weights) ends the pass: the trainer skips the step, and the
     // balance loss would refuse non-finite scores.
-    mb.terms[0] = cross_entropy_loss(ctx_.kernels, ctx_.pool, mb.logits.data(), mb.targets.data(),
-                                     N, V, mb.weight);
+    mb.terms[0] = cross_entropy_loss(ctx_.kernels, pool, mb.logits.data(), mb.targets.data(), N, V,
+                                     mb.weight);
     if (!std::isfinite(mb.terms[0])) return;
     if (mb.with_mtp) {
       mb.mtp_logits.resize(N * V);
       model_.forward_mtp(mb.mtp, mb.hidden.data(), mb.acts, mb.mtp_logits.data());
-      mb.terms[1] = cross_entropy_loss(ctx_.kernels, ctx_.pool, mb.mtp_logits.data(),
+      mb.terms[1] = cross_entropy_loss(ctx_.kernels, pool, mb.mtp_logits.data(),
                                        mb.mtp_targets.data(), N, V, mb.weight * w.mtp_lambda);
       if (!std::isfinite(mb.terms[1])) return;
     }

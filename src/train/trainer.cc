@@ -208,6 +208,7 @@ Json TrainConfig::to_json() const {
   j["ema_decay"] = ema_decay;
   j["recompute"] = recompute;
   j["overlap_reduce"] = overlap_reduce;
+  j["overlap_fb"] = overlap_fb;
   return j;
 }
 

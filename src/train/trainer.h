@@ -69,6 +69,10 @@ struct TrainConfig {
   // collectives); false: one blocking reduction after it. Off by default: on shared-memory
   // OpenMPI the nonblocking path measured 0.36x (docs/DISTRIBUTED.md).
   bool overlap_reduce = false;
+  // Pipelines (DualPipe, DualPipeV): run each F&B pair's forward and backward chunks at once on
+  // two threads, the rank's threads split between them, so that one chunk computes while the
+  // other waits on its all-to-all (SPEC §4); false: the F, then the B. The same bits either way.
+  bool overlap_fb = false;
   // Side work.
   int64_t val_every = 50, val_windows = 32, ckpt_every = 200;
   int keep_last = 2, max_bad_steps = 5;

@@ -37,6 +37,14 @@ ep2_1f1b2, ep2_dualpipe2, ep2_dualpipev2
     more layers than the last.
 fp8_recompute
     DualPipe over 4 ranks with --precision fp8 --recompute, bit for bit as above.
+overlap_dualpipe4, overlap_dualpipev2
+    --overlap-fb on (each F&B pair's F and B at once on two threads): bit for bit with one
+    process as above, every rank's executed ops its program with each F&B as one overlapped pair
+    ("F0.3&B1.2"), the report's pair time set.
+overlap_ep2_dualpipe2
+    --overlap-fb on with --dp 2 --ep 2 --pp 2 (the pair's F and B each run all-to-alls, the B's
+    through a communicator of their own, under MPI_THREAD_MULTIPLE): 2 steps bit for bit with
+    the same run without --overlap-fb (metrics and checkpoints).
 resume
     a DualPipeV run over 2 ranks checkpointed at step 1, resumed over 3 ranks and by one process,
     ends bit for bit where the straight one-process run ends: one HF folder whatever the layout.
@@ -44,7 +52,7 @@ resume
     equal too.
 refuse
     --pp without mpirun, dualpipe over an odd rank count, more stages than layers, a rank count
-    that is not --dp x --pp: each fails with a message.
+    that is not --dp x --pp, --overlap-fb with 1F1B: each fails with a message.
 """
 import array
 import json
@@ -116,7 +124,7 @@ def check_programs(r, out, n, schedule, c):
     if len(ranks) != n:
         sys.exit("pipeline.json: %d ranks, expected %d" % (len(ranks), n))
     for rank in ranks:
-        ex = rank["executed"].split()
+        ex = rank["executed"].replace("&", " ").split()
         ops = [o.split(".")[0] for o in ex]
         want = expand(rank["program"])
         # The program's B and the executed B name the same phase; F&B's B is "B<phase>".
@@ -235,6 +243,42 @@ def case_ep(r, schedule, n):
           "process resumes step 3 bit for bit" % (d, schedule, n, err2, err3))
 
 
+def check_pairs(r, out, overlapped):
+    with open(os.path.join(r.work, out, "pipeline.json")) as f:
+        ranks = json.load(f)
+    for rank in ranks:
+        pairs = [o for o in rank["executed"].split() if "&" in o]
+        want = [o for o in rank["program"].split() if "&" in o]
+        if rank["overlap_fb"] != overlapped or len(pairs) != (len(want) if overlapped else 0) or (
+                overlapped and rank["op_s"]["FB"] <= 0):
+            sys.exit("rank %d: overlap_fb %r, %d overlapped pairs of the program's %d, pair time "
+                     "%r" % (rank["rank"], rank["overlap_fb"], len(pairs), len(want),
+                             rank["op_s"]["FB"]))
+    return sum(len([o for o in rank["executed"].split() if "&" in o]) for rank in ranks)
+
+
+def case_overlap(r, schedule, n):
+    on = ("--overlap-fb", "on")
+    r.mpi(n, "pp", 2, 1, "--pp", str(n), "--pipeline", schedule, *on)
+    r.one("one", 2, 2 if schedule == "dualpipe" else 1)
+    same_runs(r, "pp", "one", (1, 2))
+    check_programs(r, "pp", n, schedule, C)
+    pairs = check_pairs(r, "pp", True)
+    print("overlap: %s over %d ranks with --overlap-fb on (%d F&B pairs a step overlapped) == "
+          "one process bit for bit" % (schedule, n, pairs))
+
+
+def case_overlap_ep(r):
+    layout = ("--ep", "2", "--pp", "2", "--pipeline", "dualpipe")
+    r.mpi(4, "on", 2, 2, *layout, "--overlap-fb", "on")
+    r.mpi(4, "off", 2, 2, *layout)
+    same_runs(r, "on", "off", (1, 2))
+    pairs = check_pairs(r, "on", True)
+    check_pairs(r, "off", False)
+    print("overlap_ep2: --dp 2 --ep 2 --pp 2 dualpipe with --overlap-fb on (%d F&B pairs a step, "
+          "each F and B running all-to-alls at once) == off, bit for bit" % pairs)
+
+
 def case_fp8_recompute(r):
     # The B/W split copies each Linear's input for its W: the FP8 recipe's quantization and the
     # recomputed activations must see the same values there as in one process.
@@ -266,11 +310,13 @@ def case_refuse(r):
             (("bad2", 1, 1, "--pp", "2"), 0, "needs MPI ranks"),
             (("bad3", 1, 1, "--pp", "3", "--pipeline", "dualpipe"), 3, "even number of ranks"),
             (("bad4", 1, 1, "--pp", "5", "--pipeline", "dualpipev"), 5,
-             "at least one layer per stage")):
+             "at least one layer per stage"),
+            (("bad5", 1, 1, "--pp", "2", "--pipeline", "1f1b", "--overlap-fb", "on"), 2,
+             "needs a pipeline with F&B pairs")):
         dp_check.expect_refusal(r.mpi(n, *args, ok=False) if n else run(r.args(*args), ok=False),
                                 want)
-    print("refuse: --pp without mpirun, odd dualpipe, too few layers, a wrong rank count are "
-          "errors")
+    print("refuse: --pp without mpirun, odd dualpipe, too few layers, a wrong rank count, "
+          "--overlap-fb without F&B pairs are errors")
 
 
 def main():
@@ -285,7 +331,11 @@ def main():
             return case_schedule(r, schedule, int(name[len(schedule):]), d, cost)
         if name.startswith("ep2_" + schedule) and name[len(schedule) + 4:].isdigit():
             return case_ep(r, schedule, int(name[len(schedule) + 4:]))
-    cases = {"resume": case_resume, "refuse": case_refuse, "fp8_recompute": case_fp8_recompute}
+    if name.startswith("overlap_dualpipe"):
+        schedule = "dualpipev" if name.startswith("overlap_dualpipev") else "dualpipe"
+        return case_overlap(r, schedule, int(name[len("overlap_") + len(schedule):]))
+    cases = {"resume": case_resume, "refuse": case_refuse, "fp8_recompute": case_fp8_recompute,
+             "overlap_ep2_dualpipe2": case_overlap_ep}
     if case not in cases:
         sys.exit("unknown case " + case)
     cases[case](r)
