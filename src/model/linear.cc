@@ -159,6 +159,13 @@ bool Linear::caches_input(ComputeContext ctx) const {
   return ctx.precision == Precision::FP8 && fp8(ctx) && ctx.fp8.wgrad && !e5m6_cache(ctx);
 }
 
+bool Linear::round_to_e5m6_cache(ComputeContext ctx, float* x, int64_t T) const {
+  if (ctx.precision != Precision::FP8 || !fp8(ctx) || !ctx.fp8.wgrad || !e5m6_cache(ctx))
+    return false;
+  fake_quantize(x, T, in(), 1, 128, MiniFloat::E5M6, true);
+  return true;
+}
+
 void Linear::forward(ComputeContext ctx, const float* x, int64_t T, float* y,
                      Fp8InputCache cache) const {
   const WeightRef& w = w_->value;

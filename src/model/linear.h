@@ -93,6 +93,12 @@ class Linear {
   // Whether forward keeps its input in an Fp8InputCache under ctx: the FP8 recipe with 1x128
   // tiles, this Linear's Wgrad in E4M3 (not the E5M6 o_proj cache).
   bool caches_input(ComputeContext ctx) const;
+  // The attention output projection's E5M6 input cache (TR §3.3.3), which attention's backward
+  // reads as well as this Wgrad: when this Linear keeps its input so under ctx (the FP8 recipe with
+  // tiles, its Wgrad in FP8), x [T, in] is replaced by the cache's values (1x128 tiles,
+  // power-of-two scales; rounding them again changes nothing), so every reader of the kept input
+  // sees what the recipe stores. Returns whether it did.
+  bool round_to_e5m6_cache(ComputeContext ctx, float* x, int64_t T) const;
   // dx [T, in] = dy [T, out] · W (overwrites dx).
   void backward_input(ComputeContext ctx, const float* dy, int64_t T, float* dx) const;
   // W.grad += dyᵀ · x, b.grad += Σ_t dy (x: the forward's input [T, in]).

@@ -71,8 +71,10 @@ void Mla::forward(ComputeContext ctx, AttentionPath path, const float* x, const 
   } else {
     attend_absorbed(ctx, b, a);
   }
-  // Step 6.
+  // Step 6. Under the FP8 recipe o is then kept as its E5M6 cache holds it: attention's backward
+  // (D = dout·o) and o_proj's Wgrad read those values (TR §3.3.3).
   o_.forward(ctx, a.o.data(), N, out);
+  o_.round_to_e5m6_cache(ctx, a.o.data(), N);
 }
 
 void Mla::attend_naive(ComputeContext ctx, const Batch& b, MlaActs& a, bool keep) const {

@@ -24,7 +24,7 @@ struct MlaActs {
   std::vector<float> c_kv, k_pe, kv_up, k;
   std::vector<float> q_abs;  // Absorbed: [N, H, d_c + d_r] [W_UK[h]ᵀ q_nope[h]; q_pe[h]]
   std::vector<float> o_lat;  // Absorbed: [H, N, d_c] Σ_s P c_kv[s]
-  std::vector<float> o;      // [N, H, d_v] attention output, o_proj's input
+  std::vector<float> o;      // [N, H, d_v] attention output, o_proj's input (FP8: as E5M6 keeps it)
   std::vector<float> lse;    // [N, H] log-sum-exp of each row's scaled scores (backward)
   std::vector<float> cache_scratch;
   // Under the FP8 recipe (training), the Linears' inputs as their Fprops quantized them (1x128

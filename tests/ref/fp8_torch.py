@@ -7,6 +7,9 @@ Every Linear but the LM heads, MTP's eh_proj (BF16 operands, FP32 sums) and the 
   Wgrad  dW = Q(dy; 128x1).T @ Q(C; 128x1), C the cached input: Q(x; 1x128) in E4M3, or for the
          attention output projection (o_proj) x in E5M6 with power-of-two scales; every scale of
          o_proj's input (Fprop, cache, regrouping) is a power of two.
+Attention's backward reads its output as that E5M6 cache holds it (TR §3.3.3: the o_proj input
+is also used in the backward pass of the attention operator): D = rowsum(dO * C) in
+dS = P (dP - D), with tiles (scaling "tile"; per tensor it reads the exact output).
 Q(t; br x bc): per tile s = max(amax, 1e-4) / fmt_max (a float32 number, as the recipe keeps its
 scales; pow2: 2^ceil(log2 s)), value = round_fmt(t / s) * s with the quotient in float32 (the
 recipe's arithmetic), nearest with ties to the even code, saturating. With scaling "tensor" every tile is the whole tensor. Products and sums float64 here
@@ -98,6 +101,34 @@ class _Fp8Linear(torch.autograd.Function):
         return dx, dyr.T @ xr, None, None
 
 
+class _AttendE5m6(torch.autograd.Function):
+    """Causal softmax attention, q [T,H,dk], k [T,H,dk], v [T,H,dv] -> [T, H*dv], whose backward
+    reads the output from o_proj's E5M6 cache (1x128 tiles of [T, H*dv], power-of-two scales)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, scale):
+        T = q.shape[0]
+        s = torch.einsum("thd,shd->hts", q, k) * scale
+        mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+        p = s.masked_fill(mask, float("-inf")).softmax(-1)
+        o = torch.einsum("hts,shd->thd", p, v).reshape(T, -1)
+        cache = fake_quant(o, 1, 128, E5M6, pow2=True).view(T, q.shape[1], -1)
+        ctx.save_for_backward(q, k, v, p, cache)
+        ctx.scale = scale
+        return o
+
+    @staticmethod
+    def backward(ctx, do):
+        q, k, v, p, cache = ctx.saved_tensors
+        do = do.reshape(cache.shape)
+        dv = torch.einsum("hts,thd->shd", p, do)
+        dp = torch.einsum("thd,shd->hts", do, v)
+        d = (do * cache).sum(-1).transpose(0, 1)  # [H, T]
+        ds = p * (dp - d[..., None]) * ctx.scale
+        return (torch.einsum("hts,shd->thd", ds, k), torch.einsum("hts,thd->shd", ds, q), dv,
+                None)
+
+
 class _Bf16Mm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w):
@@ -129,5 +160,10 @@ def fp8_reference(base, scaling):
 
         def head_mm(self, x, w):
             return _Bf16Mm.apply(x, w)
+
+        def attend(self, q, k, v):
+            if tensor:
+                return super().attend(q, k, v)
+            return _AttendE5m6.apply(q, k, v, self.softmax_scale())
 
     return Fp8Ref

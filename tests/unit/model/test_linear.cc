@@ -404,6 +404,37 @@ TEST(Linear, Fp8CachedInputGivesTheSameWeightGradient) {
   EXPECT_THROW(Linear(f.w).backward_weight(fp8, dy.data(), none, 0, c.T), Error);
 }
 
+// The o_proj input kept as its E5M6 cache holds it (what attention's backward reads too): the
+// values of the 1x128 power-of-two E5M6 tiles, and the Wgrad from them is the Wgrad from x bit
+// for bit (rounding the cache's values again changes nothing); nothing is rounded where the
+// Linear keeps no E5M6 cache.
+TEST(Linear, Fp8E5m6CacheRoundsTheInputOnce) {
+  ThreadPool pool(2);
+  const Case c{130, 200, 300, DType::F32};
+  const ComputeContext fp8{best_kernels(), pool, Precision::FP8};
+  const GemmOutputs want = run_gemms(fp8, LinearKind::AttnOut);
+  Fixture f(c);
+  const Linear lin(f.w, nullptr, LinearKind::AttnOut);
+  const std::vector<float> x = random_rows(c.T * c.in, 1), dy = random_rows(c.T * c.out, 2);
+  std::vector<float> kept = x, e5m6 = x;
+  fake_quantize(e5m6.data(), c.T, c.in, 1, 128, MiniFloat::E5M6, true);
+  ASSERT_TRUE(lin.round_to_e5m6_cache(fp8, kept.data(), c.T));
+  EXPECT_EQ(kept, e5m6);
+  EXPECT_NE(kept, x);
+  lin.backward_weight(fp8, dy.data(), kept.data(), c.T);
+  EXPECT_EQ(f.wgrad, want.dw);
+  std::vector<float> same = x;
+  ComputeContext e4m3 = fp8, no_wgrad = fp8;
+  e4m3.fp8 = with_fp8_o_proj_cache(Fp8Recipe{}, "e4m3");
+  no_wgrad.fp8 = with_fp8_gemms(Fp8Recipe{}, "fprop,dgrad");
+  for (const ComputeContext& ctx :
+       {e4m3, no_wgrad, ComputeContext{best_kernels(), pool, Precision::FP8Tensor},
+        ComputeContext{best_kernels(), pool, Precision::BF16}})
+    EXPECT_FALSE(lin.round_to_e5m6_cache(ctx, same.data(), c.T));
+  EXPECT_FALSE(Linear(f.w).round_to_e5m6_cache(fp8, same.data(), c.T));
+  EXPECT_EQ(same, x);
+}
+
 TEST(Linear, Fp8GemmsListIsChecked) {
   EXPECT_EQ(fp8_gemms_name(with_fp8_gemms(Fp8Recipe{}, "wgrad,fprop")), "fprop,wgrad");
   EXPECT_EQ(fp8_gemms_name(Fp8Recipe{}), "fprop,dgrad,wgrad");
