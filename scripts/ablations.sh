@@ -9,6 +9,10 @@
 #   scripts/ablations.sh fp8 [--steps N]       TR §3.3 / Fig. 10: BF16 vs the FP8 recipe (1x128 tiles,
 #                                              128x128 blocks) vs FP8 with per-tensor scales, all
 #                                              without MTP -> runs/ablation/fp8.png (docs/FP8.md)
+#   scripts/ablations.sh fp8stable [--steps N] TR §3.3's claim at a stable learning rate (docs/FP8.md,
+#                                              2,000 steps): BF16, the FP8 recipe and FP8 per tensor at
+#                                              lr 5e-4 on fp8parts' cheaper batch, the three side by side
+#                                              (one process each) -> runs/ablation/fp8stable.png
 #   scripts/ablations.sh fp8parts [--steps N]  where the FP8 gap comes from (docs/FP8.md), on a
 #                                              cheaper setup (8 windows x 64 tokens per step,
 #                                              validation over 64 windows): BF16, the recipe, FP8
@@ -118,6 +122,18 @@ if [[ $what == fp8parts ]]; then
   done
   "$dsv3" plot "${parts[@]/#/$out/}" -o "$out/fp8parts.png" \
     --title "FP8 ablations: small preset, 8 x 64 tokens per step, $steps steps"
+fi
+if [[ $what == fp8stable ]]; then
+  stable=(p-bf16-lr5e-4 p-fp8-lr5e-4 p-tensor-lr5e-4)
+  pids=()
+  for n in "${stable[@]}"; do
+    # shellcheck disable=SC2086
+    run "$n" ${runs[$n]} >"$out/$n.log" 2>&1 &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || { echo "ablations: a run failed (see $out/*.log)" >&2; exit 1; }; done
+  "$dsv3" plot "${stable[@]/#/$out/}" -o "$out/fp8stable.png" \
+    --title "BF16 vs FP8 tile vs FP8 tensor, lr 5e-4: small preset, 8 x 64 tokens per step, $steps steps"
 fi
 if [[ $what == fp8 || $what == all ]]; then
   for n in nomtp fp8tile fp8tensor; do  # nomtp is the BF16 baseline
