@@ -155,13 +155,16 @@ void Linear::forward(ComputeContext ctx, const float* x, int64_t T, float* y) co
   forward(ctx, x, T, y, Fp8InputCache{});
 }
 
+bool Linear::keeps_fp8_input(ComputeContext ctx) const {
+  return ctx.precision == Precision::FP8 && fp8(ctx) && ctx.fp8.wgrad;
+}
+
 bool Linear::caches_input(ComputeContext ctx) const {
-  return ctx.precision == Precision::FP8 && fp8(ctx) && ctx.fp8.wgrad && !e5m6_cache(ctx);
+  return keeps_fp8_input(ctx) && !e5m6_cache(ctx);
 }
 
 bool Linear::round_to_e5m6_cache(ComputeContext ctx, float* x, int64_t T) const {
-  if (ctx.precision != Precision::FP8 || !fp8(ctx) || !ctx.fp8.wgrad || !e5m6_cache(ctx))
-    return false;
+  if (!keeps_fp8_input(ctx) || !e5m6_cache(ctx)) return false;
   fake_quantize(x, T, in(), 1, 128, MiniFloat::E5M6, true);
   return true;
 }

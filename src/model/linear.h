@@ -114,6 +114,9 @@ class Linear {
   // The training GEMM for ctx when it is not FP8, after checking the weight is the FP32 master.
   GemmFn gemm(ComputeContext ctx) const;
   bool fp8(ComputeContext ctx) const;  // this Linear's GEMMs run in FP8 under ctx
+  // Its Wgrad reads a low-precision copy of its input under ctx (the recipe with tiles): E4M3
+  // tiles (caches_input) or, for the o_proj, E5M6 values (round_to_e5m6_cache).
+  bool keeps_fp8_input(ComputeContext ctx) const;
   // Its input is cached in E5M6 with power-of-two scales (the o_proj input, unless
   // ctx.fp8.e5m6_o_proj is off).
   bool e5m6_cache(ComputeContext ctx) const;
