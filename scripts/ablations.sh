@@ -13,6 +13,9 @@
 #                                              2,000 steps): BF16, the FP8 recipe and FP8 per tensor at
 #                                              lr 5e-4 on fp8parts' cheaper batch, the three side by side
 #                                              (one process each) -> runs/ablation/fp8stable.png
+#   scripts/ablations.sh fp8seeds [--steps N] fp8stable's BF16 and FP8-recipe runs for the seeds in
+#                                              $SEEDS (default "1 2"), a seed's two runs side by
+#                                              side -> runs/ablation/fp8seeds.png (with seed 0's)
 #   scripts/ablations.sh fp8parts [--steps N]  where the FP8 gap comes from (docs/FP8.md), on a
 #                                              cheaper setup (8 windows x 64 tokens per step,
 #                                              validation over 64 windows): BF16, the recipe, FP8
@@ -32,8 +35,8 @@
 # resumes from its last checkpoint. Needs build/dsv3 (or $DSV3) and data/small
 # (scripts/quickstart.sh makes both); $THREADS threads per run (default: the cores); with
 # $TIME_LIMIT (e.g. 2h) each run stops there with a checkpoint, to be resumed by the same command.
-# $SEED (default 0) seeds the initial weights and the data order; a run with SEED=N > 0 goes to
-# runs/ablation/<name>-sN, so a second seed sits beside the first.
+# $SEED (default 0) seeds the initial weights and the data order; with SEED=N > 0 the runs go to
+# runs/ablation/<name>-sN and the plots to <mode>-sN.png, so a second seed sits beside the first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -50,6 +53,8 @@ done
 out=runs/ablation
 mkdir -p "$out"
 dsv3=${DSV3:-build/dsv3}
+sfx=  # a second seed's runs and plots sit beside the first's
+if [[ ${SEED:-0} != 0 ]]; then sfx=-s$SEED; fi
 threads=()  # and the time limit
 if [[ -n ${THREADS:-} ]]; then threads=(-t "$THREADS"); fi
 if [[ -n ${TIME_LIMIT:-} ]]; then threads+=(--time-limit "$TIME_LIMIT"); fi
@@ -64,10 +69,11 @@ run() {
   shift
   local flags=("${common[@]}")
   if [[ $name == p-* ]]; then flags+=(--seq-len 64 --batch 8 --val-windows 64); fi
-  local dir=$out/$name
-  if [[ ${SEED:-0} != 0 ]]; then dir+=-s$SEED; fi
-  "$dsv3" train "${flags[@]}" -o "$dir" --resume "$@"
+  "$dsv3" train "${flags[@]}" -o "$out/$name$sfx" --resume "$@"
 }
+
+# The run folders of the names given, with this seed's suffix; one per line.
+dirs() { for n in "$@"; do echo "$out/$n$sfx"; done; }
 
 # V3's recipe: the bias rule (gamma 1e-3) with the tiny complementary sequence-wise loss (1e-4).
 auxfree=(--gamma 1e-3 --balance-alpha 1e-4 --aux-alpha 0)
@@ -105,7 +111,7 @@ if [[ $what == balance || $what == all ]]; then
     # shellcheck disable=SC2086
     run "$n" ${runs[$n]}
   done
-  "$dsv3" plot "$out"/{auxfree,seqaux,v2aux,nobalance} -o "$out/balance.png" \
+  "$dsv3" plot $(dirs auxfree seqaux v2aux nobalance) -o "$out/balance$sfx.png" \
     --title "load balancing: small preset, $steps steps"
 fi
 if [[ $what == mtp || $what == all ]]; then
@@ -113,14 +119,14 @@ if [[ $what == mtp || $what == all ]]; then
     # shellcheck disable=SC2086
     run "$n" ${runs[$n]}
   done
-  "$dsv3" plot "$out"/{auxfree,nomtp} -o "$out/mtp.png" --title "MTP: small preset, $steps steps"
+  "$dsv3" plot $(dirs auxfree nomtp) -o "$out/mtp$sfx.png" --title "MTP: small preset, $steps steps"
 fi
 if [[ $what == fp8parts ]]; then
   for n in "${parts[@]}"; do
     # shellcheck disable=SC2086
     run "$n" ${runs[$n]}
   done
-  "$dsv3" plot "${parts[@]/#/$out/}" -o "$out/fp8parts.png" \
+  "$dsv3" plot $(dirs "${parts[@]}") -o "$out/fp8parts$sfx.png" \
     --title "FP8 ablations: small preset, 8 x 64 tokens per step, $steps steps"
 fi
 if [[ $what == fp8stable ]]; then
@@ -128,18 +134,34 @@ if [[ $what == fp8stable ]]; then
   pids=()
   for n in "${stable[@]}"; do
     # shellcheck disable=SC2086
-    run "$n" ${runs[$n]} >"$out/$n.log" 2>&1 &
+    run "$n" ${runs[$n]} >"$out/$n$sfx.log" 2>&1 &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || { echo "ablations: a run failed (see $out/*.log)" >&2; exit 1; }; done
-  "$dsv3" plot "${stable[@]/#/$out/}" -o "$out/fp8stable.png" \
+  "$dsv3" plot $(dirs "${stable[@]}") -o "$out/fp8stable$sfx.png" \
     --title "BF16 vs FP8 tile vs FP8 tensor, lr 5e-4: small preset, 8 x 64 tokens per step, $steps steps"
+fi
+if [[ $what == fp8seeds ]]; then
+  pair=(p-bf16-lr5e-4 p-fp8-lr5e-4)
+  all=()
+  for s in ${SEEDS:-1 2}; do
+    pids=()
+    for n in "${pair[@]}"; do
+      SEED=$s scripts/ablations.sh one "$n" --steps "$steps" >"$out/$n-s$s.log" 2>&1 &
+      pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || { echo "ablations: a run failed (see $out/*.log)" >&2; exit 1; }; done
+    all+=("$out/${pair[0]}-s$s" "$out/${pair[1]}-s$s")
+  done
+  for n in "${pair[@]}"; do [[ -d $out/$n ]] && all+=("$out/$n"); done
+  "$dsv3" plot "${all[@]}" -o "$out/fp8seeds.png" \
+    --title "BF16 vs FP8 tile, lr 5e-4, seeds ${SEEDS:-1 2} (and 0): small preset, $steps steps"
 fi
 if [[ $what == fp8 || $what == all ]]; then
   for n in nomtp fp8tile fp8tensor; do  # nomtp is the BF16 baseline
     # shellcheck disable=SC2086
     run "$n" ${runs[$n]}
   done
-  "$dsv3" plot "$out"/{nomtp,fp8tile,fp8tensor} -o "$out/fp8.png" \
+  "$dsv3" plot $(dirs nomtp fp8tile fp8tensor) -o "$out/fp8$sfx.png" \
     --title "BF16 (nomtp) vs FP8 tile vs FP8 tensor: small preset, $steps steps"
 fi
