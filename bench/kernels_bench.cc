@@ -7,7 +7,8 @@
 // then the weight gradient dW += dYᵀ·X (the training GEMM); then the training backward kernels:
 // causal attention's backward (GFLOP/s over the unmasked score pairs) and the cross-entropy over a
 // vocabulary.
-//   bench_kernels [THREADS] [SECONDS_PER_CASE] [all|matmul|attention|mla|dw|backward]
+// Then the integer block formats' matmuls (quant).
+//   bench_kernels [THREADS] [SECONDS_PER_CASE] [all|matmul|quant|attention|mla|dw|backward]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -19,6 +20,8 @@
 #include "base/thread_pool.h"
 #include "base/timer.h"
 #include "kernels/best_kernels.h"
+#include "kernels/machine_peaks.h"
+#include "tensor/block_format.h"
 #include "tensor/convert.h"
 
 namespace dsv3 {
@@ -211,6 +214,54 @@ void bench_cross_entropy(ThreadPool& pool, double budget) {
   }
 }
 
+// The integer block formats (Q8_0, Q4_0, Q4_1) at Qwen2.5-1.5B's MLP shapes (gate/up 8960 x 1536,
+// down 1536 x 8960): decode (T = 1, weight stream in GB/s against the read bandwidth) and prefill
+// (T = 512, GOP/s counting a multiply-add as 2, against the VNNI probe's peak), the best table
+// against the reference's result (max |diff| / max |y|).
+void bench_quant(ThreadPool& pool, double budget) {
+  const MachinePeaks peaks = measure_machine_peaks(pool, 256ull << 20);
+  std::printf("\nquantized matmul, %s: read %.1f GB/s, int8 peak %.0f GOP/s\n", best_kernels().name,
+              peaks.read_gbs_n, peaks.int8_vnni);
+  std::printf("%-5s %-11s %3s | %9s %7s | %9s %7s | %9s\n", "fmt", "rows x cols", "T", "GOP/s",
+              "% peak", "GB/s", "% read", "max rel");
+  const int64_t shapes[][2] = {{8960, 1536}, {1536, 8960}};
+  for (BlockFormat f : {BlockFormat::Q8_0, BlockFormat::Q4_0, BlockFormat::Q4_1}) {
+    const BlockFormatTraits& q = block_format_traits(f);
+    for (const auto& s : shapes) {
+      const int64_t rows = s[0], cols = s[1], nb = cols / q.block_cols;
+      Rng r(5);
+      std::vector<float> row(cols);
+      std::vector<unsigned char> data(rows * q.quant_row_bytes(cols));
+      std::vector<uint16_t> scale(rows * nb), minv(q.has_min ? rows * nb : 0);
+      for (int64_t i = 0; i < rows; ++i) {
+        for (auto& v : row) v = static_cast<float>(r.normal() * 0.02);
+        q.quantize_row(row.data(), cols, data.data() + i * q.quant_row_bytes(cols),
+                       scale.data() + i * nb, q.has_min ? minv.data() + i * nb : nullptr);
+      }
+      WeightRef w{q.quant_dtype, data.data(), rows, cols, nullptr};
+      w.quant = &q, w.block_scale = scale.data(), w.block_min = q.has_min ? minv.data() : nullptr;
+      const double bytes = double(data.size() + 2 * (scale.size() + minv.size()));
+      for (int64_t T : {1, 512}) {
+        std::vector<float> x(T * cols), y_ref(T * rows), y(T * rows);
+        for (auto& v : x) v = static_cast<float>(r.normal());
+        ref_kernels().matmul(y_ref.data(), x.data(), w, T, pool);
+        const double t =
+            best_time([&] { best_kernels().matmul(y.data(), x.data(), w, T, pool); }, budget);
+        double diff = 0, mag = 0;
+        for (int64_t i = 0; i < T * rows; ++i) {
+          diff = std::max(diff, std::fabs(double(y[i]) - y_ref[i]));
+          mag = std::max(mag, std::fabs(double(y_ref[i])));
+        }
+        const double gops = 2.0 * T * rows * cols / t * 1e-9, gbs = bytes / t * 1e-9;
+        std::printf("%-5s %4lldx%-6lld %3lld | %9.1f %6.1f%% | %9.1f %6.1f%% | %9.2g\n", q.name,
+                    static_cast<long long>(rows), static_cast<long long>(cols),
+                    static_cast<long long>(T), gops, 100 * gops / peaks.int8_vnni, gbs,
+                    100 * gbs / peaks.read_gbs_n, diff / mag);
+      }
+    }
+  }
+}
+
 int run(int threads, double budget, const std::string& only) {
   ThreadPool pool(threads);
   std::printf("threads %d, tables: ref vs %s\n", threads, best_kernels().name);
@@ -224,6 +275,10 @@ int run(int threads, double budget, const std::string& only) {
   }
   if (only == "dw") {
     bench_dw(pool, budget);
+    return 0;
+  }
+  if (only == "quant") {
+    bench_quant(pool, budget);
     return 0;
   }
   if (only == "backward") {
@@ -267,6 +322,7 @@ int run(int threads, double budget, const std::string& only) {
     }
   }
   if (only == "matmul") return 0;
+  bench_quant(pool, budget);
   bench_attention(pool, budget);
   bench_mla_decode(pool, budget);
   bench_dw(pool, budget);
@@ -284,10 +340,10 @@ int main(int argc, char** argv) {
   const std::string only = argc > 3 ? argv[3] : "all";
   if (threads < 1 || !(budget > 0) ||
       (only != "all" && only != "matmul" && only != "attention" && only != "mla" && only != "dw" &&
-       only != "backward")) {
+       only != "backward" && only != "quant")) {
     std::fprintf(stderr,
                  "usage: bench_kernels [THREADS >= 1] [SECONDS_PER_CASE > 0] "
-                 "[all|matmul|attention|mla|dw|backward]\n");
+                 "[all|matmul|quant|attention|mla|dw|backward]\n");
     return 2;
   }
   return dsv3::run(threads, budget, only);
