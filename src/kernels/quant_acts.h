@@ -13,10 +13,6 @@
 #include <vector>
 
 namespace dsv3 {
-class ThreadPool;
-}
-
-namespace dsv3 {
 
 struct QuantActs {
   int64_t rows = 0, K = 0, Kp = 0;
@@ -31,24 +27,10 @@ struct QuantActs {
   // Row `row` from K floats at x.
   void quantize_row(int64_t row, const float* x);
 
-  // Q4_0 in 4-block groups (the AVX-512 VNNI kernel, cpu/qmatmul.cc), after group4_rows(): per
-  // 128 values (4 blocks) the values 0-15 of each block, then their values 16-31, as a Q4_0 row's
-  // low and high nibbles lie; and per group 16 lanes, lane 4j..4j+3 for block j: the block's scale
-  // (d4), -8 times the block's quant sum in lane 4j and 0 in the other three (neg8_4). Blocks past
-  // K are zeros. Kg: Kp rounded up to 128.
-  int64_t Kg = 0;
-  std::vector<int8_t> q4;              // [rows, Kg]
-  std::vector<float> d4;               // [rows, Kg / 8]
-  std::vector<int32_t> neg8_4;         // [rows, Kg / 8]
-  void group4_rows(ThreadPool& pool);  // the rows spread over pool
-
   const int8_t* q_row(int64_t r) const { return q.data() + r * Kp; }
   const float* d_row(int64_t r) const { return d.data() + r * (Kp / 4); }
   const int32_t* neg8_row(int64_t r) const { return neg8.data() + r * (Kp / 4); }
   const float* dsum_row(int64_t r) const { return dsum.data() + r * (Kp / 4); }
-  const int8_t* q4_row(int64_t r) const { return q4.data() + r * Kg; }
-  const float* d4_row(int64_t r) const { return d4.data() + r * (Kg / 8); }
-  const int32_t* neg8_4_row(int64_t r) const { return neg8_4.data() + r * (Kg / 8); }
 };
 
 }  // namespace dsv3

@@ -53,7 +53,8 @@ void gemm_bf16_emulated(const GemmArgs& g, ThreadPool& pool);
 // Integer block-format weights (Q8_0, Q4_0, Q4_1; WeightRef::quant) through matmul_heads:
 // activations quantized to int8 per 32-block, integer dot products (ref::qmatmul_heads states the
 // arithmetic). qmatmul_heads runs the first this CPU has: AMX-INT8 tiles for Q8_0 and Q4_0
-// (qmatmul_amx.cc; Q4_1 there goes to VNNI), else AVX-512 VNNI (qmatmul.cc), else AVX2
+// (qmatmul_amx.cc; Q4_1 there goes to VNNI), else AVX-512 VNNI (qmatmul.cc: Q8_0 and Q4_0 through
+// qmatmul_panel.cc and qmatmul_gemv16.cc, the AMX tiles' arithmetic), else AVX2
 // (qmatmul_avx2.cc; needs only AVX2, FMA and F16C), else the ref version. The others are here for
 // tests and benchmarks.
 void qmatmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
@@ -61,6 +62,11 @@ bool avx512_vnni_supported();
 bool avx2_supported();
 void qmatmul_heads_vnni(const HeadMatmulArgs& a, ThreadPool& pool);
 void qmatmul_heads_amx(const HeadMatmulArgs& a, ThreadPool& pool);  // where amx_int8_supported()
+// Q8_0 and Q4_0 with the AMX tiles' arithmetic on AVX-512 VNNI alone, for activations quantized
+// into qa: prefill (T >= 4) from staged panels of 16 rows (qmatmul_panel.cc), decode by the 16-row
+// GEMV (qmatmul_gemv16.cc, also AMX's decode).
+void qmatmul_panel_vnni(const HeadMatmulArgs& a, const QuantActs& qa, ThreadPool& pool);
+void qmatmul_gemv16(const HeadMatmulArgs& a, const QuantActs& qa, ThreadPool& pool);
 // QuantActs::quantize_row with AVX-512, bit for bit the same (quant_acts_avx512.cc).
 void quantize_acts_row(QuantActs& qa, int64_t row, const float* x);
 void qmatmul_heads_avx2(const HeadMatmulArgs& a, ThreadPool& pool);

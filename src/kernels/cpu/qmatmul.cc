@@ -1,16 +1,12 @@
-// AVX-512 VNNI matmul for the integer block formats (Q8_0, Q4_0, Q4_1 weights; ref/qmatmul.cc
-// states the arithmetic): for Q8_0 and Q4_1 each 512-bit step covers two 32-value blocks of a
-// weight row against the int8 activations (quant_acts.h); Q4_0 four blocks (tile_q4_0, below: its
-// 64 bytes of nibbles against the activations regrouped to match, 1.4-1.5x the prefill of the
-// two-block step on an AMD EPYC). vpdpbusd multiplies unsigned by signed bytes and sums each
-// group of 4 into an int32 lane, so lanes 0-7 hold block 2s and lanes 8-15 block 2s + 1; each lane
-// is converted to float, scaled by dw * dx of its block and added to a 16-lane FP32 accumulator
-// per output, reduced in a fixed order at the end (hsum). The weights are the unsigned operand:
-// Q8_0's signed bytes offset by 128 (w ^ 0x80), whose extra 128 * Σ qx per lane starts the integer
-// sum negated (16 times the precomputed -8 * Σ qx); Q4_0 / Q4_1 the nibbles (0..15), Q4_0's offset
-// of 8 entering the same way as -8 * Σ qx, Q4_1's minimum as mw * dx * Σ qx, one more FMA. The
-// scales are read 16 blocks at a time per row (one F16 load and conversion) and spread to a
-// step's lanes by one permute. Without VNNI the cpu table runs qmatmul_avx2.cc instead.
+// AVX-512 VNNI matmul for Q4_1 weights (ref/qmatmul.cc states the arithmetic; Q8_0 and Q4_0 run
+// qmatmul_panel.cc and qmatmul_gemv16.cc, the AMX tiles' arithmetic): each 512-bit step covers two
+// 32-value blocks of a weight row against the int8 activations (quant_acts.h). vpdpbusd multiplies
+// unsigned by signed bytes and sums each group of 4 into an int32 lane, so lanes 0-7 hold block 2s
+// and lanes 8-15 block 2s + 1; each lane is converted to float, scaled by dw * dx of its block and
+// added to a 16-lane FP32 accumulator per output, the minimum entering as mw * dx * Σ qx (one more
+// FMA), reduced in a fixed order at the end (hsum). The weights are the unsigned operand (the
+// nibbles 0..15). The scales are read 16 blocks at a time per row (one F16 load and conversion)
+// and spread to a step's lanes by one permute. Without VNNI the cpu table runs qmatmul_avx2.cc.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
@@ -44,79 +40,23 @@ inline __m512 load_f16x16(const uint16_t* p, int64_t n) {
   return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail_mask(n), p));
 }
 
-// 64 (two blocks) or 32 (`two` false) weight values of row `row` from value k on, as bytes in
-// value order, unsigned: Q8_0 plus 128, Q4 the nibbles 0..15. (A Q8_0 tail's empty lanes hold
-// 0x80 too; the activations there are 0.)
-template <BlockFormat F>
+// 64 (two blocks) or 32 (`two` false) weight nibbles of row `row` from value k on, as bytes
+// (0..15) in value order.
 inline __m512i load_w(const uint8_t* row, int64_t k, bool two) {
-  if constexpr (F == BlockFormat::Q8_0) {
-    const __m512i v =
-        two ? _mm512_loadu_si512(row + k) : _mm512_maskz_loadu_epi8(0xFFFFFFFFull, row + k);
-    return _mm512_xor_si512(v, _mm512_set1_epi8(static_cast<char>(0x80)));
-  } else {
-    const __m256i v = two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + k / 2))
-                          : _mm256_zextsi128_si256(
-                                _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k / 2)));
-    const __m256i nib = _mm256_set1_epi8(0x0F);
-    const __m256i lo = _mm256_and_si256(v, nib);                        // [b0 0-15, b1 0-15]
-    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);  // [b0 16-31, b1 16-31]
-    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-    return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));  // b0 0-15, 16-31, b1 ...
-  }
+  const __m256i v =
+      two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + k / 2))
+          : _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k / 2)));
+  const __m256i nib = _mm256_set1_epi8(0x0F);
+  const __m256i lo = _mm256_and_si256(v, nib);                        // [b0 0-15, b1 0-15]
+  const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);  // [b0 16-31, b1 16-31]
+  const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+  return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));  // b0 0-15, 16-31, b1 ...
 }
 
-// Q4_0, four blocks (128 values, 64 bytes of a row) a step against the activations in 4-block
-// groups (QuantActs::group4_rows): the low nibbles against the groups' values 0-15, the high ones
-// against 16-31, two vpdpbusd and no byte shuffles; lane 4j..4j+3 holds block j's partial sums
-// (its -8 Σ qx in lane 4j), scaled by dw * dx of block j.
+// Two blocks (64 values) a step: lanes 0-7 block 2s, 8-15 block 2s + 1.
 template <int NT, int NR>
-void tile_q4_0(__m512 (&acc)[NT][NR], const QuantActs& qa, int64_t arow, const QRows& w,
+void tile_q4_1(__m512 (&acc)[NT][NR], const QuantActs& qa, int64_t arow, const QRows& w,
                int64_t r) {
-  const uint8_t* wq = w.q + r * w.rb;
-  const __m512i nib = _mm512_set1_epi8(0x0F);
-  const __m512i quarter = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-  for (int64_t b0 = 0; b0 < w.blocks; b0 += 16) {  // chunks of 16 blocks: 16 scales a load
-    const int64_t nb = std::min<int64_t>(16, w.blocks - b0);
-    __m512 dw16[NR];
-#pragma GCC unroll 8
-    for (int i = 0; i < NR; ++i) {
-      dw16[i] = load_f16x16(w.d + (r + i) * w.blocks + b0, nb);
-      _mm_prefetch(reinterpret_cast<const char*>(w.d + (r + i + NR) * w.blocks + b0), _MM_HINT_T0);
-    }
-    for (int64_t s = 0; s < nb; s += 4) {
-      const int64_t b = b0 + s, n4 = std::min<int64_t>(4, nb - s);
-      const __mmask64 m = n4 == 4 ? ~__mmask64(0) : (__mmask64(1) << (16 * n4)) - 1;
-      const __m512i lanes = _mm512_add_epi32(quarter, _mm512_set1_epi32(static_cast<int>(s)));
-      __m512i lo[NR], hi[NR];
-      __m512 dw[NR];
-#pragma GCC unroll 8
-      for (int i = 0; i < NR; ++i) {
-        const __m512i q = _mm512_maskz_loadu_epi8(m, wq + i * w.rb + b * 16);
-        _mm_prefetch(reinterpret_cast<const char*>(wq + (i + NR) * w.rb + b * 16), _MM_HINT_T0);
-        lo[i] = _mm512_and_si512(q, nib);
-        hi[i] = _mm512_and_si512(_mm512_srli_epi16(q, 4), nib);
-        dw[i] = _mm512_permutexvar_ps(lanes, dw16[i]);
-      }
-#pragma GCC unroll 8
-      for (int t = 0; t < NT; ++t) {
-        const int8_t* xg = qa.q4_row(arow + t) + b * 32;
-        const __m512i xlo = _mm512_loadu_si512(xg), xhi = _mm512_loadu_si512(xg + 64);
-        const __m512i base = _mm512_loadu_si512(qa.neg8_4_row(arow + t) + b * 4);
-        const __m512 dx = _mm512_loadu_ps(qa.d4_row(arow + t) + b * 4);
-#pragma GCC unroll 8
-        for (int i = 0; i < NR; ++i) {
-          const __m512i p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(base, lo[i], xlo), hi[i], xhi);
-          acc[t][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw[i], dx), acc[t][i]);
-        }
-      }
-    }
-  }
-}
-
-// Q8_0 and Q4_1, two blocks (64 values) a step: lanes 0-7 block 2s, 8-15 block 2s + 1.
-template <BlockFormat F, int NT, int NR>
-void tile_two_blocks(__m512 (&acc)[NT][NR], const QuantActs& qa, int64_t arow, const QRows& w,
-                     int64_t r) {
   const uint8_t* wq = w.q + r * w.rb;
   for (int64_t b0 = 0; b0 < w.blocks; b0 += 16) {  // chunks of 16 blocks: 16 scales a load
     const int64_t nb = std::min<int64_t>(16, w.blocks - b0);
@@ -125,11 +65,8 @@ void tile_two_blocks(__m512 (&acc)[NT][NR], const QuantActs& qa, int64_t arow, c
     for (int i = 0; i < NR; ++i) {
       dw16[i] = load_f16x16(w.d + (r + i) * w.blocks + b0, nb);
       _mm_prefetch(reinterpret_cast<const char*>(w.d + (r + i + NR) * w.blocks + b0), _MM_HINT_T0);
-      if constexpr (F == BlockFormat::Q4_1) {
-        mw16[i] = load_f16x16(w.m + (r + i) * w.blocks + b0, nb);
-        _mm_prefetch(reinterpret_cast<const char*>(w.m + (r + i + NR) * w.blocks + b0),
-                     _MM_HINT_T0);
-      }
+      mw16[i] = load_f16x16(w.m + (r + i) * w.blocks + b0, nb);
+      _mm_prefetch(reinterpret_cast<const char*>(w.m + (r + i + NR) * w.blocks + b0), _MM_HINT_T0);
     }
     for (int64_t s = 0; s < nb; s += 2) {
       const int64_t k = (b0 + s) * 32;
@@ -138,30 +75,23 @@ void tile_two_blocks(__m512 (&acc)[NT][NR], const QuantActs& qa, int64_t arow, c
       __m512 dw[NR], mw[NR];
 #pragma GCC unroll 8
       for (int i = 0; i < NR; ++i) {
-        wv[i] = load_w<F>(wq + i * w.rb, k, two);
+        wv[i] = load_w(wq + i * w.rb, k, two);
         // The same bytes of the next tile's row (rows are short: a fixed distance ahead in a row
         // lands in the rows this tile reads already).
-        _mm_prefetch(reinterpret_cast<const char*>(wq + (i + NR) * w.rb +
-                                                   (F == BlockFormat::Q8_0 ? k : k / 2)),
-                     _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wq + (i + NR) * w.rb + k / 2), _MM_HINT_T0);
         dw[i] = step_lanes(dw16[i], s);
-        if constexpr (F == BlockFormat::Q4_1) mw[i] = step_lanes(mw16[i], s);
+        mw[i] = step_lanes(mw16[i], s);
       }
 #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const __m512i xq = _mm512_loadu_si512(qa.q_row(arow + t) + k);
         const __m512 dx = _mm512_loadu_ps(qa.d_row(arow + t) + k / 4);
-        __m512i base = _mm512_setzero_si512();
-        __m512 dsum = _mm512_setzero_ps();
-        if constexpr (F == BlockFormat::Q8_0)  // -128 * Σ qx
-          base = _mm512_slli_epi32(_mm512_loadu_si512(qa.neg8_row(arow + t) + k / 4), 4);
-        else
-          dsum = _mm512_loadu_ps(qa.dsum_row(arow + t) + k / 4);
+        const __m512 dsum = _mm512_loadu_ps(qa.dsum_row(arow + t) + k / 4);
 #pragma GCC unroll 8
         for (int i = 0; i < NR; ++i) {
-          const __m512i p = _mm512_dpbusd_epi32(base, wv[i], xq);
+          const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[i], xq);
           acc[t][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw[i], dx), acc[t][i]);
-          if constexpr (F == BlockFormat::Q4_1) acc[t][i] = _mm512_fmadd_ps(mw[i], dsum, acc[t][i]);
+          acc[t][i] = _mm512_fmadd_ps(mw[i], dsum, acc[t][i]);
         }
       }
     }
@@ -170,7 +100,7 @@ void tile_two_blocks(__m512 (&acc)[NT][NR], const QuantActs& qa, int64_t arow, c
 
 struct Avx512Vnni {
   static constexpr ref::QuantizeRowFn kQuantizeRow = quantize_acts_row;
-  static constexpr bool kQ4Groups = true;  // Q4_0 reads QuantActs::group4_rows' layout
+  static constexpr bool kBlockSums = true;  // Q8_0 / Q4_0: qmatmul_panel.cc, qmatmul_gemv16.cc
   template <BlockFormat F, int NT, int NR>
   static void tile(float* y, int64_t ldy, const QuantActs& qa, int64_t arow, const QRows& w,
                    int64_t r, int64_t) {
@@ -179,10 +109,8 @@ struct Avx512Vnni {
     for (int t = 0; t < NT; ++t)
 #pragma GCC unroll 8
       for (int i = 0; i < NR; ++i) acc[t][i] = _mm512_setzero_ps();
-    if constexpr (F == BlockFormat::Q4_0)
-      tile_q4_0<NT, NR>(acc, qa, arow, w, r);
-    else
-      tile_two_blocks<F, NT, NR>(acc, qa, arow, w, r);
+    static_assert(F == BlockFormat::Q4_1);
+    tile_q4_1<NT, NR>(acc, qa, arow, w, r);
 #pragma GCC unroll 8
     for (int t = 0; t < NT; ++t)
 #pragma GCC unroll 8

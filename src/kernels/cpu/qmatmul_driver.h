@@ -1,12 +1,13 @@
-// The ISA-independent part of the integer block-format matmuls (qmatmul.cc: AVX-512 VNNI,
-// qmatmul_avx2.cc: AVX2): activations quantized once per call (quant_acts.h, into a per-thread
-// buffer that only grows: no allocation per token once the shapes have been seen), then tasks of
-// 16 weight rows of one head, each walking the rows of x 4 at a time against 4 weight rows (every
-// weight vector loaded feeds 4 rows of x) and the rest one at a time against 8 weight rows (decode
-// streams 8 rows at once). An ISA supplies Isa::tile<F, NT, NR>, which gives y[t][i] for NT rows
-// of x and NR weight rows, and Isa::kQuantizeRow, its activation quantizer (null: the scalar one);
-// tile must compute each y[t][i] by the same instructions in the same order whatever NT and NR are,
-// so an output depends on its own row of x only: a prefill row equals its decode bit for bit
+// The ISA-independent part of the integer block-format matmuls (qmatmul.cc: AVX-512 VNNI, whose
+// Q8_0 and Q4_0 go to qmatmul_panel.cc / qmatmul_gemv16.cc instead; qmatmul_avx2.cc: AVX2):
+// activations quantized once per call (quant_acts.h, into a per-thread buffer that only grows: no
+// allocation per token once the shapes have been seen), then tasks of 16 weight rows of one head,
+// each walking the rows of x 4 at a time against 4 weight rows (every weight vector loaded feeds 4
+// rows of x) and the rest one at a time against 8 weight rows (decode streams 8 rows at once). An
+// ISA supplies Isa::tile<F, NT, NR>, which gives y[t][i] for NT rows of x and NR weight rows, and
+// Isa::kQuantizeRow, its activation quantizer (null: the scalar one); tile must compute each
+// y[t][i] by the same instructions in the same order whatever NT and NR are, so an output depends
+// on its own row of x only: a prefill row equals its decode bit for bit
 // (tests/unit/kernels/test_qmatmul.cc checks it). Include after the file's target pragma, and after
 // kernels/cpu/cpu.h and kernels/ref/ref.h (included before the pragma, so that only this code takes
 // the file's target); everything here is file-local (an anonymous namespace), so each ISA's file
@@ -79,18 +80,16 @@ void qmatmul_heads_isa(const HeadMatmulArgs& a, ThreadPool& pool) {
   ref::check_head_args(a);
   static thread_local QuantActs qa;
   ref::quantize_head_acts(a, qa, pool, Isa::kQuantizeRow);
-  if constexpr (requires { Isa::kQ4Groups; })
-    if (a.w->quant->format == BlockFormat::Q4_0) qa.group4_rows(pool);
-  switch (a.w->quant->format) {
-    case BlockFormat::Q8_0:
-      return qmatmul_format<Isa, BlockFormat::Q8_0>(a, qa, pool);
-    case BlockFormat::Q4_0:
-      return qmatmul_format<Isa, BlockFormat::Q4_0>(a, qa, pool);
-    case BlockFormat::Q4_1:
-      return qmatmul_format<Isa, BlockFormat::Q4_1>(a, qa, pool);
-    default:
-      return ref::matmul_heads(a, pool);
+  const BlockFormat f = a.w->quant->format;
+  if constexpr (requires { Isa::kBlockSums; }) {  // Q8_0 / Q4_0: the AMX tiles' arithmetic
+    if (f == BlockFormat::Q8_0 || f == BlockFormat::Q4_0)
+      return a.T < 4 ? qmatmul_gemv16(a, qa, pool) : qmatmul_panel_vnni(a, qa, pool);
+  } else {
+    if (f == BlockFormat::Q8_0) return qmatmul_format<Isa, BlockFormat::Q8_0>(a, qa, pool);
+    if (f == BlockFormat::Q4_0) return qmatmul_format<Isa, BlockFormat::Q4_0>(a, qa, pool);
   }
+  if (f == BlockFormat::Q4_1) return qmatmul_format<Isa, BlockFormat::Q4_1>(a, qa, pool);
+  ref::matmul_heads(a, pool);
 }
 
 }  // namespace

@@ -107,36 +107,6 @@ TEST(QuantActs, EachRowWithinHalfAStep) {
   EXPECT_TRUE(std::isnan(a.d_row(1)[0]));  // a row with a NaN: NaN outputs, as in float
 }
 
-TEST(QuantActs, Group4RowsHoldEachBlocksHalvesInTheNibblesOrder) {
-  // QuantActs::group4_rows against its definition, element by element: per 128 values (4
-  // blocks) each block's values 0-15, then each block's 16-31; per group 16 lanes, lanes
-  // 4j..4j+3 block j's scale, lane 4j -8 times its quant sum; K = 224 (7 blocks: the second
-  // group has 3, its fourth block zeros).
-  const int64_t K = 224, rows = 300, blocks = K / 32;  // 300 rows: spread over the pool
-  const auto x = test::randn(rows * K, 23);
-  QuantActs a;
-  a.reshape(rows, K);
-  for (int64_t r = 0; r < rows; ++r) a.quantize_row(r, x.data() + r * K);
-  ThreadPool pool(2);
-  a.group4_rows(pool);
-  ASSERT_EQ(a.Kg, 256);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t b = 0; b < a.Kg / 32; ++b) {
-      const int64_t g = b / 4, j = b % 4;
-      int32_t sum = 0;
-      for (int64_t i = 0; i < 32; ++i) {
-        const int8_t want = b < blocks ? a.q_row(r)[32 * b + i] : int8_t{0};
-        sum += want;
-        EXPECT_EQ(a.q4_row(r)[128 * g + (i < 16 ? 0 : 64) + 16 * j + i % 16], want)
-            << r << " " << b << " " << i;
-      }
-      for (int64_t l = 0; l < 4; ++l) {
-        EXPECT_EQ(a.d4_row(r)[16 * g + 4 * j + l], b < blocks ? a.d_row(r)[8 * b] : 0.0f);
-        EXPECT_EQ(a.neg8_4_row(r)[16 * g + 4 * j + l], l == 0 ? -8 * sum : 0);
-      }
-    }
-}
-
 TEST(QuantActs, Avx512RowIsTheScalarRowBitForBit) {
   // cpu::quantize_acts_row against QuantActs::quantize_row on every field: blocks of different
   // magnitudes (one of subnormals, whose scale rounds to 0: q = 0), an all-zero block, a half
@@ -195,9 +165,9 @@ struct Shape3 {
 // Row counts off the 16 / 8 / 4 tiles, K with a half 64-step (96, 160), T around the 4-row tile,
 // one case above the 2^17 multiply-adds of the single-thread cutoff, one of three token tiles
 // (AMX: 16 + 16 + 3) against a whole 64-row panel, K = 1568 three 16-block chunks of scales and
-// one block.
-const Shape3 kShapes[] = {{37, 96, 1},     {21, 160, 5},  {16, 512, 3},
-                          {130, 1024, 17}, {64, 320, 35}, {19, 1568, 6}};
+// one block, K = 2144 two chunks of K in the VNNI panel (64 blocks and 3) with T = 16 + 4.
+const Shape3 kShapes[] = {{37, 96, 1},   {21, 160, 5},  {16, 512, 3},  {130, 1024, 17},
+                          {64, 320, 35}, {19, 1568, 6}, {40, 2144, 20}};
 
 TEST(Qmatmul, RefMatchesDouble) {
   // The integer block sums are exact; per block two or three float32 roundings (dw * dx, the
