@@ -46,14 +46,13 @@ inline void transpose4(const __m512i z[4], __m512i out[4]) {
 // 16 bytes at each of 16 rows (row[i] + off) as 4 vectors, lane r of vector v = row r's bytes
 // 4v..4v+3.
 inline void load_rows16(const uint8_t* const row[16], int64_t off, __m512i out[4]) {
+  const auto ld = [&](int i) {
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[i] + off));
+  };
   __m512i z[4];
-  for (int k = 0; k < 4; ++k) {
-    __m512i v =
-        _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row[k] + off)));
-    for (int L = 1; L < 4; ++L)
-      v = _mm512_inserti32x4(
-          v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[4 * L + k] + off)), L);
-    z[k] = v;
+  for (int k = 0; k < 4; ++k) {  // immediates spelled out: -O1 does not unroll a lane loop
+    const __m512i v = _mm512_inserti32x4(_mm512_castsi128_si512(ld(k)), ld(4 + k), 1);
+    z[k] = _mm512_inserti32x4(_mm512_inserti32x4(v, ld(8 + k), 2), ld(12 + k), 3);
   }
   transpose4(z, out);
 }
