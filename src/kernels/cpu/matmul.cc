@@ -243,18 +243,14 @@ namespace {
 
 // y[t * ldy + c] for c < nc (nc <= 64) and NT rows t: (first ? 0 : y[t * ldy + c]) plus the sum
 // over weight rows r < rows in order of x[t * ldx + r * ldr] * w[r, c0 + c] (the weight columns
-// counted from c0), four 16-lane accumulators per row of x. FP8: each 16-column vector lies in
-// one scale block (block_cols is a multiple of 16).
-template <DType D, int NT>
+// counted from c0), four 16-lane accumulators per row of x. load(r, i, m) gives weight row r's
+// columns c0 + 16 i .. + 15 as floats (lanes outside m zero).
+template <int NT, class Load>
 void xw_tile(float* y, int64_t ldy, bool first, const float* x, int64_t ldx, int64_t ldr,
-             const Rows<D>& w, int64_t c0, int64_t rows, int64_t nc) {
+             const Load& load, int64_t rows, int64_t nc) {
   __mmask16 m[4];
-  int64_t blk[4];  // FP8: the scale column of each vector (clamped for empty vectors)
 #pragma GCC unroll 8
-  for (int i = 0; i < 4; ++i) {
-    m[i] = nc > 16 * i ? tail_mask(nc - 16 * i) : __mmask16(0);
-    blk[i] = std::min((c0 + 16 * i) / w.block_cols, w.col_blocks - 1);
-  }
+  for (int i = 0; i < 4; ++i) m[i] = nc > 16 * i ? tail_mask(nc - 16 * i) : __mmask16(0);
   __m512 acc[NT][4];
 #pragma GCC unroll 8
   for (int t = 0; t < NT; ++t)
@@ -264,11 +260,7 @@ void xw_tile(float* y, int64_t ldy, bool first, const float* x, int64_t ldx, int
   for (int64_t r = 0; r < rows; ++r) {
     __m512 wv[4];
 #pragma GCC unroll 8
-    for (int i = 0; i < 4; ++i) {
-      wv[i] = load16<D>(w.data + r * w.ld + c0 + 16 * i, m[i]);
-      if constexpr (D == DType::F8_E4M3)  // x 2^8: see load16
-        wv[i] = _mm512_mul_ps(wv[i], _mm512_set1_ps(w.scale_row(r)[blk[i]] * 256.0f));
-    }
+    for (int i = 0; i < 4; ++i) wv[i] = load(r, i, m[i]);
 #pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) {
       const __m512 xr = _mm512_set1_ps(x[t * ldx + r * ldr]);
@@ -282,28 +274,79 @@ void xw_tile(float* y, int64_t ldy, bool first, const float* x, int64_t ldx, int
     for (int i = 0; i < 4; ++i) _mm512_mask_storeu_ps(y + t * ldy + 16 * i, m[i], acc[t][i]);
 }
 
-// Tasks of kColsPerTask output columns of one head, head-major: every head's columns in one pass.
+// The weight loader of xw_tile for a file dtype: FP8 with its block scale (each 16-column vector
+// lies in one scale block: block_cols is a multiple of 16).
 template <DType D>
-void matmul_xw_heads_dtype(const HeadMatmulArgs& a, ThreadPool& pool) {
+struct DtypeColumns {
+  Rows<D> w;
+  int64_t c0, blk[4];  // FP8: the scale column of each vector (clamped for empty vectors)
+  DtypeColumns(const WeightRef& wr, int64_t r0, int64_t c) : w(wr, r0), c0(c) {
+    for (int i = 0; i < 4; ++i) blk[i] = std::min((c0 + 16 * i) / w.block_cols, w.col_blocks - 1);
+  }
+  __m512 operator()(int64_t r, int i, __mmask16 m) const {
+    const __m512 v = load16<D>(w.data + r * w.ld + c0 + 16 * i, m);
+    if constexpr (D == DType::F8_E4M3)  // x 2^8: see load16
+      return _mm512_mul_ps(v, _mm512_set1_ps(w.scale_row(r)[blk[i]] * 256.0f));
+    return v;
+  }
+};
+
+// The weight loader of xw_tile for an integer block format (Q8_0, Q4_0, Q4_1): 16 values of one
+// 32-block decoded as the format's dequantize does (d * q, d * (n - 8), d * n + m).
+template <BlockFormat F>
+struct BlockColumns {
+  const unsigned char* q;  // row 0's quants
+  const uint16_t *d, *mn;  // row 0's scales (and Q4_1 minimums)
+  int64_t rb, blocks, c0;
+  BlockColumns(const WeightRef& w, int64_t r0, int64_t c)
+      : q(static_cast<const unsigned char*>(w.data) + r0 * w.row_bytes()),
+        d(w.block_scale + r0 * (w.cols / 32)),
+        mn(w.block_min ? w.block_min + r0 * (w.cols / 32) : nullptr),
+        rb(w.row_bytes()),
+        blocks(w.cols / 32),
+        c0(c) {}
+  __m512 operator()(int64_t r, int i, __mmask16 m) const {
+    if (m == 0) return _mm512_setzero_ps();  // past the row (cols is a multiple of 32)
+    const int64_t c = c0 + 16 * i, b = c / 32;
+    const __m512 s = _mm512_set1_ps(_cvtsh_ss(d[r * blocks + b]));
+    if constexpr (F == BlockFormat::Q8_0) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + r * rb + c));
+      return _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)));
+    } else {  // byte j of a block: value j in the low nibble, j + 16 in the high one
+      __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + r * rb + 16 * b));
+      if (c % 32 != 0) v = _mm_srli_epi16(v, 4);
+      const __m512i n = _mm512_cvtepu8_epi32(_mm_and_si128(v, _mm_set1_epi8(0x0F)));
+      if constexpr (F == BlockFormat::Q4_0)
+        return _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(n, _mm512_set1_epi32(8))));
+      return _mm512_add_ps(_mm512_mul_ps(s, _mm512_cvtepi32_ps(n)),
+                           _mm512_set1_ps(_cvtsh_ss(mn[r * blocks + b])));
+    }
+  }
+};
+
+// Tasks of kColsPerTask output columns of one head, head-major: every head's columns in one pass;
+// Columns(w, r0, c0) loads the head's weight rows from r0 on, columns from c0 on.
+template <class Columns>
+void matmul_xw_tasks(const HeadMatmulArgs& a, ThreadPool& pool) {
   constexpr int64_t kColsPerTask = 64;
   const WeightRef& w = *a.w;
   const int64_t per_head = (w.cols + kColsPerTask - 1) / kColsPerTask;
   const int64_t ldx = a.x_row_stride, ldy = a.y_row_stride;
-  run_tasks(
-      pool, a.n_heads * per_head, a.n_heads * a.T * a.w_rows * w.cols, [&](int64_t b, int64_t e) {
-        for (int64_t task = b; task < e; ++task) {
-          const int64_t h = task / per_head, c0 = task % per_head * kColsPerTask;
-          const int64_t nc = std::min(kColsPerTask, w.cols - c0);
-          const Rows<D> rows(w, a.w_row0 + h * a.w_head_stride);
-          const float* x = a.x + h * a.x_head_stride;
-          float* y = a.y + h * a.y_head_stride + c0;
-          int64_t t = 0;
-          for (; t + 4 <= a.T; t += 4)
-            xw_tile<D, 4>(y + t * ldy, ldy, true, x + t * ldx, ldx, 1, rows, c0, a.w_rows, nc);
-          for (; t < a.T; ++t)
-            xw_tile<D, 1>(y + t * ldy, ldy, true, x + t * ldx, ldx, 1, rows, c0, a.w_rows, nc);
-        }
-      });
+  run_tasks(pool, a.n_heads * per_head, a.n_heads * a.T * a.w_rows * w.cols,
+            [&](int64_t b, int64_t e) {
+              for (int64_t task = b; task < e; ++task) {
+                const int64_t h = task / per_head, c0 = task % per_head * kColsPerTask;
+                const int64_t nc = std::min(kColsPerTask, w.cols - c0);
+                const Columns load(w, a.w_row0 + h * a.w_head_stride, c0);
+                const float* x = a.x + h * a.x_head_stride;
+                float* y = a.y + h * a.y_head_stride + c0;
+                int64_t t = 0;
+                for (; t + 4 <= a.T; t += 4)
+                  xw_tile<4>(y + t * ldy, ldy, true, x + t * ldx, ldx, 1, load, a.w_rows, nc);
+                for (; t < a.T; ++t)
+                  xw_tile<1>(y + t * ldy, ldy, true, x + t * ldx, ldx, 1, load, a.w_rows, nc);
+              }
+            });
 }
 
 }  // namespace
@@ -311,16 +354,29 @@ void matmul_xw_heads_dtype(const HeadMatmulArgs& a, ThreadPool& pool) {
 void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool) {
   ref::check_head_args(a);
   const WeightRef& w = *a.w;
+  if (w.quant != nullptr && w.block_scale != nullptr && w.cols % 32 == 0 &&
+      (w.quant->format != BlockFormat::Q4_1 || w.block_min != nullptr)) {
+    switch (w.quant->format) {
+      case BlockFormat::Q8_0:
+        return matmul_xw_tasks<BlockColumns<BlockFormat::Q8_0>>(a, pool);
+      case BlockFormat::Q4_0:
+        return matmul_xw_tasks<BlockColumns<BlockFormat::Q4_0>>(a, pool);
+      case BlockFormat::Q4_1:
+        return matmul_xw_tasks<BlockColumns<BlockFormat::Q4_1>>(a, pool);
+      default:
+        break;
+    }
+  }
   switch (w.dtype) {
     case DType::F32:
-      return matmul_xw_heads_dtype<DType::F32>(a, pool);
+      return matmul_xw_tasks<DtypeColumns<DType::F32>>(a, pool);
     case DType::BF16:
-      return matmul_xw_heads_dtype<DType::BF16>(a, pool);
+      return matmul_xw_tasks<DtypeColumns<DType::BF16>>(a, pool);
     case DType::F16:
-      return matmul_xw_heads_dtype<DType::F16>(a, pool);
+      return matmul_xw_tasks<DtypeColumns<DType::F16>>(a, pool);
     case DType::F8_E4M3:
       if (w.scale_inv != nullptr && w.block_rows > 0 && w.block_cols > 0 && w.block_cols % 16 == 0)
-        return matmul_xw_heads_dtype<DType::F8_E4M3>(a, pool);
+        return matmul_xw_tasks<DtypeColumns<DType::F8_E4M3>>(a, pool);
       [[fallthrough]];
     default:
       return ref::matmul_xw_heads(a, pool);  // ref throws errors

@@ -311,30 +311,34 @@ TEST(Qmatmul, Avx2TableRunsTheAvx2Kernel) {
 
 TEST(Qmatmul, EmbeddingAndMatmulXwDequantize) {
   // The ops that read a quantized weight as floats (embedding rows, matmul_xw: MLA's absorbed
-  // query) see exactly the dequantized values.
+  // query) see exactly the dequantized values; matmul_xw on 96 columns (a 64-column task and a
+  // 32-column one, whose last two vectors are empty) and 5 rows of x (a 4-row tile and one).
   ThreadPool pool(1);
+  const int64_t R = 10, C = 96, T = 5;
   for (BlockFormat f : kFormats) {
-    QWeight w = make_qweight(f, 10, 64, 400);
+    QWeight w = make_qweight(f, R, C, 400);
     const int32_t ids[2] = {7, 2};
-    std::vector<float> e(2 * 64);
+    std::vector<float> e(2 * C);
     for (const Kernels* k : {test::table("ref"), test::table("cpu")}) {
       if (k == nullptr) continue;
       k->embedding(e.data(), ids, 2, w.ref);
-      for (int j = 0; j < 64; ++j) {
-        ASSERT_EQ(e[j], w.value[7 * 64 + j]);
-        ASSERT_EQ(e[64 + j], w.value[2 * 64 + j]);
+      for (int j = 0; j < C; ++j) {
+        ASSERT_EQ(e[j], w.value[7 * C + j]);
+        ASSERT_EQ(e[C + j], w.value[2 * C + j]);
       }
-      const auto x = test::randn(10, 3);
-      std::vector<float> y(64);
-      k->matmul_xw(y.data(), 64, x.data(), 10, w.ref, 1, pool);
-      for (int j = 0; j < 64; ++j) {
-        double s = 0, mag = 0;
-        for (int r = 0; r < 10; ++r) {
-          s += double(x[r]) * w.value[r * 64 + j];
-          mag += std::fabs(double(x[r]) * w.value[r * 64 + j]);
+      const auto x = test::randn(T * R, 3);
+      std::vector<float> y(T * C);
+      k->matmul_xw(y.data(), C, x.data(), R, w.ref, T, pool);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t j = 0; j < C; ++j) {
+          double s = 0, mag = 0;
+          for (int64_t r = 0; r < R; ++r) {
+            s += double(x[t * R + r]) * w.value[r * C + j];
+            mag += std::fabs(double(x[t * R + r]) * w.value[r * C + j]);
+          }
+          ASSERT_LE(std::fabs(y[t * C + j] - s), gamma(R) * mag + 1e-30)
+              << block_format_traits(f).name << " t " << t << " j " << j;
         }
-        ASSERT_LE(std::fabs(y[j] - s), gamma(10) * mag + 1e-30);
-      }
     }
   }
 }
