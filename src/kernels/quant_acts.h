@@ -30,6 +30,12 @@ struct QuantActs {
   const int8_t* q_row(int64_t r) const { return q.data() + r * Kp; }
   const float* d_row(int64_t r) const { return d.data() + r * (Kp / 4); }
   const int32_t* neg8_row(int64_t r) const { return neg8.data() + r * (Kp / 4); }
+  // Σ q over block b of row r (from its 8 groups' -8 Σ q): the kernels' -o Σ qx corrections.
+  int32_t block_qsum(int64_t r, int64_t b) const {
+    int32_t s = 0;
+    for (int g = 0; g < 8; ++g) s += neg8_row(r)[8 * b + g];
+    return s / -8;
+  }
   const float* dsum_row(int64_t r) const { return dsum.data() + r * (Kp / 4); }
 };
 

@@ -19,7 +19,6 @@
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/gemm_util.h"
 #include "kernels/quant_acts.h"
-#include "kernels/ref/ref.h"
 
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")  // after the includes
 
@@ -222,11 +221,8 @@ void gemv_heads(const HeadMatmulArgs& a, const QuantActs& qa, ThreadPool& pool) 
   const int64_t n = a.n_heads * a.T;
   auto* corr = static_cast<int32_t*>(gemm_scratch(2, n * blocks * 4));
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t b = 0; b < blocks; ++b) {
-      int32_t s = 0;
-      for (int g = 0; g < 8; ++g) s += qa.neg8_row(i)[8 * b + g];  // -8 Σ qx
-      corr[i * blocks + b] = F == BlockFormat::Q8_0 ? 16 * s : s;
-    }
+    for (int64_t b = 0; b < blocks; ++b)
+      corr[i * blocks + b] = (F == BlockFormat::Q8_0 ? -128 : -8) * qa.block_qsum(i, b);
   const int64_t kq = (blocks + 3) / 4 * 128;  // Q4_0: permuted activation bytes a row
   auto* xp = static_cast<int8_t*>(gemm_scratch(3, F == BlockFormat::Q4_0 ? n * kq : 1));
   if constexpr (F == BlockFormat::Q4_0)

@@ -19,7 +19,6 @@
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/gemm_util.h"
 #include "kernels/quant_acts.h"
-#include "kernels/ref/ref.h"
 
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")  // after the includes
 
@@ -110,9 +109,7 @@ void pack_run(const QuantActs& qa, int64_t arow, int64_t n, int64_t blocks, int3
         continue;
       }
       std::memcpy(o + 32 * t, qa.q_row(arow + t) + 32 * b, 32);
-      int32_t s = 0;
-      for (int g = 0; g < 8; ++g) s += qa.neg8_row(arow + t)[8 * b + g];  // -8 Σ qx
-      c[t] = s / 8 * offset;
+      c[t] = -offset * qa.block_qsum(arow + t, b);
       d[t] = qa.d_row(arow + t)[8 * b];
     }
   }
