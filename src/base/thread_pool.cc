@@ -8,26 +8,31 @@
 
 namespace dsv3 {
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker(); });
-}
-
-ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  for (auto& t : workers_) t.join();
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(n_threads < 1 ? 1 : n_threads), shares_(new Share[n_threads_]) {
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
 }
 
 namespace {
 
+constexpr uint32_t kStop = 0xFFFFFFFFu;  // generation_ when the pool is shutting down
+constexpr int64_t kMaxUnits = int64_t{1} << 20;  // units per job: fits a share's 24-bit fields
+constexpr uint64_t kUnitMask = (uint64_t{1} << 24) - 1;
+
+// Part idx of [0, n) cut into `parts` nearly equal contiguous parts.
 void chunk(int64_t n, int64_t parts, int64_t idx, int64_t& b, int64_t& e) {
   const int64_t base = n / parts, rem = n % parts;
   b = idx * base + (idx < rem ? idx : rem);
   e = b + base + (idx < rem ? 1 : 0);
 }
+
+uint64_t share_word(uint32_t gen, int64_t front, int64_t back) {
+  return uint64_t{gen & 0xFFFFu} << 48 | static_cast<uint64_t>(front) << 24 |
+         static_cast<uint64_t>(back);
+}
+bool same_job(uint64_t word, uint32_t gen) { return (word >> 48) == (gen & 0xFFFFu); }
+int64_t front_of(uint64_t word) { return static_cast<int64_t>((word >> 24) & kUnitMask); }
+int64_t back_of(uint64_t word) { return static_cast<int64_t>(word & kUnitMask); }
 
 // How long a thread polls before it blocks: long enough to bridge the gap between two ops of a
 // forward pass, short enough not to keep a core busy between tokens of a slow sampler.
@@ -46,48 +51,76 @@ bool spin_until(const Done& done) {
   }
 }
 
-constexpr uint64_t kGenMask = 0xFFFFFFFFu, kCountMask = 0xFFFF;
-
 }  // namespace
 
-void ThreadPool::run_chunks(uint64_t gen) {
-  uint64_t s = claim_.load(std::memory_order_acquire);
-  for (;;) {
-    const uint64_t total = (s >> 16) & kCountMask, next = s & kCountMask;
-    if ((s >> 32) != (gen & kGenMask) || next >= total) return;
-    if (!claim_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel,
-                                      std::memory_order_acquire))
-      continue;  // s now holds the current value
-    int64_t b, e;
-    chunk(job_n_, static_cast<int64_t>(total), static_cast<int64_t>(next), b, e);
-    try {
-      (*job_)(b, e);
-    } catch (...) {
-      std::lock_guard<std::mutex> lk(mu_);
-      if (!error_) error_ = std::current_exception();
-    }
-    if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == static_cast<int64_t>(total)) {
-      std::lock_guard<std::mutex> lk(mu_);  // the caller may be checking done_ under mu_
-      done_cv_.notify_one();
-    }
-    s = claim_.load(std::memory_order_acquire);
+ThreadPool::~ThreadPool() {
+  generation_.store(kStop, std::memory_order_release);
+  generation_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::run_units(int64_t b, int64_t e) {
+  int64_t ib, ie, unused;
+  chunk(job_n_, units_, b, ib, unused);
+  chunk(job_n_, units_, e - 1, unused, ie);
+  try {
+    (*job_)(ib, ie);
+  } catch (...) {
+    std::lock_guard<std::mutex> lk(error_mu_);
+    if (!error_) error_ = std::current_exception();
+    failed_.store(true, std::memory_order_relaxed);  // published by done_'s release
   }
 }
 
-void ThreadPool::worker() {
-  uint64_t seen = 0;
-  for (;;) {
-    auto ready = [&] {
-      return stop_.load(std::memory_order_acquire) ||
-             generation_.load(std::memory_order_acquire) != seen;
-    };
-    if (!spin_until(ready)) {
-      std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait(lk, ready);
+void ThreadPool::run_job(int index, uint32_t gen) {
+  int64_t ran = 0;
+  // Its own share from the front, in pieces of at most 1/kChunksPerThread of the share.
+  int64_t own_b, own_e;
+  chunk(units_, n_threads_, index, own_b, own_e);
+  const int64_t piece = std::max<int64_t>(1, (own_e - own_b + kChunksPerThread - 1) /
+                                                 kChunksPerThread);
+  std::atomic<uint64_t>& mine = shares_[index].word;
+  for (uint64_t w = mine.load(std::memory_order_acquire);;) {
+    const int64_t f = front_of(w), b = back_of(w);
+    if (!same_job(w, gen) || f >= b) break;
+    const int64_t take = std::min(piece, b - f);
+    if (!mine.compare_exchange_weak(w, share_word(gen, f + take, b), std::memory_order_acq_rel,
+                                    std::memory_order_acquire))
+      continue;  // w now holds the current value
+    run_units(f, f + take);
+    ran += take;
+    w = mine.load(std::memory_order_acquire);
+  }
+  // Then half of what is left of another's share, from its end, until every share is empty.
+  for (int k = 1; k < n_threads_; ++k) {
+    std::atomic<uint64_t>& other = shares_[(index + k) % n_threads_].word;
+    for (uint64_t w = other.load(std::memory_order_acquire);;) {
+      const int64_t f = front_of(w), b = back_of(w);
+      if (!same_job(w, gen) || f >= b) break;
+      const int64_t take = (b - f + 1) / 2;
+      if (!other.compare_exchange_weak(w, share_word(gen, f, b - take), std::memory_order_acq_rel,
+                                       std::memory_order_acquire))
+        continue;
+      run_units(b - take, b);
+      ran += take;
+      w = other.load(std::memory_order_acquire);
     }
-    if (stop_.load(std::memory_order_acquire)) return;
+  }
+  if (ran > 0 && done_.fetch_add(static_cast<uint32_t>(ran), std::memory_order_acq_rel) +
+                         static_cast<uint32_t>(ran) ==
+                     static_cast<uint32_t>(units_))
+    done_.notify_one();  // a system call only if the caller sleeps
+}
+
+void ThreadPool::worker(int index) {
+  uint32_t seen = 0;
+  for (;;) {
+    const auto newer = [&] { return generation_.load(std::memory_order_acquire) != seen; };
+    if (!spin_until(newer))
+      while (!newer()) generation_.wait(seen, std::memory_order_acquire);
     seen = generation_.load(std::memory_order_acquire);
-    run_chunks(seen);
+    if (seen == kStop) return;
+    run_job(index, seen);
   }
 }
 
@@ -97,32 +130,34 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n);
     return;
   }
-  const int64_t total =
-      std::min<int64_t>({n, int64_t{kChunksPerThread} * n_threads_, int64_t{kCountMask}});
-  const uint64_t gen = ++posted_;
+  if (++posted_ == kStop) posted_ = 1;
+  const uint32_t gen = posted_;
   job_ = &fn;
   job_n_ = n;
+  units_ = std::min(n, kMaxUnits);
   done_.store(0, std::memory_order_relaxed);
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    error_ = nullptr;
-    claim_.store((gen & kGenMask) << 32 | static_cast<uint64_t>(total) << 16,
-                 std::memory_order_release);
-    generation_.store(gen, std::memory_order_release);
+  for (int i = 0; i < n_threads_; ++i) {
+    int64_t b, e;
+    chunk(units_, n_threads_, i, b, e);
+    shares_[i].word.store(share_word(gen, b, e), std::memory_order_relaxed);
   }
-  cv_.notify_all();
-  run_chunks(gen);
-  auto done = [&] { return done_.load(std::memory_order_acquire) == total; };
-  std::unique_lock<std::mutex> lk(mu_, std::defer_lock);
-  if (!spin_until(done)) {
-    lk.lock();
-    done_cv_.wait(lk, done);
-  } else {
-    lk.lock();  // error_ is read under mu_
+  generation_.store(gen, std::memory_order_release);
+  generation_.notify_all();  // a system call only if a worker sleeps
+  run_job(0, gen);
+  const auto total = static_cast<uint32_t>(units_);
+  const auto finished = [&] { return done_.load(std::memory_order_acquire) == total; };
+  if (!spin_until(finished))
+    for (uint32_t d; (d = done_.load(std::memory_order_acquire)) != total;)
+      done_.wait(d, std::memory_order_acquire);
+  if (failed_.load(std::memory_order_relaxed)) {
+    std::exception_ptr err;
+    {
+      std::lock_guard<std::mutex> lk(error_mu_);
+      std::swap(err, error_);
+    }
+    failed_.store(false, std::memory_order_relaxed);
+    std::rethrow_exception(err);
   }
-  const std::exception_ptr err = error_;
-  lk.unlock();
-  if (err) std::rethrow_exception(err);
 }
 
 int ThreadPool::default_threads() {
