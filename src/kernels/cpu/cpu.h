@@ -64,9 +64,14 @@ void qmatmul_heads_vnni(const HeadMatmulArgs& a, ThreadPool& pool);
 void qmatmul_heads_amx(const HeadMatmulArgs& a, ThreadPool& pool);  // where amx_int8_supported()
 // Q8_0 and Q4_0 with the AMX tiles' arithmetic on AVX-512 VNNI alone, for activations quantized
 // into qa: prefill (T >= 4) from staged panels of 16 rows (qmatmul_panel.cc), decode by the 16-row
-// GEMV (qmatmul_gemv16.cc, also AMX's decode).
+// GEMV (qmatmul_gemv16.cc, also AMX's decode), whose Q4_0 splits nibbles with GFNI when `gfni`
+// (qmatmul_gemv16_gfni.cc; callers pass gfni_supported(); qmatmul_heads_vnni_no_gfni is the
+// VNNI table without it, for tests).
 void qmatmul_panel_vnni(const HeadMatmulArgs& a, const QuantActs& qa, ThreadPool& pool);
-void qmatmul_gemv16(const HeadMatmulArgs& a, const QuantActs& qa, ThreadPool& pool);
+void qmatmul_gemv16(const HeadMatmulArgs& a, const QuantActs& qa, ThreadPool& pool, bool gfni);
+void qmatmul_gemv16_q4_gfni(const HeadMatmulArgs& a, const QuantActs& qa, ThreadPool& pool);
+bool gfni_supported();
+void qmatmul_heads_vnni_no_gfni(const HeadMatmulArgs& a, ThreadPool& pool);
 // QuantActs::quantize_row with AVX-512, bit for bit the same (quant_acts_avx512.cc).
 void quantize_acts_row(QuantActs& qa, int64_t row, const float* x);
 void qmatmul_heads_avx2(const HeadMatmulArgs& a, ThreadPool& pool);

@@ -101,6 +101,7 @@ void tile_q4_1(__m512 (&acc)[NT][NR], const QuantActs& qa, int64_t arow, const Q
 struct Avx512Vnni {
   static constexpr ref::QuantizeRowFn kQuantizeRow = quantize_acts_row;
   static constexpr bool kBlockSums = true;  // Q8_0 / Q4_0: qmatmul_panel.cc, qmatmul_gemv16.cc
+  static constexpr bool kGfni = true;       // where the CPU has it
   template <BlockFormat F, int NT, int NR>
   static void tile(float* y, int64_t ldy, const QuantActs& qa, int64_t arow, const QRows& w,
                    int64_t r, int64_t) {
@@ -125,8 +126,16 @@ bool avx512_vnni_supported() {
   return ok;
 }
 
+struct Avx512VnniNoGfni : Avx512Vnni {
+  static constexpr bool kGfni = false;
+};
+
 void qmatmul_heads_vnni(const HeadMatmulArgs& a, ThreadPool& pool) {
   qmatmul_heads_isa<Avx512Vnni>(a, pool);
+}
+
+void qmatmul_heads_vnni_no_gfni(const HeadMatmulArgs& a, ThreadPool& pool) {
+  qmatmul_heads_isa<Avx512VnniNoGfni>(a, pool);
 }
 
 }  // namespace dsv3::cpu

@@ -190,7 +190,7 @@ void qmatmul_heads_amx(const HeadMatmulArgs& a, ThreadPool& pool) {
   static thread_local QuantActs acts;
   QuantActs& qa = acts;  // the calling thread's: a lambda naming `acts` would get its worker's
   ref::quantize_head_acts(a, qa, pool, quantize_acts_row);
-  if (a.T < kAmxMinTokens) return qmatmul_gemv16(a, qa, pool);
+  if (a.T < kAmxMinTokens) return qmatmul_gemv16(a, qa, pool, gfni_supported());
   const int64_t K = w.cols, T = a.T, t16 = (T + 15) / 16, blocks = K / 32;
   auto* xb = static_cast<int8_t*>(gemm_scratch(2, a.n_heads * T * K));
   auto* dx = static_cast<float*>(gemm_scratch(3, a.n_heads * t16 * blocks * 16 * 4));

@@ -201,6 +201,7 @@ struct Isa {
 std::vector<Isa> isas() {
   return {{"amx-int8", cpu::qmatmul_heads_amx, cpu::amx_int8_supported()},
           {"avx512-vnni", cpu::qmatmul_heads_vnni, cpu::avx512_vnni_supported()},
+          {"avx512-vnni-no-gfni", cpu::qmatmul_heads_vnni_no_gfni, cpu::avx512_vnni_supported()},
           {"avx2", cpu::qmatmul_heads_avx2, cpu::avx2_supported()}};
 }
 
