@@ -119,6 +119,14 @@ struct GemmArgs {
   bool accumulate = false;
 };
 
+// One matmul of a batch (Kernels::matmul_batch): y[T, w->rows] = x[T, w->cols] · w->ᵀ.
+struct MatmulJob {
+  float* y;
+  const float* x;
+  const WeightRef* w;
+  int64_t T;
+};
+
 // The dispatch table. Every pointer is set in every table (a backend may reuse ref entries).
 // Tables are written with designated initializers (`.matmul = ref::matmul`): GCC rejects them out
 // of declaration order, and -Wmissing-field-initializers (-Wextra, an error here) rejects a table
@@ -128,6 +136,10 @@ struct Kernels {
 
   // y[T, w.rows] = x[T, w.cols] · wᵀ, FP32 accumulate, parallel over output rows.
   void (*matmul)(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool& pool);
+  // The jobs' matmuls, each output bit for bit what matmul gives for its job alone: where the
+  // table can, in one pass over the pool (decode's many small matrices, a MoE layer's experts:
+  // one hand-off, and each thread streams from one matrix into the next), else in turn.
+  void (*matmul_batch)(const MatmulJob* jobs, int64_t n, ThreadPool& pool);
   // y[T, w.cols] = x[T, w.rows] · w (the weight not transposed: MLA's absorbed query, SPEC §1.5,
   // and later input gradients), rows of x and y x_stride / y_stride apart, FP32 accumulate.
   void (*matmul_xw)(float* y, int64_t y_stride, const float* x, int64_t x_stride,

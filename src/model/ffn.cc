@@ -41,6 +41,34 @@ void SwiGlu::forward(ComputeContext ctx, const float* x, int64_t T, FfnActs& a, 
     down_.forward(ctx, act, T, out);
 }
 
+void SwiGlu::forward_batch(ComputeContext ctx, const std::vector<SwiGluCall>& calls) {
+  bool batch = true;
+  for (const SwiGluCall& c : calls)
+    batch = batch && c.ffn->gate_.inference_weight(ctx) && c.ffn->up_.inference_weight(ctx) &&
+            c.ffn->down_.inference_weight(ctx);
+  if (!batch) {
+    for (const SwiGluCall& c : calls) c.ffn->forward(ctx, c.x, c.T, *c.acts, c.row0, c.out);
+    return;
+  }
+  std::vector<MatmulJob> jobs;
+  for (const SwiGluCall& c : calls) {
+    const int64_t I = c.ffn->inter();
+    jobs.push_back(
+        {c.acts->gate.data() + c.row0 * I, c.x, c.ffn->gate_.inference_weight(ctx), c.T});
+    jobs.push_back({c.acts->up.data() + c.row0 * I, c.x, c.ffn->up_.inference_weight(ctx), c.T});
+  }
+  ctx.kernels.matmul_batch(jobs.data(), static_cast<int64_t>(jobs.size()), ctx.pool);
+  jobs.clear();
+  for (const SwiGluCall& c : calls) {
+    const int64_t I = c.ffn->inter(), n = c.T * I;
+    float* act = c.acts->act.data() + c.row0 * I;
+    std::copy_n(c.acts->gate.data() + c.row0 * I, n, act);
+    ctx.kernels.swiglu(act, c.acts->up.data() + c.row0 * I, n);
+    jobs.push_back({c.out, act, c.ffn->down_.inference_weight(ctx), c.T});
+  }
+  ctx.kernels.matmul_batch(jobs.data(), static_cast<int64_t>(jobs.size()), ctx.pool);
+}
+
 void SwiGlu::release_cached(FfnActs& a) {
   if (!a.act_fp8.q.empty()) std::vector<float>().swap(a.act);
 }

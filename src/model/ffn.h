@@ -27,6 +27,17 @@ struct FfnGrads {
   std::vector<float> dx_up;             // [T, hidden] up_proj's share of dx
 };
 
+class SwiGlu;
+// One forward of SwiGlu::forward_batch: ffn->forward(ctx, x, T, *acts, row0, out).
+struct SwiGluCall {
+  const SwiGlu* ffn;
+  const float* x;
+  int64_t T;
+  FfnActs* acts;
+  int64_t row0;
+  float* out;
+};
+
 class SwiGlu {
  public:
   // prefix: "model.layers.0.mlp." (gate_proj, up_proj, down_proj .weight).
@@ -35,6 +46,10 @@ class SwiGlu {
   // out [T, hidden] = FFN(x [T, hidden]); a's buffers hold at least T rows from `row0` on.
   void forward(ComputeContext ctx, const float* x, int64_t T, FfnActs& a, int64_t row0,
                float* out) const;
+  // The calls' forwards, each as forward() computes it; at inference, every gate and up
+  // projection in one Kernels::matmul_batch and every down projection in another (a MoE layer's
+  // experts at decode are many small matrices: one hand-off each instead of three per expert).
+  static void forward_batch(ComputeContext ctx, const std::vector<SwiGluCall>& calls);
   // The backward of forward() over the same x and a (rows from row0): accumulates the three
   // weight gradients and writes dx [T, hidden] = dL/dx for dout [T, hidden] = dL/dout. x is not
   // read when keeps_input(a).

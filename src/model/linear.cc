@@ -169,6 +169,21 @@ bool Linear::round_to_e5m6_cache(ComputeContext ctx, float* x, int64_t T) const 
   return true;
 }
 
+namespace {
+// Whether an inference forward runs w through the native E4M3 GEMM.
+bool native_fp8(ComputeContext ctx, const WeightRef& w) {
+  return ctx.precision == Precision::Inference && ctx.fp8_native_gemm &&
+         w.dtype == DType::F8_E4M3 && w.block_rows == 128 && w.block_cols == 128 &&
+         w.scale_row0 % 128 == 0;
+}
+}  // namespace
+
+const WeightRef* Linear::inference_weight(ComputeContext ctx) const {
+  const WeightRef& w = w_->value;
+  return ctx.precision == Precision::Inference && b_ == nullptr && !native_fp8(ctx, w) ? &w
+                                                                                       : nullptr;
+}
+
 void Linear::forward(ComputeContext ctx, const float* x, int64_t T, float* y,
                      Fp8InputCache cache) const {
   const WeightRef& w = w_->value;
@@ -186,8 +201,7 @@ void Linear::forward(ComputeContext ctx, const float* x, int64_t T, float* y,
     std::copy(xq.q.begin(), xq.q.end(), t.q.begin() + cache.row0 * in());
     std::copy(xq.scale.begin(), xq.scale.end(), t.scale.begin() + cache.row0 * t.tiles_c());
   }
-  if (ctx.precision == Precision::Inference && ctx.fp8_native_gemm && w.dtype == DType::F8_E4M3 &&
-      w.block_rows == 128 && w.block_cols == 128 && w.scale_row0 % 128 == 0) {
+  if (native_fp8(ctx, w)) {
     const Fp8Tiles xq = quantize(ctx, Precision::FP8, x, T, in(), 1, false);
     const Fp8Matrix wq{static_cast<const uint8_t*>(w.data),
                        w.scale_inv + (w.scale_row0 / 128) * ((in() + 127) / 128),

@@ -90,6 +90,10 @@ class Linear {
   void forward(ComputeContext ctx, const float* x, int64_t T, float* y) const;
   // The same, keeping x's Fprop tiles in `cache` when caches_input(ctx) (see above).
   void forward(ComputeContext ctx, const float* x, int64_t T, float* y, Fp8InputCache cache) const;
+  // The weight of forward's plain matmul under ctx (Inference precision, no bias, not the native
+  // FP8 GEMM), so that callers may batch several projections into one Kernels::matmul_batch
+  // with the same results; null where forward does more.
+  const WeightRef* inference_weight(ComputeContext ctx) const;
   // Whether forward keeps its input in an Fp8InputCache under ctx: the FP8 recipe with 1x128
   // tiles, this Linear's Wgrad in E4M3 (not the E5M6 o_proj cache).
   bool caches_input(ComputeContext ctx) const;

@@ -38,21 +38,23 @@ void Moe::forward(ComputeContext ctx, MoeDispatcher& dispatcher, const float* x,
   const int64_t rows = a.exchange.offsets[E];
   a.routed_out.resize(rows * d);
   // 3. Grouped expert compute: expert e's rows [offsets[e], offsets[e + 1]) (none for an expert
-  // another expert-parallel rank holds).
+  // another expert-parallel rank holds), and the shared experts into out, as one batch.
   if (!experts_.empty()) experts_[0].reserve(a.routed, rows);
+  std::vector<SwiGluCall> calls;
   for (int64_t e = 0; e < E; ++e) {
     const int64_t r0 = a.exchange.offsets[e], n = a.exchange.counts[e];
     if (n > 0)
-      experts_[e].forward(ctx, a.grouped.data() + r0 * d, n, a.routed, r0,
-                          a.routed_out.data() + r0 * d);
+      calls.push_back({&experts_[e], a.grouped.data() + r0 * d, n, &a.routed, r0,
+                       a.routed_out.data() + r0 * d});
   }
-  // 4. Combine on top of the shared experts' output.
   if (shared_) {
     shared_->reserve(a.shared, T);
-    shared_->forward(ctx, x, T, a.shared, 0, out);
+    calls.push_back({&*shared_, x, T, &a.shared, 0, out});
   } else {
     std::fill_n(out, T * d, 0.0f);
   }
+  SwiGlu::forward_batch(ctx, calls);
+  // 4. Combine on top of the shared experts' output.
   dispatcher.combine(a.plan, a.exchange, a.routed_out.data(), a.weights.data(), d, out);
 }
 

@@ -22,6 +22,9 @@ void run_tasks(ThreadPool& pool, int64_t n, int64_t macs, const Fn& fn) {
 }
 
 void matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool& pool);
+// Decode jobs (T < 4) on Q8_0 / Q4_0 weights with VNNI (or AMX) in one qmatmul_gemv16 batch,
+// activations quantized once per distinct x; any other batch through matmul in turn.
+void matmul_batch(const MatmulJob* jobs, int64_t n, ThreadPool& pool);
 void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, const WeightRef& w,
                int64_t T, ThreadPool& pool);
 void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);
@@ -69,7 +72,11 @@ void qmatmul_heads_amx(const HeadMatmulArgs& a, ThreadPool& pool);  // where amx
 // VNNI table without it, for tests).
 void qmatmul_panel_vnni(const HeadMatmulArgs& a, const QuantActs& qa, ThreadPool& pool);
 void qmatmul_gemv16(const HeadMatmulArgs& a, const QuantActs& qa, ThreadPool& pool, bool gfni);
-void qmatmul_gemv16_q4_gfni(const HeadMatmulArgs& a, const QuantActs& qa, ThreadPool& pool);
+// The same for n matmuls a[i] (activations qa[i]) in one pass over the pool (matmul_batch).
+void qmatmul_gemv16(const HeadMatmulArgs* a, const QuantActs* const* qa, int64_t n,
+                    ThreadPool& pool, bool gfni);
+void qmatmul_gemv16_gfni(const HeadMatmulArgs* a, const QuantActs* const* qa, int64_t n,
+                         ThreadPool& pool);
 bool gfni_supported();
 void qmatmul_heads_vnni_no_gfni(const HeadMatmulArgs& a, ThreadPool& pool);
 // QuantActs::quantize_row with AVX-512, bit for bit the same (quant_acts_avx512.cc).

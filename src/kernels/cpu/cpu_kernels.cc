@@ -65,16 +65,21 @@ void avx2_matmul(float* y, const float* x, const WeightRef& w, int64_t T, Thread
   avx2_matmul_heads(ref::one_head(y, w.rows, x, w.cols, w, T), pool);
 }
 
+void avx2_matmul_batch(const MatmulJob* jobs, int64_t n, ThreadPool& pool) {
+  for (int64_t i = 0; i < n; ++i) avx2_matmul(jobs[i].y, jobs[i].x, *jobs[i].w, jobs[i].T, pool);
+}
+
 }  // namespace
 
 const Kernels& avx2_kernels() {
   DSV3_CHECK(cpu::avx2_supported(), "kernels: this CPU lacks AVX2, FMA or F16C",
              "use ref_kernels() or best_kernels()");
-  // The ref table with the two matmuls replaced (the other ops have no AVX2 versions yet).
+  // The ref table with the matmuls replaced (the other ops have no AVX2 versions yet).
   static const Kernels k = [] {
     Kernels t = ref_kernels();
     t.name = "ref-avx2-int8";
     t.matmul = avx2_matmul;
+    t.matmul_batch = avx2_matmul_batch;
     t.matmul_heads = avx2_matmul_heads;
     return t;
   }();
@@ -87,6 +92,7 @@ const Kernels& cpu_kernels() {
   static const Kernels k = {
       .name = "cpu-avx512",
       .matmul = cpu::matmul,
+      .matmul_batch = cpu::matmul_batch,
       .matmul_xw = cpu::matmul_xw,
       .matmul_heads = cpu::matmul_heads,
       .matmul_xw_heads = cpu::matmul_xw_heads,

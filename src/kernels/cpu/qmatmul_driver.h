@@ -84,7 +84,7 @@ void qmatmul_heads_isa(const HeadMatmulArgs& a, ThreadPool& pool) {
   if constexpr (requires { Isa::kBlockSums; }) {  // Q8_0 / Q4_0: the AMX tiles' arithmetic
     if (f == BlockFormat::Q8_0 || f == BlockFormat::Q4_0)
       return a.T < 4 ? qmatmul_gemv16(a, qa, pool, Isa::kGfni && gfni_supported())
-                      : qmatmul_panel_vnni(a, qa, pool);
+                     : qmatmul_panel_vnni(a, qa, pool);
   } else {
     if (f == BlockFormat::Q8_0) return qmatmul_format<Isa, BlockFormat::Q8_0>(a, qa, pool);
     if (f == BlockFormat::Q4_0) return qmatmul_format<Isa, BlockFormat::Q4_0>(a, qa, pool);

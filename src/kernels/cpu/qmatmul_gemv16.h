@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/gemm_util.h"
@@ -114,8 +115,9 @@ inline void gemv_rows(const uint8_t* wq, int64_t rb, int64_t blocks, int64_t nr,
 // Q8_0: y[0..nr) for one activation row (quants xq, block scales xd[8 b], -128 Σ qx per block
 // in corr) against the nr <= 16 weight rows from wq (rb bytes apart, F16 scales ws, `blocks` a
 // row), two blocks a step.
-inline void gemv16_q8(const uint8_t* wq, int64_t rb, const uint16_t* ws, int64_t blocks, const int8_t* xq,
-               const float* xd, const int32_t* corr, float* y, int64_t nr) {
+inline void gemv16_q8(const uint8_t* wq, int64_t rb, const uint16_t* ws, int64_t blocks,
+                      const int8_t* xq, const float* xd, const int32_t* corr, float* y,
+                      int64_t nr) {
   const uint8_t* row[16];
   alignas(64) int32_t sidx[16];
   gemv_rows(wq, rb, blocks, nr, row, sidx);
@@ -220,36 +222,71 @@ void gemv16_q4(const uint8_t* wq, int64_t rb, const uint16_t* ws, int64_t blocks
   _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << nr) - 1), acc);
 }
 
-template <BlockFormat F, class High>
-void gemv_heads(const HeadMatmulArgs& a, const QuantActs& qa, ThreadPool& pool) {
-  const WeightRef& w = *a.w;
-  const int64_t K = w.cols, blocks = K / 32, rb = w.row_bytes();
-  // -o * Σ qx per block of every activation row: o = 128 (Q8_0's offset to unsigned) or 8.
-  const int64_t n = a.n_heads * a.T;
-  auto* corr = static_cast<int32_t*>(gemm_scratch(2, n * blocks * 4));
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t b = 0; b < blocks; ++b)
-      corr[i * blocks + b] = (F == BlockFormat::Q8_0 ? -128 : -8) * qa.block_qsum(i, b);
-  const int64_t kq = (blocks + 3) / 4 * 128;  // Q4_0: permuted activation bytes a row
-  auto* xp = static_cast<int8_t*>(gemm_scratch(3, F == BlockFormat::Q4_0 ? n * kq : 1));
-  if constexpr (F == BlockFormat::Q4_0)
-    for (int64_t i = 0; i < n; ++i) permute_q4_acts(qa.q_row(i), blocks, xp + i * kq);
-  const int64_t per_head = (a.w_rows + kGemvRows - 1) / kGemvRows;
-  run_tasks(pool, a.n_heads * per_head, n * a.w_rows * K, [&](int64_t b, int64_t e) {
+// One matmul of a batch, prepared: where its offset corrections (-o * Σ qx per block of every
+// activation row: o = 128, Q8_0's offset to unsigned, or 8) and Q4_0's permuted activations lie.
+struct GemvPlan {
+  const HeadMatmulArgs* a;
+  const QuantActs* qa;
+  int64_t corr, xp;    // offsets into the batch's scratch (ints, bytes)
+  int64_t per_head;    // tasks of kGemvRows rows per head
+  int64_t first_task;  // of the batch's task list
+};
+
+inline int64_t permuted_bytes(int64_t blocks) {
+  return (blocks + 3) / 4 * 128;
+}
+
+// The matmuls a[0..n) (each a Q8_0 or Q4_0 weight, T < 4) against their quantized activations
+// qa[i], as one task list over the pool: every matmul's 16-row tasks in turn, so a thread streams
+// from one matrix into the next (a MoE layer's experts) with one hand-off for all of them.
+template <class High>
+void gemv_batch(const HeadMatmulArgs* a, const QuantActs* const* qa, int64_t n, ThreadPool& pool) {
+  thread_local std::vector<GemvPlan> caller_plans;  // the tasks below name it, not the workers'
+  std::vector<GemvPlan>& plans = caller_plans;
+  plans.resize(static_cast<size_t>(n));
+  int64_t n_corr = 0, n_xp = 0, tasks = 0, macs = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t blocks = a[j].w->cols / 32, rows = a[j].n_heads * a[j].T;
+    const bool q4 = a[j].w->quant->format == BlockFormat::Q4_0;
+    plans[j] = {&a[j], qa[j], n_corr, n_xp, (a[j].w_rows + kGemvRows - 1) / kGemvRows, tasks};
+    n_corr += rows * blocks;
+    n_xp += q4 ? rows * permuted_bytes(blocks) : 0;
+    tasks += a[j].n_heads * plans[j].per_head;
+    macs += rows * a[j].w_rows * a[j].w->cols;
+  }
+  auto* corr = static_cast<int32_t*>(gemm_scratch(2, std::max<int64_t>(1, n_corr) * 4));
+  auto* xp = static_cast<int8_t*>(gemm_scratch(3, std::max<int64_t>(1, n_xp)));
+  for (const GemvPlan& p : plans) {
+    const int64_t blocks = p.a->w->cols / 32, rows = p.a->n_heads * p.a->T;
+    const bool q4 = p.a->w->quant->format == BlockFormat::Q4_0;
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t b = 0; b < blocks; ++b)
+        corr[p.corr + i * blocks + b] = (q4 ? -8 : -128) * p.qa->block_qsum(i, b);
+      if (q4) permute_q4_acts(p.qa->q_row(i), blocks, xp + p.xp + i * permuted_bytes(blocks));
+    }
+  }
+  run_tasks(pool, tasks, macs, [&](int64_t b, int64_t e) {
+    int64_t j = 0;
     for (int64_t task = b; task < e; ++task) {
-      const int64_t h = task / per_head, r0 = task % per_head * kGemvRows;
-      const int64_t r = a.w_row0 + h * a.w_head_stride + r0,
-                    nr = std::min(kGemvRows, a.w_rows - r0);
+      while (task >= plans[j].first_task + plans[j].a->n_heads * plans[j].per_head) ++j;
+      const GemvPlan& p = plans[j];
+      const HeadMatmulArgs& m = *p.a;
+      const WeightRef& w = *m.w;
+      const int64_t blocks = w.cols / 32, rb = w.row_bytes(), local = task - p.first_task;
+      const int64_t h = local / p.per_head, r0 = local % p.per_head * kGemvRows;
+      const int64_t r = m.w_row0 + h * m.w_head_stride + r0,
+                    nr = std::min(kGemvRows, m.w_rows - r0);
       const auto* wq = static_cast<const uint8_t*>(w.data) + r * rb;
-      for (int64_t t = 0; t < a.T; ++t) {
-        const int64_t i = h * a.T + t;
-        float* y = a.y + h * a.y_head_stride + t * a.y_row_stride + r0;
-        if constexpr (F == BlockFormat::Q8_0)
-          gemv16_q8(wq, rb, w.block_scale + r * blocks, blocks, qa.q_row(i), qa.d_row(i),
-                    corr + i * blocks, y, nr);
+      for (int64_t t = 0; t < m.T; ++t) {
+        const int64_t i = h * m.T + t;
+        float* y = m.y + h * m.y_head_stride + t * m.y_row_stride + r0;
+        const int32_t* ci = corr + p.corr + i * blocks;
+        if (w.quant->format == BlockFormat::Q8_0)
+          gemv16_q8(wq, rb, w.block_scale + r * blocks, blocks, p.qa->q_row(i), p.qa->d_row(i), ci,
+                    y, nr);
         else
-          gemv16_q4<High>(wq, rb, w.block_scale + r * blocks, blocks, xp + i * kq, qa.d_row(i),
-                    corr + i * blocks, y, nr);
+          gemv16_q4<High>(wq, rb, w.block_scale + r * blocks, blocks,
+                          xp + p.xp + i * permuted_bytes(blocks), p.qa->d_row(i), ci, y, nr);
       }
     }
   });

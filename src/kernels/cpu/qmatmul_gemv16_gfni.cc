@@ -1,6 +1,6 @@
-// Q4_0 decode by the 16-row GEMV (qmatmul_gemv16.h) with each byte's high nibble from one GFNI
-// affine instruction (a bit-matrix that shifts every byte right by 4) instead of a shift and a
-// mask: one instruction fewer per 64 weight bytes, 15% off the kernel's compute where the
+// Q8_0 / Q4_0 decode by the 16-row GEMV (qmatmul_gemv16.h), Q4_0 with each byte's high nibble from
+// one GFNI affine instruction (a bit-matrix that shifts every byte right by 4) instead of a shift
+// and a mask: one instruction fewer per 64 weight bytes, 15% off the kernel's compute where the
 // weights sit in cache. Same nibbles, so the same results bit for bit.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/gemm_util.h"
@@ -32,8 +33,9 @@ struct High {
 
 namespace dsv3::cpu {
 
-void qmatmul_gemv16_q4_gfni(const HeadMatmulArgs& a, const QuantActs& qa, ThreadPool& pool) {
-  gemv_heads<BlockFormat::Q4_0, High>(a, qa, pool);
+void qmatmul_gemv16_gfni(const HeadMatmulArgs* a, const QuantActs* const* qa, int64_t n,
+                         ThreadPool& pool) {
+  gemv_batch<High>(a, qa, n, pool);
 }
 
 }  // namespace dsv3::cpu

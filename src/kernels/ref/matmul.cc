@@ -54,6 +54,10 @@ void matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool&
   matmul_heads(one_head(y, w.rows, x, w.cols, w, T), pool);
 }
 
+void matmul_batch(const MatmulJob* jobs, int64_t n, ThreadPool& pool) {
+  for (int64_t i = 0; i < n; ++i) matmul(jobs[i].y, jobs[i].x, *jobs[i].w, jobs[i].T, pool);
+}
+
 void matmul_xw_heads(const HeadMatmulArgs& a, ThreadPool& pool) {
   check_head_args(a);
   // Parallel over column chunks of every head; each task dequantises its column slice of every

@@ -10,6 +10,7 @@ namespace dsv3::ref {
 float dot(const float* a, const float* b, int64_t n);
 
 void matmul(float* y, const float* x, const WeightRef& w, int64_t T, ThreadPool& pool);
+void matmul_batch(const MatmulJob* jobs, int64_t n, ThreadPool& pool);  // matmul on each in turn
 void matmul_xw(float* y, int64_t y_stride, const float* x, int64_t x_stride, const WeightRef& w,
                int64_t T, ThreadPool& pool);
 void matmul_heads(const HeadMatmulArgs& a, ThreadPool& pool);

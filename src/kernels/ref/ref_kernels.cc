@@ -7,6 +7,7 @@ const Kernels& ref_kernels() {
   static const Kernels k = {
       .name = "ref",
       .matmul = ref::matmul,
+      .matmul_batch = ref::matmul_batch,
       .matmul_xw = ref::matmul_xw,
       .matmul_heads = ref::matmul_heads,
       .matmul_xw_heads = ref::matmul_xw_heads,

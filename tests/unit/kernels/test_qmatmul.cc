@@ -310,6 +310,56 @@ TEST(Qmatmul, Avx2TableRunsTheAvx2Kernel) {
   EXPECT_EQ(0, std::memcmp(y.data(), ya.data(), y.size() * sizeof(float)));
 }
 
+TEST(Qmatmul, BatchEqualsEachMatmulAlone) {
+  // matmul_batch of every table against the same table's matmul per job, bit for bit: decode jobs
+  // on Q8_0 and Q4_0 (the GEMV batch: gate and up sharing an x, then the same shape on another x,
+  // rows not a multiple of 16, T up to 3, K 96 with a partial 4-block step), then batches the GEMV
+  // does not take (a Q4_1 job, a BF16 one, T = 5) in turn.
+  std::vector<const Kernels*> tables = {&ref_kernels(), &best_kernels()};
+  if (cpu::avx2_supported()) tables.push_back(&avx2_kernels());
+  if (cpu_kernels_supported()) tables.push_back(&cpu_kernels());
+  ThreadPool pool(3);
+  QWeight g = make_qweight(BlockFormat::Q4_0, 40, 96, 601),
+          u = make_qweight(BlockFormat::Q8_0, 40, 96, 602),
+          d = make_qweight(BlockFormat::Q4_0, 96, 64, 603),
+          q41 = make_qweight(BlockFormat::Q4_1, 24, 96, 604);
+  test::TestWeight bf = test::make_weight(DType::BF16, 24, 96, 605);
+  const auto x1 = test::randn(3 * 96, 21), x2 = test::randn(5 * 96, 22),
+             x3 = test::randn(3 * 64, 23);
+  struct Case {
+    const WeightRef* w;
+    const float* x;
+    int64_t T;
+  };
+  const std::vector<std::vector<Case>> batches = {
+      {{&g.ref, x1.data(), 1},
+       {&u.ref, x1.data(), 1},
+       {&u.ref, x2.data(), 1},
+       {&d.ref, x3.data(), 1}},
+      {{&g.ref, x1.data(), 3},
+       {&u.ref, x1.data(), 3},
+       {&d.ref, x3.data(), 2},
+       {&g.ref, x2.data(), 2}},
+      {{&g.ref, x1.data(), 1}, {&q41.ref, x1.data(), 1}},
+      {{&bf.ref, x1.data(), 2}, {&g.ref, x2.data(), 5}}};
+  for (const Kernels* k : tables)
+    for (size_t bi = 0; bi < batches.size(); ++bi) {
+      const auto& b = batches[bi];
+      std::vector<std::vector<float>> y(b.size()), alone(b.size());
+      std::vector<MatmulJob> jobs;
+      for (size_t i = 0; i < b.size(); ++i) {
+        y[i].assign(b[i].T * b[i].w->rows, -1.0f);
+        alone[i].assign(b[i].T * b[i].w->rows, -2.0f);
+        jobs.push_back({y[i].data(), b[i].x, b[i].w, b[i].T});
+        k->matmul(alone[i].data(), b[i].x, *b[i].w, b[i].T, pool);
+      }
+      k->matmul_batch(jobs.data(), static_cast<int64_t>(jobs.size()), pool);
+      for (size_t i = 0; i < b.size(); ++i)
+        ASSERT_EQ(0, std::memcmp(y[i].data(), alone[i].data(), y[i].size() * sizeof(float)))
+            << k->name << " batch " << bi << " job " << i;
+    }
+}
+
 TEST(Qmatmul, EmbeddingAndMatmulXwDequantize) {
   // The ops that read a quantized weight as floats (embedding rows, matmul_xw: MLA's absorbed
   // query) see exactly the dequantized values; matmul_xw on 96 columns (a 64-column task and a
