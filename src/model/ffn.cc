@@ -19,6 +19,8 @@ void SwiGlu::reserve(FfnActs& a, int64_t T) const {
 
 void SwiGlu::forward(ComputeContext ctx, const float* x, int64_t T, FfnActs& a, int64_t row0,
                      float* out) const {
+  if (gate_.batches(ctx) && up_.batches(ctx) && down_.batches(ctx))
+    return forward_batch(ctx, {{this, x, T, &a, row0, out}});  // gate and up in one batch
   const int64_t I = inter(), n = T * I;
   float* gate = a.gate.data() + row0 * I;
   float* up = a.up.data() + row0 * I;
@@ -44,29 +46,28 @@ void SwiGlu::forward(ComputeContext ctx, const float* x, int64_t T, FfnActs& a, 
 void SwiGlu::forward_batch(ComputeContext ctx, const std::vector<SwiGluCall>& calls) {
   bool batch = true;
   for (const SwiGluCall& c : calls)
-    batch = batch && c.ffn->gate_.inference_weight(ctx) && c.ffn->up_.inference_weight(ctx) &&
-            c.ffn->down_.inference_weight(ctx);
+    batch =
+        batch && c.ffn->gate_.batches(ctx) && c.ffn->up_.batches(ctx) && c.ffn->down_.batches(ctx);
   if (!batch) {
     for (const SwiGluCall& c : calls) c.ffn->forward(ctx, c.x, c.T, *c.acts, c.row0, c.out);
     return;
   }
-  std::vector<MatmulJob> jobs;
+  std::vector<LinearCall> proj;
   for (const SwiGluCall& c : calls) {
     const int64_t I = c.ffn->inter();
-    jobs.push_back(
-        {c.acts->gate.data() + c.row0 * I, c.x, c.ffn->gate_.inference_weight(ctx), c.T});
-    jobs.push_back({c.acts->up.data() + c.row0 * I, c.x, c.ffn->up_.inference_weight(ctx), c.T});
+    proj.push_back({&c.ffn->gate_, c.x, c.T, c.acts->gate.data() + c.row0 * I});
+    proj.push_back({&c.ffn->up_, c.x, c.T, c.acts->up.data() + c.row0 * I});
   }
-  ctx.kernels.matmul_batch(jobs.data(), static_cast<int64_t>(jobs.size()), ctx.pool);
-  jobs.clear();
+  Linear::forward_batch(ctx, proj);
+  proj.clear();
   for (const SwiGluCall& c : calls) {
     const int64_t I = c.ffn->inter(), n = c.T * I;
     float* act = c.acts->act.data() + c.row0 * I;
     std::copy_n(c.acts->gate.data() + c.row0 * I, n, act);
     ctx.kernels.swiglu(act, c.acts->up.data() + c.row0 * I, n);
-    jobs.push_back({c.out, act, c.ffn->down_.inference_weight(ctx), c.T});
+    proj.push_back({&c.ffn->down_, act, c.T, c.out});
   }
-  ctx.kernels.matmul_batch(jobs.data(), static_cast<int64_t>(jobs.size()), ctx.pool);
+  Linear::forward_batch(ctx, proj);
 }
 
 void SwiGlu::release_cached(FfnActs& a) {

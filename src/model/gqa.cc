@@ -36,15 +36,15 @@ void GqaAttention::forward(ComputeContext ctx, const float* x, const Batch& b, c
   a.q.resize(N * H_ * hd_);
   a.kv.resize(N * row);
   a.o.resize(N * H_ * hd_);
-  a.proj.resize(N * nk);
+  a.proj.resize(2 * N * nk);
   a.lse.resize(N * H_);
-  q_.forward(ctx, x, N, a.q.data());
-  // k and v into the cache-row layout [k; v].
-  for (int which = 0; which < 2; ++which) {
-    (which == 0 ? k_ : v_).forward(ctx, x, N, a.proj.data());
+  // q, k and v of the same x in one batch; k and v then into the cache-row layout [k; v].
+  Linear::forward_batch(
+      ctx,
+      {{&q_, x, N, a.q.data()}, {&k_, x, N, a.proj.data()}, {&v_, x, N, a.proj.data() + N * nk}});
+  for (int which = 0; which < 2; ++which)
     for (int64_t t = 0; t < N; ++t)
-      std::copy_n(a.proj.data() + t * nk, nk, a.kv.data() + t * row + which * nk);
-  }
+      std::copy_n(a.proj.data() + (which * N + t) * nk, nk, a.kv.data() + t * row + which * nk);
   k.rope_half(a.q.data(), N, H_, H_ * hd_, hd_, hd_, cos, sin);
   k.rope_half(a.kv.data(), N, kvh_, row, hd_, hd_, cos, sin);
   for (const BatchSeq& s : b.seqs()) {

@@ -178,10 +178,23 @@ bool native_fp8(ComputeContext ctx, const WeightRef& w) {
 }
 }  // namespace
 
-const WeightRef* Linear::inference_weight(ComputeContext ctx) const {
-  const WeightRef& w = w_->value;
-  return ctx.precision == Precision::Inference && b_ == nullptr && !native_fp8(ctx, w) ? &w
-                                                                                       : nullptr;
+bool Linear::batches(ComputeContext ctx) const {
+  return ctx.precision == Precision::Inference && !native_fp8(ctx, w_->value);
+}
+
+void Linear::forward_batch(ComputeContext ctx, const std::vector<LinearCall>& calls) {
+  bool batch = true;
+  for (const LinearCall& c : calls) batch = batch && c.l->batches(ctx);
+  if (!batch) {
+    for (const LinearCall& c : calls) c.l->forward(ctx, c.x, c.T, c.y);
+    return;
+  }
+  std::vector<MatmulJob> jobs;
+  jobs.reserve(calls.size());
+  for (const LinearCall& c : calls) jobs.push_back({c.y, c.x, &c.l->w_->value, c.T});
+  ctx.kernels.matmul_batch(jobs.data(), static_cast<int64_t>(jobs.size()), ctx.pool);
+  for (const LinearCall& c : calls)
+    if (c.l->b_) ctx.kernels.add_bias(c.y, c.l->b_->f32, c.T, c.l->out());
 }
 
 void Linear::forward(ComputeContext ctx, const float* x, int64_t T, float* y,

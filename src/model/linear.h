@@ -75,6 +75,15 @@ struct Fp8InputCache {
   int64_t row0 = 0;
 };
 
+class Linear;
+// One forward of Linear::forward_batch: l->forward(ctx, x, T, y).
+struct LinearCall {
+  const Linear* l;
+  const float* x;
+  int64_t T;
+  float* y;
+};
+
 class Linear {
  public:
   Linear() = default;
@@ -90,10 +99,14 @@ class Linear {
   void forward(ComputeContext ctx, const float* x, int64_t T, float* y) const;
   // The same, keeping x's Fprop tiles in `cache` when caches_input(ctx) (see above).
   void forward(ComputeContext ctx, const float* x, int64_t T, float* y, Fp8InputCache cache) const;
-  // The weight of forward's plain matmul under ctx (Inference precision, no bias, not the native
-  // FP8 GEMM), so that callers may batch several projections into one Kernels::matmul_batch
-  // with the same results; null where forward does more.
-  const WeightRef* inference_weight(ComputeContext ctx) const;
+  // Whether forward under ctx is a plain matmul (plus bias): Inference precision, not the native
+  // FP8 GEMM. Such forwards may run together in forward_batch.
+  bool batches(ComputeContext ctx) const;
+  // The calls' forwards (forward(ctx, x, T, y) each, the same results): where every Linear
+  // batches(ctx), their matmuls as one Kernels::matmul_batch (projections sharing an input, a
+  // MoE layer's experts: one hand-off over the pool at decode instead of one each), then the
+  // biases; else one after another.
+  static void forward_batch(ComputeContext ctx, const std::vector<LinearCall>& calls);
   // Whether forward keeps its input in an Fp8InputCache under ctx: the FP8 recipe with 1x128
   // tiles, this Linear's Wgrad in E4M3 (not the E5M6 o_proj cache).
   bool caches_input(ComputeContext ctx) const;

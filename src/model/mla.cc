@@ -44,20 +44,27 @@ void Mla::forward(ComputeContext ctx, AttentionPath path, const float* x, const 
   };
   // Steps 1-2: queries; q_pe rotated per head at each row's position.
   a.q.resize(N * H_ * dq);
+  a.kv_a.resize(N * dl);
+  a.latent.resize(N * dl);
+  // The projections of x (q or q_a, and kv_a of step 3) in one batch, unless kv_a keeps x.
   if (q_lora_ > 0) {
     a.cq_raw.resize(N * q_lora_);
     a.cq.resize(N * q_lora_);
-    q_a_.forward(ctx, x, N, a.cq_raw.data());
+  }
+  const LinearCall q_call =
+      q_lora_ > 0 ? LinearCall{&q_a_, x, N, a.cq_raw.data()} : LinearCall{&q_, x, N, a.q.data()};
+  if (keep) {
+    q_call.l->forward(ctx, x, N, q_call.y);
+    kv_a_.forward(ctx, x, N, a.kv_a.data(), cache(a.x_fp8));
+  } else {
+    Linear::forward_batch(ctx, {q_call, {&kv_a_, x, N, a.kv_a.data()}});
+  }
+  if (q_lora_ > 0) {
     k.rmsnorm(a.cq.data(), q_lora_, a.cq_raw.data(), q_lora_, q_a_norm_->f32, N, q_lora_, eps_);
     q_b_.forward(ctx, a.cq.data(), N, a.q.data(), cache(a.cq_fp8));
-  } else {
-    q_.forward(ctx, x, N, a.q.data());
   }
   k.rope_interleaved(a.q.data() + d_n_, N, H_, H_ * dq, dq, d_r_, cos, sin);
   // Step 3: the latent row [RMSNorm_kv(c_kv); RoPE(k_pe)], one shared k_pe for all heads.
-  a.kv_a.resize(N * dl);
-  a.latent.resize(N * dl);
-  kv_a_.forward(ctx, x, N, a.kv_a.data(), cache(a.x_fp8));
   k.rmsnorm(a.latent.data(), dl, a.kv_a.data(), dl, kv_a_norm_.f32, N, d_c_, eps_);
   for (int64_t t = 0; t < N; ++t)
     std::copy_n(a.kv_a.data() + t * dl + d_c_, d_r_, a.latent.data() + t * dl + d_c_);
