@@ -33,15 +33,23 @@ namespace {
 
 constexpr int64_t kGemvRows = 16;
 
-// v[0..15] (row i: lanes 0-7 block b, 8-15 block b + 1) -> lanes = rows, block b and b + 1.
-inline void rows_to_lanes(__m512i v[16], __m512i* sb, __m512i* sb1) {
-  __m512i u[8], w[4], x[2];
+// The first two levels of the rows-to-lanes tree (integer adds, exact): pairs of rows, then
+// pairs of pairs, so that dword j of each 128-bit lane of w[i] sums row 4 i + j's four dwords of
+// that lane in v.
+inline void sum_row_quads(const __m512i v[16], __m512i w[4]) {
+  __m512i u[8];
   for (int i = 0; i < 8; ++i)
     u[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
                             _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
   for (int i = 0; i < 4; ++i)
     w[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(u[2 * i], u[2 * i + 1]),
                             _mm512_unpackhi_epi64(u[2 * i], u[2 * i + 1]));
+}
+
+// v[0..15] (row i: lanes 0-7 block b, 8-15 block b + 1) -> lanes = rows, block b and b + 1.
+inline void rows_to_lanes(__m512i v[16], __m512i* sb, __m512i* sb1) {
+  __m512i w[4], x[2];
+  sum_row_quads(v, w);
   for (int j = 0; j < 2; ++j)
     x[j] = _mm512_add_epi32(_mm512_shuffle_i32x4(w[2 * j], w[2 * j + 1], _MM_SHUFFLE(2, 0, 2, 0)),
                             _mm512_shuffle_i32x4(w[2 * j], w[2 * j + 1], _MM_SHUFFLE(3, 1, 3, 1)));
@@ -191,13 +199,8 @@ void gemv16_q4(const uint8_t* wq, int64_t rb, const uint16_t* ws, int64_t blocks
     }
     // Rows to lanes: pairs of rows, pairs of pairs (each 128-bit lane then one block of 4 rows),
     // then a 4 x 4 transpose of the 128-bit lanes; integer adds, exact.
-    __m512i u[8], w4[4], sblk[4];
-    for (int i = 0; i < 8; ++i)
-      u[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
-                              _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
-    for (int i = 0; i < 4; ++i)
-      w4[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(u[2 * i], u[2 * i + 1]),
-                               _mm512_unpackhi_epi64(u[2 * i], u[2 * i + 1]));
+    __m512i w4[4], sblk[4];
+    sum_row_quads(v, w4);
     const __m512i t0 = _mm512_shuffle_i32x4(w4[0], w4[1], _MM_SHUFFLE(1, 0, 1, 0));
     const __m512i t1 = _mm512_shuffle_i32x4(w4[0], w4[1], _MM_SHUFFLE(3, 2, 3, 2));
     const __m512i t2 = _mm512_shuffle_i32x4(w4[2], w4[3], _MM_SHUFFLE(1, 0, 1, 0));
