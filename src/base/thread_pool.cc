@@ -15,7 +15,7 @@ ThreadPool::ThreadPool(int n_threads)
 
 namespace {
 
-constexpr uint32_t kStop = 0xFFFFFFFFu;  // generation_ when the pool is shutting down
+constexpr uint32_t kStop = 0xFFFFFFFFu;          // generation_ when the pool is shutting down
 constexpr int64_t kMaxUnits = int64_t{1} << 20;  // units per job: fits a share's 24-bit fields
 constexpr uint64_t kUnitMask = (uint64_t{1} << 24) - 1;
 
@@ -30,9 +30,15 @@ uint64_t share_word(uint32_t gen, int64_t front, int64_t back) {
   return uint64_t{gen & 0xFFFFu} << 48 | static_cast<uint64_t>(front) << 24 |
          static_cast<uint64_t>(back);
 }
-bool same_job(uint64_t word, uint32_t gen) { return (word >> 48) == (gen & 0xFFFFu); }
-int64_t front_of(uint64_t word) { return static_cast<int64_t>((word >> 24) & kUnitMask); }
-int64_t back_of(uint64_t word) { return static_cast<int64_t>(word & kUnitMask); }
+bool same_job(uint64_t word, uint32_t gen) {
+  return (word >> 48) == (gen & 0xFFFFu);
+}
+int64_t front_of(uint64_t word) {
+  return static_cast<int64_t>((word >> 24) & kUnitMask);
+}
+int64_t back_of(uint64_t word) {
+  return static_cast<int64_t>(word & kUnitMask);
+}
 
 // How long a thread polls before it blocks: long enough to bridge the gap between two ops of a
 // forward pass, short enough not to keep a core busy between tokens of a slow sampler.
@@ -77,8 +83,8 @@ void ThreadPool::run_job(int index, uint32_t gen) {
   // Its own share from the front, in pieces of at most 1/kChunksPerThread of the share.
   int64_t own_b, own_e;
   chunk(units_, n_threads_, index, own_b, own_e);
-  const int64_t piece = std::max<int64_t>(1, (own_e - own_b + kChunksPerThread - 1) /
-                                                 kChunksPerThread);
+  const int64_t piece =
+      std::max<int64_t>(1, (own_e - own_b + kChunksPerThread - 1) / kChunksPerThread);
   std::atomic<uint64_t>& mine = shares_[index].word;
   for (uint64_t w = mine.load(std::memory_order_acquire);;) {
     const int64_t f = front_of(w), b = back_of(w);

@@ -60,7 +60,7 @@ class ThreadPool {
   // Thread `index` runs units of job `gen`: its own share from the front, then others' from
   // their ends, until none is left (or a newer job replaced it).
   void run_job(int index, uint32_t gen);
-  // Runs units [b, e) of the current job; false (after noting the exception) if fn threw.
+  // Runs units [b, e) of the current job; an exception from fn is kept for the caller.
   void run_units(int64_t b, int64_t e);
 
   int n_threads_;
@@ -72,7 +72,7 @@ class ThreadPool {
   // them when n exceeds kMaxUnits.
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_n_ = 0, units_ = 0;
-  uint32_t posted_ = 0;  // the caller's count of jobs
+  uint32_t posted_ = 0;                        // the caller's count of jobs
   alignas(64) std::atomic<uint32_t> done_{0};  // units of the current job finished
   // The newest job's generation, or kStop: what sleeping workers wait on.
   alignas(64) std::atomic<uint32_t> generation_{0};
